@@ -1,0 +1,257 @@
+"""Settings: defaults < `newsletter.toml` < `NEWSLETTER_*` environment < CLI flags, into one frozen object.
+
+Environment variables name a key with `__` for nesting: `NEWSLETTER_TIMEZONE=Asia/Tokyo`,
+`NEWSLETTER_SENDER__ADDRESS=news@example.com`. Secrets (SMTP password, unsubscribe secret) are never part
+of the settings object: the code that needs one reads it from the environment at the moment of use, so a
+settings dump can never leak it.
+
+Sections other stages own (`[smtp]`, `[schedule]`, `[intake]`, `[preview]`) are kept as plain tables and
+read by those stages through `Settings.section()`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import ConfigError
+
+CONFIG_FILE = "newsletter.toml"
+ENV_PREFIX = "NEWSLETTER_"
+
+# The demo newsletter: everything a fresh checkout needs to build without a config file.
+DEFAULTS: dict[str, Any] = {
+    "title": "The Morning Brief",
+    "tagline": "Essential international news, every morning",
+    "locale": "en",
+    "timezone": "Europe/Paris",
+    "cutoff": "06:00",
+    "base_url": "https://newsletter.example.org",
+    "subject": "{title} — {date}",
+    "html_budget_kb": 100,
+    "excerpt_words": 120,
+    "sender": {"name": "The Morning Brief", "address": "morning@newsletter.example.org"},
+    "list": {
+        "address": "morning-brief@newsletter.example.org",
+        "id": "morning-brief.newsletter.example.org",
+        "unsubscribe_url": "https://newsletter.example.org/u/",
+        "unsubscribe_mailto": "",
+    },
+    "paths": {"stories": "stories", "templates": "templates", "outbox": "outbox"},
+}
+# Tables owned by later stages: free-form here, validated by the stage that reads them.
+OPEN_SECTIONS = ("smtp", "schedule", "intake", "preview", "mailing")
+
+
+@dataclass(frozen=True)
+class Sender:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class ListSettings:
+    address: str
+    id: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    title: str
+    tagline: str
+    locale: str
+    timezone: ZoneInfo
+    cutoff: time
+    base_url: str
+    subject: str
+    html_budget: int  # bytes of HTML; Gmail clips above ~102 KB
+    excerpt_words: int
+    sender: Sender
+    list: ListSettings
+    stories_dir: Path
+    templates_dir: Path
+    outbox_dir: Path
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    config_file: Path | None = None
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A copy of an open table such as `[smtp]`; empty when absent."""
+        return copy.deepcopy(dict(self.sections.get(name, {})))
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(root: str | Path = ".", overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the layered configuration for the newsletter folder `root`.
+
+    `overrides` are CLI flags as dotted keys (`{"timezone": "UTC", "sender.name": "X"}`).
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"--root {root}: not a directory")
+    data = copy.deepcopy(DEFAULTS)
+    config_file = root / CONFIG_FILE
+    if config_file.is_file():
+        try:
+            file_data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{CONFIG_FILE}: {exc}") from None
+        _merge(data, file_data, CONFIG_FILE, "")
+    else:
+        config_file = None
+    env = os.environ if environ is None else environ
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = name[len(ENV_PREFIX):].lower().split("__")
+        if _known_key(keys):
+            _set(data, keys, value, f"environment {name}")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set(data, dotted.split("."), value, f"--{dotted.replace('.', '-').replace('_', '-')}")
+    return _build(root, data, config_file)
+
+
+def _known_key(keys: list[str]) -> bool:
+    if keys[0] in OPEN_SECTIONS:
+        return len(keys) > 1
+    node: Any = DEFAULTS
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return not isinstance(node, dict)
+
+
+def _merge(target: dict[str, Any], source: Mapping[str, Any], origin: str, prefix: str) -> None:
+    for key, value in source.items():
+        dotted = f"{prefix}{key}"
+        if not prefix and key in OPEN_SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{origin}: '{key}' must be a table")
+            target.setdefault(key, {}).update(value)
+        elif key not in target:
+            raise ConfigError(f"{origin}: unknown setting '{dotted}'")
+        elif isinstance(target[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{origin}: '{dotted}' must be a table")
+            _merge(target[key], value, origin, f"{dotted}.")
+        else:
+            target[key] = value
+
+
+def _set(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{origin}: '{'.'.join(keys)}' is not a setting")
+    default = node.get(keys[-1])
+    if isinstance(value, str) and isinstance(default, bool):
+        value = value.strip().lower() in ("1", "true", "yes", "on")
+    elif isinstance(value, str) and isinstance(default, int):
+        try:
+            value = int(value)
+        except ValueError:
+            raise ConfigError(f"{origin}: '{'.'.join(keys)}' must be a whole number, got {value!r}") from None
+    node[keys[-1]] = value
+
+
+def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settings:
+    origin = CONFIG_FILE if config_file else "settings"
+
+    def text(value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{origin}: '{key}' must be a string, got {value!r}")
+        return value
+
+    def number(value: Any, key: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{origin}: '{key}' must be a whole number from {low} to {high}, got {value!r}")
+        return value
+
+    try:
+        tz = ZoneInfo(text(data["timezone"], "timezone"))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{origin}: 'timezone': unknown time zone {data['timezone']!r}") from None
+    cutoff_text = text(data["cutoff"], "cutoff")
+    if not re.fullmatch(r"\d{2}:\d{2}", cutoff_text):
+        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {cutoff_text!r}")
+    try:
+        cutoff = time.fromisoformat(cutoff_text)
+    except ValueError:
+        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {cutoff_text!r}") from None
+    locale = text(data["locale"], "locale")
+    try:
+        Locale.parse(locale.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        raise ConfigError(f"{origin}: 'locale': unknown locale {locale!r}") from None
+    base_url = text(data["base_url"], "base_url").rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", base_url):
+        raise ConfigError(f"{origin}: 'base_url' must be an absolute http(s) URL, got {base_url!r}")
+    subject = text(data["subject"], "subject")
+    try:
+        subject.format(title="", date="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"{origin}: 'subject': only {{title}} and {{date}} may appear ({exc})") from None
+    sender = Sender(text(data["sender"]["name"], "sender.name"),
+                    _address(data["sender"]["address"], "sender.address", origin))
+    lst = data["list"]
+    list_settings = ListSettings(
+        address=_address(lst["address"], "list.address", origin),
+        id=text(lst["id"], "list.id"),
+        unsubscribe_url=text(lst["unsubscribe_url"], "list.unsubscribe_url"),
+        unsubscribe_mailto=text(lst["unsubscribe_mailto"], "list.unsubscribe_mailto"),
+    )
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+", list_settings.id):
+        raise ConfigError(f"{origin}: 'list.id' must be a dotted name like news.example.org, got {lst['id']!r}")
+    if not list_settings.unsubscribe_url.startswith("https://"):
+        raise ConfigError(f"{origin}: 'list.unsubscribe_url' must be an https URL (RFC 8058)")
+    if any(c in v for v in (sender.name, subject, data["title"]) for c in "\r\n"):
+        raise ConfigError(f"{origin}: header values (title, subject, sender.name) must be one line")
+    paths = {k: (root / text(v, f"paths.{k}")).resolve() for k, v in data["paths"].items()}
+    return Settings(
+        root=root,
+        title=text(data["title"], "title"),
+        tagline=text(data["tagline"], "tagline"),
+        locale=locale,
+        timezone=tz,
+        cutoff=cutoff,
+        base_url=base_url,
+        subject=subject,
+        html_budget=number(data["html_budget_kb"], "html_budget_kb", 10, 10_000) * 1000,
+        excerpt_words=number(data["excerpt_words"], "excerpt_words", 20, 100_000),
+        sender=sender,
+        list=list_settings,
+        stories_dir=paths["stories"],
+        templates_dir=paths["templates"],
+        outbox_dir=paths["outbox"],
+        sections={k: data.get(k, {}) for k in OPEN_SECTIONS},
+        config_file=config_file,
+    )
+
+
+def _address(value: Any, key: str, origin: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: '{key}' must be an email address, got {value!r}")
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ConfigError(f"{origin}: '{key}': {value!r} is not a valid address ({exc})") from None

@@ -1,0 +1,61 @@
+"""The one exception tree of the package.
+
+    NewsletterError                 anything the user can fix; the CLI prints str(err) on one line
+    ├── ConfigError                 a bad value in newsletter.toml / NEWSLETTER_* / flags
+    ├── StoryError                  a story file that cannot be read (file + field)
+    ├── EditionError                an edition that cannot be built (empty, over budget)
+    ├── TemplateError               a Jinja or MJML error (template file + line)
+    ├── SubscriberError             a subscriber list that cannot be read
+    ├── DeliveryError               a sink that cannot deliver at all (server unreachable)
+    │   └── LockedError             another run holds the edition / scheduler lock
+    └── TokenError                  a forged or malformed unsubscribe token
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """Base class: its message is one line a user can act on."""
+
+
+class ConfigError(NewsletterError):
+    pass
+
+
+class StoryError(NewsletterError):
+    """A problem with one story file; `field` is None when it is about the whole file."""
+
+    def __init__(self, path: str, field: str | None, message: str) -> None:
+        self.path = path
+        self.field = field
+        self.message = message
+        where = f"{path}: field '{field}'" if field else path
+        super().__init__(f"{where}: {message}")
+
+
+class EditionError(NewsletterError):
+    pass
+
+
+class TemplateError(NewsletterError):
+    def __init__(self, template: str, line: int | None, message: str) -> None:
+        self.template = template
+        self.line = line
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"{where}: {message}")
+
+
+class SubscriberError(NewsletterError):
+    pass
+
+
+class DeliveryError(NewsletterError):
+    pass
+
+
+class LockedError(DeliveryError):
+    pass
+
+
+class TokenError(NewsletterError):
+    pass

@@ -1,0 +1,92 @@
+"""Lint a rendered edition for what mail clients and readers trip over. Pure: HTML in, problems out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from .text import WIDTH, display_width
+
+PREHEADER_MIN, PREHEADER_MAX = 40, 140
+
+
+@dataclass(frozen=True)
+class Problem:
+    level: str  # "error" | "warning"
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.level}: {self.message}"
+
+
+class _Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.html_attrs: dict[str, str | None] = {}
+        self.tables_without_role = 0
+        self.images_without_alt: list[str] = []
+        self.relative_links: list[str] = []
+        self.styled_classes = 0
+        self.unstyled_classes: list[str] = []
+        self.style_tags = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "html":
+            self.html_attrs = a
+        elif tag == "table" and a.get("role") != "presentation":
+            self.tables_without_role += 1
+        elif tag == "img" and a.get("alt") is None:
+            self.images_without_alt.append(a.get("src") or "?")
+        elif tag == "style":
+            self.style_tags += 1
+        for name in ("href", "src"):
+            value = (a.get(name) or "").strip()
+            if value and not value.startswith(("http://", "https://", "mailto:", "tel:", "cid:", "#")):
+                self.relative_links.append(value)
+        cls = a.get("class") or ""
+        if any(c.startswith("nl-") for c in cls.split()):
+            if "style" in a:
+                self.styled_classes += 1
+            else:
+                self.unstyled_classes.append(cls)
+
+
+def lint_html(html: str, preheader: str, budget: int, where: str = "newsletter.html") -> list[Problem]:
+    scan = _Scan()
+    scan.feed(html)
+    problems: list[Problem] = []
+    size = len(html.encode("utf-8"))
+
+    def add(level: str, message: str) -> None:
+        problems.append(Problem(level, where, message))
+
+    if size > budget:
+        add("error", f"HTML is {size / 1000:.1f} KB, over the {budget / 1000:.0f} KB budget (Gmail clips at 102 KB)")
+    elif size > 0.9 * budget:
+        add("warning", f"HTML is {size / 1000:.1f} KB, {size / budget:.0%} of the {budget / 1000:.0f} KB budget")
+    if not PREHEADER_MIN <= len(preheader) <= PREHEADER_MAX:
+        add("warning", f"preheader is {len(preheader)} characters; inboxes show {PREHEADER_MIN}-{PREHEADER_MAX}")
+    lang = scan.html_attrs.get("lang")
+    if not lang or lang == "und":
+        add("error", "<html> has no lang attribute")
+    if scan.html_attrs.get("dir") not in ("ltr", "rtl"):
+        add("error", "<html> has no dir attribute (ltr or rtl)")
+    if scan.tables_without_role:
+        add("error", f"{scan.tables_without_role} layout table(s) without role=\"presentation\"")
+    for src in scan.images_without_alt:
+        add("error", f"image without alt text: {src}")
+    for link in sorted(set(scan.relative_links)):
+        add("error", f"link is not absolute: {link}")
+    if scan.unstyled_classes or not scan.styled_classes:
+        add("error", "CSS is not inlined: styled elements carry no style attribute")
+    return problems
+
+
+def lint_text(text: str, where: str = "newsletter.txt") -> list[Problem]:
+    problems = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if display_width(line) > WIDTH and "://" not in line:
+            problems.append(Problem("warning", f"{where}:{n}", f"line is {display_width(line)} columns (> {WIDTH})"))
+    return problems

@@ -1,0 +1,65 @@
+"""Assemble the MIME message: multipart/alternative, text/plain first, then text/html. Pure.
+
+Both parts are quoted-printable: MJML emits the HTML as one very long line, and RFC 5322 allows at
+most 998 octets per line; quoted-printable keeps every line under 78 whatever the content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from .config import Settings
+from .stories import one_line
+
+
+def list_id_header(settings: Settings) -> str:
+    return f"{one_line(settings.title)} <{settings.list.id}>"
+
+
+def make_message_id(settings: Settings, key: str, unique: str | None = None) -> str:
+    """`<key.random@sender-domain>`: the key says what the message is, the random part makes it unique."""
+    domain = settings.sender.address.rsplit("@", 1)[-1]
+    return f"<{key}.{unique or secrets.token_hex(8)}@{domain}>"
+
+
+def build_message(
+    *,
+    settings: Settings,
+    subject: str,
+    text: str,
+    html: str,
+    to: Address,
+    date: datetime,
+    message_id: str,
+    extra_headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = Address(one_line(settings.sender.name), addr_spec=settings.sender.address)
+    msg["To"] = to
+    msg["Subject"] = one_line(subject)
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id
+    msg["List-Id"] = list_id_header(settings)
+    msg["Content-Language"] = settings.locale.replace("_", "-")
+    for name, value in (extra_headers or {}).items():
+        msg[name] = one_line(value)
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # A boundary derived from the content keeps rebuilds byte-identical (the stdlib picks a random one).
+    digest = hashlib.sha256(text.encode() + b"\0" + html.encode()).hexdigest()[:32]
+    msg.set_boundary(f"=_nl_{digest}")
+    return msg
+
+
+def list_copy(settings: Settings, subject: str, text: str, html: str, date: datetime, key: str,
+              unique: str | None = None) -> EmailMessage:
+    """The edition as addressed to the list itself: what `build` writes to the outbox."""
+    to = Address(one_line(settings.title), addr_spec=settings.list.address)
+    return build_message(settings=settings, subject=subject, text=text, html=html, to=to, date=date,
+                         message_id=make_message_id(settings, key, unique))

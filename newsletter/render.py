@@ -1,0 +1,364 @@
+"""Render an edition to HTML: Jinja → MJML → HTML (mjml-python) → CSS inlined (css-inline).
+
+Returns strings and touches no files. The same context feeds the plain-text template (`text.py`), so
+both parts always say the same thing.
+
+Personal parts (greeting, view-in-browser and unsubscribe URLs) are plain context values, so the
+mailing stage can render an edition once and fill them in per subscriber.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from babel.dates import format_date, format_time
+from markupsafe import Markup
+from mjml import mjml2html
+
+from .config import Settings
+from .edition import Edition, demote, demotable
+from .errors import EditionError, TemplateError
+from .stories import Block, Story
+
+HTML_TEMPLATE = "newsletter.mjml.j2"
+TEXT_TEMPLATE = "newsletter.txt.j2"
+_INLINE_STYLE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.S)
+_RTL_LANGS = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
+
+
+def default_templates_dir() -> Path:
+    """The templates shipped with the package (a wheel), or the checkout's top-level `templates/`."""
+    shipped = Path(str(resources.files("newsletter"))) / "templates"
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Personal:
+    """What differs between subscribers. The defaults are the list copy written to the outbox."""
+
+    name: str = ""
+    view_url: str = ""
+    unsubscribe_url: str = ""
+
+
+@dataclass
+class Rendered:
+    edition: Edition
+    html: str
+    text: str
+    subject: str
+    preheader: str
+    context: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def demoted(self) -> tuple[Story, ...]:
+        return self.edition.more
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+class _Loader(jinja2.FileSystemLoader):
+    """Looks in the newsletter's `templates/` first, then in the defaults, and remembers which."""
+
+
+def make_environment(settings: Settings) -> jinja2.Environment:
+    dirs = [d for d in (settings.templates_dir, default_templates_dir()) if d.is_dir()]
+    env = jinja2.Environment(
+        loader=_Loader([str(d) for d in dict.fromkeys(dirs)]),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("j2", "mjml", "html"),
+                                            disabled_extensions=("txt.j2", "css")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    # .txt.j2 must not be escaped: select_autoescape sees only the last suffix, so say it explicitly.
+    env.autoescape = lambda name: bool(name) and not str(name).endswith((".txt.j2", ".css"))
+    from .text import install_filters
+
+    install_filters(env)
+    return env
+
+
+def template_path(env: jinja2.Environment, name: str, root: Path) -> str:
+    """Where template `name` comes from, as a user would type it."""
+    loader = env.loader
+    assert isinstance(loader, jinja2.FileSystemLoader)
+    for base in loader.searchpath:
+        candidate = Path(base) / name
+        if candidate.is_file():
+            try:
+                return candidate.resolve().relative_to(root).as_posix()
+            except ValueError:
+                return str(candidate)
+    return name
+
+
+# --- context ---------------------------------------------------------------------------------------
+
+
+def edition_url(settings: Settings, edition: Edition) -> str:
+    return f"{settings.base_url}/editions/{edition.date.isoformat()}/"
+
+
+def build_context(edition: Edition, settings: Settings, personal: Personal | None = None) -> dict[str, Any]:
+    personal = personal or Personal()
+    lang = settings.locale.replace("_", "-")
+    view_url = personal.view_url or edition_url(settings, edition)
+    date_long = format_date(edition.date, format="full", locale=settings.locale)
+    excerpt = settings.excerpt_words
+
+    def view(story: Story, words: int) -> dict[str, Any]:
+        anchor = edition.anchor(story)
+        blocks, truncated = _excerpt(story.blocks, words)
+        read_more_url = story.url or f"{view_url}#{anchor}"
+        kind = story.kind.capitalize()
+        meta = [p for p in (story.byline, format_time(story.published.astimezone(settings.timezone),
+                                                        format="short", locale=settings.locale)) if p]
+        return {
+            "id": story.id,
+            "anchor": anchor,
+            "title": story.title,
+            "summary": story.summary,
+            "section": story.section,
+            "kicker": story.section if story.kind == "article" else f"{kind} · {story.section}",
+            "kind": story.kind,
+            "byline": story.byline,
+            "meta_line": " · ".join(meta),
+            "published": story.published,
+            "url": story.url,
+            "read_more_url": read_more_url,
+            "read_more_label": "Watch" if story.kind == "video" else (
+                "Listen" if story.kind in ("audio", "podcast") else "Read more"),
+            "show_read_more": truncated or bool(story.url),
+            "truncated": truncated,
+            "image": story.image,
+            "tags": story.tags,
+            "lang": story.lang,
+            "dir": story.dir,
+            "align": "right" if story.dir == "rtl" else "left",
+            "excerpt_html": Markup("".join(b.html for b in blocks)),
+            "excerpt_blocks": blocks,
+        }
+
+    lead = view(edition.lead, excerpt * 2)
+    sections = [{"name": s.name, "stories": [view(st, excerpt) for st in s.stories]} for s in edition.sections]
+    more = [view(st, 0) for st in edition.more]
+    subject = settings.subject.format(title=settings.title, date=date_long)
+    preheader = _preheader(edition)
+    return {
+        "newsletter": {
+            "title": settings.title,
+            "tagline": settings.tagline,
+            "base_url": settings.base_url,
+            "site": settings.base_url.split("://", 1)[-1],
+            "sender": settings.sender.name,
+            "sender_address": settings.sender.address,
+        },
+        "lang": lang,
+        "dir": "rtl" if lang.split("-")[0].lower() in _RTL_LANGS else "ltr",
+        "subject": subject,
+        "preheader": preheader,
+        "date": edition.date,
+        "date_long": date_long,
+        "lead": lead,
+        "sections": sections,
+        "more": more,
+        "more_label": "More stories",
+        "story_count": len(edition.stories),
+        "greeting": f"Good morning, {personal.name}" if personal.name else "Good morning",
+        "view_url": view_url,
+        "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}/unsubscribe",
+    }
+
+
+def _excerpt(blocks: tuple[Block, ...], words: int) -> tuple[tuple[Block, ...], bool]:
+    """Whole blocks up to about `words` words; True when something was left out."""
+    if words <= 0:
+        return (), bool(blocks)
+    taken, count = [], 0
+    for block in blocks:
+        if count and count + block.words > words:
+            break
+        taken.append(block)
+        count += block.words
+        if count >= words:
+            break
+    return tuple(taken), len(taken) < len(blocks)
+
+
+def _preheader(edition: Edition) -> str:
+    """The inbox preview line: the lead's standfirst, cut to what inboxes show (~90-140 chars)."""
+    text = edition.lead.summary or edition.lead.title
+    if len(text) > 140:
+        text = text[:139].rsplit(" ", 1)[0] + "…"
+    return text
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+def render_template(env: jinja2.Environment, name: str, context: dict[str, Any], root: Path) -> str:
+    """Render one Jinja template; any error names the template file and line."""
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(template_path(env, exc.name or name, root), exc.lineno, exc.message or "syntax error"
+                            ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(template_path(env, name, root), None, f"template not found: {exc.name}") from None
+    except Exception as exc:  # runtime errors: find the template frame Jinja put in the traceback
+        where, line = name, None
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename.endswith(".j2") or frame.filename.endswith(".css"):
+                where, line = frame.filename, frame.lineno
+                break
+        shown = where
+        try:
+            shown = Path(where).resolve().relative_to(root).as_posix()
+        except ValueError:
+            pass
+        raise TemplateError(shown, line, f"{type(exc).__name__}: {exc}") from None
+
+
+def compile_mjml(mjml_source: str, env: jinja2.Environment, root: Path) -> str:
+    """MJML → HTML with the `inline="inline"` styles applied to the elements (mrml does not inline)."""
+    inline_css = "\n".join(_INLINE_STYLE.findall(mjml_source))
+    source = _INLINE_STYLE.sub("", mjml_source)
+    try:
+        html = mjml2html(source, disable_comments=True, fonts={})
+    except Exception as exc:
+        where, line, hint = _locate_mjml_problem(env, root)
+        raise TemplateError(where, line, f"MJML error: {exc}{hint}") from None
+    leftover = re.search(r"<(mj-[a-z-]+)", html)
+    if leftover:
+        where, line = _find_in_templates(env, root, f"<{leftover.group(1)}")
+        raise TemplateError(where, line, f"MJML error: unknown element <{leftover.group(1)}>")
+    return _inliner(inline_css).inline(html)
+
+
+@lru_cache(maxsize=8)
+def _inliner(css: str) -> css_inline.CSSInliner:
+    # keep_style_tags: media queries (mobile layout) and dark-mode rules only work from <style>.
+    return css_inline.CSSInliner(inline_style_tags=False, keep_style_tags=True, extra_css=css or None,
+                                 load_remote_stylesheets=False)
+
+
+def render_html(env: jinja2.Environment, context: dict[str, Any], root: Path,
+                timings: dict[str, float] | None = None) -> str:
+    t0 = time.perf_counter()
+    mjml_source = render_template(env, HTML_TEMPLATE, context, root)
+    t1 = time.perf_counter()
+    html = compile_mjml(mjml_source, env, root)
+    if timings is not None:
+        timings["render_mjml"] = timings.get("render_mjml", 0.0) + t1 - t0
+        timings["compile"] = timings.get("compile", 0.0) + time.perf_counter() - t1
+    return html
+
+
+def render_edition(edition: Edition, settings: Settings, env: jinja2.Environment | None = None,
+                   personal: Personal | None = None, on_demote: Callable[[int], None] | None = None
+                   ) -> Rendered:
+    """HTML and text for `edition`, within the HTML size budget.
+
+    When the full layout is over budget, the lowest-ranked stories move to the "More stories" list:
+    the fewest that make it fit (found by bisection, since each extra story moved only shrinks the
+    email). The lead is never moved; if the email is still too big with every other story moved,
+    that is an error.
+    """
+    from .text import render_text
+
+    env = env or make_environment(settings)
+    timings: dict[str, float] = {}
+
+    def attempt(ed: Edition) -> tuple[dict[str, Any], str]:
+        ctx = build_context(ed, settings, personal)
+        return ctx, render_html(env, ctx, settings.root, timings)
+
+    context, html = attempt(edition)
+    budget = settings.html_budget
+    if len(html.encode()) > budget:
+        low, high = 1, demotable(edition)
+        ctx_hi, html_hi = attempt(demote(edition, high))
+        if len(html_hi.encode()) > budget:
+            raise EditionError(
+                f"edition {edition.date}: HTML is {len(html_hi.encode()) / 1000:.1f} KB even with every story but "
+                f"the lead in 'More stories'; the budget is {budget / 1000:.0f} KB (html_budget_kb)"
+            )
+        best = (high, ctx_hi, html_hi)
+        while low < high:
+            mid = (low + high) // 2
+            ctx_mid, html_mid = attempt(demote(edition, mid))
+            if len(html_mid.encode()) <= budget:
+                best, high = (mid, ctx_mid, html_mid), mid
+            else:
+                low = mid + 1
+        count, context, html = best
+        edition = demote(edition, count)
+        if on_demote:
+            on_demote(count)
+    t0 = time.perf_counter()
+    text = render_text(env, context, settings.root)
+    timings["text"] = time.perf_counter() - t0
+    return Rendered(edition=edition, html=html, text=text, subject=context["subject"],
+                    preheader=context["preheader"], context=context, timings=timings)
+
+
+# --- locating template problems --------------------------------------------------------------------
+
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_TAG = re.compile(r"<(/?)(mjml|mj-[a-z-]+)\b[^>]*?(/?)>", re.S)
+
+
+def _template_sources(env: jinja2.Environment, root: Path) -> Iterator[tuple[str, str]]:
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".mjml.j2")):
+        path = template_path(env, name, root)
+        source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+        yield path, source
+
+
+def _locate_mjml_problem(env: jinja2.Environment, root: Path) -> tuple[str, int | None, str]:
+    """Best effort: the first unbalanced MJML tag across the templates, by file and line."""
+    for path, source in _template_sources(env, root):
+        blanked = _JINJA.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
+        stack: list[tuple[str, int]] = []
+        for m in _TAG.finditer(blanked):
+            closing, tag, selfclosing = m.groups()
+            line = blanked.count("\n", 0, m.start()) + 1
+            if selfclosing:
+                continue
+            if not closing:
+                stack.append((tag, line))
+            elif stack and stack[-1][0] == tag:
+                stack.pop()
+            elif stack:
+                return path, line, f" (</{tag}> closes <{stack[-1][0]}> opened on line {stack[-1][1]})"
+            elif not path.endswith("base.mjml.j2"):
+                return path, line, f" (</{tag}> has no opening tag)"
+        unclosed = [(t, n) for t, n in stack if t not in ("mjml", "mj-body", "mj-head")]
+        if unclosed:
+            return path, unclosed[-1][1], f" (<{unclosed[-1][0]}> is never closed)"
+    return HTML_TEMPLATE, None, ""
+
+
+def _find_in_templates(env: jinja2.Environment, root: Path, needle: str) -> tuple[str, int | None]:
+    for path, source in _template_sources(env, root):
+        at = source.find(needle)
+        if at >= 0:
+            return path, source.count("\n", 0, at) + 1
+    return HTML_TEMPLATE, None

@@ -1,0 +1,227 @@
+"""The plain-text alternative, from the same context as the HTML and its own Jinja template.
+
+Written for a terminal and for the readers who prefer text: lines of at most 72 columns (wide CJK
+characters count as two), headings set off by rules, and every link a numbered reference listed under its
+story. A URL longer than a line stays whole on a line of its own: a broken URL cannot be clicked.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markdown_it.token import Token
+
+WIDTH = 72
+_TAGS = re.compile(r"<[^>]*>")
+
+
+def display_width(text: str) -> int:
+    return sum(_char_width(c) for c in text)
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch) or ch in "\u200b\u200c\u200d\u200e\u200f\ufeff":
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _pieces(text: str) -> list[str]:
+    """Words, with each wide (CJK) character a piece of its own: those scripts break between characters."""
+    out: list[str] = []
+    for word in text.split():
+        if all(_char_width(c) < 2 for c in word):
+            out.append(word)
+            continue
+        buf = ""
+        for ch in word:
+            if _char_width(ch) == 2:
+                if buf:
+                    out.append(buf)
+                    buf = ""
+                out.append("\x00" + ch)  # marks "no space needed before this piece"
+            else:
+                buf += ch
+        if buf:
+            out.append("\x00" + buf if out and out[-1].startswith("\x00") else buf)
+    return out
+
+
+def wrap(text: str, width: int = WIDTH, indent: str = "", subsequent: str | None = None) -> str:
+    """Fill `text` to `width` display columns; never splits a word or URL (CJK splits between characters)."""
+    subsequent = indent if subsequent is None else subsequent
+    lines: list[str] = []
+    line, line_w = indent, display_width(indent)
+    fresh = True
+    for piece in _pieces(text):
+        glue = "" if piece.startswith("\x00") or fresh else " "
+        piece = piece.lstrip("\x00")
+        w = display_width(piece)
+        if not fresh and line_w + len(glue) + w > width:
+            lines.append(line.rstrip())
+            line, line_w, glue = subsequent, display_width(subsequent), ""
+        line += glue + piece
+        line_w += len(glue) + w
+        fresh = False
+    if not fresh:
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def underline(text: str, char: str = "-") -> str:
+    return char * min(display_width(text), WIDTH)
+
+
+def center(text: str, width: int = WIDTH) -> str:
+    pad = max(0, (width - display_width(text)) // 2)
+    return " " * pad + text
+
+
+class References:
+    """Numbers the links of an edition in reading order; the same URL keeps its number."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    def number(self, url: str) -> int:
+        if url not in self.urls:
+            self.urls.append(url)
+        return self.urls.index(url) + 1
+
+
+def blocks_to_text(blocks: Iterable[Any], refs: References, width: int = WIDTH) -> tuple[str, list[int]]:
+    """Plain text of body blocks, links as [n]; also the reference numbers used, in order."""
+    used: list[int] = []
+    paragraphs = [_block_text(list(b.tokens), refs, used, width) for b in blocks]
+    return "\n\n".join(p for p in paragraphs if p.strip()), used
+
+
+def _inline_text(children: Sequence[Token], refs: References, used: list[int]) -> str:
+    out: list[str] = []
+    href_stack: list[str | None] = []
+    for tok in children:
+        if tok.type in ("text", "code_inline"):
+            out.append(tok.content)
+        elif tok.type == "softbreak":
+            out.append(" ")
+        elif tok.type == "hardbreak":
+            out.append("\n")
+        elif tok.type == "link_open":
+            href = str(tok.attrs.get("href", ""))
+            href_stack.append(href if href.startswith(("http://", "https://", "mailto:")) else None)
+        elif tok.type == "link_close":
+            href = href_stack.pop() if href_stack else None
+            if href:
+                n = refs.number(href)
+                used.append(n)
+                out.append(f" [{n}]")
+        elif tok.type == "image":
+            alt = "".join(c.content for c in tok.children or [])
+            if alt:
+                out.append(f"[image: {alt}]")
+        elif tok.type == "html_inline":
+            continue
+    return html.unescape("".join(out)) if any(t.type == "html_inline" for t in children) else "".join(out)
+
+
+def _block_text(tokens: list[Token], refs: References, used: list[int], width: int) -> str:
+    lines: list[str] = []
+    prefix_stack: list[str] = []  # per open container: "> " for quotes, list markers
+    list_counters: list[int | None] = []
+    pending_marker: str | None = None
+    for tok in tokens:
+        if tok.type == "blockquote_open":
+            prefix_stack.append("> ")
+        elif tok.type == "blockquote_close":
+            prefix_stack.pop()
+            lines.append("")
+        elif tok.type == "bullet_list_open":
+            list_counters.append(None)
+        elif tok.type == "ordered_list_open":
+            list_counters.append(int(str(tok.attrs.get("start", 1))))
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            list_counters.pop()
+            lines.append("")
+        elif tok.type == "list_item_open":
+            counter = list_counters[-1] if list_counters else None
+            if counter is None:
+                pending_marker = "* "
+            else:
+                pending_marker = f"{counter}. "
+                list_counters[-1] = counter + 1
+            prefix_stack.append(" " * len(pending_marker))
+        elif tok.type == "list_item_close":
+            prefix_stack.pop()
+        elif tok.type == "inline":
+            text = _inline_text(tok.children or [], refs, used)
+            base = "".join(prefix_stack)
+            first = base
+            if pending_marker:
+                first = base[: len(base) - len(pending_marker)] + pending_marker
+                pending_marker = None
+            heading = bool(lines) and lines[-1] == "\x01"
+            if heading:
+                lines.pop()
+                text = text.upper()
+            for i, part in enumerate(text.split("\n")):
+                lines.append(wrap(part, width, first if i == 0 else base, base))
+        elif tok.type == "heading_open":
+            lines.append("\x01")
+        elif tok.type in ("paragraph_close", "heading_close") and not prefix_stack:
+            lines.append("")
+        elif tok.type in ("code_block", "fence"):
+            base = "".join(prefix_stack)
+            lines.extend(base + "    " + ln for ln in tok.content.rstrip("\n").split("\n"))
+            lines.append("")
+        elif tok.type == "hr":
+            lines.extend(["-" * 20, ""])
+        elif tok.type == "html_block":
+            text = html.unescape(_TAGS.sub(" ", tok.content))
+            if text.strip():
+                lines.append(wrap(" ".join(text.split()), width, "".join(prefix_stack)))
+                lines.append("")
+    return "\n".join(lines).strip("\n")
+
+
+# --- the Jinja side ----------------------------------------------------------------------------------
+
+
+def install_filters(env: jinja2.Environment) -> None:
+    env.filters["wrap"] = wrap
+    env.filters["underline"] = underline
+    env.filters["center"] = center
+
+
+def render_text(env: jinja2.Environment, context: dict[str, Any], root: Path) -> str:
+    """Render the text template with the HTML context plus each story's text body and references."""
+    from .render import TEXT_TEMPLATE, render_template
+
+    refs = References()
+    ctx = dict(context)
+
+    def prepare(story: dict[str, Any]) -> dict[str, Any]:
+        body, used = blocks_to_text(story["excerpt_blocks"], refs, WIDTH)
+        links = []
+        if story["show_read_more"]:
+            n = refs.number(story["read_more_url"])
+            links.append((story["read_more_label"], n))
+            used.append(n)
+        return {**story, "text_body": body, "text_links": links,
+                "references": [(n, refs.urls[n - 1]) for n in dict.fromkeys(used)]}
+
+    ctx["lead"] = prepare(context["lead"])
+    ctx["sections"] = [{**s, "stories": [prepare(st) for st in s["stories"]]} for s in context["sections"]]
+    ctx["more"] = [prepare(st) for st in context["more"]]
+    text = render_template(env, TEXT_TEMPLATE, ctx, root)
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    lines = [ln.rstrip() for ln in text.replace("\r", "").split("\n")]
+    out = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+    return out + "\n"

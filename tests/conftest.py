@@ -1,0 +1,122 @@
+"""Shared fixtures: a copy of the demo newsletter, a real SMTP server, a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture
+def demo_root(tmp_path: Path) -> Path:
+    """A newsletter folder holding a copy of the demo stories (the repo's own stay untouched)."""
+    root = tmp_path / "paper"
+    shutil.copytree(REPO / "stories", root / "stories")
+    return root
+
+
+def write_story(root: Path, rel: str, front: str, body: str = "Body text.\n") -> Path:
+    path = root / "stories" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"---\n{front.strip()}\n---\n{body}", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def empty_root(tmp_path: Path) -> Path:
+    root = tmp_path / "paper"
+    (root / "stories").mkdir(parents=True)
+    return root
+
+
+# --- SMTP -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SmtpRecord:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    received: list[SmtpRecord] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+
+class _StoreHandler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        with self.server.lock:
+            self.server.received.append(SmtpRecord(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on 127.0.0.1 that stores what it receives."""
+    from aiosmtpd.controller import Controller
+
+    server = SmtpServer("127.0.0.1", 0)
+    controller = Controller(_StoreHandler(server), hostname="127.0.0.1", port=0)
+    controller.start()
+    server.port = controller.server.sockets[0].getsockname()[1]
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
+# --- browser ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright. Never skipped in CI."""
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = REPO / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
