@@ -67,9 +67,15 @@ def choose_date(stories: list[Story], settings: Settings, day: date | None) -> d
     return newest
 
 
-def build(settings: Settings, day: date | None = None, *, skip_invalid: bool = False,
-          now: datetime | None = None, unique: str | None = None,
-          on_demote: Callable[[int], None] | None = None) -> Build:
+def build(
+    settings: Settings,
+    day: date | None = None,
+    *,
+    skip_invalid: bool = False,
+    now: datetime | None = None,
+    unique: str | None = None,
+    on_demote: Callable[[int], None] | None = None,
+) -> Build:
     """Everything `newsletter build` makes, in memory. `now`/`unique` freeze Date and Message-ID."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -81,14 +87,29 @@ def build(settings: Settings, day: date | None = None, *, skip_invalid: bool = F
     rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
     t3 = time.perf_counter()
     now = now or datetime.now(UTC)
-    msg = list_copy(settings, rendered.subject, rendered.text, rendered.html, now.astimezone(settings.timezone),
-                    key=f"edition-{day.isoformat()}", unique=unique)
+    msg = list_copy(
+        settings,
+        rendered.subject,
+        rendered.text,
+        rendered.html,
+        now.astimezone(settings.timezone),
+        key=f"edition-{day.isoformat()}",
+        unique=unique,
+    )
     eml = msg.as_bytes()
     t4 = time.perf_counter()
     timings.update(read=t1 - t0, select=t2 - t1, **rendered.timings, mime=t4 - t3)
     manifest = _manifest(settings, rendered, eml, now, loaded)
-    return Build(settings, rendered.edition, rendered, eml, manifest, loaded.warnings,
-                 loaded.errors if skip_invalid else [], timings)
+    return Build(
+        settings,
+        rendered.edition,
+        rendered,
+        eml,
+        manifest,
+        loaded.warnings,
+        loaded.errors if skip_invalid else [],
+        timings,
+    )
 
 
 def write_edition(result: Build) -> Path:
@@ -107,8 +128,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _manifest(settings: Settings, rendered: Rendered, eml: bytes, now: datetime, loaded: LoadResult
-              ) -> dict[str, Any]:
+def _manifest(settings: Settings, rendered: Rendered, eml: bytes, now: datetime, loaded: LoadResult) -> dict[str, Any]:
     ed = rendered.edition
     placement = {ed.lead.id: "lead"}
     placement.update({s.id: "section" for sec in ed.sections for s in sec.stories})

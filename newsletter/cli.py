@@ -23,14 +23,22 @@ def _echo_err(message: str, *, level: str = "error") -> None:
 def root_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """Every command works on a newsletter folder: --root DIR (default: the current directory)."""
     return click.option(
-        "--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
         help="Newsletter folder holding stories/ and optionally templates/, newsletter.toml, outbox/.",
     )(func)
 
 
 def date_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-                        help="Edition date, YYYY-MM-DD (default: the newest edition that has stories).")(func)
+    return click.option(
+        "--date",
+        "day",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        default=None,
+        help="Edition date, YYYY-MM-DD (default: the newest edition that has stories).",
+    )(func)
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,8 +105,11 @@ def build(root: Path, day: Any, skip_invalid: bool) -> None:
     ed, rendered = result.edition, result.rendered
     if ed.more:
         titles = "; ".join(f"{s.path}" for s in ed.more)
-        _echo_err(f"size budget: moved {len(ed.more)} story(ies) to 'More stories' to keep the HTML under "
-                  f"{settings.html_budget / 1000:.0f} KB: {titles}", level="warning")
+        _echo_err(
+            f"size budget: moved {len(ed.more)} story(ies) to 'More stories' to keep the HTML under "
+            f"{settings.html_budget / 1000:.0f} KB: {titles}",
+            level="warning",
+        )
     try:
         shown = out.relative_to(Path.cwd())
     except ValueError:
@@ -146,8 +157,9 @@ def check(root: Path, day: Any) -> None:
             for p in lint_html(rendered.html, rendered.preheader, settings.html_budget) + lint_text(rendered.text):
                 (errors if p.level == "error" else warnings).append(str(p))
             if rendered.demoted:
-                warnings.append(f"edition {day_}: {len(rendered.demoted)} story(ies) go to 'More stories' "
-                                f"to fit the size budget")
+                warnings.append(
+                    f"edition {day_}: {len(rendered.demoted)} story(ies) go to 'More stories' to fit the size budget"
+                )
     elif not loaded.stories and not errors:
         errors.append(f"{settings.stories_dir}: no stories found")
     for w in warnings:

@@ -97,8 +97,9 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def load_settings(root: str | Path = ".", overrides: Mapping[str, Any] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    root: str | Path = ".", overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Read the layered configuration for the newsletter folder `root`.
 
     `overrides` are CLI flags as dotted keys (`{"timezone": "UTC", "sender.name": "X"}`).
@@ -120,7 +121,7 @@ def load_settings(root: str | Path = ".", overrides: Mapping[str, Any] | None = 
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        keys = name[len(ENV_PREFIX):].lower().split("__")
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
         if _known_key(keys):
             _set(data, keys, value, f"environment {name}")
     for dotted, value in (overrides or {}).items():
@@ -211,8 +212,9 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         subject.format(title="", date="")
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(f"{origin}: 'subject': only {{title}} and {{date}} may appear ({exc})") from None
-    sender = Sender(text(data["sender"]["name"], "sender.name"),
-                    _address(data["sender"]["address"], "sender.address", origin))
+    sender = Sender(
+        text(data["sender"]["name"], "sender.name"), _address(data["sender"]["address"], "sender.address", origin)
+    )
     lst = data["list"]
     list_settings = ListSettings(
         address=_address(lst["address"], "list.address", origin),

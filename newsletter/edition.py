@@ -99,7 +99,7 @@ def demotable(edition: Edition) -> int:
 def _arrange(day: date, start: datetime, end: datetime, ranked: list[Story], demote: int) -> Edition:
     lead, rest = ranked[0], ranked[1:]
     keep = rest[: len(rest) - demote] if demote else rest
-    more = tuple(rest[len(keep):])
+    more = tuple(rest[len(keep) :])
     order: dict[str, list[Story]] = {}
     for story in keep:
         order.setdefault(story.section, []).append(story)
@@ -122,5 +122,14 @@ def _arrange(day: date, start: datetime, end: datetime, ranked: list[Story], dem
     )
 
 
-__all__ = ["Edition", "Section", "demote", "edition_date_for", "edition_dates", "newest_edition_date",
-           "rank", "replace", "select_edition", "window"]
+__all__ = [
+    "Edition",
+    "Section",
+    "demote",
+    "edition_date_for",
+    "edition_dates",
+    "newest_edition_date",
+    "rank",
+    "select_edition",
+    "window",
+]

@@ -1,14 +1,14 @@
 """The one exception tree of the package.
 
-    NewsletterError                 anything the user can fix; the CLI prints str(err) on one line
-    ├── ConfigError                 a bad value in newsletter.toml / NEWSLETTER_* / flags
-    ├── StoryError                  a story file that cannot be read (file + field)
-    ├── EditionError                an edition that cannot be built (empty, over budget)
-    ├── TemplateError               a Jinja or MJML error (template file + line)
-    ├── SubscriberError             a subscriber list that cannot be read
-    ├── DeliveryError               a sink that cannot deliver at all (server unreachable)
-    │   └── LockedError             another run holds the edition / scheduler lock
-    └── TokenError                  a forged or malformed unsubscribe token
+NewsletterError                 anything the user can fix; the CLI prints str(err) on one line
+├── ConfigError                 a bad value in newsletter.toml / NEWSLETTER_* / flags
+├── StoryError                  a story file that cannot be read (file + field)
+├── EditionError                an edition that cannot be built (empty, over budget)
+├── TemplateError               a Jinja or MJML error (template file + line)
+├── SubscriberError             a subscriber list that cannot be read
+├── DeliveryError               a sink that cannot deliver at all (server unreachable)
+│   └── LockedError             another run holds the edition / scheduler lock
+└── TokenError                  a forged or malformed unsubscribe token
 """
 
 from __future__ import annotations

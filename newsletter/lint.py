@@ -74,7 +74,7 @@ def lint_html(html: str, preheader: str, budget: int, where: str = "newsletter.h
     if scan.html_attrs.get("dir") not in ("ltr", "rtl"):
         add("error", "<html> has no dir attribute (ltr or rtl)")
     if scan.tables_without_role:
-        add("error", f"{scan.tables_without_role} layout table(s) without role=\"presentation\"")
+        add("error", f'{scan.tables_without_role} layout table(s) without role="presentation"')
     for src in scan.images_without_alt:
         add("error", f"image without alt text: {src}")
     for link in sorted(set(scan.relative_links)):

@@ -57,9 +57,17 @@ def build_message(
     return msg
 
 
-def list_copy(settings: Settings, subject: str, text: str, html: str, date: datetime, key: str,
-              unique: str | None = None) -> EmailMessage:
+def list_copy(
+    settings: Settings, subject: str, text: str, html: str, date: datetime, key: str, unique: str | None = None
+) -> EmailMessage:
     """The edition as addressed to the list itself: what `build` writes to the outbox."""
     to = Address(one_line(settings.title), addr_spec=settings.list.address)
-    return build_message(settings=settings, subject=subject, text=text, html=html, to=to, date=date,
-                         message_id=make_message_id(settings, key, unique))
+    return build_message(
+        settings=settings,
+        subject=subject,
+        text=text,
+        html=html,
+        to=to,
+        date=date,
+        message_id=make_message_id(settings, key, unique),
+    )

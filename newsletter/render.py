@@ -9,6 +9,7 @@ mailing stage can render an edition once and fill them in per subscriber.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import traceback
@@ -26,7 +27,7 @@ from markupsafe import Markup
 from mjml import mjml2html
 
 from .config import Settings
-from .edition import Edition, demote, demotable
+from .edition import Edition, demotable, demote
 from .errors import EditionError, TemplateError
 from .stories import Block, Story
 
@@ -80,8 +81,9 @@ def make_environment(settings: Settings) -> jinja2.Environment:
     dirs = [d for d in (settings.templates_dir, default_templates_dir()) if d.is_dir()]
     env = jinja2.Environment(
         loader=_Loader([str(d) for d in dict.fromkeys(dirs)]),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("j2", "mjml", "html"),
-                                            disabled_extensions=("txt.j2", "css")),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("j2", "mjml", "html"), disabled_extensions=("txt.j2", "css")
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -128,8 +130,14 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         blocks, truncated = _excerpt(story.blocks, words)
         read_more_url = story.url or f"{view_url}#{anchor}"
         kind = story.kind.capitalize()
-        meta = [p for p in (story.byline, format_time(story.published.astimezone(settings.timezone),
-                                                        format="short", locale=settings.locale)) if p]
+        meta = [
+            p
+            for p in (
+                story.byline,
+                format_time(story.published.astimezone(settings.timezone), format="short", locale=settings.locale),
+            )
+            if p
+        ]
         return {
             "id": story.id,
             "anchor": anchor,
@@ -143,8 +151,9 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
             "published": story.published,
             "url": story.url,
             "read_more_url": read_more_url,
-            "read_more_label": "Watch" if story.kind == "video" else (
-                "Listen" if story.kind in ("audio", "podcast") else "Read more"),
+            "read_more_label": "Watch"
+            if story.kind == "video"
+            else ("Listen" if story.kind in ("audio", "podcast") else "Read more"),
             "show_read_more": truncated or bool(story.url),
             "truncated": truncated,
             "image": story.image,
@@ -218,8 +227,9 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any],
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(template_path(env, exc.name or name, root), exc.lineno, exc.message or "syntax error"
-                            ) from None
+        raise TemplateError(
+            template_path(env, exc.name or name, root), exc.lineno, exc.message or "syntax error"
+        ) from None
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(template_path(env, name, root), None, f"template not found: {exc.name}") from None
     except Exception as exc:  # runtime errors: find the template frame Jinja put in the traceback
@@ -229,10 +239,8 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any],
                 where, line = frame.filename, frame.lineno
                 break
         shown = where
-        try:
+        with contextlib.suppress(ValueError):
             shown = Path(where).resolve().relative_to(root).as_posix()
-        except ValueError:
-            pass
         raise TemplateError(shown, line, f"{type(exc).__name__}: {exc}") from None
 
 
@@ -255,12 +263,14 @@ def compile_mjml(mjml_source: str, env: jinja2.Environment, root: Path) -> str:
 @lru_cache(maxsize=8)
 def _inliner(css: str) -> css_inline.CSSInliner:
     # keep_style_tags: media queries (mobile layout) and dark-mode rules only work from <style>.
-    return css_inline.CSSInliner(inline_style_tags=False, keep_style_tags=True, extra_css=css or None,
-                                 load_remote_stylesheets=False)
+    return css_inline.CSSInliner(
+        inline_style_tags=False, keep_style_tags=True, extra_css=css or None, load_remote_stylesheets=False
+    )
 
 
-def render_html(env: jinja2.Environment, context: dict[str, Any], root: Path,
-                timings: dict[str, float] | None = None) -> str:
+def render_html(
+    env: jinja2.Environment, context: dict[str, Any], root: Path, timings: dict[str, float] | None = None
+) -> str:
     t0 = time.perf_counter()
     mjml_source = render_template(env, HTML_TEMPLATE, context, root)
     t1 = time.perf_counter()
@@ -271,9 +281,13 @@ def render_html(env: jinja2.Environment, context: dict[str, Any], root: Path,
     return html
 
 
-def render_edition(edition: Edition, settings: Settings, env: jinja2.Environment | None = None,
-                   personal: Personal | None = None, on_demote: Callable[[int], None] | None = None
-                   ) -> Rendered:
+def render_edition(
+    edition: Edition,
+    settings: Settings,
+    env: jinja2.Environment | None = None,
+    personal: Personal | None = None,
+    on_demote: Callable[[int], None] | None = None,
+) -> Rendered:
     """HTML and text for `edition`, within the HTML size budget.
 
     When the full layout is over budget, the lowest-ranked stories move to the "More stories" list:
@@ -315,8 +329,15 @@ def render_edition(edition: Edition, settings: Settings, env: jinja2.Environment
     t0 = time.perf_counter()
     text = render_text(env, context, settings.root)
     timings["text"] = time.perf_counter() - t0
-    return Rendered(edition=edition, html=html, text=text, subject=context["subject"],
-                    preheader=context["preheader"], context=context, timings=timings)
+    return Rendered(
+        edition=edition,
+        html=html,
+        text=text,
+        subject=context["subject"],
+        preheader=context["preheader"],
+        context=context,
+        timings=timings,
+    )
 
 
 # --- locating template problems --------------------------------------------------------------------

@@ -38,13 +38,50 @@ DEFAULT_SECTION = "News"
 
 # Tags and attributes a story body may keep. Layout, style and anything active is dropped.
 _ALLOWED_TAGS = {
-    "p", "br", "a", "em", "strong", "b", "i", "u", "s", "del", "ins", "sub", "sup", "small", "mark",
-    "blockquote", "q", "cite", "ul", "ol", "li", "h2", "h3", "h4", "h5", "h6", "hr", "code", "pre",
-    "img", "figure", "figcaption", "abbr", "span", "bdi", "bdo",
+    "p",
+    "br",
+    "a",
+    "em",
+    "strong",
+    "b",
+    "i",
+    "u",
+    "s",
+    "del",
+    "ins",
+    "sub",
+    "sup",
+    "small",
+    "mark",
+    "blockquote",
+    "q",
+    "cite",
+    "ul",
+    "ol",
+    "li",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "code",
+    "pre",
+    "img",
+    "figure",
+    "figcaption",
+    "abbr",
+    "span",
+    "bdi",
+    "bdo",
 }
 _ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"}, "abbr": {"title"},
-    "ol": {"start"}, "bdo": {"dir"}, "*": {"lang", "dir"},
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "ol": {"start"},
+    "bdo": {"dir"},
+    "*": {"lang", "dir"},
 }
 _URL_SCHEMES = {"http", "https", "mailto"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -116,7 +153,8 @@ def find_story_files(stories_dir: Path) -> list[Path]:
     if not stories_dir.is_dir():
         return []
     return sorted(
-        p for p in stories_dir.rglob("*.md")
+        p
+        for p in stories_dir.rglob("*.md")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(stories_dir).parts)
     )
 
@@ -134,8 +172,9 @@ def load_stories(stories_dir: Path, root: Path, base_url: str) -> LoadResult:
     return result
 
 
-def read_story(path: Path, root: Path, stories_dir: Path, base_url: str
-               ) -> tuple[Story | None, list[StoryError], list[StoryError]]:
+def read_story(
+    path: Path, root: Path, stories_dir: Path, base_url: str
+) -> tuple[Story | None, list[StoryError], list[StoryError]]:
     shown = _shown_path(path, root)
     try:
         raw = path.read_bytes()
@@ -145,8 +184,9 @@ def read_story(path: Path, root: Path, stories_dir: Path, base_url: str
     return parse_story(raw, shown, story_id, base_url)
 
 
-def parse_story(raw: bytes, shown: str, story_id: str, base_url: str
-                ) -> tuple[Story | None, list[StoryError], list[StoryError]]:
+def parse_story(
+    raw: bytes, shown: str, story_id: str, base_url: str
+) -> tuple[Story | None, list[StoryError], list[StoryError]]:
     """Parse one story from its bytes. Returns (story or None, errors, warnings)."""
     errors: list[StoryError] = []
     warnings: list[StoryError] = []
@@ -171,7 +211,7 @@ def parse_story(raw: bytes, shown: str, story_id: str, base_url: str
             return fail(None, "front matter is not closed (add a '---' line after the YAML)")
         return fail(None, "no front matter (the file must start with a '---' line, then YAML, then '---')")
     try:
-        meta = yaml.load(match.group(1) or "", Loader=_NoDatesLoader)  # noqa: S506 - a SafeLoader
+        meta = yaml.load(match.group(1) or "", Loader=_NoDatesLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" on line {mark.line + 2}" if mark is not None else ""
@@ -181,7 +221,7 @@ def parse_story(raw: bytes, shown: str, story_id: str, base_url: str
         meta = {}
     if not isinstance(meta, dict):
         return fail(None, "front matter must be a YAML mapping of field: value")
-    body = text[match.end():]
+    body = text[match.end() :]
 
     for key in meta:
         if not isinstance(key, str) or key not in KNOWN_FIELDS:
@@ -234,6 +274,7 @@ def parse_story(raw: bytes, shown: str, story_id: str, base_url: str
 
 
 # --- field checks: each returns the clean value or raises ValueError with the reason ---------------
+
 
 class _ImageFieldError(Exception):
     def __init__(self, field_name: str, message: str) -> None:
@@ -397,7 +438,7 @@ def _render_blocks(body: str, base_url: str) -> list[Block]:
     start = 0
     for i, tok in enumerate(tokens):
         if tok.level == 0 and tok.nesting <= 0:
-            chunk = tokens[start: i + 1]
+            chunk = tokens[start : i + 1]
             start = i + 1
             html = sanitize_html(_md.renderer.render(chunk, _md.options, {}), base_url)
             if not html.strip():
@@ -430,8 +471,11 @@ def _duplicate_slug_warnings(stories: Sequence[Story]) -> list[StoryError]:
     for slug, group in by_slug.items():
         if len(group) > 1:
             others = ", ".join(s.path for s in group[1:])
-            out.append(StoryError(group[0].path, None,
-                                  f"slug '{slug}' is also used by {others}; both appear, with distinct anchors"))
+            out.append(
+                StoryError(
+                    group[0].path, None, f"slug '{slug}' is also used by {others}; both appear, with distinct anchors"
+                )
+            )
     return out
 
 

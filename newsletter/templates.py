@@ -16,6 +16,7 @@ def check_templates(env: jinja2.Environment, root: Path) -> list[TemplateError]:
         try:
             env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
-            problems.append(TemplateError(template_path(env, exc.name or name, root), exc.lineno,
-                                          exc.message or "syntax error"))
+            problems.append(
+                TemplateError(template_path(env, exc.name or name, root), exc.lineno, exc.message or "syntax error")
+            )
     return problems

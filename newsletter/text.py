@@ -211,8 +211,12 @@ def render_text(env: jinja2.Environment, context: dict[str, Any], root: Path) ->
             n = refs.number(story["read_more_url"])
             links.append((story["read_more_label"], n))
             used.append(n)
-        return {**story, "text_body": body, "text_links": links,
-                "references": [(n, refs.urls[n - 1]) for n in dict.fromkeys(used)]}
+        return {
+            **story,
+            "text_body": body,
+            "text_links": links,
+            "references": [(n, refs.urls[n - 1]) for n in dict.fromkeys(used)],
+        }
 
     ctx["lead"] = prepare(context["lead"])
     ctx["sections"] = [{**s, "stories": [prepare(st) for st in s["stories"]]} for s in context["sections"]]
