@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -169,6 +170,14 @@ def check(root: Path, day: Any) -> None:
     if errors:
         raise click.ClickException(f"{len(errors)} error(s), {len(warnings)} warning(s)")
     click.echo(f"OK: {len(loaded.stories)} stories, {len(warnings)} warning(s)")
+
+
+# Commands of the later stages live in their own modules (newsletter/commands/) and register
+# themselves on `cli` when imported; one line here per module.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+for _module in _COMMAND_MODULES:
+    importlib.import_module(f"newsletter.commands.{_module}")
 
 
 def main() -> None:
