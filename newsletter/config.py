@@ -41,7 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "base_url": "https://newsletter.example.org",
     "subject": "{title} — {date}",
     "html_budget_kb": 100,
-    "excerpt_words": 120,
+    "excerpt_words": 150,
+    "card_excerpt_words": 50,
     "sender": {"name": "The Morning Brief", "address": "morning@newsletter.example.org"},
     "list": {
         "address": "morning-brief@newsletter.example.org",
@@ -80,7 +81,8 @@ class Settings:
     base_url: str
     subject: str
     html_budget: int  # bytes of HTML; Gmail clips above ~102 KB
-    excerpt_words: int
+    excerpt_words: int  # of the lead story's body
+    card_excerpt_words: int  # of a card's body, shown only when the story has no summary
     sender: Sender
     list: ListSettings
     stories_dir: Path
@@ -240,6 +242,7 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         subject=subject,
         html_budget=number(data["html_budget_kb"], "html_budget_kb", 10, 10_000) * 1000,
         excerpt_words=number(data["excerpt_words"], "excerpt_words", 20, 100_000),
+        card_excerpt_words=number(data["card_excerpt_words"], "card_excerpt_words", 0, 100_000),
         sender=sender,
         list=list_settings,
         stories_dir=paths["stories"],

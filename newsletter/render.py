@@ -123,11 +123,11 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
     lang = settings.locale.replace("_", "-")
     view_url = personal.view_url or edition_url(settings, edition)
     date_long = format_date(edition.date, format="full", locale=settings.locale)
-    excerpt = settings.excerpt_words
 
-    def view(story: Story, words: int) -> dict[str, Any]:
+    def view(story: Story, words: int, *, lead: bool = False) -> dict[str, Any]:
         anchor = edition.anchor(story)
-        blocks, truncated = _excerpt(story.blocks, words)
+        # Cards are for skimming: the standfirst when there is one, else the start of the body.
+        blocks, truncated = _excerpt(story.blocks, words if lead or not story.summary else 0)
         read_more_url = story.url or f"{view_url}#{anchor}"
         kind = story.kind.capitalize()
         meta = [
@@ -144,7 +144,10 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
             "title": story.title,
             "summary": story.summary,
             "section": story.section,
-            "kicker": story.section if story.kind == "article" else f"{kind} · {story.section}",
+            # Under a section heading the section name would say it twice: cards name only the kind.
+            "kicker": (story.section if story.kind == "article" else f"{kind} · {story.section}")
+            if lead
+            else ("" if story.kind == "article" else kind),
             "kind": story.kind,
             "byline": story.byline,
             "meta_line": " · ".join(meta),
@@ -165,8 +168,9 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
             "excerpt_blocks": blocks,
         }
 
-    lead = view(edition.lead, excerpt * 2)
-    sections = [{"name": s.name, "stories": [view(st, excerpt) for st in s.stories]} for s in edition.sections]
+    lead = view(edition.lead, settings.excerpt_words, lead=True)
+    card_words = settings.card_excerpt_words
+    sections = [{"name": s.name, "stories": [view(st, card_words) for st in s.stories]} for s in edition.sections]
     more = [view(st, 0) for st in edition.more]
     subject = settings.subject.format(title=settings.title, date=date_long)
     preheader = _preheader(edition)
@@ -200,13 +204,16 @@ def _excerpt(blocks: tuple[Block, ...], words: int) -> tuple[tuple[Block, ...], 
     """Whole blocks up to about `words` words; True when something was left out."""
     if words <= 0:
         return (), bool(blocks)
-    taken, count = [], 0
+    taken: list[Block] = []
+    count = 0
     for block in blocks:
-        if count and count + block.words > words:
+        # A block announcing what follows ("…focusing on:") keeps its list, whatever the count.
+        announces = bool(taken) and taken[-1].html.rstrip().removesuffix("</p>").rstrip().endswith(":")
+        if count and count + block.words > words and not announces:
             break
         taken.append(block)
         count += block.words
-        if count >= words:
+        if count >= words and not block.html.rstrip().removesuffix("</p>").rstrip().endswith(":"):
             break
     return tuple(taken), len(taken) < len(blocks)
 
