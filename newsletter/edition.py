@@ -76,7 +76,9 @@ def rank(stories: Iterable[Story]) -> list[Story]:
 
 def select_edition(stories: Sequence[Story], day: date, settings: Settings) -> Edition:
     start, end = window(day, settings)
-    chosen = rank(s for s in stories if start <= s.published < end)
+    # Compare instants, not wall clocks: Python compares two datetimes sharing a tzinfo by wall time.
+    lo, hi = start.timestamp(), end.timestamp()
+    chosen = rank(s for s in stories if lo <= s.published.timestamp() < hi)
     if not chosen:
         raise EditionError(
             f"edition {day.isoformat()}: no stories published between {start.isoformat(timespec='minutes')} "
