@@ -31,24 +31,35 @@ def _char_width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
+def _breaks_anywhere(ch: str) -> bool:
+    """CJK ideographs, kana, hangul and their punctuation: lines may break between any two of them.
+
+    Emoji are wide too but must not be split (a ZWJ family or a flag is several code points)."""
+    return _char_width(ch) == 2 and unicodedata.category(ch) in ("Lo", "Po", "Ps", "Pe", "Lm")
+
+
 def _pieces(text: str) -> list[str]:
-    """Words, with each wide (CJK) character a piece of its own: those scripts break between characters."""
+    """Words, with each CJK character a piece of its own. A piece starting with NUL joins the one
+    before it without a space (it was part of the same word)."""
     out: list[str] = []
     for word in text.split():
-        if all(_char_width(c) < 2 for c in word):
+        if not any(_breaks_anywhere(c) for c in word):
             out.append(word)
             continue
+        parts: list[str] = []
         buf = ""
         for ch in word:
-            if _char_width(ch) == 2:
+            if _breaks_anywhere(ch):
                 if buf:
-                    out.append(buf)
+                    parts.append(buf)
                     buf = ""
-                out.append("\x00" + ch)  # marks "no space needed before this piece"
+                parts.append(ch)
             else:
                 buf += ch
         if buf:
-            out.append("\x00" + buf if out and out[-1].startswith("\x00") else buf)
+            parts.append(buf)
+        out.append(parts[0])
+        out.extend("\x00" + p for p in parts[1:])
     return out
 
 
