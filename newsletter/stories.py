@@ -432,8 +432,21 @@ def sanitize_html(html: str, base_url: str) -> str:
     return re.sub(r"<img(?![^>]*\balt=)", '<img alt=""', clean)
 
 
+def _absolutize(tokens: list[Token], base_url: str) -> None:
+    """Resolve link and image URLs in the token stream, so the HTML and the text part agree."""
+    for tok in tokens:
+        for child in tok.children or ():
+            attr = "href" if child.type == "link_open" else "src" if child.type == "image" else None
+            if attr and attr in child.attrs:
+                try:
+                    child.attrs[attr] = clean_url(str(child.attrs[attr]), base_url, schemes=_URL_SCHEMES)
+                except ValueError:
+                    del child.attrs[attr]
+
+
 def _render_blocks(body: str, base_url: str) -> list[Block]:
     tokens = _md.parse(body)
+    _absolutize(tokens, base_url)
     blocks: list[Block] = []
     start = 0
     for i, tok in enumerate(tokens):
