@@ -18,8 +18,8 @@ from typing import Any
 from . import __version__
 from .config import Settings
 from .edition import Edition, newest_edition_date, select_edition
-from .errors import EditionError, StoryError
-from .fsutil import write_atomic
+from .errors import EditionError, NewsletterError, StoryError
+from .fsutil import write_all_atomic
 from .message import list_copy
 from .render import Rendered, make_environment, render_edition
 from .stories import LoadResult, Story, load_stories
@@ -113,13 +113,19 @@ def build(
 
 
 def write_edition(result: Build) -> Path:
-    """Write the edition's files to `outbox/<date>/`, each atomically; the manifest last."""
+    """Write the edition's files to `outbox/<date>/`: all of them, or (on an error) none."""
     t0 = time.perf_counter()
     out = result.outdir
-    write_atomic(out / "newsletter.html", result.rendered.html)
-    write_atomic(out / "newsletter.txt", result.rendered.text)
-    write_atomic(out / "newsletter.eml", result.eml)
-    write_atomic(out / "manifest.json", json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
+    files: dict[Path, bytes | str] = {
+        out / "newsletter.html": result.rendered.html,
+        out / "newsletter.txt": result.rendered.text,
+        out / "newsletter.eml": result.eml,
+        out / "manifest.json": json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n",
+    }
+    try:
+        write_all_atomic(files)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     result.timings["write"] = time.perf_counter() - t0
     return out
 
