@@ -9,7 +9,6 @@ import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from conftest import REPO, write_story
 
