@@ -46,11 +46,12 @@ def build_message(
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     msg["List-Id"] = list_id_header(settings)
-    msg["Content-Language"] = settings.locale.replace("_", "-")
     for name, value in (extra_headers or {}).items():
         msg[name] = one_line(value)
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # After set_content: it clears every Content-* header.
+    msg["Content-Language"] = settings.locale.replace("_", "-")
     # A boundary derived from the content keeps rebuilds byte-identical (the stdlib picks a random one).
     digest = hashlib.sha256(text.encode() + b"\0" + html.encode()).hexdigest()[:32]
     msg.set_boundary(f"=_nl_{digest}")
