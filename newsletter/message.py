@@ -6,6 +6,7 @@ most 998 octets per line; quoted-printable keeps every line under 78 whatever th
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import secrets
 from datetime import datetime
@@ -48,14 +49,26 @@ def build_message(
     msg["List-Id"] = list_id_header(settings)
     for name, value in (extra_headers or {}).items():
         msg[name] = one_line(value)
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    # After set_content: it clears every Content-* header.
+    msg["MIME-Version"] = "1.0"
+    msg.make_alternative()
+    msg.attach(_qp_part("plain", text))
+    msg.attach(_qp_part("html", html))
     msg["Content-Language"] = settings.locale.replace("_", "-")
     # A boundary derived from the content keeps rebuilds byte-identical (the stdlib picks a random one).
     digest = hashlib.sha256(text.encode() + b"\0" + html.encode()).hexdigest()[:32]
     msg.set_boundary(f"=_nl_{digest}")
     return msg
+
+
+def _qp_part(subtype: str, body: str) -> EmailMessage:
+    """A UTF-8 quoted-printable text part, encoded by binascii (C) rather than the email package's
+    pure-Python encoder, which costs several milliseconds on a 60 KB HTML body."""
+    part = EmailMessage(policy=policy.SMTP)
+    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    data = body.replace("\r\n", "\n").encode("utf-8")
+    part.set_payload(binascii.b2a_qp(data, istext=True).decode("ascii"))
+    return part
 
 
 def list_copy(

@@ -22,6 +22,8 @@ _TAGS = re.compile(r"<[^>]*>")
 
 
 def display_width(text: str) -> int:
+    if text.isascii():
+        return len(text)
     return sum(_char_width(c) for c in text)
 
 
@@ -41,6 +43,8 @@ def _breaks_anywhere(ch: str) -> bool:
 def _pieces(text: str) -> list[str]:
     """Words, with each CJK character a piece of its own. A piece starting with NUL joins the one
     before it without a space (it was part of the same word)."""
+    if text.isascii():
+        return text.split()
     out: list[str] = []
     for word in text.split():
         if not any(_breaks_anywhere(c) for c in word):
