@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import html as htmllib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -84,18 +85,46 @@ _ALLOWED_ATTRIBUTES = {
     "*": {"lang", "dir"},
 }
 _URL_SCHEMES = {"http", "https", "mailto"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1 controls, and the Unicode line/paragraph separators: all line breaks or worse in a
+# one-line value. No-break and ideographic spaces are text (French "Syrie\u202f?", CJK), not layout.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Scripts written without spaces between words: each character counts as a word, about what a reader
+# gets through in the time of one English word, so excerpts of Chinese or Japanese stories get cut too.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _RTL_CLASSES = {"R", "AL"}
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
 
 
-class _NoDatesLoader(yaml.SafeLoader):
-    """SafeLoader that leaves timestamps as text so we parse them (and their offsets) ourselves."""
+class _DuplicateField(yaml.YAMLError):
+    def __init__(self, key: str, first: int, again: int) -> None:
+        self.key, self.first, self.again = key, first, again
 
 
-_NoDatesLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+class _FrontMatterLoader(yaml.SafeLoader):
+    """SafeLoader for front matter: timestamps stay text (we parse them and their offsets ourselves);
+    only true/false are booleans (YAML 1.2), so `title: Yes` or `lang: no` (Norwegian) stay text; a field
+    given twice is an error rather than the last one silently winning."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                if key in seen:
+                    raise _DuplicateField(str(key), seen[key], key_node.start_mark.line)
+                seen[key] = key_node.start_mark.line
+            except TypeError:
+                continue  # unhashable: SafeLoader reports it below
+        return super().construct_mapping(node, deep=deep)
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_FrontMatterLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 _md = MarkdownIt("commonmark")
 
@@ -210,13 +239,20 @@ def parse_story(
         if text.startswith("---"):
             return fail(None, "front matter is not closed (add a '---' line after the YAML)")
         return fail(None, "no front matter (the file must start with a '---' line, then YAML, then '---')")
+    # Lines in the YAML count from the line after the opening '---', hence the +2 below.
     try:
-        meta = yaml.load(match.group(1) or "", Loader=_NoDatesLoader)
+        meta = yaml.load(match.group(1) or "", Loader=_FrontMatterLoader)
+    except _DuplicateField as exc:
+        return fail(exc.key, f"given twice (lines {exc.first + 2} and {exc.again + 2}); keep one")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" on line {mark.line + 2}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return fail(None, f"front matter is not valid YAML{where}: {problem}")
+        # An unclosed quote or bracket is only noticed far below; say where it started.
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start is not None and mark is not None and start.line != mark.line:
+            problem += f" ({context} that starts on line {start.line + 2})"
+        return fail(None, f"front matter is not valid YAML{where}: {one_line(problem)}")
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
@@ -248,12 +284,19 @@ def parse_story(
     blocks = tuple(_render_blocks(body, page_url))
     probe = " ".join([values["title"], values.get("summary", "")] + [b.html for b in blocks[:3]])
     direction = _direction(probe, values.get("lang", ""))
+    for block in blocks:
+        for img in re.findall(r"<img\b[^>]*>", block.html):
+            if re.search(r'\balt=""', img):
+                src = htmllib.unescape(re.search(r'\bsrc="([^"]*)"', img).group(1))  # type: ignore[union-attr]
+                warnings.append(
+                    StoryError(shown, None, f"image {src} in the body has no alt text (write ![what it shows]({src}))")
+                )
     kind = values.get("kind", "article")
     if kind not in KINDS:
         warnings.append(StoryError(shown, "kind", f"unusual kind {kind!r} (usual: {', '.join(KINDS)})"))
     story = Story(
         id=story_id,
-        slug=story_id.rsplit("/", 1)[-1],
+        slug=slugify(story_id.rsplit("/", 1)[-1]),
         path=shown,
         title=values["title"],
         published=values["published"],
@@ -283,8 +326,22 @@ class _ImageFieldError(Exception):
 
 
 def one_line(value: str) -> str:
-    """Flatten CR/LF, tabs and runs of spaces to single spaces: headers and headings are one line."""
-    return " ".join(_CONTROL.sub(" ", value).split())
+    """Flatten line breaks, tabs and other control characters, then runs of spaces, to single spaces:
+    headers and headings are one line. No-break spaces and other non-ASCII spaces are kept as written."""
+    return re.sub(r" {2,}", " ", _CONTROL.sub(" ", value)).strip(" ")
+
+
+def slugify(stem: str) -> str:
+    """A file stem made fit for an HTML id and a URL fragment: letters of any script, digits, '-', '_'."""
+    return re.sub(r"[^\w-]+", "-", stem).strip("-") or "story"
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of a front matter value for an error message."""
+    if isinstance(value, str | int | float | bool):
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return f"a {type(value).__name__}"
 
 
 def _text(value: Any, *, max_len: int = 2000) -> str:
@@ -304,15 +361,17 @@ def _title(value: Any, _base: str) -> str:
 
 
 def _published(value: Any, _base: str) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"not an ISO 8601 datetime: got {_show(value)}")
     text = str(value).strip()
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
     except ValueError:
-        raise ValueError(f"not an ISO 8601 datetime: {text!r}") from None
-    if not re.match(r"\d{4}-\d{2}-\d{2}[T ]\d", text):
-        raise ValueError(f"needs a date and a time with an offset, e.g. 2016-12-30T05:30:00+01:00; got {text!r}")
+        raise ValueError(f"not an ISO 8601 datetime: {_show(text)}") from None
+    if not re.search(r"\d[Tt ]\d", text):
+        raise ValueError(f"needs a date and a time with an offset, e.g. 2016-12-30T05:30:00+01:00; got {_show(text)}")
     if moment.tzinfo is None:
-        raise ValueError(f"has no UTC offset: {text!r} (write e.g. {text}+01:00)")
+        raise ValueError(f"has no UTC offset: {_show(text)} (write e.g. {text[:40]}+01:00)")
     return moment
 
 
@@ -324,14 +383,18 @@ def clean_url(value: str, base: str | None = None, *, schemes: Iterable[str] = (
     """
     if not isinstance(value, str):
         raise ValueError(f"must be a URL, got {type(value).__name__}")
-    url = re.sub(r"[\x00-\x20\x7f]+", "", value)
+    # As the URL standard does: strip leading/trailing controls and spaces, drop tabs and newlines
+    # anywhere. Any control or space left is percent-encoded, so it can never hide a scheme.
+    url = re.sub(r"[\t\n\r]+", "", value.strip(_C0_AND_SPACE))
+    url = re.sub(r"[\x00-\x20\x7f]", lambda m: f"%{ord(m.group()):02X}", url)
     if base is not None:
         url = urljoin(base, url)
     parts = urlsplit(url)
+    shown = _show(one_line(value))
     if parts.scheme.lower() not in set(schemes):
-        raise ValueError(f"must be an absolute {'/'.join(schemes)} URL, got {value.strip()[:80]!r}")
-    if not parts.netloc:
-        raise ValueError(f"has no host: {value.strip()[:80]!r}")
+        raise ValueError(f"must be an absolute {'/'.join(schemes)} URL, got {shown}")
+    if parts.scheme.lower() != "mailto" and not parts.netloc:
+        raise ValueError(f"has no host: {shown}")
     return url
 
 
@@ -353,13 +416,16 @@ def _image(value: Any, base: str) -> Image:
         src = clean_url(value["src"], base + "/", schemes=("https",))
     except ValueError as exc:
         raise _ImageFieldError("src", str(exc)) from None
-    alt = value.get("alt")
-    if alt is None or not str(alt).strip():
-        raise _ImageFieldError("alt", "missing: describe the photo for readers who cannot see it")
     try:
-        return Image(src=src, alt=_text(alt, max_len=500), credit=_text(value.get("credit") or "", max_len=300))
+        alt = _text(value.get("alt") or "", max_len=500)
     except ValueError as exc:
         raise _ImageFieldError("alt", str(exc)) from None
+    if not alt:
+        raise _ImageFieldError("alt", "missing: describe the photo for readers who cannot see it")
+    try:
+        return Image(src=src, alt=alt, credit=_text(value.get("credit") or "", max_len=300))
+    except ValueError as exc:
+        raise _ImageFieldError("credit", str(exc)) from None
 
 
 def _tags(value: Any, _base: str) -> tuple[str, ...]:
@@ -371,7 +437,7 @@ def _tags(value: Any, _base: str) -> tuple[str, ...]:
 
 def _priority(value: Any, _base: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number (higher comes first), got {value!r}")
+        raise ValueError(f"must be a whole number (higher comes first), got {_show(value)}")
     if not -1000 <= value <= 1000:
         raise ValueError(f"must be between -1000 and 1000, got {value}")
     return value
@@ -380,14 +446,14 @@ def _priority(value: Any, _base: str) -> int:
 def _kind(value: Any, _base: str) -> str:
     text = _text(value, max_len=40).lower()
     if not re.fullmatch(r"[a-z][a-z0-9-]*", text):
-        raise ValueError(f"must be one word such as {', '.join(KINDS[:3])}; got {value!r}")
+        raise ValueError(f"must be one word such as {', '.join(KINDS[:3])}; got {_show(value)}")
     return text
 
 
 def _lang(value: Any, _base: str) -> str:
     text = _text(value, max_len=35)
     if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", text):
-        raise ValueError(f"must be a language tag such as en, ar or zh-Hant; got {value!r}")
+        raise ValueError(f"must be a language tag such as en, ar or zh-Hant; got {_show(value)}")
     return text
 
 
@@ -428,8 +494,15 @@ def sanitize_html(html: str, base_url: str) -> str:
         link_rel="noopener",
         strip_comments=True,
     )
-    # Every image must carry alt text; one without it is decorative to us, which alt="" says.
+    # An image whose source was refused shows nothing but a broken icon: drop it. Every other image must
+    # carry alt text; one without it is decorative to us, which alt="" says (and `check` warns about).
+    clean = re.sub(r"<img(?![^>]*\bsrc=)[^>]*>", "", clean)
     return re.sub(r"<img(?![^>]*\balt=)", '<img alt=""', clean)
+
+
+def count_words(text: str) -> int:
+    """Words in plain text: space-separated runs, and each Chinese or Japanese character on its own."""
+    return sum(len(_CJK.findall(w)) + len(_CJK.sub(" ", w).split()) for w in text.split())
 
 
 def _absolutize(tokens: list[Token], base_url: str) -> None:
@@ -447,6 +520,10 @@ def _absolutize(tokens: list[Token], base_url: str) -> None:
 def _render_blocks(body: str, base_url: str) -> list[Block]:
     tokens = _md.parse(body)
     _absolutize(tokens, base_url)
+    for tok in tokens:
+        # The email's headline is its h1; a story's own top heading becomes a subheading, not stray text.
+        if tok.tag == "h1":
+            tok.tag = "h2"
     blocks: list[Block] = []
     start = 0
     for i, tok in enumerate(tokens):
@@ -456,7 +533,13 @@ def _render_blocks(body: str, base_url: str) -> list[Block]:
             html = sanitize_html(_md.renderer.render(chunk, _md.options, {}), base_url)
             if not html.strip():
                 continue
-            words = sum(len(t.content.split()) for t in chunk if t.type in ("inline", "code_block", "fence"))
+            for raw in chunk:
+                # The text stage reads raw HTML blocks from the tokens: give it the sanitised markup, so
+                # a <script> or <style> body cannot reach the plain-text part either.
+                if raw.type == "html_block":
+                    raw.content = sanitize_html(raw.content, base_url)
+            # Counted on what readers see (raw HTML blocks included, link targets and tags not).
+            words = count_words(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)))
             blocks.append(Block(html=html, tokens=tuple(chunk), words=words))
     return blocks
 
