@@ -137,10 +137,9 @@ def check(root: Path, day: Any) -> None:
     from .build import choose_date
     from .edition import select_edition
     from .errors import EditionError, TemplateError
-    from .lint import lint_html, lint_text
+    from .lint import check_templates, lint_html, lint_text
     from .render import make_environment, render_edition
     from .stories import load_stories
-    from .templates import check_templates
 
     settings = load(root)
     loaded = load_stories(settings.stories_dir, settings.root, settings.base_url)

@@ -1,10 +1,15 @@
-"""Lint a rendered edition for what mail clients and readers trip over. Pure: HTML in, problems out."""
+"""Lint templates and a rendered edition for what mail clients and readers trip over. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 
+import jinja2
+
+from .errors import TemplateError
+from .render import template_path
 from .text import WIDTH, display_width
 
 PREHEADER_MIN, PREHEADER_MAX = 40, 140
@@ -89,4 +94,17 @@ def lint_text(text: str, where: str = "newsletter.txt") -> list[Problem]:
     for n, line in enumerate(text.splitlines(), 1):
         if display_width(line) > WIDTH and "://" not in line:
             problems.append(Problem("warning", f"{where}:{n}", f"line is {display_width(line)} columns (> {WIDTH})"))
+    return problems
+
+
+def check_templates(env: jinja2.Environment, root: Path) -> list[TemplateError]:
+    """Every template parses; each problem names the template file and line."""
+    problems: list[TemplateError] = []
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".j2")):
+        try:
+            env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(
+                TemplateError(template_path(env, exc.name or name, root), exc.lineno, exc.message or "syntax error")
+            )
     return problems
