@@ -8,7 +8,8 @@ NewsletterError                 anything the user can fix; the CLI prints str(er
 ├── SubscriberError             a subscriber list that cannot be read
 ├── DeliveryError               a sink that cannot deliver at all (server unreachable)
 │   └── LockedError             another run holds the edition / scheduler lock
-└── TokenError                  a forged or malformed unsubscribe token
+├── TokenError                  a forged or malformed unsubscribe token
+└── IntakeError                 a feed or page that cannot be fetched or read (names the source)
 """
 
 from __future__ import annotations
@@ -58,4 +59,8 @@ class LockedError(DeliveryError):
 
 
 class TokenError(NewsletterError):
+    pass
+
+
+class IntakeError(NewsletterError):
     pass
