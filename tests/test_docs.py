@@ -1,0 +1,50 @@
+"""The CLI is a contract: every command has help with an example and is documented in the README."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+from conftest import REPO
+
+from newsletter.cli import cli
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    out = []
+    for name, cmd in sorted(group.commands.items()):
+        full = f"{prefix}{name}"
+        out.append((full, cmd))
+        if isinstance(cmd, click.Group):
+            out.extend(_commands(cmd, full + " "))
+    return out
+
+
+COMMANDS = _commands(cli)
+
+
+def test_there_are_commands():
+    assert {"build", "check"} <= {name for name, _ in COMMANDS}
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_command_has_help_with_example_and_root(name, command):
+    result = CliRunner().invoke(cli, [*name.split(), "--help"])
+    assert result.exit_code == 0
+    assert (command.help or "").strip(), f"{name} has no help"
+    if not isinstance(command, click.Group):
+        assert "Example" in result.output, f"`newsletter {name} --help` shows no example"
+        assert "--root" in result.output, f"`newsletter {name}` takes no --root"
+
+
+@pytest.mark.parametrize("name", [n for n, _ in COMMANDS])
+def test_command_is_in_readme(name):
+    assert f"newsletter {name}" in (REPO / "README.md").read_text(), f"README does not mention `newsletter {name}`"
+
+
+def test_readme_starts_with_the_two_commands():
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```sh\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert block[0].endswith("newsletter build") and "pip install" in block[0]
+    assert block[1] == "./scripts/test"
+    assert "./scripts/test" in (REPO / ".ci" / "run").read_text()
