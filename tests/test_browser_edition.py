@@ -92,7 +92,9 @@ def test_desktop_layout_and_screenshot(browser, edition_file, photo, artifacts_d
         assert cols and all(200 <= w <= 230 for w in cols)
         loaded = page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
         assert loaded
-        assert page.get_by_role("heading", name="Syrian regime emboldened ahead of Russia-backed peace talks").is_visible()
+        assert page.get_by_role(
+            "heading", name="Syrian regime emboldened ahead of Russia-backed peace talks"
+        ).is_visible()
         shot = artifacts_dir / "edition-1024.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 20_000

@@ -25,8 +25,12 @@ def test_file_then_environment_then_flags(empty_root):
         'address = "news@paper.example"\n[smtp]\nurl = "smtp://127.0.0.1:2525"\n',
         encoding="utf-8",
     )
-    env = {"NEWSLETTER_TIMEZONE": "America/New_York", "NEWSLETTER_SENDER__NAME": "Desk",
-           "NEWSLETTER_HTML_BUDGET_KB": "80", "NEWSLETTER_UNSUBSCRIBE_SECRET": "not-a-setting"}
+    env = {
+        "NEWSLETTER_TIMEZONE": "America/New_York",
+        "NEWSLETTER_SENDER__NAME": "Desk",
+        "NEWSLETTER_HTML_BUDGET_KB": "80",
+        "NEWSLETTER_UNSUBSCRIBE_SECRET": "not-a-setting",
+    }
     s = load_settings(empty_root, {"sender.name": "Flag"}, environ=env)
     assert s.title == "Le Réveil" and s.locale == "fr"
     assert str(s.timezone) == "America/New_York"

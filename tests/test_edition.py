@@ -23,8 +23,15 @@ PARIS = ZoneInfo("Europe/Paris")
 
 
 def story(sid: str, when: str, priority: int = 0, section: str = "World") -> Story:
-    return Story(id=sid, slug=sid.rsplit("/", 1)[-1], path=f"stories/{sid}.md", title=sid,
-                 published=datetime.fromisoformat(when), section=section, priority=priority)
+    return Story(
+        id=sid,
+        slug=sid.rsplit("/", 1)[-1],
+        path=f"stories/{sid}.md",
+        title=sid,
+        published=datetime.fromisoformat(when),
+        section=section,
+        priority=priority,
+    )
 
 
 @pytest.fixture
@@ -100,8 +107,11 @@ def test_empty_edition_is_a_clear_error(settings):
 
 
 def test_newest_edition_and_all_dates(settings):
-    stories = [story("a", "2016-12-30T05:00:00+01:00"), story("b", "2016-12-30T07:00:00+01:00"),
-               story("c", "2016-12-20T12:00:00+01:00")]
+    stories = [
+        story("a", "2016-12-30T05:00:00+01:00"),
+        story("b", "2016-12-30T07:00:00+01:00"),
+        story("c", "2016-12-20T12:00:00+01:00"),
+    ]
     assert newest_edition_date(stories, settings) == date(2016, 12, 31)
     assert edition_dates(stories, settings) == [date(2016, 12, 31), date(2016, 12, 30), date(2016, 12, 21)]
     assert newest_edition_date([], settings) is None

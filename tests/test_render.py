@@ -109,9 +109,13 @@ def test_personal_parts_are_escaped(demo_root):
 
 
 def test_rtl_story_renders_right_to_left(empty_root):
-    write_story(empty_root, "ar.md", 'title: "النظام السوري يتعزز قبل محادثات السلام"\n'
-                'published: 2016-12-30T05:00:00+01:00\nsummary: "نص عربي قصير للاختبار."',
-                "فقرة أولى من النص العربي.\n")
+    write_story(
+        empty_root,
+        "ar.md",
+        'title: "النظام السوري يتعزز قبل محادثات السلام"\n'
+        'published: 2016-12-30T05:00:00+01:00\nsummary: "نص عربي قصير للاختبار."',
+        "فقرة أولى من النص العربي.\n",
+    )
     write_story(empty_root, "en.md", 'title: "English"\npublished: 2016-12-30T04:00:00+01:00')
     result = build(load_settings(empty_root, environ={}))
     html = result.rendered.html
@@ -205,5 +209,7 @@ def test_size_budget_moves_fewest_lowest_ranked_stories(empty_root):
 def test_size_budget_impossible_is_a_clear_error(empty_root):
     _many_stories(empty_root, 3)
     (empty_root / "newsletter.toml").write_text("html_budget_kb = 10\n")
-    with pytest.raises(EditionError, match=r"even with every story but the lead in 'More stories'; the budget is 10 KB"):
+    with pytest.raises(
+        EditionError, match=r"even with every story but the lead in 'More stories'; the budget is 10 KB"
+    ):
         build(load_settings(empty_root, environ={}))
