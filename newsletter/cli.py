@@ -137,7 +137,7 @@ def check(root: Path, day: Any) -> None:
     from .build import choose_date
     from .edition import select_edition
     from .errors import EditionError, TemplateError
-    from .lint import check_templates, lint_html, lint_text
+    from .lint import check_templates, lint_html, lint_stories, lint_text
     from .render import make_environment, render_edition
     from .stories import load_stories
 
@@ -156,6 +156,7 @@ def check(root: Path, day: Any) -> None:
         else:
             for p in lint_html(rendered.html, rendered.preheader, settings.html_budget) + lint_text(rendered.text):
                 (errors if p.level == "error" else warnings).append(str(p))
+            warnings.extend(str(p) for p in lint_stories(rendered.edition.stories))
             if rendered.demoted:
                 warnings.append(
                     f"edition {day_}: {len(rendered.demoted)} story(ies) go to 'More stories' to fit the size budget"

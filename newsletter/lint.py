@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -10,6 +11,7 @@ import jinja2
 
 from .errors import TemplateError
 from .render import template_path
+from .stories import Story
 from .text import WIDTH, display_width
 
 PREHEADER_MIN, PREHEADER_MAX = 40, 140
@@ -22,7 +24,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.level}: {self.message}"
+        return f"{self.where}: {self.message}"
 
 
 class _Scan(HTMLParser):
@@ -86,6 +88,29 @@ def lint_html(html: str, preheader: str, budget: int, where: str = "newsletter.h
         add("error", f"link is not absolute: {link}")
     if scan.unstyled_classes or not scan.styled_classes:
         add("error", "CSS is not inlined: styled elements carry no style attribute")
+    return problems
+
+
+LONG_WORD = 30  # characters; longer unbroken words are split mid-word on a 320 px phone
+
+
+def lint_stories(stories: Iterable[Story]) -> list[Problem]:
+    """Words too long for a phone's line. The layout breaks them anyway (overflow-wrap), but mid-word:
+    the editor may prefer a hyphen or a shorter link text."""
+    problems = []
+    for story in stories:
+        fields = {"title": story.title, "summary": story.summary}
+        for name, value in fields.items():
+            for word in value.split():
+                if len(word) > LONG_WORD and "://" not in word:
+                    problems.append(
+                        Problem(
+                            "warning",
+                            f"{story.path}: field '{name}'",
+                            f"unbroken word of {len(word)} characters will be split on phones: {word[:24]}…",
+                        )
+                    )
+                    break
     return problems
 
 

@@ -14,7 +14,7 @@ from conftest import REPO, write_story
 
 from newsletter.cli import cli
 
-CHECK_EML = REPO.parent / "shared" / "tools" / "check_eml.py"
+CHECK_EML = REPO.parent / "shared" / "tools" / "check_eml.py"  # the independent checker beside the checkout
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -157,6 +157,14 @@ def test_check_reports_unknown_field_with_did_you_mean(demo_root):
     assert proc.returncode == 0
     assert "warning: stories/t.md: field 'titel': unknown field, ignored (did you mean 'title'?)" in proc.stderr
     assert run_cli("build", "--root", str(demo_root)).returncode == 0
+
+
+def test_check_warns_about_words_too_long_for_phones(demo_root):
+    word = "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetz"
+    write_story(demo_root, "w.md", f'title: "The {word} is repealed"\npublished: 2016-12-30T05:00:00+01:00')
+    proc = run_cli("check", "--root", str(demo_root))
+    assert proc.returncode == 0
+    assert "warning: stories/w.md: field 'title': unbroken word of 63 characters will be split on phones" in proc.stderr
 
 
 def test_check_reports_template_errors(demo_root):
