@@ -110,8 +110,8 @@ def load_settings(
     if not root.is_dir():
         raise ConfigError(f"--root {root}: not a directory")
     data = copy.deepcopy(DEFAULTS)
-    config_file = root / CONFIG_FILE
-    if config_file.is_file():
+    config_file: Path | None = root / CONFIG_FILE
+    if config_file is not None and config_file.is_file():
         try:
             file_data = tomllib.loads(config_file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

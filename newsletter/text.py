@@ -130,9 +130,9 @@ def _inline_text(children: Sequence[Token], refs: References, used: list[int]) -
             href = str(tok.attrs.get("href", ""))
             href_stack.append(href if href.startswith(("http://", "https://", "mailto:")) else None)
         elif tok.type == "link_close":
-            href = href_stack.pop() if href_stack else None
-            if href:
-                n = refs.number(href)
+            target = href_stack.pop() if href_stack else None
+            if target:
+                n = refs.number(target)
                 used.append(n)
                 out.append(f" [{n}]")
         elif tok.type == "image":
