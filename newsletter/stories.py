@@ -93,6 +93,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _RTL_CLASSES = {"R", "AL"}
 _C0_AND_SPACE = "".join(map(chr, range(0x21)))
+# Tags that separate words; inline ones (em, a, …) do not: "*emphasis*." is one word.
+_BLOCK_TAG = re.compile(r"</?(?:p|br|li|ul|ol|h[1-6]|blockquote|pre|hr|figure|figcaption|img)\b[^>]*>")
 
 
 class _DuplicateField(yaml.YAMLError):
@@ -100,7 +102,11 @@ class _DuplicateField(yaml.YAMLError):
         self.key, self.first, self.again = key, first, again
 
 
-class _FrontMatterLoader(yaml.SafeLoader):
+# libyaml parses front matter about ten times faster than the pure-Python parser; same results.
+_SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+class _FrontMatterLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     """SafeLoader for front matter: timestamps stay text (we parse them and their offsets ourselves);
     only true/false are booleans (YAML 1.2), so `title: Yes` or `lang: no` (Norwegian) stay text; a field
     given twice is an error rather than the last one silently winning."""
@@ -248,6 +254,11 @@ def parse_story(
         mark = getattr(exc, "problem_mark", None)
         where = f" on line {mark.line + 2}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        # The usual causes, worded the same whichever YAML parser (libyaml or Python) is installed.
+        if problem.startswith("mapping values are not allowed"):
+            problem = "a value contains ': ' (put quotes around it)"
+        elif mark is not None and _char_at(match.group(1) or "", mark.line, mark.column) == "\t":
+            problem = "a tab where YAML needs spaces"
         # An unclosed quote or bracket is only noticed far below; say where it started.
         context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         if context and start is not None and mark is not None and start.line != mark.line:
@@ -314,6 +325,11 @@ def parse_story(
         content_hash=hashlib.sha256(raw).hexdigest(),
     )
     return story, errors, warnings
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.split("\n")
+    return lines[line][column : column + 1] if 0 <= line < len(lines) else ""
 
 
 # --- field checks: each returns the clean value or raises ValueError with the reason ---------------
@@ -531,15 +547,16 @@ def _render_blocks(body: str, base_url: str) -> list[Block]:
             chunk = tokens[start : i + 1]
             start = i + 1
             html = sanitize_html(_md.renderer.render(chunk, _md.options, {}), base_url)
-            if not html.strip():
-                continue
+            text = htmllib.unescape(re.sub(r"<[^>]+>", "", _BLOCK_TAG.sub(" ", html)))
+            if not text.strip() and not re.search(r"<(?:img|hr)\b", html):
+                continue  # nothing left to see, e.g. a <p> that only held a refused image
             for raw in chunk:
                 # The text stage reads raw HTML blocks from the tokens: give it the sanitised markup, so
                 # a <script> or <style> body cannot reach the plain-text part either.
                 if raw.type == "html_block":
                     raw.content = sanitize_html(raw.content, base_url)
             # Counted on what readers see (raw HTML blocks included, link targets and tags not).
-            words = count_words(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)))
+            words = count_words(text)
             blocks.append(Block(html=html, tokens=tuple(chunk), words=words))
     return blocks
 
