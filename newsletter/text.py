@@ -17,8 +17,12 @@ from typing import Any
 import jinja2
 from markdown_it.token import Token
 
+from .stories import clean_url
+
 WIDTH = 72
 _TAGS = re.compile(r"<[^>]*>")
+_RAW_LINK = re.compile(r"""<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+_RAW_LINK_END = re.compile(r"</a\s*>", re.I)
 
 
 def display_width(text: str) -> int:
@@ -140,8 +144,21 @@ def _inline_text(children: Sequence[Token], refs: References, used: list[int]) -
             if alt:
                 out.append(f"[image: {alt}]")
         elif tok.type == "html_inline":
-            continue
-    return html.unescape("".join(out)) if any(t.type == "html_inline" for t in children) else "".join(out)
+            # Raw <a href> in a story body: numbered like a Markdown link (other inline tags drop out).
+            opening = _RAW_LINK.match(tok.content)
+            if opening:
+                raw = html.unescape(next(g for g in opening.groups() if g is not None))
+                try:
+                    href_stack.append(clean_url(raw, schemes=("http", "https", "mailto")))
+                except ValueError:
+                    href_stack.append(None)
+            elif _RAW_LINK_END.match(tok.content) and href_stack:
+                target = href_stack.pop()
+                if target:
+                    n = refs.number(target)
+                    used.append(n)
+                    out.append(f" [{n}]")
+    return "".join(out)
 
 
 def _block_text(tokens: list[Token], refs: References, used: list[int], width: int) -> str:

@@ -84,3 +84,16 @@ def test_unicode_survives_in_text_part(empty_root):
     result = build(load_settings(empty_root, environ={}))
     assert title in result.rendered.text and "Body 😀." in result.rendered.text
     assert title in result.rendered.html
+
+
+def test_raw_html_links_are_numbered_too(empty_root):
+    write_story(
+        empty_root,
+        "r.md",
+        'title: "Raw"\npublished: 2016-12-30T05:00:00+01:00',
+        'Read <a href="https://paper.example/raw?a=1&amp;b=2">a raw link</a> and <a href="javascript:x()">no</a>; '
+        "AT&amp;T stays AT&amp;T.\n",
+    )
+    out = build(load_settings(empty_root, environ={})).rendered.text
+    assert "Read a raw link [1] and no; AT&T stays AT&T." in out
+    assert "[1] https://paper.example/raw?a=1&b=2" in out
