@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from email.utils import format_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -720,3 +721,55 @@ def test_a_second_daemon_on_the_same_root_refuses(tmp_path: Path, start_daemon: 
         Daemon(settings, send=Recorder(), install_signals=False).run()
     assert running.thread.is_alive()
     assert running.stop() == 0
+
+
+# --- intake before the build ------------------------------------------------------------------------
+
+
+def test_configured_feeds_are_imported_before_the_send(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An empty stories/ folder and a feed with the night's story: the morning imports it, then sends."""
+    caplog.set_level(logging.INFO, logger="newsletter.schedule")
+    settings = make_settings(tmp_path)
+    (settings.root / "newsletter.toml").write_text(
+        'timezone = "Europe/Paris"\n\n[[intake.feeds]]\nurl = "wire.xml"\nsection = "World"\n\n'
+        '[[intake.feeds]]\nurl = "missing.xml"\n',
+        encoding="utf-8",
+    )
+    start, _end = window(DAY, settings)
+    pub = format_datetime(start + timedelta(hours=3))
+    (settings.root / "wire.xml").write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title><link>https://wire.example.org/</link>'
+        "<description>Overnight wire</description><item><title>Overnight story</title>"
+        "<link>https://wire.example.org/a</link><guid>https://wire.example.org/a</guid>"
+        f"<pubDate>{pub}</pubDate><description>What happened overnight.</description></item></channel></rss>",
+        encoding="utf-8",
+    )
+    settings = load_settings(settings.root, environ={})
+    clock = Clock(MORNING)
+    send = Recorder(clock)
+    result = Morning(settings, send=send, clock=clock).fire()
+    assert result.outcome == Outcome.COMPLETED and send.days == [DAY]
+    assert [p.name for p in settings.stories_dir.rglob("*.md")] == ["overnight-story.md"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("intake in ") and "1 written" in m and "1 failed" in m for m in messages)
+    assert any(m.startswith("intake: ") and "missing.xml" in m for m in messages)
+
+
+def test_intake_is_not_loaded_without_feeds(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    add_story(settings, DAY)
+    code = f"""
+import sys
+from datetime import datetime
+from newsletter.config import load_settings
+from newsletter.schedule import Morning
+class Sent:
+    sent, failed, skipped, retried, pending, complete = 1, 0, 0, 0, 0, True
+def send(settings, day, *, stop=None):
+    return Sent()
+clock = lambda: datetime.fromisoformat({MORNING.isoformat()!r})
+print(Morning(load_settings({str(settings.root)!r}, environ={{}}), send=send, clock=clock).fire().outcome)
+print("newsletter.intake" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["completed", "False"]
