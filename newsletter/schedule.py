@@ -678,8 +678,11 @@ class Morning:
             took = _time.monotonic() - started
             reason = _reason(exc)
             self.store.finish(day, State.FAILED, self.clock(), reason)
-            for line in getattr(exc, "errors", ()):  # StoriesInvalid: every broken story, once
-                log.error("edition %s: %s", day, line)
+            from .build import StoriesInvalid
+
+            if isinstance(exc, StoriesInvalid):  # every broken story, once per attempt
+                for error in exc.errors:
+                    log.error("edition %s: %s", day, error)
             if isinstance(exc, NewsletterError):
                 log.error("edition %s: run failed after %.1f s (attempt %d): %s", day, took, attempt, reason)
             else:  # a bug, not an operating condition: keep the traceback

@@ -35,7 +35,9 @@ from ..cli import cli, handle_errors, load, root_option
 def schedule(root: Path, next_count: int | None, start: str | None, run_now: bool) -> None:
     """Send each morning's edition on time: build and deliver today's edition at [schedule] at.
 
-    Runs until SIGTERM or Ctrl-C (the message in flight finishes first). Configure it in
+    Runs until SIGTERM or Ctrl-C (the message in flight finishes first), then exits 0. With
+    --run-now, exits 1 unless the edition went out completely (or was already sent, or had no
+    stories). Configure it in
     newsletter.toml; missed mornings within `grace` are caught up once, older ones are logged as
     skipped and never sent, and an edition already sent is never sent again. Only one scheduler
     runs per folder.
@@ -81,7 +83,7 @@ def schedule(root: Path, next_count: int | None, start: str | None, run_now: boo
             for number, handler in handlers.items():
                 signal.signal(number, handler)
     line = f"edition {result.edition}: {result.outcome.value}: {result.detail}"
-    if result.outcome in (Outcome.FAILED, Outcome.BUSY):
+    if result.outcome in (Outcome.FAILED, Outcome.BUSY, Outcome.INTERRUPTED):
         raise click.ClickException(line)
     click.echo(line)
 
