@@ -1,0 +1,354 @@
+"""Feeds → `Item`s: RSS 0.9x/1.0/2.0 and Atom with feedparser, JSON Feed 1.0/1.1 with the json module.
+
+Mapping to story fields: title (HTML and scripts stripped), published (the entry date, else its updated
+date, keeping the offset the feed wrote; an entry with neither is skipped with a warning, never stamped
+"now"), summary, url, byline, section candidates (categories), image (media:content, media:thumbnail,
+an image enclosure, JSON Feed `image`; alt from the media description, else the title) and a Markdown
+body from the full content when the feed has it. Relative URLs are made absolute against the entry's
+link (or an explicit xml:base). Malformed XML is read as far as feedparser's lenient parser gets, with
+a warning saying so; a document that is not a feed at all is an `IntakeError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import feedparser
+from lxml import etree
+
+from ..errors import IntakeError
+from ..stories import clean_url
+from .convert import (
+    clip,
+    from_struct,
+    html_to_markdown,
+    language,
+    parse_datetime,
+    plain_text,
+    text_to_markdown,
+    title_text,
+)
+from .item import Item, ItemImage
+
+SUMMARY_CHARS = 500
+TITLE_CHARS = 300
+LONG_DESCRIPTION_WORDS = 80  # a description longer than this is the article itself: it becomes the body
+_MRSS = ("http://search.yahoo.com/mrss/", "http://search.yahoo.com/mrss")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+_JSON_TYPES = ("application/feed+json", "application/json")
+
+
+@dataclass
+class ParsedFeed:
+    title: str
+    items: list[Item] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def parse_feed(
+    data: bytes, *, source: str, url: str | None = None, media_type: str = "", charset: str | None = None
+) -> ParsedFeed:
+    """Read a feed document. `url` is where it came from (the base for relative links), None for a file."""
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if media_type in _JSON_TYPES or head.startswith(b"{"):
+        return _parse_json_feed(data, source=source, url=url)
+    return _parse_xml_feed(data, source=source, url=url, media_type=media_type, charset=charset)
+
+
+# --- RSS / Atom -------------------------------------------------------------------------------------
+
+
+def _parse_xml_feed(data: bytes, *, source: str, url: str | None, media_type: str, charset: str | None) -> ParsedFeed:
+    headers = {}
+    if url:
+        headers["content-location"] = url
+    if media_type:
+        headers["content-type"] = media_type + (f"; charset={charset}" if charset else "")
+    # Our own sanitizer and URL resolution run on every body (against the entry link, not the feed URL
+    # feedparser would use); skipping feedparser's halves the parse time of a big feed.
+    parsed = feedparser.parse(data, response_headers=headers, resolve_relative_uris=False, sanitize_html=False)
+    entries = parsed.get("entries", [])
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if not entries and not parsed.get("version"):
+        head = data[:2048].lower()
+        if b"<html" in head or b"<!doctype html" in head:
+            raise IntakeError(f"{source}: is a web page, not a feed; for one article use `newsletter import page`")
+        if problem is not None:
+            raise IntakeError(f"{source}: not a readable feed ({_describe(problem)})")
+        raise IntakeError(f"{source}: not an RSS, Atom or JSON feed")
+    feed = parsed.get("feed", {})
+    result = ParsedFeed(title=plain_text(feed.get("title")) or source)
+    if isinstance(problem, feedparser.CharacterEncodingOverride):
+        result.warnings.append(f"{source}: {problem}; check the accents in the imported stories")
+    elif problem is not None and not isinstance(problem, feedparser.NonXMLContentType):
+        result.warnings.append(
+            f"{source}: malformed XML ({_describe(problem)}); imported what the parser recovered: "
+            f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+        )
+    captions = _media_descriptions(data, len(entries))
+    feed_link = _absolute(feed.get("link"), url or "")
+    feed_lang = language(feed.get("language"))
+    for number, entry in enumerate(entries, 1):
+        origin = f"{source} entry {number}"
+        try:
+            item = _rss_item(entry, origin, url or source, feed_link, feed_lang, captions[number - 1], result.warnings)
+        except _Skip as skip:
+            result.skipped += 1
+            result.warnings.append(f"{origin}: {skip}; skipped")
+            continue
+        result.items.append(item)
+    return result
+
+
+class _Skip(Exception):
+    pass
+
+
+def _rss_item(
+    entry: Any, origin: str, feed_key: str, feed_link: str, feed_lang: str, caption: str, warnings: list[str]
+) -> Item:
+    title = clip(title_text(entry.get("title")), TITLE_CHARS)
+    guid = entry.get("id") or None
+    label = f"{origin} ({title!r})" if title else origin
+    if not title:
+        raise _Skip("has no title")
+    published = from_struct(entry.get("published_parsed"), entry.get("published")) or from_struct(
+        entry.get("updated_parsed"), entry.get("updated")
+    )
+    if published is None:
+        raw = entry.get("published") or entry.get("updated")
+        raise _Skip(f"date {raw!r} is not understood" if raw else "has no published or updated date")
+    link = _absolute(entry.get("link"), feed_link or feed_key)
+    # The base for relative URLs inside the entry: an explicit xml:base wins, then the entry's own page.
+    content = _best_content(entry.get("content") or [])
+    detail_base = (content or {}).get("base") or entry.get("summary_detail", {}).get("base") or ""
+    base = detail_base if detail_base and detail_base != feed_key else (link or detail_base or feed_link)
+
+    # feedparser files media:description under `summary` when the entry has no description of its own:
+    # a photo caption is not a summary.
+    candidates = [entry.get("summary"), entry.get("summary_detail", {}).get("value")]
+    description = next((c for c in candidates if c and plain_text(c) != caption), "")
+    summary_text = plain_text(description)
+    if content is not None and summary_text == plain_text(content.get("value")):
+        summary_text = ""  # Atom without <summary>: feedparser repeats the content there
+    if content is not None:
+        value = content.get("value") or ""
+        body = text_to_markdown(value) if content.get("type") == "text/plain" else html_to_markdown(value, base or "")
+    elif len(summary_text.split()) > LONG_DESCRIPTION_WORDS:
+        body = html_to_markdown(description, base or "")
+    else:
+        body = ""
+
+    categories = [plain_text(t.get("term") or t.get("label")) for t in entry.get("tags") or []]
+    image = _rss_image(entry, base or feed_link, caption or title, label, warnings)
+    lang = language((content or {}).get("language")) or language(entry.get("title_detail", {}).get("language"))
+    return Item(
+        title=title,
+        published=published,
+        guid=_namespaced(guid, feed_key),
+        url=link,
+        summary=clip(summary_text, SUMMARY_CHARS),
+        byline=_byline(entry),
+        categories=[c for c in categories if c],
+        image=image,
+        body=body,
+        lang=lang or feed_lang,
+        origin=label,
+    )
+
+
+def _best_content(contents: list[Any]) -> Any | None:
+    """The richest of an entry's contents: HTML over XHTML over plain text."""
+    rank = {"text/html": 0, "application/xhtml+xml": 1, "text/plain": 2}
+    usable = [c for c in contents if (c.get("value") or "").strip()]
+    return min(usable, key=lambda c: rank.get(c.get("type", ""), 3), default=None)
+
+
+def _rss_image(entry: Any, base: str, alt: str, label: str, warnings: list[str]) -> ItemImage | None:
+    urls: list[str] = []
+    for media in entry.get("media_content") or []:
+        kind = (media.get("medium") or media.get("type") or "").lower()
+        address = media.get("url") or ""
+        if kind.startswith("image") or (not kind and address.lower().split("?")[0].endswith(_IMAGE_SUFFIXES)):
+            urls.append(address)
+    urls += [t.get("url") or "" for t in entry.get("media_thumbnail") or []]
+    urls += [e.get("href") or "" for e in entry.get("enclosures") or [] if (e.get("type") or "").startswith("image/")]
+    credits = entry.get("media_credit") or []
+    credit = plain_text((credits[0].get("content") if credits else None) or entry.get("credit"))
+    return _pick_image(urls, base, alt, credit, label, warnings)
+
+
+def _pick_image(urls: list[str], base: str, alt: str, credit: str, label: str, warnings: list[str]) -> ItemImage | None:
+    """The first image URL that is (or, relative, becomes) absolute https; stories only embed https."""
+    rejected = ""
+    for address in urls:
+        if not address:
+            continue
+        try:
+            return ItemImage(
+                src=clean_url(address, base or None, schemes=("https",)), alt=clip(alt, 500), credit=clip(credit, 300)
+            )
+        except ValueError:
+            rejected = rejected or address
+    if rejected:
+        warnings.append(f"{label}: image {rejected[:100]!r} left out: stories only embed absolute https images")
+    return None
+
+
+def _byline(entry: Any) -> str:
+    names = [plain_text(a.get("name")) for a in entry.get("authors") or [] if isinstance(a, dict)]
+    names = [n for n in names if n and "@" not in n]
+    if not names:
+        detail = entry.get("author_detail") or {}
+        name = plain_text(detail.get("name") or "")
+        if not name and not detail.get("email"):
+            name = plain_text(entry.get("author"))
+        names = [name] if name and "@" not in name else []
+    return clip(", ".join(dict.fromkeys(names)), 200)
+
+
+def _media_descriptions(data: bytes, count: int) -> list[str]:
+    """media:description of each entry, in document order ('' where there is none).
+
+    feedparser reads media:description as if it were the entry's own description, so the photo caption
+    we want as alt text is read here with lxml. If the two parsers disagree on the number of entries
+    (badly broken XML), captions are not used: the title is the fallback alt text.
+    """
+    empty = [""] * count
+    if b"search.yahoo.com/mrss" not in data:
+        return empty
+    found: list[str] = []
+    try:
+        for _event, el in etree.iterparse(io.BytesIO(data), events=("end",), recover=True, resolve_entities=False):
+            name = etree.QName(el).localname if isinstance(el.tag, str) else ""
+            if name in ("item", "entry"):
+                texts = (plain_text("".join(d.itertext())) for ns in _MRSS for d in el.iter(f"{{{ns}}}description"))
+                found.append(next((t for t in texts if t), ""))
+                el.clear()
+    except (etree.LxmlError, ValueError):
+        return empty
+    return found if len(found) == count else empty
+
+
+# --- JSON Feed --------------------------------------------------------------------------------------
+
+
+def _parse_json_feed(data: bytes, *, source: str, url: str | None) -> ParsedFeed:
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise IntakeError(f"{source}: JSON Feed is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise IntakeError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith("https://jsonfeed.org/version/"):
+        raise IntakeError(f"{source}: JSON without a JSON Feed 'version' (https://jsonfeed.org/version/1.1)")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise IntakeError(f"{source}: JSON Feed 'items' must be a list")
+    feed_base = _absolute(doc.get("home_page_url"), url or "") or _absolute(doc.get("feed_url"), url or "") or url
+    result = ParsedFeed(title=plain_text(_str(doc.get("title"))) or source)
+    feed_lang = language(doc.get("language"))
+    feed_authors = _json_authors(doc)
+    feed_key = url or source
+    for number, entry in enumerate(items, 1):
+        origin = f"{source} item {number}"
+        try:
+            if not isinstance(entry, dict):
+                raise _Skip("is not an object")
+            item = _json_item(entry, origin, feed_key, feed_base or "", feed_lang, feed_authors, result.warnings)
+        except _Skip as skip:
+            result.skipped += 1
+            result.warnings.append(f"{origin}: {skip}; skipped")
+            continue
+        result.items.append(item)
+    return result
+
+
+def _json_item(
+    entry: dict[str, Any],
+    origin: str,
+    feed_key: str,
+    feed_base: str,
+    feed_lang: str,
+    feed_authors: str,
+    warnings: list[str],
+) -> Item:
+    title = clip(title_text(_str(entry.get("title"))), TITLE_CHARS)
+    label = f"{origin} ({title!r})" if title else origin
+    if not title:
+        raise _Skip("has no title")
+    raw_date = _str(entry.get("date_published")) or _str(entry.get("date_modified"))
+    published = parse_datetime(_str(entry.get("date_published"))) or parse_datetime(_str(entry.get("date_modified")))
+    if published is None:
+        why = f"date {raw_date!r} is not an RFC 3339 date" if raw_date else "has no date_published or date_modified"
+        raise _Skip(why)
+    link = _absolute(_str(entry.get("url")), feed_base) or _absolute(_str(entry.get("external_url")), feed_base)
+    base = link or feed_base
+    if _str(entry.get("content_html")).strip():
+        body = html_to_markdown(_str(entry.get("content_html")), base)
+    elif _str(entry.get("content_text")).strip():
+        body = text_to_markdown(_str(entry.get("content_text")))
+    else:
+        body = ""
+    tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
+    guid = entry.get("id")
+    guid_text = str(guid) if isinstance(guid, str | int) and not isinstance(guid, bool) and str(guid) else None
+    image_urls = [_str(entry.get("image")), _str(entry.get("banner_image"))]
+    return Item(
+        title=title,
+        published=published,
+        guid=_namespaced(guid_text, feed_key),
+        url=link,
+        summary=clip(title_text(_str(entry.get("summary"))), SUMMARY_CHARS),
+        byline=_json_authors(entry) or feed_authors,
+        categories=[t for t in (plain_text(_str(t)) for t in tags) if t],
+        image=_pick_image(image_urls, base, title, "", label, warnings),
+        body=body,
+        lang=language(entry.get("language")) or feed_lang,
+        origin=label,
+    )
+
+
+def _json_authors(obj: dict[str, Any]) -> str:
+    authors = obj.get("authors")
+    if not isinstance(authors, list):
+        authors = [obj["author"]] if isinstance(obj.get("author"), dict) else []  # JSON Feed 1.0
+    names = [plain_text(_str(a.get("name"))) for a in authors if isinstance(a, dict)]
+    return clip(", ".join(dict.fromkeys(n for n in names if n)), 200)
+
+
+# --- shared -----------------------------------------------------------------------------------------
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _absolute(value: Any, base: str) -> str:
+    """An absolute http(s) URL, resolving a relative one against `base`; '' when there is none."""
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    try:
+        return clean_url(value.strip(), base)
+    except ValueError:
+        return ""
+
+
+def _namespaced(guid: str | None, feed_key: str) -> str | None:
+    """GUIDs like "1234" are only unique within their feed; URLs and URNs are unique everywhere."""
+    if not guid:
+        return None
+    guid = guid.strip()
+    return guid if ":" in guid else f"{feed_key}#{guid}"
+
+
+def _describe(problem: BaseException) -> str:
+    line = getattr(problem, "getLineNumber", None)
+    message = getattr(problem, "getMessage", None)
+    if callable(line) and callable(message):
+        return f"line {line()}: {message()}"
+    return " ".join(str(problem).split()) or type(problem).__name__
