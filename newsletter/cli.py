@@ -174,7 +174,7 @@ def check(root: Path, day: Any) -> None:
 
 # Commands of the later stages live in their own modules (newsletter/commands/) and register
 # themselves on `cli` when imported; one line here per module.
-_COMMAND_MODULES: tuple[str, ...] = ("schedule", "preview", "intake")
+_COMMAND_MODULES: tuple[str, ...] = ("schedule", "preview", "intake", "mailing")
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(f"newsletter.commands.{_module}")
