@@ -532,7 +532,8 @@ class _SecurityHeaders:
                 present = {k.lower() for k, _ in headers}
                 for name, value in (
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
+                    # Not no-referrer: under it, browsers send `Origin: null` with our own forms.
+                    (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                     (b"cross-origin-opener-policy", b"same-origin"),
                     (b"cross-origin-resource-policy", b"same-origin"),
