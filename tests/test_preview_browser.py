@@ -7,6 +7,7 @@ the next test starts from the demo edition again.
 from __future__ import annotations
 
 import re
+import socket
 import struct
 import time
 import zlib
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import SmtpServer, _StoreHandler
 from test_preview import (
     DAY,
     EARLIER,
@@ -284,3 +286,54 @@ def test_send_test_is_disabled_with_an_explanation(page, server: PreviewServer) 
     assert page.locator("#send-test button").is_disabled()
     assert page.locator("#send-test input[name=address]").is_disabled()
     assert "no SMTP server is configured" in page.locator("#send-test-why").inner_text()
+
+
+@pytest.fixture
+def smtp_relay() -> Iterator[SmtpServer]:
+    """conftest's aiosmtpd server on a port chosen up front: aiosmtpd 1.4 cannot start on port 0 (its
+    start() connects to the port it was given to check the server is up)."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    relay = SmtpServer("127.0.0.1", port)
+    controller = Controller(_StoreHandler(relay), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield relay
+    finally:
+        controller.stop()
+
+
+def test_send_test_through_the_configured_smtp_server(page, server: PreviewServer, smtp_relay: SmtpServer) -> None:  # type: ignore[no-untyped-def]
+    config = server.root / "newsletter.toml"
+    open_edition(page, server)
+    try:
+        config.write_text(f'[smtp]\nurl = "{smtp_relay.url}"\n', encoding="utf-8")
+        # the open page notices the new config by itself: the form becomes usable
+        page.locator("#send-test input[name=address]:enabled").wait_for(timeout=5000)
+        page.fill("#send-test input[name=address]", "editor@example.org")
+        page.click("#send-test button")
+        notice = page.locator(".notice-ok")
+        notice.wait_for(timeout=15000)
+        assert notice.inner_text().startswith(f"sent edition {DAY} to editor@example.org")
+        assert len(smtp_relay.received) == 1
+        assert smtp_relay.received[0].rcpt_tos == ["editor@example.org"]
+        assert smtp_relay.received[0].message["Subject"] == "The Morning Brief — Friday, December 30, 2016"
+    finally:
+        config.unlink()
+    page.locator("#send-test-why").wait_for(timeout=5000)
+    assert not (server.root / "outbox").exists(), "the preview wrote to the outbox without being asked"
+
+
+def test_write_to_the_outbox_when_asked(page, server: PreviewServer) -> None:  # type: ignore[no-untyped-def]
+    outbox = server.root / "outbox" / DAY.isoformat()
+    assert not outbox.exists()
+    open_edition(page, server)
+    page.click("#write button")
+    notice = page.locator(".notice-ok")
+    notice.wait_for()
+    assert f"Wrote {outbox}/" in notice.inner_text()
+    assert (outbox / "newsletter.html").is_file()
+    assert page.locator("#summary").inner_text().count("built ") == 1
