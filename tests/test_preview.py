@@ -31,7 +31,7 @@ from watchfiles import Change
 from newsletter.build import build
 from newsletter.cli import cli
 from newsletter.config import load_settings
-from newsletter.preview.app import dark_variant, has_dark_styles
+from newsletter.preview.app import create_app, dark_variant, has_dark_styles
 from newsletter.preview.security import allowed_hosts, loopback_host
 from newsletter.preview.state import Previewer
 from newsletter.preview.watcher import watch
@@ -73,10 +73,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 class PreviewServer:
     """`python -m newsletter preview --port 0` in a subprocess; `url` is the line it prints first."""
 
-    def __init__(self, root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30) -> None:
+    def __init__(
+        self, root: Path, *args: str, env: dict[str, str] | None = None, port: str | None = "0", timeout: float = 30
+    ) -> None:
         self.root = root
+        port_args = ["--port", port] if port is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "preview", "--root", str(root), "--port", "0", *args],
+            [sys.executable, "-m", "newsletter", "preview", "--root", str(root), *port_args, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -217,7 +220,7 @@ def test_port_from_the_preview_table_and_its_checks(demo_root: Path) -> None:
     assert result.exit_code == 1
     assert "[preview] port must be a whole number from 0 to 65535, got 70000" in result.output
     (demo_root / "newsletter.toml").write_text("[preview]\nport = 0\n", encoding="utf-8")
-    srv = PreviewServer(demo_root)  # no --port 0 on the command line would still be 0 here
+    srv = PreviewServer(demo_root, port=None)  # no --port: the table's 0 picks a free port
     try:
         assert srv.get("/").status_code == 200
     finally:
@@ -225,6 +228,21 @@ def test_port_from_the_preview_table_and_its_checks(demo_root: Path) -> None:
 
 
 # --- pages ---------------------------------------------------------------------------------------------
+
+
+def test_an_empty_folder_says_what_to_do(tmp_path: Path) -> None:
+    root = tmp_path / "paper"
+    root.mkdir()  # not even stories/ yet: the preview starts and waits for the first story
+
+    async def visit() -> list[httpx.Response]:
+        app = create_app(Previewer(root), watch=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+            return [await client.get("/"), await client.get("/editions/")]
+
+    for page in asyncio.run(visit()):
+        assert page.status_code == 200
+        assert f"No stories yet under <code>{root / 'stories'}</code>" in page.text
 
 
 def test_index_lists_every_edition(server: PreviewServer) -> None:

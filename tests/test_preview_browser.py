@@ -98,7 +98,7 @@ def frame_text(pg) -> str:  # type: ignore[no-untyped-def]
 
 def wait_for_frame_text(pg, text: str, timeout: float = 5000) -> None:  # type: ignore[no-untyped-def]
     pg.wait_for_function(
-        "(t) => { const d = document.getElementById('email').contentDocument;"
+        "(t) => { const f = document.getElementById('email'); const d = f && f.contentDocument;"
         " return !!d && !!d.body && d.body.textContent.includes(t); }",
         arg=text,
         timeout=timeout,
@@ -337,3 +337,23 @@ def test_write_to_the_outbox_when_asked(page, server: PreviewServer) -> None:  #
     assert f"Wrote {outbox}/" in notice.inner_text()
     assert (outbox / "newsletter.html").is_file()
     assert page.locator("#summary").inner_text().count("built ") == 1
+
+
+def test_the_first_story_of_an_empty_folder_appears_by_itself(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "paper"
+    root.mkdir()
+    srv = PreviewServer(root)
+    try:
+        page.goto(srv.url)
+        page.wait_for_selector("#live-status[data-state=live]")
+        assert "No stories yet" in page.locator("main").inner_text()
+        story = root / "stories" / "first.md"
+        story.parent.mkdir()
+        story.write_text(
+            "---\ntitle: The first story of the paper\npublished: 2024-03-05T07:30:00+01:00\n---\nHello.\n",
+            encoding="utf-8",
+        )
+        wait_for_frame_text(page, "The first story of the paper")
+        assert page.locator("h1.subject").inner_text().endswith("Wednesday, March 6, 2024")  # after the 06:00 cut-off
+    finally:
+        assert srv.stop() == 0
