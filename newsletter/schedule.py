@@ -49,6 +49,7 @@ KEYS = ("at", "timezone", "days", "grace", "retries", "retry_delay")
 _LOOKBACK = timedelta(days=8)
 # A daemon down for months does not list every lost morning one by one.
 _MAX_LISTED_MISSES = 14
+_MAX_LISTED_FAILURES = 10
 
 
 # --- configuration ----------------------------------------------------------------------------------
@@ -236,6 +237,7 @@ class State(enum.StrEnum):
 
 
 DONE = (State.COMPLETED, State.EMPTY)
+_RESUMED = {State.RUNNING: "crashed", State.INTERRUPTED: "stopped", State.FAILED: "failed"}
 
 
 @dataclass(frozen=True)
@@ -656,7 +658,7 @@ class Morning:
             log.warning("edition %s: %s; not starting a second run", day, detail)
             return RunResult(day, scheduled, Outcome.BUSY, detail, before.attempts)
         attempt = (before.attempts if before else 0) + 1
-        resuming = f", resuming a {before.state.value} run" if before and before.state != State.SKIPPED else ""
+        resuming = f", resuming a {_RESUMED[before.state]} run" if before and before.state in _RESUMED else ""
         log.info(
             "edition %s: run started (%s %s, attempt %d%s)",
             day,
@@ -691,6 +693,10 @@ class Morning:
         took = _time.monotonic() - started
         counts = {k: int(getattr(report, k, 0)) for k in ("sent", "failed", "skipped", "retried", "pending")}
         summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+        self._log_details(day, report)
+        sink = getattr(report, "sink", "")
+        if sink:
+            summary += f" via {sink}"
         if report.complete:
             self.store.finish(day, State.COMPLETED, self.clock(), summary, counts)
             level = logging.WARNING if counts["failed"] else logging.INFO
@@ -706,6 +712,21 @@ class Morning:
             summary,
         )
         return RunResult(day, scheduled, Outcome.INTERRUPTED, summary, attempt, took, report)
+
+    def _log_details(self, day: date, report: Report) -> None:
+        """The mailing report's warnings and permanent failures, capped: a bad list is not a log flood."""
+        for warning in getattr(report, "warnings", ()):
+            log.warning("edition %s: %s", day, warning)
+        failures = list(getattr(report, "failures", ()))
+        for line in failures[:_MAX_LISTED_FAILURES]:
+            log.warning("edition %s: not delivered: %s", day, line)
+        if len(failures) > _MAX_LISTED_FAILURES:
+            log.warning(
+                "edition %s: %d more not delivered; `newsletter status --date %s --failed` lists them",
+                day,
+                len(failures) - _MAX_LISTED_FAILURES,
+                day,
+            )
 
     def _intake(self) -> None:
         """Fetch the configured feeds first, so the morning's edition holds the night's stories."""
@@ -1003,7 +1024,7 @@ def logging_to_stderr(level: int = logging.INFO) -> Iterator[None]:
     import sys
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     loggers = {logging.getLogger("newsletter"): level, logging.getLogger("apscheduler"): logging.WARNING}
     before = {logger: logger.level for logger in loggers}
     for logger, lvl in loggers.items():

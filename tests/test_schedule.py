@@ -427,7 +427,7 @@ def test_a_crashed_run_resumes_at_restart(paper: Settings, caplog: pytest.LogCap
     result = morning.run(MORNING)
     assert result.outcome == Outcome.COMPLETED and result.attempts == 2
     assert send.days == [DAY]
-    assert any("attempt 2, resuming a running run" in r.getMessage() for r in caplog.records)
+    assert any("attempt 2, resuming a crashed run" in r.getMessage() for r in caplog.records)
 
 
 def test_interrupted_and_failed_runs_resume_then_complete(paper: Settings) -> None:
