@@ -147,9 +147,11 @@ class _Server(ThreadingHTTPServer):
     fixture: FixtureServer
 
 
-@pytest.fixture
-def http_server() -> Iterator[FixtureServer]:
-    """A real HTTP server on 127.0.0.1 serving the routes a test adds; it records every request."""
+def serve() -> Iterator[FixtureServer]:
+    """Run a real HTTP server on 127.0.0.1 serving the routes a test adds; it records every request.
+
+    A generator, so other test modules make it their own `http_server` fixture with `yield from serve()`.
+    """
     server = _Server(("127.0.0.1", 0), _Handler)
     fs = FixtureServer(port=server.server_address[1])
     server.fixture = fs
@@ -160,6 +162,11 @@ def http_server() -> Iterator[FixtureServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[FixtureServer]:
+    yield from serve()
 
 
 # --- helpers shared by the intake tests -------------------------------------------------------------

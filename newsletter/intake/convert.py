@@ -46,6 +46,10 @@ _BLOCKS_AS_PARAGRAPHS = {
     "summary",
 }
 _DROP_WITH_CONTENT = ("script", "style", "noscript", "template", "iframe", "object", "embed", "form", "button", "svg")
+_NEEDS_NORMALISING = re.compile(
+    r"<(?:" + "|".join(sorted(_BLOCKS_AS_PARAGRAPHS | set(_DROP_WITH_CONTENT) | {"h1", "td", "th", "img"})) + r")\b",
+    re.I,
+)
 _LANG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _SCRIPTS = re.compile(r"<(script|style|noscript|template)\b.*?(?:</\1\s*>|$)", re.I | re.S)
 # HTML elements (those that turn up in titles and summaries): only these count as tags in a plain title.
@@ -68,14 +72,16 @@ class _Converter(MarkdownConverter):
             return ""  # its URL was not absolute http(s), so the sanitizer removed it
         el.attrs["src"] = _md_url(el.attrs["src"])
         el.attrs["alt"] = re.sub(r"([\[\]\\])", r"\\\1", el.attrs.get("alt") or "")
-        return str(super().convert_img(el, text, parent_tags))
+        base: Any = super()  # markdownify's type stub declares convert() only
+        return str(base.convert_img(el, text, parent_tags))
 
     def convert_a(self, el: Any, text: str, parent_tags: set[str]) -> str:
         if el.get("href"):
             el["href"] = _md_url(el["href"])
         else:
             return text  # a link whose target was dropped is just its words
-        return str(super().convert_a(el, text, parent_tags))
+        base: Any = super()
+        return str(base.convert_a(el, text, parent_tags))
 
 
 _converter = _Converter(
@@ -109,6 +115,8 @@ def text_to_markdown(text: str) -> str:
 
 def _normalise(html: str) -> str:
     """Give the sanitizer a fragment whose block structure it keeps; drop active and invisible parts."""
+    if not _NEEDS_NORMALISING.search(html):
+        return html  # most feed bodies are plain paragraphs and lists: no second parse for them
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except (etree.ParserError, ValueError):
@@ -222,7 +230,7 @@ def from_struct(parsed: Any, raw: str | None) -> datetime | None:
     if not parsed:
         return None
     try:
-        utc = datetime(*parsed[:6], tzinfo=UTC)
+        utc = datetime(*parsed[:6]).replace(tzinfo=UTC)
     except (TypeError, ValueError):
         return None
     original = parse_datetime(raw)

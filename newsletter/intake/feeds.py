@@ -72,21 +72,26 @@ def _parse_xml_feed(data: bytes, *, source: str, url: str | None, media_type: st
     # feedparser would use); skipping feedparser's halves the parse time of a big feed.
     parsed = feedparser.parse(data, response_headers=headers, resolve_relative_uris=False, sanitize_html=False)
     entries = parsed.get("entries", [])
-    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    problem: BaseException | None = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not entries and not parsed.get("version"):
         head = data[:2048].lower()
         if b"<html" in head or b"<!doctype html" in head:
             raise IntakeError(f"{source}: is a web page, not a feed; for one article use `newsletter import page`")
         if problem is not None:
-            raise IntakeError(f"{source}: not a readable feed ({_describe(problem)})")
+            raise IntakeError(f"{source}: not a readable feed ({_describe(problem, data)})")
         raise IntakeError(f"{source}: not an RSS, Atom or JSON feed")
+    malformed = problem is not None and not isinstance(
+        problem, feedparser.CharacterEncodingOverride | feedparser.NonXMLContentType
+    )
+    if malformed and not entries and problem is not None:
+        raise IntakeError(f"{source}: not a readable feed ({_describe(problem, data)}); no entry could be recovered")
     feed = parsed.get("feed", {})
     result = ParsedFeed(title=plain_text(feed.get("title")) or source)
     if isinstance(problem, feedparser.CharacterEncodingOverride):
         result.warnings.append(f"{source}: {problem}; check the accents in the imported stories")
-    elif problem is not None and not isinstance(problem, feedparser.NonXMLContentType):
+    elif malformed and problem is not None:
         result.warnings.append(
-            f"{source}: malformed XML ({_describe(problem)}); imported what the parser recovered: "
+            f"{source}: malformed XML ({_describe(problem, data)}); imported what the parser recovered: "
             f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
         )
     captions = _media_descriptions(data, len(entries))
@@ -98,14 +103,17 @@ def _parse_xml_feed(data: bytes, *, source: str, url: str | None, media_type: st
             item = _rss_item(entry, origin, url or source, feed_link, feed_lang, captions[number - 1], result.warnings)
         except _Skip as skip:
             result.skipped += 1
-            result.warnings.append(f"{origin}: {skip}; skipped")
+            result.warnings.append(str(skip))
             continue
         result.items.append(item)
     return result
 
 
 class _Skip(Exception):
-    pass
+    """An entry that cannot be a story; `where` names it (with its title when it has one)."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"{where}: {why}; skipped")
 
 
 def _rss_item(
@@ -115,13 +123,13 @@ def _rss_item(
     guid = entry.get("id") or None
     label = f"{origin} ({title!r})" if title else origin
     if not title:
-        raise _Skip("has no title")
+        raise _Skip(origin, "has no title")
     published = from_struct(entry.get("published_parsed"), entry.get("published")) or from_struct(
         entry.get("updated_parsed"), entry.get("updated")
     )
     if published is None:
         raw = entry.get("published") or entry.get("updated")
-        raise _Skip(f"date {raw!r} is not understood" if raw else "has no published or updated date")
+        raise _Skip(label, f"date {raw!r} is not understood" if raw else "has no published or updated date")
     link = _absolute(entry.get("link"), feed_link or feed_key)
     # The base for relative URLs inside the entry: an explicit xml:base wins, then the entry's own page.
     content = _best_content(entry.get("content") or [])
@@ -131,10 +139,12 @@ def _rss_item(
     # feedparser files media:description under `summary` when the entry has no description of its own:
     # a photo caption is not a summary.
     candidates = [entry.get("summary"), entry.get("summary_detail", {}).get("value")]
-    description = next((c for c in candidates if c and plain_text(c) != caption), "")
+    if caption:
+        candidates = [c for c in candidates if c and plain_text(c) != caption]
+    description = next((c for c in candidates if c), "")
+    if content is not None and description == content.get("value"):
+        description = ""  # Atom without <summary>: feedparser repeats the content there
     summary_text = plain_text(description)
-    if content is not None and summary_text == plain_text(content.get("value")):
-        summary_text = ""  # Atom without <summary>: feedparser repeats the content there
     if content is not None:
         value = content.get("value") or ""
         body = text_to_markdown(value) if content.get("type") == "text/plain" else html_to_markdown(value, base or "")
@@ -258,11 +268,11 @@ def _parse_json_feed(data: bytes, *, source: str, url: str | None) -> ParsedFeed
         origin = f"{source} item {number}"
         try:
             if not isinstance(entry, dict):
-                raise _Skip("is not an object")
+                raise _Skip(origin, "is not an object")
             item = _json_item(entry, origin, feed_key, feed_base or "", feed_lang, feed_authors, result.warnings)
         except _Skip as skip:
             result.skipped += 1
-            result.warnings.append(f"{origin}: {skip}; skipped")
+            result.warnings.append(str(skip))
             continue
         result.items.append(item)
     return result
@@ -280,12 +290,12 @@ def _json_item(
     title = clip(title_text(_str(entry.get("title"))), TITLE_CHARS)
     label = f"{origin} ({title!r})" if title else origin
     if not title:
-        raise _Skip("has no title")
+        raise _Skip(origin, "has no title")
     raw_date = _str(entry.get("date_published")) or _str(entry.get("date_modified"))
     published = parse_datetime(_str(entry.get("date_published"))) or parse_datetime(_str(entry.get("date_modified")))
     if published is None:
         why = f"date {raw_date!r} is not an RFC 3339 date" if raw_date else "has no date_published or date_modified"
-        raise _Skip(why)
+        raise _Skip(label, why)
     link = _absolute(_str(entry.get("url")), feed_base) or _absolute(_str(entry.get("external_url")), feed_base)
     base = link or feed_base
     if _str(entry.get("content_html")).strip():
@@ -294,7 +304,8 @@ def _json_item(
         body = text_to_markdown(_str(entry.get("content_text")))
     else:
         body = ""
-    tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
+    raw_tags = entry.get("tags")
+    tags = raw_tags if isinstance(raw_tags, list) else []
     guid = entry.get("id")
     guid_text = str(guid) if isinstance(guid, str | int) and not isinstance(guid, bool) and str(guid) else None
     image_urls = [_str(entry.get("image")), _str(entry.get("banner_image"))]
@@ -346,9 +357,11 @@ def _namespaced(guid: str | None, feed_key: str) -> str | None:
     return guid if ":" in guid else f"{feed_key}#{guid}"
 
 
-def _describe(problem: BaseException) -> str:
+def _describe(problem: BaseException, data: bytes) -> str:
     line = getattr(problem, "getLineNumber", None)
     message = getattr(problem, "getMessage", None)
     if callable(line) and callable(message):
-        return f"line {line()}: {message()}"
+        # feedparser puts an XML declaration line in front of a document that has none.
+        declared = data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml")
+        return f"line {max(1, line() - (0 if declared else 1))}: {message()}"
     return " ".join(str(problem).split()) or type(problem).__name__

@@ -9,6 +9,7 @@ a clean import, so entries that failed, or that `--no-update` held back, are loo
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass, field
 from datetime import datetime
@@ -22,8 +23,7 @@ from ..stories import parse_story
 from .feeds import parse_feed
 from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, Fetched, Fetcher, file_path, is_url, read_file, user_agent
 from .item import Item
-from .pages import parse_page
-from .writer import State, digest, new_path, render_story, state_path
+from .writer import State, digest, new_path, render_front, state_path
 
 ActionKind = Literal["new", "updated", "kept", "deleted"]
 _Parse = Callable[[Fetched], tuple[list[Item], list[str], int]]
@@ -170,6 +170,7 @@ class Importer:
         self.state = State(state_path(settings), readonly=dry_run)
         self._fetcher: Fetcher | None = None
         self._claimed: set[str] = set()  # paths given to new stories in this run (a dry run records nothing)
+        self._written: list[Path] = []  # files written since the last flush
 
     def __enter__(self) -> Importer:
         return self
@@ -220,6 +221,8 @@ class Importer:
         path = None if is_url(source) else file_path(source, relative_to or self.cwd)
 
         def parse(fetched: Fetched) -> tuple[list[Item], list[str], int]:
+            from .pages import parse_page  # trafilatura takes a while to import; feeds do not need it
+
             assert fetched.content is not None
             parsed = parse_page(
                 fetched.content,
@@ -288,6 +291,11 @@ class Importer:
         try:
             for item in items:
                 self._item(item, section, key)
+            # The files reach the disk before the state says they exist: otherwise a crash could leave a
+            # recorded story without its file, which the next import would take for one deleted by hand.
+            # One pass over the batch costs a fraction of a flush per file.
+            _flush(self._written)
+            self._written.clear()
             done = _Counts.of(report) - before
             if not done.failed and not done.kept:
                 self._remember(key, fetched, fingerprint, len(items))
@@ -306,7 +314,8 @@ class Importer:
 
     def _item(self, item: Item, section: str | None, source: str) -> None:
         report = self.report
-        text = render_story(item, section=section)
+        head = render_front(item, section=section)
+        text = head + item.body
         new_digest = digest(text)
         record = self.state.find(item.guid, item.url or None)
         if record is not None:
@@ -338,15 +347,18 @@ class Importer:
             report.kept += 1
             report.actions.append(Action("kept", shown, item.title))
             return
+        # The story validator on the front matter: a body cannot make a story invalid (it is sanitized
+        # when read), so rendering it here too would only double the cost of a big import.
         story, errors, _warnings = parse_story(
-            text.encode("utf-8"), shown, rel.removesuffix(".md"), self.settings.base_url
+            head.encode("utf-8"), shown, rel.removesuffix(".md"), self.settings.base_url
         )
         if story is None:
             report.failed.append(f"{item.origin}: not imported: {errors[0] if errors else 'invalid story'}")
             return
         if not self.dry_run:
             try:
-                write_atomic(path, text)
+                write_atomic(path, text, fsync=False)
+                self._written.append(path)
             except OSError as exc:
                 report.failed.append(f"{item.origin}: cannot write {shown} ({exc.strerror})")
                 return
@@ -363,6 +375,16 @@ class Importer:
             return path.relative_to(self.settings.root).as_posix()
         except ValueError:
             return str(path)
+
+
+def _flush(paths: list[Path]) -> None:
+    """fsync the files, then their folders (so the renames are on disk too)."""
+    for target in [*paths, *dict.fromkeys(p.parent for p in paths)]:
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def import_feed(
