@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -76,15 +77,21 @@ class _StoreHandler:
         return "250 OK"
 
 
+def free_port() -> int:
+    """A port nothing listens on now (aiosmtpd checks readiness by connecting, so it needs a real one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     """A real aiosmtpd server on 127.0.0.1 that stores what it receives."""
     from aiosmtpd.controller import Controller
 
-    server = SmtpServer("127.0.0.1", 0)
-    controller = Controller(_StoreHandler(server), hostname="127.0.0.1", port=0)
+    server = SmtpServer("127.0.0.1", free_port())
+    controller = Controller(_StoreHandler(server), hostname="127.0.0.1", port=server.port)
     controller.start()
-    server.port = controller.server.sockets[0].getsockname()[1]
     try:
         yield server
     finally:
