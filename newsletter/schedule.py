@@ -478,6 +478,25 @@ def send_with_mailing(settings: Settings, day: date, *, stop: threading.Event | 
     return send_edition(settings, day, stop=stop, progress=False)
 
 
+def preflight(settings: Settings) -> None:
+    """What would make every morning fail, found at start-up: a daemon that cannot send refuses to start
+    (one clear line under systemd) rather than log the same failure each morning."""
+    from .errors import SubscriberError
+    from .mailing import MailingOptions
+    from .sinks.smtp import config_from_settings, smtp_url
+    from .unsubscribe import secret_from_env
+
+    secret_from_env()
+    if MailingOptions.from_settings(settings).subscribers is None:
+        raise SubscriberError("no subscriber list: set [mailing] subscribers in newsletter.toml")
+    if smtp_url(settings) is not None:
+        config_from_settings(settings)
+    if settings.section("intake").get("feeds"):
+        from .intake import intake_settings
+
+        intake_settings(settings)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -858,6 +877,8 @@ class Daemon:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.blocking import BlockingScheduler
 
+        if self.morning.send is send_with_mailing:
+            preflight(self.settings)
         root = str(self.settings.root)
         previous: dict[int, Any] = {}
         if self.install_signals:
@@ -1051,6 +1072,7 @@ __all__ = [
     "latest_fire",
     "logging_to_stderr",
     "next_runs",
+    "preflight",
     "read_config",
     "run_now",
     "scheduler_lock",

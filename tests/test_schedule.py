@@ -507,7 +507,10 @@ def test_first_start_only_catches_a_morning_within_grace(tmp_path: Path, caplog:
 # --- the lock ---------------------------------------------------------------------------------------
 
 
-def test_lock_refuses_a_second_scheduler(paper: Settings) -> None:
+def test_lock_refuses_a_second_scheduler(paper: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", "lock-test-secret")  # the daemon's preflight passes
+    with (paper.root / "newsletter.toml").open("a", encoding="utf-8") as config:
+        config.write('\n[mailing]\nsubscribers = "subscribers.csv"\n')
     with sched.scheduler_lock(paper):
         with pytest.raises(LockedError) as info, sched.scheduler_lock(paper):
             pass

@@ -268,3 +268,22 @@ def test_run_now_on_an_empty_morning_sends_nothing(tmp_path: Path, smtp_server: 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"edition {day}: empty: no stories published between ")
     assert smtp_server.received == [] and ledger_report(settings, day) is None
+
+
+def test_daemon_refuses_to_start_when_no_morning_could_be_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_paper(tmp_path, "smtp://127.0.0.1:25", "06:00:00", today())
+    runner = CliRunner()
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    result = runner.invoke(cli, ["schedule", "--root", str(settings.root)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {SECRET_ENV} is not set: every message needs a signed unsubscribe link")
+    assert len(result.output.strip().splitlines()) == 1
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    config = settings.root / "newsletter.toml"
+    config.write_text(config.read_text().replace('subscribers = "subscribers.csv"\n', ""))
+    result = runner.invoke(cli, ["schedule", "--root", str(settings.root)])
+    assert (result.exit_code, result.output) == (
+        1,
+        "Error: no subscriber list: set [mailing] subscribers in newsletter.toml\n",
+    )
+    assert not sched.lock_path(settings).exists()  # refused before taking the lock

@@ -76,7 +76,9 @@ def schedule(root: Path, next_count: int | None, start: str | None, run_now: boo
             Daemon(settings, config).run()
             return
         stop = threading.Event()
-        handlers = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+        handlers: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+            handlers = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             result = run_once(settings, stop=stop)
         finally:
