@@ -433,3 +433,29 @@ def test_a_damaged_state_file_is_one_clear_error(tmp_path: Path, dry_run: bool) 
     with pytest.raises(IntakeError, match=r"intake.sqlite: not a usable import state \(file is not a database\)"):
         import_feed(settings(root), str(FIXTURES / "atom.xml"), dry_run=dry_run)
     assert story_files(root) == {}
+
+
+def test_json_feed_in_the_charset_its_server_declares(http_server: FixtureServer, tmp_path: Path) -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1",
+        "title": "Café du Commerce",
+        "items": [
+            {
+                "id": "https://cafe.example.fr/1",
+                "url": "https://cafe.example.fr/1",
+                "title": "Réouverture du café",
+                "content_text": "Après travaux.",
+                "date_published": "2024-03-05T08:00:00+01:00",
+                "author": {"name": "Hélène"},
+            }
+        ],
+    }
+    url = http_server.add(
+        "/cafe.json",
+        json.dumps(doc, ensure_ascii=False).encode("iso-8859-1"),
+        content_type="application/json; charset=iso-8859-1",
+    )
+    root = make_root(tmp_path)
+    assert import_feed(settings(root), url).written == 1
+    meta = front(root / "stories/2024/03/05/reouverture-du-cafe.md")
+    assert (meta["title"], meta["byline"]) == ("Réouverture du café", "Hélène")  # JSON Feed 1.0 'author'

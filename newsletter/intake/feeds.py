@@ -55,7 +55,7 @@ def parse_feed(
     """Read a feed document. `url` is where it came from (the base for relative links), None for a file."""
     head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
     if media_type in _JSON_TYPES or head.startswith(b"{"):
-        return _parse_json_feed(data, source=source, url=url)
+        return _parse_json_feed(data, source=source, url=url, charset=charset)
     return _parse_xml_feed(data, source=source, url=url, media_type=media_type, charset=charset)
 
 
@@ -247,11 +247,17 @@ def _media_descriptions(data: bytes, count: int) -> list[str]:
 # --- JSON Feed --------------------------------------------------------------------------------------
 
 
-def _parse_json_feed(data: bytes, *, source: str, url: str | None) -> ParsedFeed:
+def _parse_json_feed(data: bytes, *, source: str, url: str | None, charset: str | None = None) -> ParsedFeed:
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise IntakeError(f"{source}: JSON Feed is not UTF-8") from None
+        # JSON is UTF-8 by definition; a server that says otherwise in its header gets the benefit of the doubt.
+        try:
+            text = data.decode(charset or "")
+        except (LookupError, UnicodeDecodeError):
+            raise IntakeError(f"{source}: JSON Feed is not UTF-8") from None
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise IntakeError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith("https://jsonfeed.org/version/"):
