@@ -776,3 +776,19 @@ print("newsletter.intake" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["completed", "False"]
+
+
+def test_a_changed_schedule_replaces_the_stored_one(tmp_path: Path, start_daemon: Callable[..., Running]) -> None:
+    settings, _day = daemon_settings(tmp_path, timedelta(hours=12))
+    running = start_daemon(settings, Recorder())
+    assert running.stop() == 0
+    first = jobstore_next_run(settings)
+    assert timedelta(hours=10) < first - datetime.now(UTC) < timedelta(hours=14)  # ±1 h on a DST night
+    later = datetime.now(PARIS) + timedelta(hours=5)
+    (settings.root / "newsletter.toml").write_text(
+        f'timezone = "Europe/Paris"\n\n[schedule]\nat = "{later:%H:%M:%S}"\n', encoding="utf-8"
+    )
+    running = start_daemon(load_settings(settings.root, environ={}), Recorder())
+    assert running.stop() == 0
+    second = jobstore_next_run(settings)
+    assert timedelta(hours=3) < second - datetime.now(UTC) < timedelta(hours=7)

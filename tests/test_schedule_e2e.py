@@ -8,10 +8,12 @@ today's window in a fresh folder rather than relying on the demo stories of 2016
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -287,3 +289,38 @@ def test_daemon_refuses_to_start_when_no_morning_could_be_sent(tmp_path: Path, m
         "Error: no subscriber list: set [mailing] subscribers in newsletter.toml\n",
     )
     assert not sched.lock_path(settings).exists()  # refused before taking the lock
+
+
+def test_daemon_keeps_running_and_retries_while_the_smtp_server_is_down(
+    tmp_path: Path, secret: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="newsletter.schedule")
+    server = SmtpTestServer(StoreHandler())  # its port is chosen, nothing listens yet
+    fired = (datetime.now(PARIS) - timedelta(minutes=10)).replace(microsecond=0)
+    day = fired.date()
+    settings = make_paper(tmp_path, server.url, fired.strftime("%H:%M:%S"), day)
+    RunStore(sched.store_path(settings)).advance(datetime.now(UTC) - timedelta(days=1))  # it ran yesterday
+    daemon = sched.Daemon(settings, install_signals=False)  # the real job: send_edition
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    started = False
+    try:
+        wait_for(lambda: any(r.outcome == sched.Outcome.FAILED for r in daemon.results), 30, "a failed run")
+        server.start()
+        started = True
+        wait_for(lambda: len(recipients(server)) >= len(SUBSCRIBERS), 60, "the retried run's messages")
+        wait_for(lambda: daemon.results[-1].outcome == sched.Outcome.COMPLETED, 30, "the retried run's end")
+    finally:
+        daemon.request_stop("test")
+        thread.join(30)
+        if started:
+            server.stop()
+    assert not thread.is_alive()
+    assert recipients(server) == sorted(SUBSCRIBERS)
+    failed = daemon.results[0]
+    assert failed.outcome == sched.Outcome.FAILED and str(server.port) in failed.detail
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"edition {day}: run failed after" in m and str(server.port) in m for m in messages)
+    assert any(m.startswith(f"edition {day}: retry 1 of 3 at ") for m in messages)
+    report = ledger_report(settings, day)
+    assert report is not None and report.ok and report.sent == len(SUBSCRIBERS)
