@@ -84,7 +84,9 @@ class SendReport:
     duplicates: int = 0
     suppressed: int = 0
     removed: int = 0
-    throttled: int = 0
+    throttled: int = 0  # throttling replies (421, 451, 454) seen this run
+    rate_lowest: float | None = None  # the lowest send rate used (messages/s; None: never limited)
+    rate_final: float | None = None  # the rate at the end (None: no limit)
     total: int = 0
     dry_run: bool = False
     test: bool = False
@@ -584,6 +586,7 @@ def send_edition(
             report.retried, report.suppressed = stats.retried, stats.suppressed
             report.failures = stats.failures
             report.throttled = limiter.throttles
+            report.rate_lowest, report.rate_final = limiter.lowest, limiter.rate
             report.stopped = stop_event.is_set()
             if delivery.fatal is not None:
                 status = "unreachable"

@@ -81,6 +81,7 @@ nZPNMmsOv+FAOZOvTOuQJA==
 
 
 REPLIES = {
+    "450": "450 4.2.1 Mailbox busy, try again later",
     "451": "451 4.3.0 Temporary failure, try again later",
     "421": "421 4.7.0 Too many messages, slow down",
     "454": "454 4.7.0 Temporary authentication failure",
@@ -125,7 +126,7 @@ class StoreHandler:
 class FaultHandler(StoreHandler):
     """Scripted trouble: for each recipient, the action for its 1st, 2nd, … attempt (then "ok").
 
-    Actions: "ok"; "451", "421", "454", "550", "554" as the reply to DATA; "rcpt451", "rcpt550" as the reply
+    Actions: "ok"; "450", "451", "421", "454", "550", "554" as the reply to DATA; "rcpt451", "rcpt550" as the reply
     to RCPT; "drop" closes the connection after the message data arrived, before any reply (mid-DATA, as
     the client sees it). `hold` (an Event) makes the server wait before replying to DATA.
     """
