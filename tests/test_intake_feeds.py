@@ -459,3 +459,24 @@ def test_json_feed_in_the_charset_its_server_declares(http_server: FixtureServer
     assert import_feed(settings(root), url).written == 1
     meta = front(root / "stories/2024/03/05/reouverture-du-cafe.md")
     assert (meta["title"], meta["byline"]) == ("Réouverture du café", "Hélène")  # JSON Feed 1.0 'author'
+
+
+def test_an_entry_repeated_in_the_same_feed_is_one_story(tmp_path: Path) -> None:
+    item = (
+        "<item><title>{title}</title><link>https://wire.example.org/a</link><guid>https://wire.example.org/a</guid>"
+        "<pubDate>Tue, 05 Mar 2024 08:00:00 +0100</pubDate></item>"
+    )
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
+        + item.format(title="Storm closes the port")
+        + item.format(title="Storm closes the port (old copy)")
+        + "</channel></rss>"
+    )
+    path = tmp_path / "wire.xml"
+    path.write_text(feed, encoding="utf-8")
+    root = make_root(tmp_path)
+    for dry_run in (True, False):
+        report = import_feed(settings(root), str(path), dry_run=dry_run)
+        assert (report.written, report.updated, report.skipped) == (1, 0, 1)
+        assert f"{path} entry 2 ('Storm closes the port (old copy)'): repeats an earlier entry" in report.warnings[0]
+    assert [front(root / p)["title"] for p in story_files(root)] == ["Storm closes the port"]

@@ -184,6 +184,38 @@ def test_a_page_without_a_date_needs_one_given(tmp_path: Path) -> None:
     assert front(path)["published"] == "2024-03-05T07:30:00+01:00"
     assert front(path)["url"] == "https://gazette.example.org/harbour"
     assert "[our harbour history](https://gazette.example.org/local/harbour-history)" in body(path)
+    assert body(path).startswith("Paragraph 1: the harbour master said")  # the <h1> is the title, not the body
+
+
+def test_article_structure_survives_as_markdown(tmp_path: Path) -> None:
+    para = (
+        "<p>The harbour master said repair crews had worked through the night to clear the breakwater, and that "
+        "fishing boats would be allowed back to the inner basin from Thursday morning, weather permitting.</p>"
+    )
+    page = tmp_path / "structured.html"
+    page.write_text(
+        '<html lang="en"><head><title>Harbour reopens - Gazette</title><meta property="og:title" '
+        'content="Harbour reopens"><link rel="canonical" href="https://gazette.example.org/harbour">'
+        '<meta property="article:published_time" content="2024-03-05T07:45:00+01:00"></head><body><article>'
+        f"<h1>Harbour reopens</h1>{para}<h2>What the crews found</h2>{para}"
+        '<figure><img src="/img/breakwater.jpg" alt="The breakwater at low tide"></figure><p>After the picture.</p>'
+        "<blockquote><p>“We have never seen damage like this,” she said.</p></blockquote>"
+        f"<ul><li>Boats return Thursday</li><li>Ferry on Friday</li></ul>{para}</article></body></html>",
+        encoding="utf-8",
+    )
+    root = make_root(tmp_path)
+    assert import_page(settings(root), str(page)).written == 1
+    (path,) = story_files(root)
+    text = body(root / path)
+    assert not text.startswith("#")
+    assert "\n\n## What the crews found\n\n" in text
+    assert (
+        "\n\n![The breakwater at low tide](https://gazette.example.org/img/breakwater.jpg)\n\nAfter the picture.\n\n"
+    ) in text
+    assert (
+        "\n\n> “We have never seen damage like this,” she said.\n\n- Boats return Thursday\n- Ferry on Friday\n\n"
+        in text
+    )
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,13 @@ def _normalise(html: str) -> str:
             el.tail = " " + (el.tail or "")
         elif tag == "img" and _tracking_pixel(el):
             el.drop_tree()
+        elif tag == "img" and el.getparent() is root:
+            # An image between blocks gets its own paragraph; left bare, Markdown would glue it to the
+            # next paragraph's first line.
+            wrapper = etree.Element("p")
+            wrapper.tail, el.tail = el.tail, None
+            el.addprevious(wrapper)
+            wrapper.append(el)
     return lxml.html.tostring(root, encoding="unicode")
 
 

@@ -289,7 +289,16 @@ class Importer:
         report.skipped += skipped
         self.state.begin()
         try:
+            seen: set[str] = set()
             for item in items:
+                identity = item.guid or item.url
+                if identity and identity in seen:
+                    # Feeds do repeat an entry; the first one (the newest, in feed order) is the story.
+                    report.skipped += 1
+                    report.warnings.append(f"{item.origin}: repeats an earlier entry (same GUID or URL); skipped")
+                    continue
+                if identity:
+                    seen.add(identity)
                 self._item(item, section, key)
             # The files reach the disk before the state says they exist: otherwise a crash could leave a
             # recorded story without its file, which the next import would take for one deleted by hand.

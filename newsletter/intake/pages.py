@@ -18,7 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import charset_normalizer
+import lxml.html
 import trafilatura
+from lxml import etree
 from trafilatura.settings import Document
 
 from ..errors import IntakeError
@@ -111,7 +113,7 @@ def parse_page(
         byline=clip(author, 200),
         categories=[c for c in dict.fromkeys(categories) if c],
         image=image,
-        body=html_to_markdown(body_html or "", base),
+        body=html_to_markdown(_without_title(body_html or "", title), base),
         lang=language(_first(tree, "/html/@lang")) or language(meta.language),
         origin=source,
     )
@@ -170,6 +172,28 @@ def _published(meta: Document, source: str, timezone: ZoneInfo, warnings: list[s
         f"{source}: the page gives {what}; published set to {local.isoformat()} (use --published to correct it)"
     )
     return local
+
+
+def _without_title(html: str, title: str) -> str:
+    """The article HTML without a first heading that repeats the title (the story shows its title)."""
+    try:
+        root = lxml.html.fromstring(html)
+    except (etree.ParserError, ValueError):
+        return html
+    body = root.find("body")
+    container = body if body is not None else root
+    first = next(container.iterchildren(), None)
+    if first is None or first.tag not in ("h1", "h2", "h3"):
+        return html
+    heading, wanted = _words(first.text_content()), _words(title)
+    if heading and wanted and (heading in wanted or wanted in heading):
+        first.drop_tree()
+        return lxml.html.tostring(root, encoding="unicode")
+    return html
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 
 
 def _first(tree: Any, xpath: str) -> str:
