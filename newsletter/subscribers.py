@@ -106,7 +106,7 @@ class SubscriberSource:
     def _csv_rows(self) -> Iterator[tuple[int, str, str, str]]:
         try:
             with self.path.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.reader(fh)
+                reader = csv.reader(fh, strict=True)  # a stray quote must not swallow the rows after it
                 try:
                     header = next(reader)
                 except StopIteration:
