@@ -759,6 +759,9 @@ class Morning:
         except NewsletterError as exc:  # a broken feed setup must not cost the morning its email
             log.error("intake failed, sending with the stories already on disk: %s", exc)
             return
+        except Exception:  # nor a bug in the intake: keep the traceback, send what there is
+            log.exception("intake failed unexpectedly, sending with the stories already on disk")
+            return
         for line in report.failed:
             log.warning("intake: %s", line)
         log.info(
