@@ -248,7 +248,10 @@ class RateLimiter:
 
 
 class _Progress:
-    """A rich progress bar (rate, ETA) on a terminal; a plain line every 10 % or 10 s otherwise."""
+    """A rich progress bar (rate, ETA) on a terminal; a plain line every 10 % or 10 s otherwise.
+
+    `enabled`: True forces the bar, False shows nothing, None picks by whether stderr is a terminal.
+    """
 
     def __init__(self, enabled: bool | None, total: int, label: str) -> None:
         self.total = total
@@ -260,10 +263,9 @@ class _Progress:
         self._plain = False
         self._last_line = self.start
         self._last_pct = 0
-        tty = sys.stderr.isatty()
         if enabled is False or total == 0:
             return
-        if tty:
+        if enabled or sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -274,7 +276,7 @@ class _Progress:
                 TextColumn("{task.fields[rate]} msg/s"),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=Console(file=sys.stderr),
                 transient=False,
             )
             self._bar.start()
