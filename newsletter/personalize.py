@@ -15,10 +15,10 @@ in a way it cannot splice (a filter applied to the name, say).
 
 Names are untrusted. `clean_name` drops control and format characters, collapses whitespace and caps the
 length; `format_address` never lets one reach a header unescaped: ASCII names are atoms or a
-quoted-string, anything else is one RFC 2047 encoded-word, and the character pair that starts an
-encoded-word (`=?`) is broken with an invisible U+2060 so a name such as `=?utf-8?q?=0D=0ABcc:…?=` is
-shown literally instead of being decoded by a reader — or refolded into a real header by Python 3.11.7's
-`email` package, which lacks the CVE-2024-6923 fix.
+quoted-string, anything else is one RFC 2047 encoded-word with no address syntax (`<>,;:@"…`) inside it,
+and the character pair that starts an encoded-word (`=?`) is broken with an invisible U+2060 so a name
+such as `=?utf-8?q?=0D=0ABcc:…?=` is shown as text instead of being decoded by a reader — or refolded
+into a real header by Python 3.11.7's `email` package, which lacks the CVE-2024-6923 fix.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from .unsubscribe import ONE_CLICK, make_token
 MAX_NAME = 100  # characters; a greeting, not a biography, and it keeps every header line short
 _KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ/ZWJ: needed by Persian, Indic scripts and emoji sequences
 _BREAK = "\u2060"  # WORD JOINER: invisible, and makes `=?` no longer the start of an encoded-word
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')  # RFC 5322 specials but the harmless dot
 _PHRASE_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 # Letters and digits only: Jinja escaping, MJML and the CSS inliner all leave them alone.
 _NAME_MARK = "Zq9nlPersonalNameQx7"
@@ -88,8 +89,16 @@ def neutralize(value: str) -> str:
 
 
 def header_display_name(name: str) -> str:
-    """The display name as it goes into To/From: cleaned, then neutralized."""
-    return neutralize(clean_name(name))
+    """The display name as it goes into To/From: cleaned, neutralized, and without address syntax if encoded.
+
+    An encoded-word is decoded before some readers parse the address list (that is how the stdlib's own
+    refolding goes wrong): `<`, `,`, `@`… inside one could make them see another recipient. So a name
+    that needs encoding loses those characters in the header; the greeting in the body keeps them.
+    """
+    display = neutralize(clean_name(name))
+    if not display.isascii():
+        display = " ".join(_SPECIALS.sub(" ", display).split())
+    return display
 
 
 def _encoded_word(text: str) -> str:

@@ -8,6 +8,7 @@ import shutil
 from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
+from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
@@ -143,9 +144,11 @@ def check_safe(data: bytes, address: str, name: str) -> None:
     assert [a.addr_spec for a in to.addresses] == [address]
     assert to.addresses[0].display_name == header_display_name(name)
     raw_to = dict(msg.raw_items())["To"]
+    rfc = str(make_header(decode_header(re.sub(r"\r?\n[ \t]", " ", raw_to))))
     if "=?" in raw_to:  # an encoded-word: an RFC 2047 decoder reads the same name
-        rfc = str(make_header(decode_header(re.sub(r"\r?\n[ \t]", " ", raw_to))))
         assert rfc == f"{header_display_name(name)} <{address}>"
+    # A reader that decodes first and parses the addresses after still finds one recipient, the right one.
+    assert [a for _, a in getaddresses([rfc])] == [address]
     for value in (str(v) for v in msg.values()):
         assert "\r" not in value and "\n" not in value
     assert "=?" not in header_display_name(name)
@@ -267,7 +270,15 @@ def test_encoded_word_names_are_shown_literally() -> None:
     assert "=?utf-8?q?Hi" not in header  # never passed through raw for a reader to decode
     decoded = str(make_header(decode_header(header)))
     assert "\r" not in decoded and "\n" not in decoded
-    assert decoded.replace("\u2060", "") == f"{name} <ann@example.com>"
+    assert decoded.replace("\u2060", "").startswith("=?utf-8?q?Hi=0D=0ABcc")  # shown as text
+    assert getaddresses([decoded]) == [(decoded.removesuffix(" <ann@example.com>"), "ann@example.com")]
+
+
+def test_address_syntax_in_an_encoded_name_is_dropped_from_the_header_only(personalizer: Personalizer) -> None:
+    name = "José <eve@evil.example>, Mallory"
+    assert format_address(name, "a@example.com") == "=?utf-8?q?Jos=C3=A9_eve_evil=2Eexample_Mallory?= <a@example.com>"
+    msg = message_from_bytes(personalizer.message("a@example.com", name), policy=policy.default)
+    assert "Good morning, José <eve@evil.example>, Mallory." in msg.get_body(("plain",)).get_content()
 
 
 def test_non_ascii_names_decode_back_exactly(personalizer: Personalizer) -> None:
