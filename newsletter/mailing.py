@@ -143,12 +143,13 @@ class MailingOptions:
     retry_base: float = 1.0
     retry_max: float = 60.0
     suppress_bounces: bool = True
+    return_path: str | None = None  # MAIL FROM, where bounces go (default: the sender address)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailingOptions:
         table = settings.section("mailing")
         known = {"subscribers", "max_attempts", "retry_base", "retry_max", "suppress_bounces", "suppression"}
-        known |= {"ledger_dir"}
+        known |= {"ledger_dir", "return_path"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(f"[mailing]: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
@@ -165,6 +166,12 @@ class MailingOptions:
         subscribers = table.get("subscribers")
         if subscribers is not None and not isinstance(subscribers, str):
             raise ConfigError(f"[mailing] subscribers must be a file path, got {subscribers!r}")
+        return_path = table.get("return_path") or None
+        if return_path is not None:
+            try:
+                return_path = check_address(str(return_path))
+            except ValueError as exc:
+                raise ConfigError(f"[mailing] return_path: {exc}") from None
         bounces = table.get("suppress_bounces", True)
         if isinstance(bounces, str):
             bounces = bounces.strip().lower() in ("1", "true", "yes", "on")
@@ -174,6 +181,7 @@ class MailingOptions:
             retry_base=number("retry_base", 0, 3600, 1.0),
             retry_max=number("retry_max", 0, 86400, 60.0),
             suppress_bounces=bool(bounces),
+            return_path=return_path,
         )
 
     def backoff(self, attempt: int) -> float:
@@ -678,7 +686,7 @@ def _jobs(
     settings: Settings,
     limit: int | None,
 ) -> Iterator[tuple[Row, Envelope]]:
-    sender = settings.section("mailing").get("return_path") or settings.sender.address
+    sender = MailingOptions.from_settings(settings).return_path or settings.sender.address
     handed = 0
     for row in ledger.pending(run):
         if limit is not None and handed >= limit:
@@ -698,7 +706,7 @@ def _send_one(settings: Settings, built: Any, secret: bytes, sink: Sink, address
         raise SubscriberError(f"--to: {exc}") from None
     personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))
     data = personalizer.message(to, "", msg_id=personalizer.test_message_id())
-    sender = settings.section("mailing").get("return_path") or settings.sender.address
+    sender = MailingOptions.from_settings(settings).return_path or settings.sender.address
     with sink:
         outcome = sink.send(Envelope(sender, to, data, key="test"))
     day = built.edition.date.isoformat()

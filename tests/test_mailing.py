@@ -20,7 +20,7 @@ from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
-from newsletter.errors import DeliveryError, LockedError, SubscriberError
+from newsletter.errors import ConfigError, DeliveryError, LockedError, SubscriberError
 from newsletter.ledger import EditionLock, Ledger, ledger_path
 from newsletter.mailing import ledger_report, send_edition, send_test
 from newsletter.personalize import header_display_name
@@ -413,3 +413,20 @@ def test_help_has_examples() -> None:
     for command in ("send", "status", "unsubscribe"):
         result = CliRunner().invoke(cli, [command, "--help"])
         assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_mailing_options(paper: Path, smtp_server) -> None:
+    (paper / "newsletter.toml").write_text(
+        '[mailing]\nreturn_path = "bounces@newsletter.example.org"\nmax_attempts = 2\n', encoding="utf-8"
+    )
+    send_edition(settings_for(paper), DAY, subscribers="subscribers.csv", smtp=smtp_server.url, progress=False)
+    assert {r.mail_from for r in smtp_server.received} == {"bounces@newsletter.example.org"}
+    for bad, message in [
+        ("[mailing]\nreturn_path = 'nope'\n", "return_path"),
+        ("[mailing]\nmax_attempts = 0\n", "max_attempts must be a number from 1 to 100"),
+        ("[mailing]\nretry_base = 'soon'\n", "retry_base"),
+        ("[mailing]\nsubscriber = 'x.csv'\n", "unknown setting 'subscriber'"),
+    ]:
+        (paper / "newsletter.toml").write_text(bad, encoding="utf-8")
+        with pytest.raises(ConfigError, match=message):
+            send_edition(settings_for(paper), DAY, subscribers="subscribers.csv", progress=False)
