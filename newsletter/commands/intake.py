@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..cli import _echo_err, cli, handle_errors, load
+
+if TYPE_CHECKING:
+    from ..intake import ImportReport
 
 
 def _options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -153,7 +156,7 @@ def _no_update(obj: dict[str, Any], flag: bool) -> bool:
     return flag or bool(obj["no_update"])
 
 
-def _finish(report: Any) -> None:
+def _finish(report: ImportReport) -> None:
     """Print what was done (or would be), warnings and failures; exit 1 when anything failed."""
     verbs = {
         "new": "would write" if report.dry_run else "new",
