@@ -397,3 +397,30 @@ def test_config_from_settings(tmp_path: Path) -> None:
     (root / "newsletter.toml").write_text('[smtp]\nurl = "smtps://relay.example.org:2465"\nconnections = 3\n')
     cfg = config_from_settings(load_settings(root, environ={}), environ={})
     assert (cfg.host, cfg.port, cfg.connections) == ("relay.example.org", 2465, 3)
+
+
+def test_send_edition_over_starttls_with_auth(demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import date
+
+    from newsletter.mailing import send_edition
+    from newsletter.unsubscribe import SECRET_ENV
+
+    server = SmtpTestServer(StoreHandler(), tls="starttls", auth=("news", "pw-from-env"), tmp=tmp_path).start()
+    try:
+        (demo_root / "newsletter.toml").write_text(
+            f'[smtp]\nurl = "{server.url}"\nca_file = "{server.ca_file}"\nconnections = 2\n', encoding="utf-8"
+        )
+        (demo_root / "list.csv").write_text("email\na@example.com\nb@example.com\nc@example.com\n", encoding="utf-8")
+        monkeypatch.setenv(SECRET_ENV, "tls-secret")
+        monkeypatch.setenv(USERNAME_ENV, "news")
+        monkeypatch.setenv(PASSWORD_ENV, "pw-from-env")
+        report = send_edition(load_settings(demo_root), date(2016, 12, 30), subscribers="list.csv", progress=False)
+        assert report.ok and report.sent == 3 and "pw-from-env" not in report.summary()
+        monkeypatch.setenv(PASSWORD_ENV, "wrong")
+        (demo_root / "list.csv").write_text("email\nd@example.com\n", encoding="utf-8")
+        with pytest.raises(DeliveryError, match="login refused") as info:
+            send_edition(load_settings(demo_root), date(2016, 12, 30), subscribers="list.csv", progress=False)
+        assert "wrong" not in str(info.value)
+    finally:
+        server.stop()
+    assert sorted(r.rcpt_tos[0] for r in server.received) == ["a@example.com", "b@example.com", "c@example.com"]
