@@ -1,9 +1,6 @@
 """Real aiosmtpd servers for the mailing tests (storing, fault-injecting, TLS, AUTH) and the SmtpSink on them.
 
-The other mailing test modules import `SmtpTestServer` and `FaultHandler` from here. (conftest's
-`smtp_server` starts aiosmtpd with port=0, which aiosmtpd 1.4 cannot do: its start-up self-check
-connects to the port it was given. These servers pick a free port first; the `smtp_server` fixture
-below overrides conftest's for the modules that import it.)
+The other mailing test modules import `SmtpTestServer`, `FaultHandler` and `serve` from here.
 """
 
 from __future__ import annotations
@@ -224,7 +221,7 @@ def serve(handler: Any, **kwargs: Any) -> Iterator[SmtpTestServer]:
 
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpTestServer]:
-    """A real aiosmtpd server on 127.0.0.1 that stores what it receives (overrides conftest's)."""
+    """A real aiosmtpd server on 127.0.0.1 that stores what it receives (this module's own kind)."""
     with serve(StoreHandler()) as server:
         yield server
 
