@@ -7,6 +7,7 @@ reuses `PreviewServer` and `make_root` from here.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import queue
 import re
@@ -45,6 +46,12 @@ LEAD_FILE = "stories/2016/12/30/syrian-regime-emboldened-ahead-of-russia-backed-
 HOSTILE_TITLE = "Markets <script>alert(1)</script> & bonds"
 SECRET = "preview-test-secret-4f1c0e2b9a"
 LIST_ID = "morning-brief.newsletter.example.org"
+
+
+def run_async(coro):
+    """asyncio.run in a thread of its own: the session's Playwright browser keeps a loop running on this one."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def make_root(base: Path, *, templates: bool = False) -> Path:
@@ -240,7 +247,7 @@ def test_an_empty_folder_says_what_to_do(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
             return [await client.get("/"), await client.get("/editions/")]
 
-    for page in asyncio.run(visit()):
+    for page in run_async(visit()):
         assert page.status_code == 200
         assert f"No stories yet under <code>{root / 'stories'}</code>" in page.text
 
@@ -588,7 +595,7 @@ def test_the_watcher_follows_new_and_moved_folders(tmp_path: Path) -> None:
         stop.set()
         await asyncio.wait_for(task, 5)
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_a_save_renders_again_only_the_editions_it_touches(tmp_path: Path) -> None:
