@@ -87,7 +87,8 @@ _MEMORY = textwrap.dedent(
     report = send_edition(load_settings(root), date(2016, 12, 30), subscribers=f"list-{n}.csv", sink=sink,
                           progress=False)
     assert report.sent == n and sink.messages == n, report.summary()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, report.elapsed, flush=True)
+    rss_now = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, report.elapsed, rss_now, flush=True)
     """
 )
 
@@ -239,5 +240,6 @@ def figures() -> Iterator[tuple[str, float, str]]:
             ).stdout.split()
             peaks[n] = int(out[0]) / 1e6
             yield f"mailing.peak_rss_{n}_subscribers", peaks[n], "MB"
+            yield f"mailing.rss_after_send_{n}_subscribers", int(out[2]) / 1e6, "MB"
             yield f"mailing.send_edition_{n}_subscribers_null_sink", float(out[1]), "s"
         yield "mailing.peak_rss_growth_10k_to_1M", peaks[MEMORY_SIZES[1]] - peaks[MEMORY_SIZES[0]], "MB"

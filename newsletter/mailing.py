@@ -567,6 +567,7 @@ def send_edition(
         stack.callback(the_sink.close)
         run = ledger.start_run(source.name, report.sink)
         status = "error"
+        delivery: _Delivery | None = None
         try:
             _enrol(ledger, run, source, report)
             to_send = ledger.count_pending(run)
@@ -591,13 +592,7 @@ def send_edition(
             finally:
                 bar.close()
                 report.send_seconds = _since(sending)
-            stats = delivery.stats
-            report.sent_now, report.failed_now, report.deferred = stats.sent, stats.failed, stats.deferred
-            report.retried, report.suppressed = stats.retried, stats.suppressed
-            report.failures = stats.failures
-            report.throttled = limiter.throttles
-            report.rate_lowest, report.rate_final = limiter.lowest, limiter.rate
-            report.stopped = stop_event.is_set()
+            report.stopped = stop_event.is_set() and ledger.count_pending(run) > 0
             if delivery.fatal is not None:
                 status = "unreachable"
                 raise delivery.fatal
@@ -606,6 +601,12 @@ def send_edition(
             status = "interrupted"
             raise
         finally:
+            if delivery is not None:  # what this run did, even when it ends with an exception
+                stats = delivery.stats
+                report.sent_now, report.failed_now, report.deferred = stats.sent, stats.failed, stats.deferred
+                report.retried, report.suppressed, report.failures = stats.retried, stats.suppressed, stats.failures
+                report.throttled = limiter.throttles
+                report.rate_lowest, report.rate_final = limiter.lowest, limiter.rate
             ledger.finish_run(
                 run,
                 status,
