@@ -50,6 +50,9 @@ def test_matches_golden(outputs, name):
         path.write_bytes(outputs[name])
     expected = path.read_bytes()
     if outputs[name] != expected:
-        diff = "".join(difflib.unified_diff(_readable(expected, name), _readable(outputs[name], name),
-                                            f"golden/{name}", f"rendered/{name}", n=2))
+        diff = "".join(
+            difflib.unified_diff(
+                _readable(expected, name), _readable(outputs[name], name), f"golden/{name}", f"rendered/{name}", n=2
+            )
+        )
         pytest.fail(f"{name} differs from the golden file (UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}")
