@@ -105,7 +105,7 @@ def test_send_to_a_real_smtp_server(paper: Path, smtp_server) -> None:
         # Personal parts: greeting, unsubscribe link with a token that verifies to this address.
         text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
         html = msg.get_body(("html",)).get_content()
-        assert (f"Good morning, {name}." if name else "Good morning. ") in text
+        assert (f"Good morning, {name}." if name else "Good morning.\n") in text
         unsub = msg["List-Unsubscribe"]
         url = unsub.split("<", 1)[1].split(">", 1)[0]
         assert url.startswith(settings.list.unsubscribe_url)
