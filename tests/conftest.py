@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -99,6 +101,17 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 # --- browser ----------------------------------------------------------------------------------------
+
+
+def placeholder_png(width: int, height: int) -> bytes:
+    """A flat grey PNG standing in for the photo host, which tests cannot reach."""
+    raw = b"".join(b"\x00" + bytes((150, 160, 175)) * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="session")

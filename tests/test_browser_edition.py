@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import pytest
-from conftest import write_story
+from conftest import placeholder_png, write_story
 
 from newsletter.build import build, write_edition
 from newsletter.config import load_settings
@@ -14,20 +11,9 @@ from newsletter.config import load_settings
 pytestmark = pytest.mark.browser
 
 
-def _png(width: int, height: int) -> bytes:
-    """A flat grey PNG standing in for the photo host, which tests cannot reach."""
-    raw = b"".join(b"\x00" + bytes((150, 160, 175)) * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-
-
 @pytest.fixture(scope="module")
 def photo() -> bytes:
-    return _png(1200, 675)
+    return placeholder_png(1200, 675)
 
 
 @pytest.fixture

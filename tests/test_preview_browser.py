@@ -10,12 +10,11 @@ import re
 import socket
 import struct
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SmtpServer, _StoreHandler
+from conftest import SmtpServer, _StoreHandler, placeholder_png
 from test_preview import (
     DAY,
     EARLIER,
@@ -40,18 +39,7 @@ FRAME_READY = (
 )
 
 
-def _png(width: int, height: int) -> bytes:
-    """A flat grey PNG standing in for the photo host, which tests cannot reach."""
-    raw = b"".join(b"\x00" + bytes((150, 160, 175)) * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-
-
-PHOTO = _png(600, 338)
+PHOTO = placeholder_png(600, 338)
 
 
 @pytest.fixture(scope="module")
