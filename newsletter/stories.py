@@ -87,7 +87,11 @@ _ALLOWED_ATTRIBUTES = {
 _URL_SCHEMES = {"http", "https", "mailto"}
 # C0, DEL and C1 controls, and the Unicode line/paragraph separators: all line breaks or worse in a
 # one-line value. No-break and ideographic spaces are text (French "Syrie\u202f?", CJK), not layout.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Bidi overrides and embeddings (U+202A-U+202E) too: they can make a title display reversed; the
+# story's direction is set with `dir`, which needs none of them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e]")
+# A host name (any script, for IDNs), an IPv4 or an IPv6 address (urlsplit drops the brackets).
+_HOST = re.compile(r"[^\s%/?#@:\[\]<>\"'`\\]+|[0-9a-fA-F.]*:[0-9a-fA-F:.]*")
 # Scripts written without spaces between words: each character counts as a word, about what a reader
 # gets through in the time of one English word, so excerpts of Chinese or Japanese stories get cut too.
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
@@ -133,6 +137,9 @@ _FrontMatterLoader.add_implicit_resolver(
 )
 
 _md = MarkdownIt("commonmark")
+# markdown-it leaves `[x](javascript:…)` unparsed, so the raw Markdown would show in the email. Parse
+# every link; our own URL check (`_absolutize`, then nh3) decides what survives.
+_md.validateLink = lambda url: True  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -388,6 +395,9 @@ def _published(value: Any, _base: str) -> datetime:
         raise ValueError(f"needs a date and a time with an offset, e.g. 2016-12-30T05:30:00+01:00; got {_show(text)}")
     if moment.tzinfo is None:
         raise ValueError(f"has no UTC offset: {_show(text)} (write e.g. {text[:40]}+01:00)")
+    # Editions are computed a day either side in any time zone: keep well inside datetime's range.
+    if not 1900 <= moment.year <= 9000:
+        raise ValueError(f"year {moment.year} is out of range (1900-9000): {_show(text)}")
     return moment
 
 
@@ -411,6 +421,8 @@ def clean_url(value: str, base: str | None = None, *, schemes: Iterable[str] = (
         raise ValueError(f"must be an absolute {'/'.join(schemes)} URL, got {shown}")
     if parts.scheme.lower() != "mailto" and not parts.netloc:
         raise ValueError(f"has no host: {shown}")
+    if parts.scheme.lower() != "mailto" and not _HOST.fullmatch(parts.hostname or ""):
+        raise ValueError(f"has an invalid host: {shown}")
     return url
 
 
@@ -513,6 +525,8 @@ def sanitize_html(html: str, base_url: str) -> str:
     # An image whose source was refused shows nothing but a broken icon: drop it. Every other image must
     # carry alt text; one without it is decorative to us, which alt="" says (and `check` warns about).
     clean = re.sub(r"<img(?![^>]*\bsrc=)[^>]*>", "", clean)
+    # A link whose URL was refused keeps its words, not a dead, underlined anchor.
+    clean = re.sub(r"<a(?![^>]*\bhref=)[^>]*>(.*?)</a>", r"\1", clean, flags=re.S)
     return re.sub(r"<img(?![^>]*\balt=)", '<img alt=""', clean)
 
 
