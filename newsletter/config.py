@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import os
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -211,9 +212,12 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         raise ConfigError(f"{origin}: 'base_url' must be an absolute http(s) URL, got {base_url!r}")
     subject = text(data["subject"], "subject")
     try:
-        subject.format(title="", date="")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"{origin}: 'subject': only {{title}} and {{date}} may appear ({exc})") from None
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(subject) if name is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: 'subject': {exc}") from None
+    # Only the two plain fields: attribute or index access ({title.__class__}) would reach into Python objects.
+    if any(name not in ("title", "date") or conv for name, _spec, conv in fields):
+        raise ConfigError(f"{origin}: 'subject': only {{title}} and {{date}} may appear, got {subject!r}")
     sender = Sender(
         text(data["sender"]["name"], "sender.name"), _address(data["sender"]["address"], "sender.address", origin)
     )
@@ -228,7 +232,7 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         raise ConfigError(f"{origin}: 'list.id' must be a dotted name like news.example.org, got {lst['id']!r}")
     if not list_settings.unsubscribe_url.startswith("https://"):
         raise ConfigError(f"{origin}: 'list.unsubscribe_url' must be an https URL (RFC 8058)")
-    if any(c in v for v in (sender.name, subject, data["title"]) for c in "\r\n"):
+    if any(c in v for v in (sender.name, subject, text(data["title"], "title")) for c in "\r\n"):
         raise ConfigError(f"{origin}: header values (title, subject, sender.name) must be one line")
     paths = {k: (root / text(v, f"paths.{k}")).resolve() for k, v in data["paths"].items()}
     return Settings(
