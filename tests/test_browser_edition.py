@@ -25,7 +25,9 @@ def edition_file(demo_root):
         "long.md",
         f'title: "{long_word}"\npublished: 2016-12-30T05:50:00+01:00\npriority: 11\n'
         f'summary: "See {long_url} for {long_word}."\nsection: Europe',
-        f"A body with {long_word} and a bare URL {long_url} and [a link]({long_url}).\n",
+        f"A body with {long_word} and a bare URL {long_url} and [a link]({long_url}).\n\n"
+        f"    indented_code_that_does_not_wrap_by_itself = '{'x' * 90}'\n\n"
+        f"```\n{long_url}{long_url}\n```\n",
     )
     result = build(load_settings(demo_root, environ={}))
     return write_edition(result) / "newsletter.html"
