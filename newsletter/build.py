@@ -46,15 +46,21 @@ class Build:
 class StoriesInvalid(EditionError):
     """Raised when stories are broken and skipping was not allowed; carries every problem."""
 
-    def __init__(self, errors: list[StoryError]) -> None:
+    def __init__(self, errors: list[StoryError], *, all_invalid: bool = False) -> None:
         self.errors = errors
-        super().__init__(f"{len(errors)} problem(s) in stories; fix them or pass --skip-invalid")
+        files = len({e.path for e in errors})
+        if all_invalid:
+            super().__init__(
+                f"every story file is invalid ({files} file(s), {len(errors)} problem(s)): nothing to build"
+            )
+        else:
+            super().__init__(f"{len(errors)} problem(s) in {files} story file(s); fix them or pass --skip-invalid")
 
 
 def read(settings: Settings, *, skip_invalid: bool = False) -> LoadResult:
     result = load_stories(settings.stories_dir, settings.root, settings.base_url)
-    if result.errors and not skip_invalid:
-        raise StoriesInvalid(result.errors)
+    if result.errors and not (skip_invalid and result.stories):
+        raise StoriesInvalid(result.errors, all_invalid=not result.stories)
     return result
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import jinja2
 
 from .errors import TemplateError
-from .render import template_path
+from .render import mjml_structure_problems, template_path
 from .stories import Story
-from .text import WIDTH, display_width
+from .text import WIDTH, breaks_anywhere, display_width
 
 PREHEADER_MIN, PREHEADER_MAX = 40, 140
 
@@ -102,7 +102,8 @@ def lint_stories(stories: Iterable[Story]) -> list[Problem]:
         fields = {"title": story.title, "summary": story.summary}
         for name, value in fields.items():
             for word in value.split():
-                if len(word) > LONG_WORD and "://" not in word:
+                # Chinese or Japanese text breaks between any two characters: not an unbroken word.
+                if len(word) > LONG_WORD and "://" not in word and not any(map(breaks_anywhere, word)):
                     problems.append(
                         Problem(
                             "warning",
@@ -123,7 +124,7 @@ def lint_text(text: str, where: str = "newsletter.txt") -> list[Problem]:
 
 
 def check_templates(env: jinja2.Environment, root: Path) -> list[TemplateError]:
-    """Every template parses; each problem names the template file and line."""
+    """Every template parses and its MJML is well formed; each problem names the template file and line."""
     problems: list[TemplateError] = []
     for name in env.list_templates(filter_func=lambda n: n.endswith(".j2")):
         try:
@@ -132,4 +133,4 @@ def check_templates(env: jinja2.Environment, root: Path) -> list[TemplateError]:
             problems.append(
                 TemplateError(template_path(env, exc.name or name, root), exc.lineno, exc.message or "syntax error")
             )
-    return problems
+    return problems + mjml_structure_problems(env, root)

@@ -37,7 +37,7 @@ def _char_width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
-def _breaks_anywhere(ch: str) -> bool:
+def breaks_anywhere(ch: str) -> bool:
     """CJK ideographs, kana, hangul and their punctuation: lines may break between any two of them.
 
     Emoji are wide too but must not be split (a ZWJ family or a flag is several code points)."""
@@ -51,13 +51,13 @@ def _pieces(text: str) -> list[str]:
         return text.split()
     out: list[str] = []
     for word in text.split():
-        if not any(_breaks_anywhere(c) for c in word):
+        if not any(breaks_anywhere(c) for c in word):
             out.append(word)
             continue
         parts: list[str] = []
         buf = ""
         for ch in word:
-            if _breaks_anywhere(ch):
+            if breaks_anywhere(ch):
                 if buf:
                     parts.append(buf)
                     buf = ""

@@ -178,3 +178,24 @@ def test_check_reports_template_errors(demo_root):
 def test_python_dash_m_and_console_script_help():
     proc = run_cli("--help")
     assert proc.returncode == 0 and "build" in proc.stdout and "check" in proc.stdout
+
+
+def test_skip_invalid_with_every_story_broken_lists_them(empty_root):
+    write_story(empty_root, "a.md", 'title: "A"\npublished: yesterday')
+    write_story(empty_root, "b.md", 'titel: "B"\npublished: 2016-12-30T05:00:00+01:00')
+    proc = run_cli("build", "--root", str(empty_root), "--skip-invalid")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "stories/a.md: field 'published': not an ISO 8601 datetime: 'yesterday'",
+        "stories/b.md: field 'title': required field is missing",
+        "Error: every story file is invalid (2 file(s), 2 problem(s)): nothing to build",
+    ]
+    assert not (empty_root / "outbox").exists()
+
+
+def test_far_future_date_is_a_field_error(empty_root):
+    write_story(empty_root, "f.md", 'title: "F"\npublished: 9999-12-31T23:59:59-23:59')
+    proc = run_cli("check", "--root", str(empty_root))
+    assert proc.returncode == 1
+    assert "stories/f.md: field 'published': year 9999 is out of range (1900-9000)" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -144,7 +144,10 @@ def test_cli_check_and_build_refuse_with_the_same_line(tmp_path: Path, name: str
 
     built = runner.invoke(cli, ["build", "--root", str(root)])
     assert built.exit_code == 1, built.output
-    assert built.stderr.splitlines() == [line(name), "Error: 1 problem(s) in stories; fix them or pass --skip-invalid"]
+    assert built.stderr.splitlines() == [
+        line(name),
+        "Error: 1 problem(s) in 1 story file(s); fix them or pass --skip-invalid",
+    ]
     assert built.stdout == ""
     assert outbox_files(root) == []
 
@@ -189,7 +192,7 @@ def test_build_refuses_listing_every_problem_and_writes_nothing(everything: Path
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
         *(line(n) for n in in_load_order(BAD)),
-        f"Error: {len(BAD)} problem(s) in stories; fix them or pass --skip-invalid",
+        f"Error: {len(BAD)} problem(s) in {len(BAD)} story file(s); fix them or pass --skip-invalid",
     ]
     assert outbox_files(everything) == []
 

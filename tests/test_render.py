@@ -213,3 +213,51 @@ def test_size_budget_impossible_is_a_clear_error(empty_root):
         EditionError, match=r"even with every story but the lead in 'More stories'; the budget is 10 KB"
     ):
         build(load_settings(empty_root, environ={}))
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "where", "message"),
+    [
+        ("base.mjml.j2", '<mjml lang="{{ lang }}"', '<mjml><mjml lang="{{ lang }}"', "base.mjml.j2:", "<mjml>"),
+        ("partials/header.mjml.j2", "<mj-text", "<mj-text <", "partials/header.mjml.j2:", "stray '<'"),
+        (
+            "partials/footer.mjml.j2",
+            "</mj-text>",
+            "</mj-texx>",
+            "partials/footer.mjml.j2:",
+            "unknown element </mj-texx>",
+        ),
+        (
+            "partials/story_card.mjml.j2",
+            "</mj-column>",
+            "",
+            "partials/story_card.mjml.j2:3:",
+            "branches of this {% if %}",
+        ),
+        (
+            "partials/section.mjml.j2",
+            "</mj-section>",
+            "",
+            "partials/section.mjml.j2:2:",
+            "<mj-section> is never closed",
+        ),
+    ],
+)
+def test_mjml_mistakes_are_placed_by_check(demo_root, name, old, new, where, message):
+    from newsletter.lint import check_templates
+
+    shutil.copytree(REPO / "templates", demo_root / "templates")
+    path = demo_root / "templates" / name
+    path.write_text(path.read_text().replace(old, new, 1))
+    settings = load_settings(demo_root, environ={})
+    problems = [str(p) for p in check_templates(make_environment(settings), settings.root)]
+    assert problems, "check found nothing"
+    assert problems[0].startswith("templates/" + where) and message in problems[0], problems
+    assert all(p.startswith("templates/" + where) for p in problems), problems
+
+
+def test_default_templates_are_clean(demo_root):
+    from newsletter.lint import check_templates
+
+    settings = load_settings(demo_root, environ={})
+    assert check_templates(make_environment(settings), settings.root) == []
