@@ -17,7 +17,7 @@ from pathlib import Path
 from newsletter.build import build, write_edition
 from newsletter.config import load_settings
 from newsletter.edition import select_edition
-from newsletter.message import list_copy
+from newsletter.message import list_copy, serialize
 from newsletter.render import make_environment, render_edition
 from newsletter.stories import load_stories
 
@@ -68,7 +68,7 @@ def figures() -> Iterator[tuple[str, float, str]]:
             t1 = time.perf_counter()
             rendered = render_edition(edition, settings, env)
             t2 = time.perf_counter()
-            list_copy(settings, rendered.subject, rendered.text, rendered.html, t0_dt(), key="bench").as_bytes()
+            serialize(list_copy(settings, rendered.subject, rendered.text, rendered.html, t0_dt(), key="bench"))
             t3 = time.perf_counter()
             totals.append(t3 - t0)
             demoted = len(rendered.demoted)

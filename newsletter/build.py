@@ -20,7 +20,7 @@ from .config import Settings
 from .edition import Edition, newest_edition_date, select_edition
 from .errors import EditionError, NewsletterError, StoryError
 from .fsutil import write_all_atomic
-from .message import list_copy
+from .message import list_copy, serialize
 from .render import Rendered, make_environment, render_edition
 from .stories import LoadResult, Story, load_stories
 
@@ -102,7 +102,7 @@ def build(
         key=f"edition-{day.isoformat()}",
         unique=unique,
     )
-    eml = msg.as_bytes()
+    eml = serialize(msg)
     t4 = time.perf_counter()
     timings.update(read=t1 - t0, select=t2 - t1, **rendered.timings, mime=t4 - t3)
     manifest = _manifest(settings, rendered, eml, now, loaded)

@@ -11,12 +11,30 @@ import hashlib
 import secrets
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from .config import Settings
 from .stories import one_line
+
+
+class _Headers(HeaderRegistry):
+    """The stdlib's header registry makes a new class for every header it parses; remember them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        made = self._made.get(name)
+        if made is None:
+            made = self._made[name] = super().__getitem__(name)
+        return made
+
+
+# policy.SMTP (CRLF line ends, RFC 5322 folding) with the remembering registry.
+POLICY = policy.SMTP.clone(header_factory=_Headers())
 
 
 def list_id_header(settings: Settings) -> str:
@@ -40,7 +58,7 @@ def build_message(
     message_id: str,
     extra_headers: dict[str, str] | None = None,
 ) -> EmailMessage:
-    msg = EmailMessage(policy=policy.SMTP)
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = Address(one_line(settings.sender.name), addr_spec=settings.sender.address)
     msg["To"] = to
     msg["Subject"] = one_line(subject)
@@ -63,12 +81,27 @@ def build_message(
 def _qp_part(subtype: str, body: str) -> EmailMessage:
     """A UTF-8 quoted-printable text part, encoded by binascii (C) rather than the email package's
     pure-Python encoder, which costs several milliseconds on a 60 KB HTML body."""
-    part = EmailMessage(policy=policy.SMTP)
+    part = EmailMessage(policy=POLICY)
     part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
     part["Content-Transfer-Encoding"] = "quoted-printable"
-    data = body.replace("\r\n", "\n").encode("utf-8")
+    data = body.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     part.set_payload(binascii.b2a_qp(data, istext=True).decode("ascii"))
     return part
+
+
+def serialize(msg: EmailMessage) -> bytes:
+    """`msg.as_bytes()` for a message made by `build_message`, byte for byte, without the generator's
+    line-by-line pass over the two bodies, which is half the cost of building an edition's message."""
+    fold = POLICY.fold_binary
+    boundary = msg.get_boundary()
+    out = [b"".join(fold(k, v) for k, v in msg.raw_items()), b"\r\n"]
+    for part in msg.iter_parts():
+        payload = part.get_payload()
+        assert isinstance(payload, str)
+        out += [f"--{boundary}\r\n".encode(), b"".join(fold(k, v) for k, v in part.raw_items()), b"\r\n"]
+        out += [payload.replace("\n", "\r\n").encode("ascii"), b"\r\n"]
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out)
 
 
 def list_copy(
