@@ -506,11 +506,18 @@ def sanitize_html(html: str, base_url: str) -> str:
     """Keep only inert markup; make every link and image absolute against `base_url`."""
 
     def absolute(tag: str, attr: str, value: str) -> str | None:
-        if (tag, attr) in (("a", "href"), ("img", "src")):
+        if (tag, attr) == ("a", "href"):
             try:
                 return clean_url(value, base_url, schemes=_URL_SCHEMES)
             except ValueError:
                 return None
+        if (tag, attr) == ("img", "src"):
+            # Mail clients and web views block or warn on plain-http images: ask for the https copy.
+            try:
+                url = clean_url(value, base_url, schemes=("http", "https"))
+            except ValueError:
+                return None
+            return "https://" + url[len("http://") :] if url.lower().startswith("http://") else url
         return value
 
     clean = nh3.clean(

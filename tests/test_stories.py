@@ -832,3 +832,10 @@ def test_demo_stories_all_load_cleanly(demo_root: Path) -> None:
     assert len(result.stories) >= 6
     lead = next(s for s in result.stories if s.slug.startswith("syrian-regime-emboldened"))
     assert lead.section == "Syria" and lead.kind == "video" and lead.image is not None and lead.image.alt
+
+
+def test_body_images_are_asked_for_over_https() -> None:
+    story = ok(MINIMAL, "![a photo](http://photos.example/a.jpg)\n\n<img src='http://photos.example/b.jpg' alt='b'>\n")
+    html = "".join(b.html for b in story.blocks)
+    assert 'src="https://photos.example/a.jpg"' in html and 'src="https://photos.example/b.jpg"' in html
+    assert "http://photos" not in html
