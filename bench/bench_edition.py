@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from newsletter.build import build, write_edition
@@ -23,6 +24,7 @@ from newsletter.stories import load_stories
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = 30
+FROZEN = datetime(2016, 12, 30, 5, tzinfo=UTC)
 
 
 def _twenty_story_root(tmp: Path) -> Path:
@@ -55,7 +57,7 @@ def figures() -> Iterator[tuple[str, float, str]]:
         settings = load_settings(root, environ={})
         stories = load_stories(settings.stories_dir, settings.root, settings.base_url).stories
         env = make_environment(settings)
-        ed = select_edition(stories, __import__("datetime").date(2016, 12, 30), settings)
+        ed = select_edition(stories, date(2016, 12, 30), settings)
         assert len(ed.stories) == 20, len(ed.stories)
         render_edition(ed, settings, env)  # warm: templates compiled once per process, as in a real run
 
@@ -68,7 +70,7 @@ def figures() -> Iterator[tuple[str, float, str]]:
             t1 = time.perf_counter()
             rendered = render_edition(edition, settings, env)
             t2 = time.perf_counter()
-            serialize(list_copy(settings, rendered.subject, rendered.text, rendered.html, t0_dt(), key="bench"))
+            serialize(list_copy(settings, rendered.subject, rendered.text, rendered.html, FROZEN, key="bench"))
             t3 = time.perf_counter()
             totals.append(t3 - t0)
             demoted = len(rendered.demoted)
@@ -105,9 +107,3 @@ def figures() -> Iterator[tuple[str, float, str]]:
         yield "edition.python_startup_alone", time.perf_counter() - t0, "s"
     finally:
         shutil.rmtree(demo)
-
-
-def t0_dt():
-    from datetime import UTC, datetime
-
-    return datetime(2016, 12, 30, 5, tzinfo=UTC)

@@ -24,8 +24,6 @@ from .message import list_copy, serialize
 from .render import Rendered, make_environment, render_edition
 from .stories import LoadResult, Story, load_stories
 
-FILES = ("newsletter.html", "newsletter.txt", "newsletter.eml", "manifest.json")
-
 
 @dataclass
 class Build:

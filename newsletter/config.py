@@ -12,7 +12,6 @@ read by those stages through `Settings.section()`.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import re
 import string
@@ -95,9 +94,6 @@ class Settings:
     def section(self, name: str) -> dict[str, Any]:
         """A copy of an open table such as `[smtp]`; empty when absent."""
         return copy.deepcopy(dict(self.sections.get(name, {})))
-
-    def with_overrides(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
 
 
 def load_settings(

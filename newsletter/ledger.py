@@ -30,7 +30,6 @@ from .config import Settings
 from .errors import ConfigError, LockedError
 
 DEFAULT_DIR = "data/ledger"
-STATES = ("pending", "sent", "failed", "skipped")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

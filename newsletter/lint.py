@@ -36,7 +36,6 @@ class _Scan(HTMLParser):
         self.relative_links: list[str] = []
         self.styled_classes = 0
         self.unstyled_classes: list[str] = []
-        self.style_tags = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -46,8 +45,6 @@ class _Scan(HTMLParser):
             self.tables_without_role += 1
         elif tag == "img" and a.get("alt") is None:
             self.images_without_alt.append(a.get("src") or "?")
-        elif tag == "style":
-            self.style_tags += 1
         for name in ("href", "src"):
             value = (a.get(name) or "").strip()
             if value and not value.startswith(("http://", "https://", "mailto:", "tel:", "cid:", "#")):

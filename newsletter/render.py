@@ -73,24 +73,17 @@ class Rendered:
         return len(self.html.encode("utf-8"))
 
 
-class _Loader(jinja2.FileSystemLoader):
-    """Looks in the newsletter's `templates/` first, then in the defaults, and remembers which."""
-
-
 def make_environment(settings: Settings) -> jinja2.Environment:
     dirs = [d for d in (settings.templates_dir, default_templates_dir()) if d.is_dir()]
     env = jinja2.Environment(
-        loader=_Loader([str(d) for d in dict.fromkeys(dirs)]),
-        autoescape=jinja2.select_autoescape(
-            enabled_extensions=("j2", "mjml", "html"), disabled_extensions=("txt.j2", "css")
-        ),
+        loader=jinja2.FileSystemLoader([str(d) for d in dict.fromkeys(dirs)]),
+        # MJML templates are escaped; the plain-text template and the CSS are not (they are not HTML).
+        autoescape=lambda name: bool(name) and not str(name).endswith((".txt.j2", ".css")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    # .txt.j2 must not be escaped: select_autoescape sees only the last suffix, so say it explicitly.
-    env.autoescape = lambda name: bool(name) and not str(name).endswith((".txt.j2", ".css"))
     from .text import install_filters
 
     install_filters(env)

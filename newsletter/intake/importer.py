@@ -57,17 +57,6 @@ class ImportReport:
     def ok(self) -> bool:
         return not self.failed
 
-    def merge(self, other: ImportReport) -> None:
-        self.written += other.written
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.kept += other.kept
-        self.skipped += other.skipped
-        self.failed += other.failed
-        self.warnings += other.warnings
-        self.actions += other.actions
-        self.sources += other.sources
-
 
 @dataclass(frozen=True)
 class _Counts:

@@ -164,11 +164,6 @@ class State:
 # --- story files ------------------------------------------------------------------------------------
 
 
-def render_story(item: Item, *, section: str | None = None) -> str:
-    """The story file for `item`: YAML front matter between '---' lines, then the Markdown body."""
-    return render_front(item, section=section) + item.body
-
-
 def render_front(item: Item, *, section: str | None = None) -> str:
     """The front matter block of `item`'s story file, '---' lines included."""
     front: dict[str, Any] = {"title": item.title, "published": item.published.isoformat()}
