@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from newsletter.build import build, write_edition
 from newsletter.config import load_settings
-from newsletter.edition import select_edition
-from newsletter.message import list_copy, serialize
-from newsletter.render import make_environment, render_edition
-from newsletter.stories import load_stories
+from newsletter.edition.build import build, write_edition
+from newsletter.edition.message import list_copy, serialize
+from newsletter.edition.render import make_environment, render_edition
+from newsletter.edition.select import select_edition
+from newsletter.edition.stories import load_stories
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = 30

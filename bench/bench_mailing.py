@@ -27,13 +27,13 @@ from pathlib import Path
 
 from bench_edition import _twenty_story_root
 
-from newsletter.build import build
 from newsletter.config import load_settings
-from newsletter.mailing import send_edition
-from newsletter.personalize import Personalizer
-from newsletter.sinks.base import Envelope
-from newsletter.sinks.memory import NullSink
-from newsletter.unsubscribe import SECRET_ENV
+from newsletter.delivery.personalize import Personalizer
+from newsletter.delivery.send import send_edition
+from newsletter.delivery.sinks.base import Envelope
+from newsletter.delivery.sinks.memory import NullSink
+from newsletter.delivery.unsubscribe import SECRET_ENV
+from newsletter.edition.build import build
 
 DAY = date(2016, 12, 30)
 SECRET = "bench-secret-not-a-real-one"
@@ -74,8 +74,8 @@ _MEMORY = textwrap.dedent(
     from datetime import date
     from pathlib import Path
     from newsletter.config import load_settings
-    from newsletter.mailing import send_edition
-    from newsletter.sinks.memory import NullSink
+    from newsletter.delivery.send import send_edition
+    from newsletter.delivery.sinks.memory import NullSink
 
     root, n = Path(sys.argv[1]), int(sys.argv[2])
     names = ["Ann Smith", "", "José Ñandú", "O'Brien & Sons", "用户 名字"]

@@ -30,8 +30,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette would like httpx2 for its test client
     from starlette.testclient import TestClient
 
-from newsletter.preview.app import create_app
-from newsletter.preview.state import Previewer
+from newsletter.web.preview.app import create_app
+from newsletter.web.preview.state import Previewer
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = date(2016, 12, 30)

@@ -13,7 +13,7 @@ from typing import Any
 
 from newsletter import schedule as sched
 from newsletter.config import load_settings
-from newsletter.edition import window
+from newsletter.edition.select import window
 
 
 def _median(fn: Callable[[], Any], repeat: int) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import placeholder_png, write_story
 
-from newsletter.build import build, write_edition
 from newsletter.config import load_settings
+from newsletter.edition.build import build, write_edition
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.edition import (
+from newsletter.edition.select import (
     demote,
     edition_date_for,
     edition_dates,
@@ -16,8 +16,8 @@ from newsletter.edition import (
     select_edition,
     window,
 )
+from newsletter.edition.stories import Story
 from newsletter.errors import EditionError
-from newsletter.stories import Story
 
 PARIS = ZoneInfo("Europe/Paris")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from newsletter.build import build
 from newsletter.config import load_settings
+from newsletter.edition.build import build
 
 GOLDEN = Path(__file__).parent / "golden" / "2016-12-30"
 FROZEN_NOW = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)

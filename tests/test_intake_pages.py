@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_intake_server import FIXTURES, FixtureServer, body, front, make_root, serve, settings, story_files
 
+from newsletter.edition.stories import load_stories, read_story
 from newsletter.intake import import_feed, import_page
 from newsletter.intake.convert import parse_datetime
-from newsletter.stories import load_stories, read_story
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_STORY = REPO / "stories/2016/12/30/syrian-regime-emboldened-ahead-of-russia-backed-peace-talks.md"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.delivery.ledger import EditionLock, Ledger
 from newsletter.errors import LockedError
-from newsletter.ledger import EditionLock, Ledger
 
 
 def enrol_all(ledger: Ledger, run: int, addresses: list[str]) -> list[int | None]:
@@ -111,7 +111,7 @@ def test_lock_in_process(tmp_path: Path) -> None:
 def test_lock_is_released_when_its_process_is_killed(tmp_path: Path) -> None:
     lock_path = tmp_path / "2016-12-30.lock"
     code = (
-        "import sys, time; from pathlib import Path; from newsletter.ledger import EditionLock;"
+        "import sys, time; from pathlib import Path; from newsletter.delivery.ledger import EditionLock;"
         f"EditionLock(Path({str(lock_path)!r}), 'x').acquire(); print('locked', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

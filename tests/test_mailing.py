@@ -20,13 +20,13 @@ from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
+from newsletter.delivery.ledger import EditionLock, Ledger, ledger_path
+from newsletter.delivery.personalize import header_display_name
+from newsletter.delivery.send import ledger_report, send_edition, send_test
+from newsletter.delivery.sinks.memory import MemorySink
+from newsletter.delivery.suppression import SuppressionList, suppression_path
+from newsletter.delivery.unsubscribe import SECRET_ENV, MissingSecretError, verify_token
 from newsletter.errors import ConfigError, DeliveryError, LockedError, SubscriberError
-from newsletter.ledger import EditionLock, Ledger, ledger_path
-from newsletter.mailing import ledger_report, send_edition, send_test
-from newsletter.personalize import header_display_name
-from newsletter.sinks.memory import MemorySink
-from newsletter.suppression import SuppressionList, suppression_path
-from newsletter.unsubscribe import SECRET_ENV, MissingSecretError, verify_token
 
 DAY = date(2016, 12, 30)
 SECRET = "mailing-test-secret"
@@ -381,7 +381,7 @@ def test_cli_errors_are_one_line(paper: Path) -> None:
 
 def test_cli_unsubscribe(paper: Path) -> None:
     settings = settings_for(paper)
-    from newsletter.unsubscribe import unsubscribe_url
+    from newsletter.delivery.unsubscribe import unsubscribe_url
 
     url = unsubscribe_url(settings, "ann@example.com", SECRET.encode())
     code, out, err = run_cli("unsubscribe", "--root", str(paper), "--verify", url)

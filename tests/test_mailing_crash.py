@@ -22,8 +22,8 @@ import pytest
 from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.config import load_settings
-from newsletter.ledger import Ledger, ledger_path
-from newsletter.unsubscribe import SECRET_ENV
+from newsletter.delivery.ledger import Ledger, ledger_path
+from newsletter.delivery.unsubscribe import SECRET_ENV
 
 SECRET = "crash-secret"
 N = 40

@@ -15,13 +15,13 @@ from test_smtp_server import FaultHandler, SmtpTestServer, StoreHandler, serve
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
+from newsletter.delivery.ledger import Ledger, ledger_path
+from newsletter.delivery.send import RateLimiter, ledger_report, send_edition
+from newsletter.delivery.sinks.base import Envelope, Outcome
+from newsletter.delivery.sinks.memory import MemorySink
+from newsletter.delivery.suppression import SuppressionList, suppression_path
+from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.errors import DeliveryError
-from newsletter.ledger import Ledger, ledger_path
-from newsletter.mailing import RateLimiter, ledger_report, send_edition
-from newsletter.sinks.base import Envelope, Outcome
-from newsletter.sinks.memory import MemorySink
-from newsletter.suppression import SuppressionList, suppression_path
-from newsletter.unsubscribe import SECRET_ENV
 
 DAY = date(2016, 12, 30)
 SECRET = "faults-secret"

@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_story
 
-from newsletter.build import build
 from newsletter.cli import cli
 from newsletter.config import load_settings
-from newsletter.edition import select_edition
-from newsletter.stories import load_stories
+from newsletter.edition.build import build
+from newsletter.edition.select import select_edition
+from newsletter.edition.stories import load_stories
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "malformed"
 BASE = "https://newsletter.example.org"

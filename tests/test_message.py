@@ -9,7 +9,7 @@ from email import message_from_bytes, policy
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.message import list_copy, serialize
+from newsletter.edition.message import list_copy, serialize
 
 NOW = datetime(2016, 12, 30, 5, tzinfo=UTC)
 BODIES = [

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build
 from newsletter.config import load_settings
-from newsletter.personalize import (
+from newsletter.delivery.personalize import (
     MAX_NAME,
     Personalizer,
     clean_name,
@@ -24,7 +23,8 @@ from newsletter.personalize import (
     header_display_name,
     parsed_view,
 )
-from newsletter.unsubscribe import make_token, verify_token
+from newsletter.delivery.unsubscribe import make_token, verify_token
+from newsletter.edition.build import build
 
 SECRET = b"personalize-secret"
 DAY = date(2016, 12, 30)

@@ -29,15 +29,15 @@ from click.testing import CliRunner
 from conftest import REPO, write_story
 from watchfiles import Change
 
-from newsletter.build import build
 from newsletter.cli import cli
 from newsletter.config import load_settings
-from newsletter.preview.app import create_app, dark_variant, has_dark_styles
-from newsletter.preview.security import allowed_hosts, loopback_host
-from newsletter.preview.state import Previewer
-from newsletter.preview.watcher import watch
-from newsletter.suppression import SuppressionList
-from newsletter.unsubscribe import make_token
+from newsletter.delivery.suppression import SuppressionList
+from newsletter.delivery.unsubscribe import make_token
+from newsletter.edition.build import build
+from newsletter.web.preview.app import create_app, dark_variant, has_dark_styles
+from newsletter.web.preview.security import allowed_hosts, loopback_host
+from newsletter.web.preview.state import Previewer
+from newsletter.web.preview.watcher import watch
 
 DAY = date(2016, 12, 30)
 EARLIER = date(2016, 12, 29)

@@ -28,8 +28,8 @@ from test_preview import (
     make_root,
 )
 
-from newsletter.suppression import SuppressionList
-from newsletter.unsubscribe import make_token
+from newsletter.delivery.suppression import SuppressionList
+from newsletter.delivery.unsubscribe import make_token
 
 pytestmark = pytest.mark.browser
 

@@ -10,13 +10,13 @@ from html.parser import HTMLParser
 import pytest
 from conftest import REPO, write_story
 
-from newsletter.build import build
 from newsletter.config import load_settings
-from newsletter.edition import demote, select_edition
+from newsletter.edition.build import build
+from newsletter.edition.lint import lint_html
+from newsletter.edition.render import Personal, make_environment, render_edition
+from newsletter.edition.select import demote, select_edition
+from newsletter.edition.stories import load_stories
 from newsletter.errors import EditionError, TemplateError
-from newsletter.lint import lint_html
-from newsletter.render import Personal, make_environment, render_edition
-from newsletter.stories import load_stories
 
 
 class Tags(HTMLParser):
@@ -244,7 +244,7 @@ def test_size_budget_impossible_is_a_clear_error(empty_root):
     ],
 )
 def test_mjml_mistakes_are_placed_by_check(demo_root, name, old, new, where, message):
-    from newsletter.lint import check_templates
+    from newsletter.edition.lint import check_templates
 
     shutil.copytree(REPO / "templates", demo_root / "templates")
     path = demo_root / "templates" / name
@@ -257,7 +257,7 @@ def test_mjml_mistakes_are_placed_by_check(demo_root, name, old, new, where, mes
 
 
 def test_default_templates_are_clean(demo_root):
-    from newsletter.lint import check_templates
+    from newsletter.edition.lint import check_templates
 
     settings = load_settings(demo_root, environ={})
     assert check_templates(make_environment(settings), settings.root) == []

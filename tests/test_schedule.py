@@ -8,6 +8,8 @@ milliseconds. The daemon tests run the real BlockingScheduler with the real SQLi
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,9 +29,10 @@ from click.testing import CliRunner
 from newsletter import schedule as sched
 from newsletter.cli import cli
 from newsletter.config import Settings, load_settings
-from newsletter.edition import window
+from newsletter.edition.select import window
 from newsletter.errors import ConfigError, DeliveryError, LockedError
 from newsletter.schedule import Daemon, Morning, Outcome, RunStore, State
+from newsletter.storage import this_owner
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -399,8 +402,8 @@ def test_two_daemons_firing_together_send_once(paper: Settings) -> None:
         assert release.wait(10)
         return Sent()
 
-    a = Morning(paper, send=slow_send, clock=clock, owner=sched.this_owner())
-    b = Morning(paper, send=slow_send, clock=clock, owner=f"{sched.socket.gethostname()}:1")  # pid 1 is alive
+    a = Morning(paper, send=slow_send, clock=clock, owner=this_owner())
+    b = Morning(paper, send=slow_send, clock=clock, owner=f"{socket.gethostname()}:1")  # pid 1 is alive
     results: list[sched.RunResult] = []
     thread = threading.Thread(target=lambda: results.append(a.fire()))
     thread.start()
@@ -416,7 +419,7 @@ def test_two_daemons_firing_together_send_once(paper: Settings) -> None:
 def test_a_crashed_run_resumes_at_restart(paper: Settings, caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock(MORNING + timedelta(minutes=5))
     store = RunStore(sched.store_path(paper))
-    crashed = f"{sched.socket.gethostname()}:{dead_pid()}"
+    crashed = f"{socket.gethostname()}:{dead_pid()}"
     assert store.claim(DAY, MORNING, crashed, clock())[0]
     store.advance(MORNING)
     clock.advance(timedelta(minutes=10))
@@ -516,7 +519,7 @@ def test_lock_refuses_a_second_scheduler(paper: Settings, monkeypatch: pytest.Mo
             pass
         assert str(info.value) == (
             f"another `newsletter schedule` is already running for {paper.root} "
-            f"(pid {sched.os.getpid()}, lock {paper.root / 'data' / 'schedule.lock'})"
+            f"(pid {os.getpid()}, lock {paper.root / 'data' / 'schedule.lock'})"
         )
         result = CliRunner().invoke(cli, ["schedule", "--root", str(paper.root)])
         assert result.exit_code == 1

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,10 +29,10 @@ from test_smtp_server import SmtpTestServer, StoreHandler, serve
 from newsletter import schedule as sched
 from newsletter.cli import cli
 from newsletter.config import Settings, load_settings
-from newsletter.edition import window
-from newsletter.mailing import ledger_report, send_edition
+from newsletter.delivery.send import ledger_report, send_edition
+from newsletter.delivery.unsubscribe import SECRET_ENV
+from newsletter.edition.select import window
 from newsletter.schedule import RunStore, State
-from newsletter.unsubscribe import SECRET_ENV
 
 PARIS = ZoneInfo("Europe/Paris")
 SECRET = "schedule-e2e-secret-not-for-production"
@@ -237,7 +238,7 @@ def test_run_now_resumes_a_crashed_run_without_resending(
     assert (partial.sent, partial.pending) == (5, len(SUBSCRIBERS) - 5)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     store = RunStore(sched.store_path(settings))
-    assert store.claim(day, datetime.now(UTC), f"{sched.socket.gethostname()}:{int(gone.stdout)}", datetime.now(UTC))[0]
+    assert store.claim(day, datetime.now(UTC), f"{socket.gethostname()}:{int(gone.stdout)}", datetime.now(UTC))[0]
     result = CliRunner().invoke(cli, ["schedule", "--root", str(settings.root), "--run-now"])
     assert result.exit_code == 0, result.output
     assert recipients(smtp_server) == sorted(SUBSCRIBERS)  # the first five once, the rest once

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from newsletter.config import load_settings
+from newsletter.delivery.sinks.base import Envelope
+from newsletter.delivery.sinks.smtp import PASSWORD_ENV, USERNAME_ENV, SmtpConfig, SmtpSink, config_from_settings
 from newsletter.errors import ConfigError, DeliveryError
-from newsletter.sinks.base import Envelope
-from newsletter.sinks.smtp import PASSWORD_ENV, USERNAME_ENV, SmtpConfig, SmtpSink, config_from_settings
 
 # A self-signed certificate for localhost / 127.0.0.1, valid for a century: the TLS tests need no tool at
 # run time. Test-only key material, trusted by nothing but these tests.
@@ -399,8 +399,8 @@ def test_config_from_settings(tmp_path: Path) -> None:
 def test_send_edition_over_starttls_with_auth(demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import date
 
-    from newsletter.mailing import send_edition
-    from newsletter.unsubscribe import SECRET_ENV
+    from newsletter.delivery.send import send_edition
+    from newsletter.delivery.unsubscribe import SECRET_ENV
 
     server = SmtpTestServer(StoreHandler(), tls="starttls", auth=("news", "pw-from-env"), tmp=tmp_path).start()
     try:

@@ -11,19 +11,18 @@ from pathlib import Path
 import pytest
 from conftest import write_story
 
-from newsletter.build import build
 from newsletter.config import load_settings
-from newsletter.stories import (
+from newsletter.edition.body import sanitize_html
+from newsletter.edition.build import build
+from newsletter.edition.stories import (
     KNOWN_FIELDS,
     Image,
     Story,
-    clean_url,
     load_stories,
-    one_line,
     parse_story,
     read_story,
-    sanitize_html,
 )
+from newsletter.textutil import clean_url, one_line
 
 BASE = "https://newsletter.example.org"
 PUBLISHED = "published: 2016-12-30T05:00:00+01:00"

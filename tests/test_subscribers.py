@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.delivery.subscribers import Problem, SubscriberSource, check_address
 from newsletter.errors import SubscriberError
-from newsletter.subscribers import Problem, SubscriberSource, check_address
 
 FIXTURE = Path(__file__).parent / "fixtures" / "subscribers.csv"
 

@@ -7,9 +7,9 @@ import re
 import pytest
 from conftest import write_story
 
-from newsletter.build import build
 from newsletter.config import load_settings
-from newsletter.text import display_width, wrap
+from newsletter.edition.build import build
+from newsletter.edition.plain import display_width, wrap
 
 
 @pytest.fixture

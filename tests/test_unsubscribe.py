@@ -11,9 +11,8 @@ from urllib.parse import quote
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.errors import ConfigError, NewsletterError, TokenError
-from newsletter.suppression import SuppressionList, suppression_path
-from newsletter.unsubscribe import (
+from newsletter.delivery.suppression import SuppressionList, suppression_path
+from newsletter.delivery.unsubscribe import (
     ONE_CLICK,
     SECRET_ENV,
     ForgedTokenError,
@@ -25,6 +24,7 @@ from newsletter.unsubscribe import (
     unsubscribe_url,
     verify_token,
 )
+from newsletter.errors import ConfigError, NewsletterError, TokenError
 
 SECRET = b"test-secret-0123456789abcdef"
 LIST = "morning-brief.newsletter.example.org"

@@ -1,6 +1,6 @@
 """HTML from feeds and pages → clean Markdown bodies and plain one-line texts.
 
-Bodies go through the story sanitizer first (`newsletter.stories.sanitize_html`: only inert tags, every
+Bodies go through the story sanitizer first (`newsletter.edition.stories.sanitize_html`: only inert tags, every
 link and image made absolute against the entry/page URL, anything else dropped), then markdownify turns
 what is left into Markdown. The story loader sanitizes the rendered Markdown again, like any story.
 """
@@ -19,7 +19,8 @@ import nh3
 from lxml import etree
 from markdownify import MarkdownConverter
 
-from ..stories import one_line, sanitize_html
+from ..edition import sanitize_html
+from ..textutil import one_line
 
 # Containers the story sanitizer does not keep. Left as they are, their texts would run together
 # ("<div>One</div><div>Two</div>" → "OneTwo"), so they become paragraphs before sanitizing.

@@ -20,7 +20,7 @@ import feedparser
 from lxml import etree
 
 from ..errors import IntakeError
-from ..stories import clean_url
+from ..textutil import clean_url
 from .convert import (
     clip,
     from_struct,

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..config import Settings
+from ..edition import parse_story
 from ..errors import ConfigError, IntakeError
 from ..fsutil import write_atomic
-from ..stories import parse_story
 from .feeds import parse_feed
 from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, Fetched, Fetcher, file_path, is_url, read_file, user_agent
 from .item import Item

@@ -24,7 +24,7 @@ from lxml import etree
 from trafilatura.settings import Document
 
 from ..errors import IntakeError
-from ..stories import clean_url
+from ..textutil import clean_url
 from .convert import clip, html_to_markdown, language, plain_text
 from .feeds import SUMMARY_CHARS, TITLE_CHARS
 from .item import Item, ItemImage

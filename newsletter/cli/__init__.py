@@ -1,0 +1,110 @@
+"""The `newsletter` command: a thin layer over the library. Each command's docstring is its --help.
+
+In:  command-line arguments. Out: calls into the subsystems' public faces, one line per outcome, an exit code.
+Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the console script).
+
+    edition.py   build, check          intake.py    import
+    mailing.py   send, status, unsubscribe
+    schedule.py  schedule              preview.py   preview
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import NewsletterError, StoryError
+
+
+def _echo_err(message: str, *, level: str = "error") -> None:
+    colour = {"error": "red", "warning": "yellow"}.get(level, "white")
+    click.secho(message, err=True, fg=colour)
+
+
+def root_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Every command works on a newsletter folder: --root DIR (default: the current directory)."""
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="Newsletter folder holding stories/ and optionally templates/, newsletter.toml, outbox/.",
+    )(func)
+
+
+def date_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--date",
+        "day",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        default=None,
+        help="Edition date, YYYY-MM-DD (default: the newest edition that has stories).",
+    )(func)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Known errors become one clear line and exit 1; nothing else is swallowed."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..edition import StoriesInvalid
+
+        try:
+            return func(*args, **kwargs)
+        except StoriesInvalid as exc:
+            for err in exc.errors:
+                _echo_err(str(err))
+            raise click.ClickException(str(exc)) from None
+        except NewsletterError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def load(root: Path, **overrides: Any) -> Any:
+    from ..config import load_settings
+
+    return load_settings(root, overrides)
+
+
+def as_date(value: Any) -> date | None:
+    return value.date() if value is not None else None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="newsletter")
+def cli() -> None:
+    """Build and send a daily newsletter from Markdown stories.
+
+    \b
+    Quick start (in a folder with stories/):
+      newsletter build        # newest edition → outbox/<date>/
+      newsletter check        # every problem in stories, templates and the rendered email
+    """
+
+
+# Each command family lives in its own module and registers itself on `cli` when imported; one name
+# here per module.
+_COMMAND_MODULES: tuple[str, ...] = ("edition", "schedule", "preview", "intake", "mailing")
+
+for _module in _COMMAND_MODULES:
+    importlib.import_module(f"newsletter.cli.{_module}")
+
+
+def main() -> None:
+    try:
+        cli(prog_name="newsletter")
+    except KeyboardInterrupt:
+        _echo_err("interrupted")
+        sys.exit(130)
+
+
+__all__ = ["StoryError", "cli", "main"]

@@ -1,0 +1,75 @@
+"""`newsletter build` and `newsletter check`: the edition pipeline from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_option
+
+
+@cli.command()
+@root_option
+@date_option
+@click.option("--skip-invalid", is_flag=True, help="Leave out broken stories (with a warning) instead of failing.")
+@handle_errors
+def build(root: Path, day: Any, skip_invalid: bool) -> None:
+    """Build an edition into outbox/<date>/: newsletter.html, .txt, .eml and manifest.json.
+
+    \b
+    Example:
+      newsletter build --date 2016-12-30
+    """
+    from ..edition import build as run_build
+    from ..edition import write_edition
+
+    settings = load(root)
+    result = run_build(settings, as_date(day), skip_invalid=skip_invalid)
+    for err in result.skipped:
+        _echo_err(f"{err} (skipped)", level="warning")
+    out = write_edition(result)
+    ed, rendered = result.edition, result.rendered
+    if ed.more:
+        titles = "; ".join(f"{s.path}" for s in ed.more)
+        _echo_err(
+            f"size budget: moved {len(ed.more)} story(ies) to 'More stories' to keep the HTML under "
+            f"{settings.html_budget / 1000:.0f} KB: {titles}",
+            level="warning",
+        )
+    try:
+        shown = out.relative_to(Path.cwd())
+    except ValueError:
+        shown = out
+    click.echo(
+        f"Built edition {ed.date.isoformat()}: {len(ed.stories)} stories in {len(ed.sections)} section(s), "
+        f"HTML {rendered.html_bytes / 1000:.1f} KB of {settings.html_budget / 1000:.0f} KB → {shown}/"
+    )
+
+
+@cli.command()
+@root_option
+@date_option
+@handle_errors
+def check(root: Path, day: Any) -> None:
+    """Validate every story and template, then lint the rendered edition; list all problems.
+
+    Exit 0 when there are only warnings, 1 when anything is an error.
+
+    \b
+    Example:
+      newsletter check --date 2016-12-30
+    """
+    from ..edition import check_newsletter
+
+    settings = load(root)
+    found = check_newsletter(settings, as_date(day))
+    errors, warnings = found.errors, found.warnings
+    for w in warnings:
+        _echo_err(f"warning: {w}", level="warning")
+    for e in errors:
+        _echo_err(e)
+    if errors:
+        raise click.ClickException(f"{len(errors)} error(s), {len(warnings)} warning(s)")
+    click.echo(f"OK: {found.stories} stories, {len(warnings)} warning(s)")

@@ -1,0 +1,204 @@
+"""`newsletter send`, `newsletter status`, `newsletter unsubscribe`: the mailing stage on the command line."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_option
+
+# Exit codes a cron job can act on (1 is any error that stopped the run, from handle_errors).
+EXIT_OK = 0
+EXIT_FAILED = 3  # everything was attempted, some recipients refused permanently (5xx)
+EXIT_INCOMPLETE = 4  # some recipients are still pending (transient errors, stopped, --limit): run again
+SHOWN = 20  # problems printed in full; the rest are counted
+
+
+def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
+    if not lines:
+        return
+    _echo_err(f"{title}:", level="warning")
+    for line in lines[:SHOWN]:
+        _echo_err(f"  {line}", level="warning")
+    more = (total if total is not None else len(lines)) - min(len(lines), SHOWN)
+    if more > 0:
+        _echo_err(f"  … and {more} more", level="warning")
+
+
+@cli.command()
+@root_option
+@date_option
+@click.option("--subscribers", "subscribers", metavar="FILE", help="CSV (email,name,locale) or SQLite file[#table].")
+@click.option("--smtp", metavar="URL", help="smtp://host:port, smtp+starttls://… or smtps://… (default: [smtp] url).")
+@click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections at once (default: [smtp]).")
+@click.option("--rate", type=click.FloatRange(0), help="At most this many messages per second (0: no limit).")
+@click.option("--dry-run", is_flag=True, help="Render every message, send nothing, report the counts.")
+@click.option("--limit", type=click.IntRange(0), help="Send to the first N pending subscribers only.")
+@click.option("--to", "to", metavar="ADDR", help="Send one test copy to ADDR (outside the ledger) and stop.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@handle_errors
+def send(
+    root: Path,
+    day: Any,
+    subscribers: str | None,
+    smtp: str | None,
+    connections: int | None,
+    rate: float | None,
+    dry_run: bool,
+    limit: int | None,
+    to: str | None,
+    progress: bool | None,
+) -> None:
+    """Send an edition: one personalized message per subscriber, each recorded in the edition's ledger.
+
+    Without --smtp (or [smtp] url) the messages go to outbox/<date>/mail/. A rerun resumes: who got the
+    edition never gets it again; transient failures are retried. NEWSLETTER_UNSUBSCRIBE_SECRET must be
+    set (it signs the unsubscribe links); the SMTP password comes from NEWSLETTER_SMTP_PASSWORD.
+
+    Exit status: 0 everything went out, 1 error (nothing lost; rerun), 3 some addresses refused
+    permanently, 4 some still pending (rerun to retry them).
+
+    \b
+    Examples:
+      newsletter send --date 2016-12-30 --subscribers subscribers.csv --smtp smtp://127.0.0.1:8025
+      newsletter send --date 2016-12-30 --subscribers subscribers.csv --dry-run
+      newsletter send --date 2016-12-30 --to me@example.org
+    """
+    from ..delivery import send_edition
+
+    settings = load(root)
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C: stop now (the ledger is still consistent)
+            raise KeyboardInterrupt
+        _echo_err("stopping after the messages in flight (again to stop at once)…", level="warning")
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        report = send_edition(
+            settings,
+            as_date(day),
+            subscribers=subscribers,
+            dry_run=dry_run,
+            limit=limit,
+            to=to,
+            stop=stop,
+            progress=progress,
+            smtp=smtp,
+            connections=connections,
+            rate=rate,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for warning in report.warnings:
+        _echo_err(f"warning: {warning}", level="warning")
+    _print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)
+    _print_list("permanent failures", report.failures, report.failed_now)
+    click.echo(report.summary())
+    if report.test or report.dry_run:
+        sys.exit(EXIT_OK)
+    if report.stopped:
+        sys.exit(EXIT_INCOMPLETE)
+    if report.pending and not (report.limited and report.deferred == 0):
+        sys.exit(EXIT_INCOMPLETE)
+    if report.failed:
+        sys.exit(EXIT_FAILED)
+    sys.exit(EXIT_OK)
+
+
+@cli.command()
+@root_option
+@date_option
+@click.option("--failed", "show_failed", is_flag=True, help="List the permanent failures with the server's reply.")
+@handle_errors
+def status(root: Path, day: Any, show_failed: bool) -> None:
+    """Show where sending an edition stands: the ledger's counts (sent, failed, skipped, pending).
+
+    \b
+    Example:
+      newsletter status --date 2016-12-30
+    """
+    from ..delivery import ledger_path, ledger_report
+    from ..edition import choose_date, read
+
+    settings = load(root)
+    the_day = as_date(day) or choose_date(read(settings, skip_invalid=True).stories, settings, None)
+    report = ledger_report(settings, the_day)
+    if report is None:
+        click.echo(f"Edition {the_day}: not sent yet (no ledger at {ledger_path(settings, the_day)})")
+        return
+    click.echo(
+        f"Edition {the_day}: {report.total} recipient(s) — sent {report.sent}, failed {report.failed}, "
+        f"skipped {report.skipped}, pending {report.pending}; retried {report.retried}"
+    )
+    for line in report.warnings:
+        click.echo(line)
+    if show_failed:
+        for line in report.failures:
+            click.echo(f"  failed: {line}")
+    state = "complete" if report.ok else ("complete, with failures" if report.complete else "incomplete")
+    click.echo(f"Status: {state}")
+
+
+@cli.command()
+@root_option
+@click.option("--verify", "token", metavar="TOKEN", help="Check an unsubscribe token (or URL) and print its address.")
+@click.option("--add", "address", metavar="ADDR", help="Put ADDR on the suppression list by hand.")
+@click.option(
+    "--reason",
+    type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
+    default="manual",
+    show_default=True,
+    help="Why, with --add.",
+)
+@click.option("--check", "check_address", metavar="ADDR", help="Tell whether ADDR is on the suppression list.")
+@handle_errors
+def unsubscribe(root: Path, token: str | None, address: str | None, reason: str, check_address: str | None) -> None:
+    """Unsubscribe tokens and the suppression list (data/suppression.sqlite).
+
+    \b
+    Examples:
+      newsletter unsubscribe --verify 'https://newsletter.example.org/u/YW5u….k3Jd…'
+      newsletter unsubscribe --add reader@example.org --reason complained
+      newsletter unsubscribe --check reader@example.org
+    """
+    from ..delivery import SuppressionList, secret_from_env, suppression_path, verify_token
+
+    settings = load(root)
+    if not (token or address or check_address):
+        raise click.UsageError("give --verify TOKEN, --add ADDR or --check ADDR")
+    if token:
+        value = token.strip()
+        if value.startswith(settings.list.unsubscribe_url):
+            value = value[len(settings.list.unsubscribe_url) :]
+        value = value.rsplit("/", 1)[-1]
+        found = verify_token(secret_from_env(), settings.list.id, value)
+        click.echo(f"valid: unsubscribes {found} from {settings.list.id}")
+    if address or check_address:
+        with SuppressionList(suppression_path(settings)) as suppression:
+            if address:
+                from ..delivery import check_address as validate
+
+                try:
+                    normal = validate(address)
+                except ValueError as exc:
+                    raise click.ClickException(f"--add: {exc}") from None
+                added = suppression.add(normal, reason, "command line")
+                click.echo(f"{normal}: {'added to' if added else 'already on'} the suppression list")
+            if check_address:
+                entry = suppression.get(check_address)
+                if entry is None:
+                    click.echo(f"{check_address}: not suppressed")
+                else:
+                    click.echo(f"{check_address}: suppressed ({entry[0]}, {entry[1]}, since {entry[2]})")

@@ -1,0 +1,100 @@
+"""`newsletter schedule`: the morning daemon, a look at its next run times, or one run now."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import cli, handle_errors, load, root_option
+
+
+@cli.command()
+@root_option
+@click.option(
+    "--next",
+    "next_count",
+    type=click.IntRange(1, 1000),
+    default=None,
+    metavar="N",
+    help="Print the next N run times (ISO 8601 with offset, one a line) and exit.",
+)
+@click.option(
+    "--from",
+    "start",
+    default=None,
+    metavar="ISO",
+    help="With --next: count from this instant instead of now (2027-03-26T12:00+01:00; no offset = schedule's zone).",
+)
+@click.option("--run-now", is_flag=True, help="Run the job once in the foreground for today's edition, then exit.")
+@handle_errors
+def schedule(root: Path, next_count: int | None, start: str | None, run_now: bool) -> None:
+    """Send each morning's edition on time: build and deliver today's edition at [schedule] at.
+
+    Runs until SIGTERM or Ctrl-C (the message in flight finishes first), then exits 0. With
+    --run-now, exits 1 unless the edition went out completely (or was already sent, or had no
+    stories). Configure it in
+    newsletter.toml; missed mornings within `grace` are caught up once, older ones are logged as
+    skipped and never sent, and an edition already sent is never sent again. Only one scheduler
+    runs per folder.
+
+    \b
+    [schedule]
+    at = "06:00"                 # local time, HH:MM or HH:MM:SS
+    timezone = "Europe/Paris"    # default: the newsletter's timezone
+    days = "mon-sun"             # day names: "mon-fri", "mon,wed,fri"
+    grace = "3h"                 # how late a morning may still be sent
+    retries = 3                  # after a failed run (SMTP down, ...)
+    retry_delay = "10m"
+
+    \b
+    Examples:
+      newsletter schedule --next 5 --from 2027-03-26T12:00+01:00
+      newsletter schedule --run-now
+      newsletter schedule --root /srv/paper
+    """
+    from ..schedule import Daemon, Outcome, logging_to_stderr, next_runs, read_config
+    from ..schedule import run_now as run_once
+
+    if start is not None and next_count is None:
+        raise click.UsageError("--from goes with --next N")
+    if run_now and next_count is not None:
+        raise click.UsageError("--run-now and --next do not go together")
+    settings = load(root)
+    config = read_config(settings)
+    if next_count is not None:
+        begin = _instant(start, config.timezone) if start else datetime.now(config.timezone)
+        for moment in next_runs(config.trigger(), begin, next_count):
+            click.echo(moment.isoformat())
+        return
+    with logging_to_stderr():
+        if not run_now:
+            Daemon(settings, config).run()
+            return
+        stop = threading.Event()
+        handlers: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+            handlers = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            result = run_once(settings, stop=stop)
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+    line = f"edition {result.edition}: {result.outcome.value}: {result.detail}"
+    if result.outcome in (Outcome.FAILED, Outcome.BUSY, Outcome.INTERRUPTED):
+        raise click.ClickException(line)
+    click.echo(line)
+
+
+def _instant(text: str, tz: Any) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 date-time like 2027-03-26T12:00+01:00", param_hint="--from"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)

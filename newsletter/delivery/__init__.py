@@ -1,0 +1,48 @@
+"""The delivery pipeline: one edition, one personalized message per subscriber, through a sink.
+
+In:  an edition date (built by `edition`), a subscriber list, the settings.
+Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient, a row in the edition's
+     ledger saying what happened; the suppression list grows with unsubscribes and bad addresses.
+
+    subscribers.py   CSV / SQLite list → validated rows, streamed (bad rows reported by line)
+    personalize.py   the edition rendered once → a message per subscriber (greeting, unsubscribe link)
+    send.py          the send loop: enrol, personalize, deliver through worker threads, record
+                     (ratelimit.py: the send rate; progress.py: the operator's view; report.py: options
+                     and the run's report)
+    sinks/           where messages go: outbox, smtp, memory, null — one small interface (sinks/base.py)
+    ledger.py        per-edition SQLite: pending → sent / failed / skipped; resume after a crash
+    suppression.py   addresses never mailed again (unsubscribed, bounced)
+    unsubscribe.py   signed tokens, RFC 8058 one-click handling
+
+Public face: the names in `__all__`; the schedule and web subsystems import only these.
+"""
+
+from __future__ import annotations
+
+from .ledger import Ledger, ledger_path
+from .report import MailingOptions, SendReport
+from .send import ledger_report, send_edition, send_test
+from .sinks.smtp import config_from_settings, smtp_url
+from .subscribers import check_address
+from .suppression import SuppressionList, suppression_path
+from .unsubscribe import SECRET_ENV, handle_request, make_token, secret_from_env, verify_token
+
+__all__ = [
+    "SECRET_ENV",
+    "Ledger",
+    "MailingOptions",
+    "SendReport",
+    "SuppressionList",
+    "check_address",
+    "config_from_settings",
+    "handle_request",
+    "ledger_path",
+    "ledger_report",
+    "make_token",
+    "secret_from_env",
+    "send_edition",
+    "send_test",
+    "smtp_url",
+    "suppression_path",
+    "verify_token",
+]

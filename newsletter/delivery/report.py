@@ -1,0 +1,142 @@
+"""What a send run reports (SendReport) and the `[mailing]` options it runs with (MailingOptions)."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass, field
+from datetime import date
+
+from ..config import Settings
+from ..errors import ConfigError
+from .subscribers import check_address
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    """Where an edition's sending stands: the ledger's totals plus what this run did.
+
+    `sent`, `failed` and `pending` count recipients in the ledger (all runs); `skipped` counts the list
+    entries left out on purpose (invalid, duplicate, suppressed); `retried` counts retries after
+    transient errors.
+    """
+
+    sent: int
+    failed: int
+    skipped: int
+    retried: int
+    pending: int
+    edition: date | None = None
+    sent_now: int = 0
+    failed_now: int = 0
+    deferred: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    removed: int = 0
+    throttled: int = 0  # throttling replies (421, 451, 454) seen this run
+    rate_lowest: float | None = None  # the lowest send rate used (messages/s; None: never limited)
+    rate_final: float | None = None  # the rate at the end (None: no limit)
+    total: int = 0
+    dry_run: bool = False
+    test: bool = False
+    stopped: bool = False
+    limited: bool = False
+    sink: str = ""
+    elapsed: float = 0.0
+    send_seconds: float = 0.0  # the delivery phase alone (the rate is over this)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing left pending."""
+        return self.pending == 0
+
+    @property
+    def ok(self) -> bool:
+        """Everything went out: complete and no permanent failures."""
+        return self.complete and self.failed == 0
+
+    def summary(self) -> str:
+        what = self.edition.isoformat() if self.edition else "edition"
+        if self.test:
+            return f"Test send of {what}: {self.sink}"
+        rate = f", {self.sent_now / self.send_seconds:.0f} msg/s" if self.send_seconds > 0 and self.sent_now else ""
+        skipped = ", ".join(
+            f"{n} {label}"
+            for n, label in (
+                (self.invalid, "invalid"),
+                (self.duplicates, "duplicate"),
+                (self.suppressed, "suppressed"),
+                (self.removed, "no longer listed"),
+            )
+            if n
+        )
+        head = f"Dry run of {what}: would send {self.sent_now}" if self.dry_run else f"Edition {what}: sent {self.sent}"
+        if not self.dry_run and self.sent_now != self.sent:
+            head += f" ({self.sent_now} this run)"
+        return (
+            f"{head}, failed {self.failed}, skipped {self.skipped}{f' ({skipped})' if skipped else ''}, "
+            f"retried {self.retried}, pending {self.pending}{rate} — {self.sink}"
+        )
+
+
+# --- options ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailingOptions:
+    subscribers: str | None = None
+    max_attempts: int = 5
+    retry_base: float = 1.0
+    retry_max: float = 60.0
+    suppress_bounces: bool = True
+    return_path: str | None = None  # MAIL FROM, where bounces go (default: the sender address)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailingOptions:
+        table = settings.section("mailing")
+        known = {"subscribers", "max_attempts", "retry_base", "retry_max", "suppress_bounces", "suppression"}
+        known |= {"ledger_dir", "return_path"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"[mailing]: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
+
+        def number(key: str, low: float, high: float, default: float) -> float:
+            value = table.get(key, default)
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = float(value)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ConfigError(f"[mailing] {key} must be a number from {low:g} to {high:g}, got {value!r}")
+            return float(value)
+
+        subscribers = table.get("subscribers")
+        if subscribers is not None and not isinstance(subscribers, str):
+            raise ConfigError(f"[mailing] subscribers must be a file path, got {subscribers!r}")
+        return_path = table.get("return_path") or None
+        if return_path is not None:
+            try:
+                return_path = check_address(str(return_path))
+            except ValueError as exc:
+                raise ConfigError(f"[mailing] return_path: {exc}") from None
+        bounces = table.get("suppress_bounces", True)
+        if isinstance(bounces, str):
+            bounces = bounces.strip().lower() in ("1", "true", "yes", "on")
+        return cls(
+            subscribers=subscribers,
+            max_attempts=int(number("max_attempts", 1, 100, 5)),
+            retry_base=number("retry_base", 0, 3600, 1.0),
+            retry_max=number("retry_max", 0, 86400, 60.0),
+            suppress_bounces=bool(bounces),
+            return_path=return_path,
+        )
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed try number `attempt` (1-based): doubling, capped, with jitter."""
+        delay = min(self.retry_max, self.retry_base * 2 ** (attempt - 1))
+        return delay * (0.5 + random.random() / 2)

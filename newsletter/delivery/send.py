@@ -1,0 +1,471 @@
+"""The send loop: one personalized message per subscriber, through a sink, every step in the ledger.
+
+    subscriber list ──stream──▶ ledger (enrol: validate, dedupe, pending rows)
+    ledger pending rows ──▶ suppression check ──▶ Personalizer ──▶ workers ──▶ sink
+                                                                    │
+                              ledger ◀── sent / failed / deferred ──┘
+
+A run first enrols the list into the edition's ledger (streaming, so the list is never in memory; the
+ledger's unique key catches duplicates), then walks the pending rows. `sink.concurrency` worker threads
+deliver; each message's outcome is committed before the worker takes the next one, so at most
+`concurrency` messages are ever in flight — the most a crash can duplicate.
+
+Transient trouble (4xx, a dropped connection) is retried with exponential backoff, up to
+`[mailing] max_attempts` tries; throttling replies (421, 451, 454) also halve the send rate, which then
+climbs back with every success. A permanent refusal (5xx) fails that recipient and the run goes on; an
+address the server says does not exist (5.1.x) also goes on the suppression list. A server that cannot
+be reached at all stops the run with `DeliveryError`, the ledger intact for the rerun.
+
+    [mailing]
+    subscribers = "subscribers.csv"   # default for --subscribers
+    max_attempts = 5                  # tries per message for transient errors
+    retry_base = 1.0                  # seconds before the first retry; doubles each time
+    retry_max = 60.0                  # longest wait between two tries
+    suppress_bounces = true           # 5.1.x refusals go on the suppression list
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..edition import build
+from ..errors import ConfigError, DeliveryError, SubscriberError
+from .ledger import EditionLock, Ledger, Row, ledger_path
+from .personalize import Personalizer
+from .progress import Progress
+from .ratelimit import RateLimiter
+from .report import MailingOptions, SendReport
+from .sinks import configured_rate, make_sink
+from .sinks.base import Envelope, Outcome, Sink
+from .sinks.memory import NullSink
+from .subscribers import Problem, SubscriberSource, check_address
+from .suppression import SuppressionList, suppression_path
+from .unsubscribe import secret_from_env
+
+THROTTLE_CODES = frozenset({421, 451, 454})
+_BAD_MAILBOX = re.compile(r"^\d{3}[ -]5\.1\.\d{1,3}\b")  # RFC 3463: 5.1.x, the address itself is wrong
+MAX_PROBLEMS = 200  # reported in full; beyond that only counted (a broken million-row file stays small)
+
+
+# --- delivery --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Stats:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    retried: int = 0
+    suppressed: int = 0
+    bounced: int = 0
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + n)
+
+
+class _Delivery:
+    """Hands messages to the sink from `sink.concurrency` workers and records every outcome."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        sink: Sink,
+        limiter: RateLimiter,
+        options: MailingOptions,
+        suppression: SuppressionList,
+        stop: threading.Event,
+        progress: Progress,
+        day: date,
+    ) -> None:
+        self.ledger = ledger
+        self.sink = sink
+        self.limiter = limiter
+        self.options = options
+        self.suppression = suppression
+        self.stop = stop
+        self.progress = progress
+        self.day = day
+        self.stats = _Stats()
+        self.fatal: DeliveryError | None = None
+        self.crash: Exception | None = None
+        self._abort = threading.Event()
+
+    def _give_up(self, error: DeliveryError) -> None:
+        if self.fatal is None:
+            self.fatal = error
+        self._abort.set()
+
+    def deliver(self, row: Row, envelope: Envelope) -> None:
+        """Send one message, retrying transient trouble; its final state goes to the ledger."""
+        attempts = 0
+        while True:
+            if self._abort.is_set() or not self.limiter.wait(self.stop):
+                if attempts:
+                    self.ledger.mark_deferred(row.id, attempts, None, "stopped before retrying")
+                    self.stats.add("deferred")
+                return
+            attempts += 1
+            try:
+                outcome = self.sink.send(envelope)
+            except DeliveryError as exc:
+                self.ledger.mark_deferred(row.id, attempts, None, str(exc))
+                self.stats.add("deferred")
+                self._give_up(exc)
+                return
+            if outcome.sent:
+                self.ledger.mark_sent(row.id, attempts, outcome.code, outcome.reply)
+                self.limiter.success()
+                self.stats.add("sent")
+                self.progress.advance()
+                return
+            if outcome.status == "permanent":
+                self._record_failure(row, attempts, outcome)
+                return
+            if outcome.code in THROTTLE_CODES:
+                self.limiter.throttle()
+            if attempts >= self.options.max_attempts or self.stop.is_set() or self._abort.is_set():
+                self.ledger.mark_deferred(row.id, attempts, outcome.code, outcome.reply)
+                self.stats.add("deferred")
+                self.progress.advance()
+                if not outcome.reachable:
+                    self._give_up(DeliveryError(f"{outcome.reply} (after {attempts} tries); nothing lost, rerun"))
+                return
+            self.stats.add("retried")
+            if self.stop.wait(self.options.backoff(attempts)):
+                self.ledger.mark_deferred(row.id, attempts, outcome.code, outcome.reply)
+                self.stats.add("deferred")
+                return
+
+    def _record_failure(self, row: Row, attempts: int, outcome: Outcome) -> None:
+        self.ledger.mark_failed(row.id, attempts, outcome.code, outcome.reply)
+        self.stats.add("failed")
+        with self.stats.lock:
+            if len(self.stats.failures) < MAX_PROBLEMS:
+                self.stats.failures.append(f"{row.address}: {outcome.reply}")
+        if self.options.suppress_bounces and _BAD_MAILBOX.match(outcome.reply):
+            self.suppression.add(row.address, "bounced", f"edition {self.day}: {outcome.reply}"[:500])
+            self.stats.add("bounced")
+        self.progress.advance()
+
+    def run(self, jobs: Iterator[tuple[Row, Envelope]]) -> None:
+        """Deliver every job; inline for a one-at-a-time sink, else through a bounded queue to the workers."""
+        if self.sink.concurrency <= 1:
+            for row, envelope in jobs:
+                if self.stop.is_set() or self._abort.is_set():
+                    break
+                self.deliver(row, envelope)
+            return
+        import queue
+
+        todo: queue.Queue[tuple[Row, Envelope] | None] = queue.Queue(maxsize=self.sink.concurrency * 2)
+
+        def worker() -> None:
+            while (job := todo.get()) is not None:
+                if not self._abort.is_set() and not self.stop.is_set():
+                    try:
+                        self.deliver(*job)
+                    except Exception as exc:  # a bug, not a delivery problem: stop everything and re-raise it
+                        self.crash = exc
+                        self._abort.set()
+
+        threads = [threading.Thread(target=worker, name=f"send-{i}", daemon=True) for i in range(self.sink.concurrency)]
+        for t in threads:
+            t.start()
+        try:
+            for job in jobs:
+                while not (self.stop.is_set() or self._abort.is_set()):
+                    try:
+                        todo.put(job, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stop.is_set() or self._abort.is_set():
+                    break
+        finally:
+            for _ in threads:
+                todo.put(None)
+            for t in threads:
+                t.join()
+        if self.crash is not None:
+            raise self.crash
+
+
+# --- the public functions --------------------------------------------------------------------------
+
+
+def send_edition(
+    settings: Settings,
+    day: date | None,
+    *,
+    subscribers: str | Path | None = None,
+    sink: Sink | None = None,
+    dry_run: bool = False,
+    limit: int | None = None,
+    to: str | None = None,
+    stop: threading.Event | None = None,
+    progress: bool | None = None,
+    smtp: str | None = None,
+    connections: int | None = None,
+    rate: float | None = None,
+    now: datetime | None = None,
+) -> SendReport:
+    """Send edition `day` (None: the newest) to every subscriber; see the module docstring.
+
+    `sink` defaults to SMTP (`smtp` or `[smtp] url`) else the outbox `outbox/<date>/mail/`; a dry run
+    uses none. `limit` sends to the first N pending subscribers only (recorded as usual, so the next run
+    sends the rest); `to` sends one test copy to that address, outside the ledger. Setting `stop` makes
+    the run finish the messages in flight and return.
+    """
+    started = time.monotonic()
+    secret = secret_from_env()  # before anything else: no message may go out without a working unsubscribe link
+    options = MailingOptions.from_settings(settings)
+    limiter = RateLimiter(configured_rate(settings, rate))
+    if limit is not None and limit < 0:
+        raise ConfigError(f"--limit must be 0 or more, got {limit}")
+    if to is not None:
+        built = build(settings, day)
+        test_sink = sink or make_sink(settings, built.edition.date, smtp=smtp, connections=1, kind="test")
+        line = _send_one(settings, built, secret, test_sink, to, now)
+        return SendReport(
+            1, 0, 0, 0, 0, edition=built.edition.date, sent_now=1, test=True, sink=line, elapsed=_since(started)
+        )
+    spec = subscribers or options.subscribers
+    if spec is None:
+        raise SubscriberError("no subscriber list: pass --subscribers FILE or set [mailing] subscribers")
+    source = SubscriberSource(spec, settings.root)
+    built = build(settings, day)
+    day = built.edition.date
+    personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))
+    report = SendReport(0, 0, 0, 0, 0, edition=day, dry_run=dry_run)
+    if not personalizer.fast:
+        report.warnings.append(
+            "the templates use the personal fields in a way the fast path cannot splice "
+            f"({personalizer.mismatch}); rendering every message in full (slower)"
+        )
+    path = ledger_path(settings, day)
+    with contextlib.ExitStack() as stack:
+        if dry_run:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsletter-dry-run-")))
+            copy = tmp / path.name
+            if path.exists():
+                with Ledger(path, readonly=True) as real:
+                    real.backup_to(copy)
+            ledger = stack.enter_context(Ledger(copy))
+            the_sink: Sink = NullSink()
+        else:
+            stack.enter_context(EditionLock(path.with_suffix(".lock"), f"edition {day}"))
+            ledger = stack.enter_context(Ledger(path))
+            the_sink = sink or make_sink(settings, day, smtp=smtp, connections=connections)
+        report.sink = "dry run (nothing sent)" if dry_run else the_sink.describe()
+        suppression = stack.enter_context(SuppressionList(suppression_path(settings)))
+        _check_edition(ledger, built.rendered.html, built.rendered.text, report)
+        the_sink.open()  # an unreachable server fails here, before the ledger changes
+        stack.callback(the_sink.close)
+        run = ledger.start_run(source.name, report.sink)
+        status = "error"
+        delivery: _Delivery | None = None
+        try:
+            _enrol(ledger, run, source, report)
+            to_send = ledger.count_pending(run)
+            if limit is not None:
+                report.limited = to_send > limit
+                to_send = min(to_send, limit)
+            bar = Progress(progress, to_send, f"sending {day}")
+            stop_event = stop or threading.Event()
+            delivery = _Delivery(
+                ledger=ledger,
+                sink=the_sink,
+                limiter=limiter,
+                options=options,
+                suppression=suppression,
+                stop=stop_event,
+                progress=bar,
+                day=day,
+            )
+            sending = time.monotonic()
+            try:
+                delivery.run(_jobs(ledger, run, personalizer, suppression, delivery, settings, limit))
+            finally:
+                bar.close()
+                report.send_seconds = _since(sending)
+            report.stopped = stop_event.is_set() and ledger.count_pending(run) > 0
+            if delivery.fatal is not None:
+                status = "unreachable"
+                raise delivery.fatal
+            status = "stopped" if report.stopped else "done"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            if delivery is not None:  # what this run did, even when it ends with an exception
+                stats = delivery.stats
+                report.sent_now, report.failed_now, report.deferred = stats.sent, stats.failed, stats.deferred
+                report.retried, report.suppressed, report.failures = stats.retried, stats.suppressed, stats.failures
+                report.throttled = limiter.throttles
+                report.rate_lowest, report.rate_final = limiter.lowest, limiter.rate
+            ledger.finish_run(
+                run,
+                status,
+                sent=report.sent_now,
+                failed=report.failed_now,
+                invalid=report.invalid,
+                duplicates=report.duplicates,
+                suppressed=report.suppressed,
+                retried=report.retried,
+                deferred=report.deferred,
+            )
+        counts = ledger.counts()
+        report.sent, report.failed, report.pending, report.total = (
+            counts.sent,
+            counts.failed,
+            counts.pending,
+            counts.total,
+        )
+        report.skipped = report.invalid + report.duplicates + report.suppressed + report.removed
+    report.elapsed = _since(started)
+    return report
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
+
+
+def _check_edition(ledger: Ledger, html: str, text: str, report: SendReport) -> None:
+    """Remember what the edition looked like; warn when a rerun would send a changed one."""
+    digest = hashlib.sha256((html + "\0" + text).encode()).hexdigest()
+    before = ledger.get_meta("edition_sha256")
+    if before is None:
+        ledger.set_meta("edition_sha256", digest)
+    elif before != digest:
+        sent = ledger.counts().sent
+        if sent:
+            report.warnings.append(
+                f"the edition changed since the first run: {sent} subscriber(s) got the earlier version, "
+                "the rest get this one"
+            )
+        ledger.set_meta("edition_sha256", digest)
+
+
+def _enrol(ledger: Ledger, run: int, source: SubscriberSource, report: SendReport) -> None:
+    """Stream the list into the ledger, a few thousand rows per transaction."""
+
+    def problem(p: Problem) -> None:
+        report.invalid += 1
+        if len(report.problems) < MAX_PROBLEMS:
+            report.problems.append(str(p))
+
+    rows = source.rows(problem)
+    while True:
+        n = 0
+        with ledger.batch():
+            for sub in rows:
+                first = ledger.enrol(run, sub.address, sub.name, sub.locale, sub.line)
+                if first is not None:
+                    report.duplicates += 1
+                    if len(report.problems) < MAX_PROBLEMS:
+                        report.problems.append(
+                            f"{source.path.name}:{sub.line}: duplicate of line {first} ({sub.address})"
+                        )
+                n += 1
+                if n >= 5000:
+                    break
+        if n < 5000:
+            break
+    report.removed = ledger.retire_unseen(run)
+
+
+def _jobs(
+    ledger: Ledger,
+    run: int,
+    personalizer: Personalizer,
+    suppression: SuppressionList,
+    delivery: _Delivery,
+    settings: Settings,
+    limit: int | None,
+) -> Iterator[tuple[Row, Envelope]]:
+    sender = MailingOptions.from_settings(settings).return_path or settings.sender.address
+    handed = 0
+    for row in ledger.pending(run):
+        if limit is not None and handed >= limit:
+            return
+        if row.address in suppression:  # checked now, not at enrolment: an unsubscribe mid-run counts
+            ledger.mark_skipped(row.id, "suppressed")
+            delivery.stats.add("suppressed")
+            continue
+        handed += 1
+        yield row, Envelope(sender, row.address, personalizer.message(row.address, row.name), key=str(row.id))
+
+
+def _send_one(settings: Settings, built: Any, secret: bytes, sink: Sink, address: str, now: datetime | None) -> str:
+    try:
+        to = check_address(address)
+    except ValueError as exc:
+        raise SubscriberError(f"--to: {exc}") from None
+    personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))
+    data = personalizer.message(to, "", msg_id=personalizer.test_message_id())
+    sender = MailingOptions.from_settings(settings).return_path or settings.sender.address
+    with sink:
+        outcome = sink.send(Envelope(sender, to, data, key="test"))
+    day = built.edition.date.isoformat()
+    if not outcome.sent:
+        raise DeliveryError(f"test send of {day} to {to} failed: {outcome.reply or outcome.status}")
+    return f"sent edition {day} to {to} via {sink.describe()}" + (f": {outcome.reply}" if outcome.reply else "")
+
+
+def send_test(settings: Settings, day: date | None, address: str) -> str:
+    """Send the edition once to `address` through the configured sink, outside the ledger; one line back.
+
+    The outbox sink writes it to `outbox/<date>/test/`. The message carries its own Message-ID, so the
+    real send later is not taken for a duplicate of it.
+    """
+    secret = secret_from_env()
+    built = build(settings, day)
+    sink = make_sink(settings, built.edition.date, connections=1, kind="test")
+    return _send_one(settings, built, secret, sink, address, None)
+
+
+def ledger_report(settings: Settings, day: date) -> SendReport | None:
+    """The ledger's counts for edition `day`; None when it was never sent."""
+    path = ledger_path(settings, day)
+    if not path.exists():
+        return None
+    with Ledger(path, readonly=True) as ledger:
+        counts = ledger.counts()
+        runs = ledger.runs()
+        failures = [f"{r['address']}: {r['reply']}" for r in ledger.rows("failed", limit=MAX_PROBLEMS)]
+    last = runs[-1] if runs else {}
+    report = SendReport(
+        sent=counts.sent,
+        failed=counts.failed,
+        skipped=int(last.get("invalid", 0)) + int(last.get("duplicates", 0)) + counts.skipped,
+        retried=sum(int(r.get("retried") or 0) for r in runs),
+        pending=counts.pending,
+        edition=day,
+        invalid=int(last.get("invalid", 0)),
+        duplicates=int(last.get("duplicates", 0)),
+        suppressed=counts.skipped,
+        total=counts.total,
+        sink=str(last.get("sink", "")),
+        failures=failures,
+    )
+    if last:
+        report.warnings.append(
+            f"{len(runs)} run(s); the last started {last['started_at']} and "
+            + (f"ended {last['finished_at']} ({last['status']})" if last.get("finished_at") else "never finished")
+        )
+    return report

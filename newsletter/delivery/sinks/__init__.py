@@ -1,0 +1,56 @@
+"""Where messages go: the outbox folder, an SMTP server, memory (tests) or nowhere (benchmarks)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from ...config import Settings
+from ...errors import ConfigError
+from .base import Envelope, Outcome, Sink
+from .memory import MemorySink, NullSink
+from .outbox import OutboxSink
+from .smtp import SmtpSink, config_from_settings, smtp_url
+
+
+def mail_folder(settings: Settings, day: date, kind: str = "mail") -> Path:
+    return settings.outbox_dir / day.isoformat() / kind
+
+
+def make_sink(
+    settings: Settings,
+    day: date,
+    *,
+    smtp: str | None = None,
+    connections: int | None = None,
+    kind: str = "mail",
+) -> Sink:
+    """SMTP when `--smtp` or `[smtp] url` says so, else the outbox folder `outbox/<date>/<kind>/`."""
+    if smtp_url(settings, smtp) is not None:
+        return SmtpSink(config_from_settings(settings, smtp, connections=connections))
+    return OutboxSink(mail_folder(settings, day, kind))
+
+
+def configured_rate(settings: Settings, rate: float | None) -> float:
+    if rate is not None:
+        if rate < 0:
+            raise ConfigError(f"--rate must be 0 (no limit) or more, got {rate}")
+        return rate
+    value = settings.section("smtp").get("rate", 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"[smtp] rate must be a number of messages per second (0: no limit), got {value!r}")
+    return float(value)
+
+
+__all__ = [
+    "Envelope",
+    "MemorySink",
+    "NullSink",
+    "OutboxSink",
+    "Outcome",
+    "Sink",
+    "SmtpSink",
+    "configured_rate",
+    "mail_folder",
+    "make_sink",
+]

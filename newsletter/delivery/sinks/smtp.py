@@ -1,0 +1,313 @@
+"""`SmtpSink`: delivery to an SMTP server (smtplib), with TLS, AUTH and reused connections.
+
+    [smtp]
+    url = "smtp://mail.example.org:587"   # smtp:// plain, smtp+starttls:// STARTTLS, smtps:// implicit TLS
+    tls = "starttls"                      # optional: none | starttls | implicit (overrides the scheme)
+    connections = 4                       # messages in flight at once, one connection each
+    rate = 50                             # at most this many messages per second (0: no limit)
+    timeout = 30                          # seconds per SMTP command
+    username = "newsletter"               # or NEWSLETTER_SMTP_USERNAME
+    ca_file = "certs/relay.pem"           # extra CA to trust (a private relay)
+
+The password comes only from `NEWSLETTER_SMTP_PASSWORD`, never from the file or the URL, and is never
+printed. AUTH is refused over an unencrypted connection except to the loopback interface.
+
+Connections are pooled: a worker thread takes one, runs MAIL/RCPT/DATA and gives it back, so a run of
+ten thousand messages opens `connections` connections, not ten thousand. A connection the server drops
+is discarded and the message reported as transient; the send loop retries it on a fresh one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import queue
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ...config import Settings
+from ...errors import ConfigError, DeliveryError
+from .base import Envelope, Outcome, Sink
+
+USERNAME_ENV = "NEWSLETTER_SMTP_USERNAME"
+PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
+_SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("implicit", 465)}
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    tls: str = "none"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    connections: int = 1
+    rate: float = 0.0
+    timeout: float = 30.0
+    ca_file: Path | None = None
+    local_hostname: str | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = {"none": "smtp", "starttls": "smtp+starttls", "implicit": "smtps"}[self.tls]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+def smtp_url(settings: Settings, override: str | None = None) -> str | None:
+    """The SMTP URL in effect: the --smtp flag, else `[smtp] url`, else None (use the outbox)."""
+    url = override if override else settings.section("smtp").get("url")
+    if url is None or url == "":
+        return None
+    if not isinstance(url, str):
+        raise ConfigError(f"[smtp] url must be a string like smtp://host:587, got {url!r}")
+    return url
+
+
+def config_from_settings(
+    settings: Settings,
+    url: str | None = None,
+    *,
+    connections: int | None = None,
+    rate: float | None = None,
+    environ: dict[str, str] | None = None,
+) -> SmtpConfig:
+    env = os.environ if environ is None else environ
+    table = settings.section("smtp")
+    url = smtp_url(settings, url)
+    if url is None:
+        raise ConfigError("no SMTP server: pass --smtp smtp://host:port or set [smtp] url")
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise ConfigError(f"--smtp {url!r}: the scheme must be smtp://, smtp+starttls:// or smtps://")
+    if parts.username or parts.password:
+        raise ConfigError(f"--smtp: put no credentials in the URL; use {USERNAME_ENV} and {PASSWORD_ENV} (environment)")
+    if not parts.hostname:
+        raise ConfigError(f"--smtp {url!r}: no host name")
+    tls, default_port = _SCHEMES[parts.scheme]
+    tls = table.get("tls", tls)
+    if tls not in ("none", "starttls", "implicit"):
+        raise ConfigError(f"[smtp] tls must be none, starttls or implicit, got {tls!r}")
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        raise ConfigError(f"--smtp {url!r}: bad port") from None
+
+    def number(key: str, value: Any, low: float, high: float, kind: type = float) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise ConfigError(f"[smtp] {key} must be a number from {low:g} to {high:g}, got {value!r}")
+        return kind(value)
+
+    conns = connections if connections is not None else table.get("connections", 1)
+    limit = rate if rate is not None else table.get("rate", 0)
+    username = env.get(USERNAME_ENV) or table.get("username") or None
+    password = env.get(PASSWORD_ENV) or None
+    if username and not password:
+        raise ConfigError(f"SMTP user {username!r} but no password: set {PASSWORD_ENV}")
+    if password and not username:
+        raise ConfigError(f"{PASSWORD_ENV} is set but no user: set {USERNAME_ENV} or [smtp] username")
+    ca_file = table.get("ca_file")
+    if ca_file is not None:
+        if not isinstance(ca_file, str):
+            raise ConfigError(f"[smtp] ca_file must be a path, got {ca_file!r}")
+        ca_path: Path | None = (settings.root / ca_file).resolve()
+        if not ca_path.is_file():  # type: ignore[union-attr]
+            raise ConfigError(f"[smtp] ca_file: {ca_path} not found")
+    else:
+        ca_path = None
+    config = SmtpConfig(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=username,
+        password=password,
+        connections=number("connections", conns, 1, 64, int),
+        rate=number("rate", limit, 0, 1_000_000),
+        timeout=number("timeout", table.get("timeout", 30), 0.1, 3600),
+        ca_file=ca_path,
+        local_hostname=table.get("helo") or None,
+    )
+    if config.username and config.tls == "none" and not _is_loopback(config.host):
+        raise ConfigError(
+            f"refusing to send the SMTP password unencrypted to {config.host}; use smtps:// or smtp+starttls://"
+        )
+    return config
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _one_line(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())[:500]
+
+
+def _outcome(code: int, reply: bytes | str) -> Outcome:
+    text = f"{code} {_one_line(reply)}".strip()
+    if 200 <= code < 300:
+        return Outcome("sent", code, text)
+    if 500 <= code < 600:
+        return Outcome("permanent", code, text)
+    return Outcome("transient", code, text)
+
+
+class _Unreachable(Exception):
+    pass
+
+
+class SmtpSink(Sink):
+    """See the module docstring. `config.connections` messages go out at once, one per pooled connection."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self.concurrency = config.connections
+        self._pool: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue()
+        self.connects = 0  # connections opened over the sink's life (tests check reuse)
+
+    def describe(self) -> str:
+        return f"{self.config.url} ({self.config.connections} connection{'s' * (self.config.connections > 1)})"
+
+    def _context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
+
+    def _connect(self) -> smtplib.SMTP:
+        """A ready connection (greeted, TLS, logged in); `_Unreachable` or DeliveryError when not."""
+        cfg = self.config
+        conn: smtplib.SMTP
+        try:
+            if cfg.tls == "implicit":
+                conn = smtplib.SMTP_SSL(
+                    cfg.host, cfg.port, timeout=cfg.timeout, local_hostname=cfg.local_hostname, context=self._context()
+                )
+            else:
+                conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout, local_hostname=cfg.local_hostname)
+        except ssl.SSLError as exc:
+            raise DeliveryError(f"{cfg.url}: TLS failed ({exc.reason or exc})") from None
+        except smtplib.SMTPConnectError as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise _Unreachable(f"{cfg.url}: server busy: {exc.smtp_code} {_one_line(exc.smtp_error)}") from None
+            raise DeliveryError(f"{cfg.url}: server refused us: {exc.smtp_code} {_one_line(exc.smtp_error)}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _Unreachable(f"cannot reach SMTP server {cfg.url}: {_describe_os_error(exc)}") from None
+        self.connects += 1
+        try:
+            conn.ehlo_or_helo_if_needed()
+            if cfg.tls == "starttls":
+                if not conn.has_extn("starttls"):
+                    conn.close()
+                    raise DeliveryError(f"{cfg.url}: the server does not offer STARTTLS")
+                conn.starttls(context=self._context())
+                conn.ehlo()
+            if cfg.username:
+                if not conn.has_extn("auth"):
+                    conn.close()
+                    raise DeliveryError(f"{cfg.url}: credentials given but the server offers no AUTH")
+                conn.login(cfg.username, cfg.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            conn.close()
+            raise DeliveryError(
+                f"{cfg.url}: login refused for user {cfg.username!r}: {exc.smtp_code} {_one_line(exc.smtp_error)}"
+            ) from None
+        except ssl.SSLError as exc:
+            conn.close()
+            raise DeliveryError(f"{cfg.url}: TLS failed ({exc.reason or exc})") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            conn.close()
+            raise _Unreachable(f"{cfg.url}: connection lost while greeting: {_describe_os_error(exc)}") from None
+        return conn
+
+    def open(self) -> None:
+        """Connect once up front, so an unreachable server is an error before anything is sent."""
+        try:
+            self._pool.put(self._connect())
+        except _Unreachable as exc:
+            raise DeliveryError(str(exc)) from None
+
+    def send(self, envelope: Envelope) -> Outcome:
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            try:
+                conn = self._connect()
+            except _Unreachable as exc:
+                return Outcome("transient", None, str(exc), reachable=False)
+        try:
+            outcome = self._transaction(conn, envelope)
+        except (OSError, smtplib.SMTPException) as exc:
+            # Dropped mid-transaction (or a reply we cannot read): this message did not go; the connection
+            # is unusable.
+            _discard(conn)
+            return Outcome("transient", None, f"connection lost: {_describe_os_error(exc)}")
+        if outcome.code == 421:  # the server is closing this connection
+            _discard(conn)
+        else:
+            self._pool.put(conn)
+        return outcome
+
+    def _transaction(self, conn: smtplib.SMTP, envelope: Envelope) -> Outcome:
+        code, reply = conn.mail(envelope.sender)
+        if code != 250:
+            return self._abandon(conn, code, reply)
+        code, reply = conn.rcpt(envelope.recipient)
+        if code not in (250, 251):
+            return self._abandon(conn, code, reply)
+        conn.putcmd("data")
+        code, reply = conn.getreply()
+        if code != 354:
+            return self._abandon(conn, code, reply)
+        # The message is CRLF already; dot-stuffing it here (one C-level replace) is what smtplib.data()
+        # does with two regular expressions over the whole message.
+        data = envelope.data
+        if data.startswith(b"."):
+            data = b"." + data
+        data = data.replace(b"\r\n.", b"\r\n..")
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        conn.send(data + b".\r\n")
+        code, reply = conn.getreply()
+        return _outcome(code, reply)
+
+    @staticmethod
+    def _abandon(conn: smtplib.SMTP, code: int, reply: bytes) -> Outcome:
+        if code != 421:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                conn.rset()
+        return _outcome(code, reply)
+
+    def close(self) -> None:
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                _discard(conn)
+
+
+def _discard(conn: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+def _describe_os_error(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"host not found ({exc.strerror})"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return _one_line(str(exc)) or type(exc).__name__

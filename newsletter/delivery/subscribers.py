@@ -1,0 +1,164 @@
+"""Subscriber lists, streamed: a CSV file with a header row, or a table in a SQLite file.
+
+    subscribers.csv                 email,name,locale,… (a header row; other columns are ignored)
+    subscribers.sqlite              the table `subscribers` (columns email, and optionally name, locale)
+    subscribers.sqlite#members      another table
+
+Rows are read one at a time, never the whole list, so a million subscribers cost no more memory than
+ten. Each address is checked with email-validator (syntax only, no DNS): a bad row is reported with
+the file, line and reason through `on_problem` and skipped. Duplicates are not caught here — that needs
+a memory of every address seen, which the ledger keeps on disk (`Ledger.enrol`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from ..errors import SubscriberError
+from .personalize import clean_name
+
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+DEFAULT_TABLE = "subscribers"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+csv.field_size_limit(1 << 20)  # a pathological row fails alone with a clear reason rather than at 128 KB
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    address: str  # validated, ASCII (an internationalized domain in its IDNA form)
+    name: str  # cleaned (see personalize.clean_name); may be empty
+    locale: str
+    line: int  # line of the CSV file, or rowid of the SQLite table
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    source: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}"
+
+
+def check_address(raw: str) -> str:
+    """The address to send to, or ValueError with the reason. Case is kept; compare with `.lower()`."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("no email address")
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"invalid email address {value!r}: {exc}") from None
+    if result.ascii_email is None:
+        # A non-ASCII mailbox name needs SMTPUTF8 end to end, which most of the way cannot be relied on.
+        raise ValueError(f"email address {value!r} has a non-ASCII mailbox name (SMTPUTF8 is not supported)")
+    return result.ascii_email
+
+
+class SubscriberSource:
+    """Iterate to get valid `Subscriber`s; problems go to `on_problem` (default: collected in `.problems`)."""
+
+    def __init__(self, spec: str | Path, root: Path | None = None) -> None:
+        text = str(spec)
+        table = DEFAULT_TABLE
+        path_text, hash_, fragment = text.partition("#")
+        if hash_ and Path(path_text).suffix.lower() in SQLITE_SUFFIXES:
+            table = fragment
+            text = path_text
+        path = Path(text).expanduser()
+        if root is not None and not path.is_absolute():
+            path = root / path
+        self.path = path
+        self.table = table
+        self.kind = "sqlite" if path.suffix.lower() in SQLITE_SUFFIXES else "csv"
+        if self.kind == "sqlite" and not _IDENTIFIER.fullmatch(table):
+            raise SubscriberError(f"{path}: {table!r} is not a table name")
+        if not path.is_file():
+            raise SubscriberError(f"{path}: subscriber list not found")
+        self.problems: list[Problem] = []
+
+    @property
+    def name(self) -> str:
+        return str(self.path) + (f"#{self.table}" if self.kind == "sqlite" and self.table != DEFAULT_TABLE else "")
+
+    def rows(self, on_problem: Callable[[Problem], None] | None = None) -> Iterator[Subscriber]:
+        report = on_problem or self.problems.append
+        raw = self._csv_rows() if self.kind == "csv" else self._sqlite_rows()
+        for line, email, name, locale in raw:
+            try:
+                address = check_address(email)
+            except ValueError as exc:
+                report(Problem(self.path.name, line, str(exc)))
+                continue
+            yield Subscriber(address, clean_name(name), (locale or "").strip(), line)
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        return self.rows()
+
+    def _csv_rows(self) -> Iterator[tuple[int, str, str, str]]:
+        try:
+            with self.path.open(encoding="utf-8-sig", newline="") as fh:
+                reader = csv.reader(fh, strict=True)  # a stray quote must not swallow the rows after it
+                try:
+                    header = next(reader)
+                except StopIteration:
+                    raise SubscriberError(f"{self.path}: empty file; expected a header row email,name,locale") from None
+                columns = [h.strip().lower() for h in header]
+                if "email" not in columns:
+                    raise SubscriberError(
+                        f"{self.path}:1: no 'email' column in the header row (found: {', '.join(columns) or 'nothing'})"
+                    )
+                at_email = columns.index("email")
+                at_name = columns.index("name") if "name" in columns else None
+                at_locale = columns.index("locale") if "locale" in columns else None
+                while True:
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        return
+                    except csv.Error as exc:
+                        raise SubscriberError(f"{self.path}:{reader.line_num}: {exc}") from None
+                    if not row or all(not cell.strip() for cell in row):
+                        continue
+                    yield (
+                        reader.line_num,
+                        row[at_email] if at_email < len(row) else "",
+                        row[at_name] if at_name is not None and at_name < len(row) else "",
+                        row[at_locale] if at_locale is not None and at_locale < len(row) else "",
+                    )
+        except UnicodeDecodeError as exc:
+            raise SubscriberError(f"{self.path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise SubscriberError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+
+    def _sqlite_rows(self) -> Iterator[tuple[int, str, str, str]]:
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise SubscriberError(f"{self.path}: cannot open ({exc})") from None
+        try:
+            try:
+                columns = [r[1].lower() for r in conn.execute(f'PRAGMA table_info("{self.table}")')]
+            except sqlite3.DatabaseError as exc:
+                raise SubscriberError(f"{self.path}: not a SQLite database ({exc})") from None
+            if not columns:
+                raise SubscriberError(f"{self.path}: no table {self.table!r}")
+            if "email" not in columns:
+                raise SubscriberError(f"{self.path}: table {self.table!r} has no 'email' column")
+            name = "name" if "name" in columns else "''"
+            locale = "locale" if "locale" in columns else "''"
+            cursor = conn.execute(f'SELECT rowid, email, {name}, {locale} FROM "{self.table}" ORDER BY rowid')
+            for rowid, email, nm, loc in cursor:
+                yield rowid, email if isinstance(email, str) else "", nm if isinstance(nm, str) else "", str(loc or "")
+        except sqlite3.Error as exc:
+            raise SubscriberError(f"{self.path}: {exc}") from None
+        finally:
+            conn.close()

@@ -1,0 +1,128 @@
+"""The suppression list: addresses that must never be mailed again (unsubscribed, hard-bounced).
+
+One SQLite file shared by the send loop (which reads it for every subscriber) and the unsubscribe
+handler of the preview server (which writes to it from request threads), so it runs in WAL mode with a
+busy timeout: readers never block the writer and a one-click POST never fails because a send is running.
+Addresses compare case-insensitively, like the duplicate check on subscriber lists.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import ConfigError
+
+DEFAULT_PATH = "data/suppression.sqlite"
+REASONS = ("unsubscribed", "bounced", "complained", "manual")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS suppression (
+    key        TEXT PRIMARY KEY,   -- the address, lower-cased: what lookups compare
+    address    TEXT NOT NULL,      -- as first recorded
+    reason     TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def suppression_path(settings: Settings) -> Path:
+    """`[mailing] suppression` (relative to the newsletter folder), default `data/suppression.sqlite`."""
+    value = settings.section("mailing").get("suppression", DEFAULT_PATH)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"[mailing] suppression must be a file path, got {value!r}")
+    return (settings.root / value).resolve()
+
+
+def _key(address: str) -> str:
+    return address.strip().lower()
+
+
+class SuppressionList:
+    """`add(address, reason, source)`, `address in suppression`, `count()`; safe to share between threads.
+
+    The file (and its folder) is created on first use. Each instance keeps one connection, guarded by a
+    lock, because the send loop asks about every subscriber and reconnecting each time would cost more
+    than the lookup.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                raise ConfigError(f"{self.path}: cannot open the suppression list ({exc})") from None
+            self._conn = conn
+        return self._conn
+
+    def add(self, address: str, reason: str = "unsubscribed", source: str = "") -> bool:
+        """Record `address`; True when it was not on the list yet (the first reason is kept)."""
+        if reason not in REASONS:
+            raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
+        key = _key(address)
+        if not key:
+            raise ValueError("empty address")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._lock:
+            cur = self._db().execute(
+                "INSERT OR IGNORE INTO suppression (key, address, reason, source, created_at) VALUES (?, ?, ?, ?, ?)",
+                (key, address.strip(), reason, source, now),
+            )
+            return cur.rowcount == 1
+
+    def __contains__(self, address: object) -> bool:
+        if not isinstance(address, str):
+            return False
+        with self._lock:
+            row = self._db().execute("SELECT 1 FROM suppression WHERE key = ?", (_key(address),)).fetchone()
+        return row is not None
+
+    def get(self, address: str) -> tuple[str, str, str] | None:
+        """(reason, source, created_at) for a suppressed address, else None."""
+        with self._lock:
+            row = (
+                self._db()
+                .execute("SELECT reason, source, created_at FROM suppression WHERE key = ?", (_key(address),))
+                .fetchone()
+            )
+        return None if row is None else (row[0], row[1], row[2])
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db().execute("SELECT count(*) FROM suppression").fetchone()[0])
+
+    def __iter__(self) -> Iterator[tuple[str, str, str, str]]:
+        """(address, reason, source, created_at) rows, oldest first."""
+        with self._lock:
+            rows = (
+                self._db()
+                .execute("SELECT address, reason, source, created_at FROM suppression ORDER BY created_at, key")
+                .fetchall()
+            )
+        return iter(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> SuppressionList:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,68 @@
+"""The edition pipeline: story files in, one edition's email out (pure but the last step).
+
+In:  `stories/**/*.md` and the settings.
+Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy as a MIME message, and —
+     only through `build.write_edition` — `outbox/<date>/` (HTML, text, `.eml`, `manifest.json`).
+
+    stories.py    Markdown + YAML front matter → `Story` (body.py renders and sanitises the body)
+    select.py     the window since the last edition, the order, the sections, the lead → `Edition`
+    templates.py  the Jinja environment; one template rendered, errors naming file and line
+    render.py     Jinja → MJML → HTML (mjml-python), CSS inlined (css-inline); the size budget
+    text.py       the plain-text part from the same context (plain.py: wrapping, references)
+    message.py    `multipart/alternative`, headers, quoted-printable
+    lint.py       what `check` says about stories, templates and the rendered email (mjmlcheck.py)
+    build.py      all of the above for one date, and the outbox written atomically
+
+Public face: the names in `__all__`; the delivery, schedule and web subsystems import only these.
+"""
+
+from __future__ import annotations
+
+from .body import sanitize_html
+from .build import Build, StoriesInvalid, build, choose_date, read, write_edition
+from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
+from .message import build_message, list_copy, list_id_header, serialize
+from .render import Personal, Rendered, build_context, render_edition, render_html
+from .select import Edition, edition_date_for, edition_dates, newest_edition_date, select_edition, window
+from .stories import LoadResult, Story, load_stories, parse_story, read_story
+from .templates import default_templates_dir, make_environment
+from .text import render_text
+
+__all__ = [
+    "Build",
+    "CheckReport",
+    "Edition",
+    "LoadResult",
+    "Personal",
+    "Rendered",
+    "StoriesInvalid",
+    "Story",
+    "build",
+    "build_context",
+    "build_message",
+    "check_newsletter",
+    "check_templates",
+    "choose_date",
+    "default_templates_dir",
+    "edition_date_for",
+    "edition_dates",
+    "lint_html",
+    "lint_stories",
+    "lint_text",
+    "list_copy",
+    "list_id_header",
+    "load_stories",
+    "make_environment",
+    "newest_edition_date",
+    "parse_story",
+    "read",
+    "read_story",
+    "render_edition",
+    "render_html",
+    "render_text",
+    "sanitize_html",
+    "select_edition",
+    "serialize",
+    "window",
+    "write_edition",
+]

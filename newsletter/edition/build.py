@@ -1,0 +1,181 @@
+"""The edition pipeline end to end: read stories → select → render HTML and text → MIME → outbox.
+
+`prepare()` and `render()` are pure (values in, values out) so the preview server and the mailing
+stage reuse them; `write_edition()` is the one place that touches the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..config import Settings
+from ..errors import EditionError, NewsletterError, StoryError
+from ..fsutil import write_all_atomic
+from .message import list_copy, serialize
+from .render import Rendered, make_environment, render_edition
+from .select import Edition, newest_edition_date, select_edition
+from .stories import LoadResult, Story, load_stories
+
+
+@dataclass
+class Build:
+    settings: Settings
+    edition: Edition
+    rendered: Rendered
+    eml: bytes
+    manifest: dict[str, Any]
+    warnings: list[StoryError] = field(default_factory=list)
+    skipped: list[StoryError] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def outdir(self) -> Path:
+        return self.settings.outbox_dir / self.edition.date.isoformat()
+
+
+class StoriesInvalid(EditionError):
+    """Raised when stories are broken and skipping was not allowed; carries every problem."""
+
+    def __init__(self, errors: list[StoryError], *, all_invalid: bool = False) -> None:
+        self.errors = errors
+        files = len({e.path for e in errors})
+        if all_invalid:
+            super().__init__(
+                f"every story file is invalid ({files} file(s), {len(errors)} problem(s)): nothing to build"
+            )
+        else:
+            super().__init__(f"{len(errors)} problem(s) in {files} story file(s); fix them or pass --skip-invalid")
+
+
+def read(settings: Settings, *, skip_invalid: bool = False) -> LoadResult:
+    result = load_stories(settings.stories_dir, settings.root, settings.base_url)
+    if result.errors and not (skip_invalid and result.stories):
+        raise StoriesInvalid(result.errors, all_invalid=not result.stories)
+    return result
+
+
+def choose_date(stories: list[Story], settings: Settings, day: date | None) -> date:
+    if day is not None:
+        return day
+    newest = newest_edition_date(stories, settings)
+    if newest is None:
+        raise EditionError(f"no stories under {settings.stories_dir}: nothing to build")
+    return newest
+
+
+def build(
+    settings: Settings,
+    day: date | None = None,
+    *,
+    skip_invalid: bool = False,
+    now: datetime | None = None,
+    unique: str | None = None,
+    on_demote: Callable[[int], None] | None = None,
+) -> Build:
+    """Everything `newsletter build` makes, in memory. `now`/`unique` freeze Date and Message-ID."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    loaded = read(settings, skip_invalid=skip_invalid)
+    t1 = time.perf_counter()
+    day = choose_date(loaded.stories, settings, day)
+    edition = select_edition(loaded.stories, day, settings)
+    t2 = time.perf_counter()
+    rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
+    t3 = time.perf_counter()
+    now = now or datetime.now(UTC)
+    msg = list_copy(
+        settings,
+        rendered.subject,
+        rendered.text,
+        rendered.html,
+        now.astimezone(settings.timezone),
+        key=f"edition-{day.isoformat()}",
+        unique=unique,
+    )
+    eml = serialize(msg)
+    t4 = time.perf_counter()
+    timings.update(read=t1 - t0, select=t2 - t1, **rendered.timings, mime=t4 - t3)
+    manifest = _manifest(settings, rendered, eml, now, loaded)
+    return Build(
+        settings,
+        rendered.edition,
+        rendered,
+        eml,
+        manifest,
+        loaded.warnings,
+        loaded.errors if skip_invalid else [],
+        timings,
+    )
+
+
+def write_edition(result: Build) -> Path:
+    """Write the edition's files to `outbox/<date>/`: all of them, or (on an error) none."""
+    t0 = time.perf_counter()
+    out = result.outdir
+    files: dict[Path, bytes | str] = {
+        out / "newsletter.html": result.rendered.html,
+        out / "newsletter.txt": result.rendered.text,
+        out / "newsletter.eml": result.eml,
+        out / "manifest.json": json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n",
+    }
+    try:
+        write_all_atomic(files)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
+    result.timings["write"] = time.perf_counter() - t0
+    return out
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest(settings: Settings, rendered: Rendered, eml: bytes, now: datetime, loaded: LoadResult) -> dict[str, Any]:
+    ed = rendered.edition
+    placement = {ed.lead.id: "lead"}
+    placement.update({s.id: "section" for sec in ed.sections for s in sec.stories})
+    placement.update({s.id: "more" for s in ed.more})
+    html = rendered.html.encode()
+    text = rendered.text.encode()
+    return {
+        "edition": ed.date.isoformat(),
+        "timezone": str(settings.timezone),
+        "window": {"start": ed.window_start.isoformat(), "end": ed.window_end.isoformat()},
+        "subject": rendered.subject,
+        "preheader": rendered.preheader,
+        "stories": [
+            {
+                "id": s.id,
+                "file": s.path,
+                "title": s.title,
+                "section": s.section,
+                "priority": s.priority,
+                "published": s.published.isoformat(),
+                "placement": placement[s.id],
+                "anchor": ed.anchor(s),
+                "sha256": s.content_hash,
+            }
+            for s in ed.stories
+        ],
+        "demoted": [s.id for s in ed.more],
+        "sizes": {
+            "html_bytes": len(html),
+            "text_bytes": len(text),
+            "eml_bytes": len(eml),
+            "html_budget_bytes": settings.html_budget,
+            "html_budget_used": round(len(html) / settings.html_budget, 4),
+            "gmail_clip_bytes": 102 * 1024,
+        },
+        "hashes": {"newsletter.html": _sha(html), "newsletter.txt": _sha(text)},
+        "skipped_files": sorted({e.path for e in loaded.errors}),
+        "generator": f"newsletter {__version__}",
+        "built_at": now.astimezone(UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,275 @@
+"""Render an edition to HTML: Jinja → MJML → HTML (mjml-python) → CSS inlined (css-inline).
+
+Returns strings and touches no files. The same context feeds the plain-text template (`text.py`), so
+both parts always say the same thing.
+
+Personal parts (greeting, view-in-browser and unsubscribe URLs) are plain context values, so the
+mailing stage can render an edition once and fill them in per subscriber.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from babel.dates import format_date, format_time
+from markupsafe import Markup
+from mjml import mjml2html
+
+from ..config import Settings
+from ..errors import EditionError, TemplateError
+from .mjmlcheck import find_in_templates, locate_mjml_problem
+from .select import Edition, demotable, demote
+from .stories import Block, Story
+from .templates import HTML_TEMPLATE, make_environment, render_template
+from .text import render_text
+
+_INLINE_STYLE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.S)
+_RTL_LANGS = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
+
+
+@dataclass(frozen=True)
+class Personal:
+    """What differs between subscribers. The defaults are the list copy written to the outbox."""
+
+    name: str = ""
+    view_url: str = ""
+    unsubscribe_url: str = ""
+
+
+@dataclass
+class Rendered:
+    edition: Edition
+    html: str
+    text: str
+    subject: str
+    preheader: str
+    context: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def demoted(self) -> tuple[Story, ...]:
+        return self.edition.more
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+# --- context ---------------------------------------------------------------------------------------
+
+
+def edition_url(settings: Settings, edition: Edition) -> str:
+    return f"{settings.base_url}/editions/{edition.date.isoformat()}/"
+
+
+def build_context(edition: Edition, settings: Settings, personal: Personal | None = None) -> dict[str, Any]:
+    personal = personal or Personal()
+    lang = settings.locale.replace("_", "-")
+    view_url = personal.view_url or edition_url(settings, edition)
+    date_long = format_date(edition.date, format="full", locale=settings.locale)
+
+    def view(story: Story, words: int, *, lead: bool = False) -> dict[str, Any]:
+        anchor = edition.anchor(story)
+        # Cards are for skimming: the standfirst when there is one, else the start of the body.
+        blocks, truncated = _excerpt(story.blocks, words if lead or not story.summary else 0)
+        read_more_url = story.url or f"{view_url}#{anchor}"
+        kind = story.kind.capitalize()
+        meta = [
+            p
+            for p in (
+                story.byline,
+                format_time(story.published.astimezone(settings.timezone), format="short", locale=settings.locale),
+            )
+            if p
+        ]
+        return {
+            "id": story.id,
+            "anchor": anchor,
+            "title": story.title,
+            "summary": story.summary,
+            "section": story.section,
+            # Under a section heading the section name would say it twice: cards name only the kind.
+            "kicker": (story.section if story.kind == "article" else f"{kind} · {story.section}")
+            if lead
+            else ("" if story.kind == "article" else kind),
+            "kind": story.kind,
+            "byline": story.byline,
+            "meta_line": " · ".join(meta),
+            "published": story.published,
+            "url": story.url,
+            "read_more_url": read_more_url,
+            "read_more_label": "Watch"
+            if story.kind == "video"
+            else ("Listen" if story.kind in ("audio", "podcast") else "Read more"),
+            "show_read_more": truncated or bool(story.url),
+            "truncated": truncated,
+            "image": story.image,
+            "tags": story.tags,
+            "lang": story.lang,
+            "dir": story.dir,
+            "align": "right" if story.dir == "rtl" else "left",
+            "excerpt_html": Markup("".join(b.html for b in blocks)),
+            "excerpt_blocks": blocks,
+        }
+
+    lead = view(edition.lead, settings.excerpt_words, lead=True)
+    card_words = settings.card_excerpt_words
+    sections = [{"name": s.name, "stories": [view(st, card_words) for st in s.stories]} for s in edition.sections]
+    more = [view(st, 0) for st in edition.more]
+    subject = settings.subject.format(title=settings.title, date=date_long)
+    preheader = _preheader(edition)
+    return {
+        "newsletter": {
+            "title": settings.title,
+            "tagline": settings.tagline,
+            "base_url": settings.base_url,
+            "site": settings.base_url.split("://", 1)[-1],
+            "sender": settings.sender.name,
+            "sender_address": settings.sender.address,
+        },
+        "lang": lang,
+        "dir": "rtl" if lang.split("-")[0].lower() in _RTL_LANGS else "ltr",
+        "subject": subject,
+        "preheader": preheader,
+        "date": edition.date,
+        "date_long": date_long,
+        "lead": lead,
+        "sections": sections,
+        "more": more,
+        "more_label": "More stories",
+        "story_count": len(edition.stories),
+        "greeting": f"Good morning, {personal.name}" if personal.name else "Good morning",
+        "view_url": view_url,
+        "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}/unsubscribe",
+    }
+
+
+def _excerpt(blocks: tuple[Block, ...], words: int) -> tuple[tuple[Block, ...], bool]:
+    """Whole blocks up to about `words` words; True when something was left out."""
+    if words <= 0:
+        return (), bool(blocks)
+    taken: list[Block] = []
+    count = 0
+    for block in blocks:
+        # A block announcing what follows ("…focusing on:") keeps its list, whatever the count.
+        announces = bool(taken) and taken[-1].html.rstrip().removesuffix("</p>").rstrip().endswith(":")
+        if count and count + block.words > words and not announces:
+            break
+        taken.append(block)
+        count += block.words
+        if count >= words and not block.html.rstrip().removesuffix("</p>").rstrip().endswith(":"):
+            break
+    return tuple(taken), len(taken) < len(blocks)
+
+
+def _preheader(edition: Edition) -> str:
+    """The inbox preview line: the lead's standfirst, cut to what inboxes show (~90-140 chars)."""
+    text = edition.lead.summary or edition.lead.title
+    if len(text) > 140:
+        text = text[:139].rsplit(" ", 1)[0] + "…"
+    return text
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+def compile_mjml(mjml_source: str, env: jinja2.Environment, root: Path) -> str:
+    """MJML → HTML with the `inline="inline"` styles applied to the elements (mrml does not inline)."""
+    inline_css = "\n".join(_INLINE_STYLE.findall(mjml_source))
+    source = _INLINE_STYLE.sub("", mjml_source)
+    try:
+        html = mjml2html(source, disable_comments=True, fonts={})
+    except Exception as exc:
+        where, line, hint = locate_mjml_problem(env, root)
+        raise TemplateError(where, line, f"MJML error: {exc}{hint}") from None
+    leftover = re.search(r"<(mj-[a-z-]+)", html)
+    if leftover:
+        where, line = find_in_templates(env, root, f"<{leftover.group(1)}")
+        raise TemplateError(where, line, f"MJML error: unknown element <{leftover.group(1)}>")
+    return _inliner(inline_css).inline(html)
+
+
+@lru_cache(maxsize=8)
+def _inliner(css: str) -> css_inline.CSSInliner:
+    # keep_style_tags: media queries (mobile layout) and dark-mode rules only work from <style>.
+    return css_inline.CSSInliner(
+        inline_style_tags=False, keep_style_tags=True, extra_css=css or None, load_remote_stylesheets=False
+    )
+
+
+def render_html(
+    env: jinja2.Environment, context: dict[str, Any], root: Path, timings: dict[str, float] | None = None
+) -> str:
+    t0 = time.perf_counter()
+    mjml_source = render_template(env, HTML_TEMPLATE, context, root)
+    t1 = time.perf_counter()
+    html = compile_mjml(mjml_source, env, root)
+    if timings is not None:
+        timings["render_mjml"] = timings.get("render_mjml", 0.0) + t1 - t0
+        timings["compile"] = timings.get("compile", 0.0) + time.perf_counter() - t1
+    return html
+
+
+def render_edition(
+    edition: Edition,
+    settings: Settings,
+    env: jinja2.Environment | None = None,
+    personal: Personal | None = None,
+    on_demote: Callable[[int], None] | None = None,
+) -> Rendered:
+    """HTML and text for `edition`, within the HTML size budget.
+
+    When the full layout is over budget, the lowest-ranked stories move to the "More stories" list:
+    the fewest that make it fit (found by bisection, since each extra story moved only shrinks the
+    email). The lead is never moved; if the email is still too big with every other story moved,
+    that is an error.
+    """
+    env = env or make_environment(settings)
+    timings: dict[str, float] = {}
+
+    def attempt(ed: Edition) -> tuple[dict[str, Any], str]:
+        ctx = build_context(ed, settings, personal)
+        return ctx, render_html(env, ctx, settings.root, timings)
+
+    context, html = attempt(edition)
+    budget = settings.html_budget
+    if len(html.encode()) > budget:
+        low, high = 1, demotable(edition)
+        ctx_hi, html_hi = attempt(demote(edition, high))
+        if len(html_hi.encode()) > budget:
+            raise EditionError(
+                f"edition {edition.date}: HTML is {len(html_hi.encode()) / 1000:.1f} KB even with every story but "
+                f"the lead in 'More stories'; the budget is {budget / 1000:.0f} KB (html_budget_kb)"
+            )
+        best = (high, ctx_hi, html_hi)
+        while low < high:
+            mid = (low + high) // 2
+            ctx_mid, html_mid = attempt(demote(edition, mid))
+            if len(html_mid.encode()) <= budget:
+                best, high = (mid, ctx_mid, html_mid), mid
+            else:
+                low = mid + 1
+        count, context, html = best
+        edition = demote(edition, count)
+        if on_demote:
+            on_demote(count)
+    t0 = time.perf_counter()
+    text = render_text(env, context, settings.root)
+    timings["text"] = time.perf_counter() - t0
+    return Rendered(
+        edition=edition,
+        html=html,
+        text=text,
+        subject=context["subject"],
+        preheader=context["preheader"],
+        context=context,
+        timings=timings,
+    )

@@ -1,0 +1,137 @@
+"""Choose the stories of one edition: the publication window, the order, the sections and the lead.
+
+An edition dated D covers the stories published from the cut-off time (local) on D-1 up to, not
+including, the cut-off on D. With the default 06:00 Europe/Paris that is "since yesterday's email".
+Stories are ranked by priority (higher first), then by time (newer first), then by id so that the
+order never depends on the file system. The first one is the lead; the rest are grouped by section,
+sections in the order of their best-ranked story.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from ..config import Settings
+from ..errors import EditionError
+from .stories import Story
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    stories: tuple[Story, ...]
+
+
+@dataclass(frozen=True)
+class Edition:
+    date: date
+    window_start: datetime
+    window_end: datetime
+    lead: Story
+    sections: tuple[Section, ...]
+    more: tuple[Story, ...] = ()  # moved to the compact "More stories" list to keep within the size budget
+    anchors: tuple[tuple[str, str], ...] = ()  # (story id, anchor), unique within the edition
+
+    @property
+    def stories(self) -> tuple[Story, ...]:
+        """Every story, in reading order."""
+        return (self.lead, *(s for sec in self.sections for s in sec.stories), *self.more)
+
+    def anchor(self, story: Story) -> str:
+        return dict(self.anchors)[story.id]
+
+
+def window(day: date, settings: Settings) -> tuple[datetime, datetime]:
+    """[start, end) of the edition dated `day`, as aware datetimes in the newsletter's time zone.
+
+    Built from wall-clock times with `datetime.combine`, so a DST change between the two cut-offs gives
+    a 23- or 25-hour window rather than a shifted cut-off.
+    """
+    end = datetime.combine(day, settings.cutoff, tzinfo=settings.timezone)
+    start = datetime.combine(day - timedelta(days=1), settings.cutoff, tzinfo=settings.timezone)
+    return start, end
+
+
+def edition_date_for(moment: datetime, settings: Settings) -> date:
+    """The date of the edition whose window holds `moment`."""
+    local = moment.astimezone(settings.timezone)
+    return local.date() + timedelta(days=1) if local.time() >= settings.cutoff else local.date()
+
+
+def newest_edition_date(stories: Iterable[Story], settings: Settings) -> date | None:
+    newest = max((s.published for s in stories), default=None)
+    return None if newest is None else edition_date_for(newest, settings)
+
+
+def edition_dates(stories: Iterable[Story], settings: Settings) -> list[date]:
+    """Every edition date that has at least one story, newest first."""
+    return sorted({edition_date_for(s.published, settings) for s in stories}, reverse=True)
+
+
+def rank(stories: Iterable[Story]) -> list[Story]:
+    return sorted(stories, key=lambda s: (-s.priority, -s.published.timestamp(), s.id))
+
+
+def select_edition(stories: Sequence[Story], day: date, settings: Settings) -> Edition:
+    start, end = window(day, settings)
+    # Compare instants, not wall clocks: Python compares two datetimes sharing a tzinfo by wall time.
+    lo, hi = start.timestamp(), end.timestamp()
+    chosen = rank(s for s in stories if lo <= s.published.timestamp() < hi)
+    if not chosen:
+        raise EditionError(
+            f"edition {day.isoformat()}: no stories published between {start.isoformat(timespec='minutes')} "
+            f"and {end.isoformat(timespec='minutes')}"
+        )
+    return _arrange(day, start, end, chosen, demote=0)
+
+
+def demote(edition: Edition, count: int) -> Edition:
+    """The same edition with its `count` lowest-ranked stories (never the lead) in "More stories"."""
+    ranked = [s for sec in edition.sections for s in sec.stories] + list(edition.more)
+    ranked = rank(ranked)
+    return _arrange(edition.date, edition.window_start, edition.window_end, [edition.lead, *ranked], count)
+
+
+def demotable(edition: Edition) -> int:
+    return len(edition.stories) - 1
+
+
+def _arrange(day: date, start: datetime, end: datetime, ranked: list[Story], demote: int) -> Edition:
+    lead, rest = ranked[0], ranked[1:]
+    keep = rest[: len(rest) - demote] if demote else rest
+    more = tuple(rest[len(keep) :])
+    order: dict[str, list[Story]] = {}
+    for story in keep:
+        order.setdefault(story.section, []).append(story)
+    anchors: dict[str, str] = {}
+    used: set[str] = set()
+    for story in ranked:
+        anchor, n = story.slug, 2
+        while anchor in used:
+            anchor, n = f"{story.slug}-{n}", n + 1
+        used.add(anchor)
+        anchors[story.id] = anchor
+    return Edition(
+        date=day,
+        window_start=start,
+        window_end=end,
+        lead=lead,
+        sections=tuple(Section(name, tuple(items)) for name, items in order.items()),
+        more=more,
+        anchors=tuple(anchors.items()),
+    )
+
+
+__all__ = [
+    "Edition",
+    "Section",
+    "demote",
+    "edition_date_for",
+    "edition_dates",
+    "newest_edition_date",
+    "rank",
+    "select_edition",
+    "window",
+]

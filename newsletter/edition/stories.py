@@ -1,0 +1,396 @@
+"""Read stories: Markdown files with YAML front matter → `Story` values.
+
+A story file is UTF-8 (a BOM and CRLF line endings are accepted and normalised), starts with a `---`
+line, a YAML mapping, another `---` line, then an optional CommonMark body. Every problem found in a file
+is reported, each naming the file and the field, so an editor can fix them all in one pass.
+The body is rendered and sanitised by `body.py`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import html as htmllib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import StoryError
+from ..textutil import clean_url, one_line, show, slugify
+from .body import Block, render_blocks, text_direction
+
+REQUIRED_FIELDS = ("title", "published")
+OPTIONAL_FIELDS = ("summary", "section", "url", "byline", "kind", "image", "tags", "priority", "lang")
+KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+IMAGE_FIELDS = ("src", "alt", "credit")
+KINDS = ("article", "video", "audio", "podcast", "gallery", "analysis", "opinion", "interview", "live")
+DEFAULT_SECTION = "News"
+
+
+class _DuplicateField(yaml.YAMLError):
+    def __init__(self, key: str, first: int, again: int) -> None:
+        self.key, self.first, self.again = key, first, again
+
+
+# libyaml parses front matter about ten times faster than the pure-Python parser; same results.
+_SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+class _FrontMatterLoader(_SafeLoader):  # type: ignore[misc, valid-type]
+    """SafeLoader for front matter: timestamps stay text (we parse them and their offsets ourselves);
+    only true/false are booleans (YAML 1.2), so `title: Yes` or `lang: no` (Norwegian) stay text; a field
+    given twice is an error rather than the last one silently winning."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                if key in seen:
+                    raise _DuplicateField(str(key), seen[key], key_node.start_mark.line)
+                seen[key] = key_node.start_mark.line
+            except TypeError:
+                continue  # unhashable: SafeLoader reports it below
+        return super().construct_mapping(node, deep=deep)
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_FrontMatterLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str
+    alt: str
+    credit: str = ""
+
+
+@dataclass(frozen=True)
+class Story:
+    id: str  # path under stories/ without the extension: unique, stable, used in manifests
+    slug: str  # file stem; may repeat across folders (anchors are made unique per edition)
+    path: str  # as shown to the user, relative to the newsletter root
+    title: str
+    published: datetime  # timezone-aware
+    summary: str = ""
+    section: str = DEFAULT_SECTION
+    url: str = ""
+    byline: str = ""
+    kind: str = "article"
+    image: Image | None = None
+    tags: tuple[str, ...] = ()
+    priority: int = 0
+    lang: str = ""
+    dir: str = "ltr"
+    blocks: tuple[Block, ...] = ()
+    content_hash: str = ""
+
+    @property
+    def words(self) -> int:
+        return sum(b.words for b in self.blocks)
+
+
+@dataclass
+class LoadResult:
+    stories: list[Story] = field(default_factory=list)
+    errors: list[StoryError] = field(default_factory=list)
+    warnings: list[StoryError] = field(default_factory=list)
+
+
+def find_story_files(stories_dir: Path) -> list[Path]:
+    """All `*.md` files under `stories_dir`, in a stable order; hidden files and folders skipped."""
+    if not stories_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in stories_dir.rglob("*.md")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(stories_dir).parts)
+    )
+
+
+def load_stories(stories_dir: Path, root: Path, base_url: str) -> LoadResult:
+    """Read every story under `stories_dir`; bad files land in `errors`, never half in `stories`."""
+    result = LoadResult()
+    for path in find_story_files(stories_dir):
+        story, errors, warnings = read_story(path, root, stories_dir, base_url)
+        result.errors.extend(errors)
+        result.warnings.extend(warnings)
+        if story is not None:
+            result.stories.append(story)
+    result.warnings.extend(_duplicate_slug_warnings(result.stories))
+    return result
+
+
+def read_story(
+    path: Path, root: Path, stories_dir: Path, base_url: str
+) -> tuple[Story | None, list[StoryError], list[StoryError]]:
+    shown = _shown_path(path, root)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [StoryError(shown, None, f"cannot read file ({exc.strerror})")], []
+    story_id = path.relative_to(stories_dir).with_suffix("").as_posix()
+    return parse_story(raw, shown, story_id, base_url)
+
+
+def parse_story(
+    raw: bytes, shown: str, story_id: str, base_url: str
+) -> tuple[Story | None, list[StoryError], list[StoryError]]:
+    """Parse one story from its bytes. Returns (story or None, errors, warnings)."""
+    errors: list[StoryError] = []
+    warnings: list[StoryError] = []
+
+    def fail(field_name: str | None, message: str) -> tuple[None, list[StoryError], list[StoryError]]:
+        return None, [StoryError(shown, field_name, message)], warnings
+
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return fail(None, f"not UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in text:
+        return fail(None, "contains NUL bytes; not a text file")
+
+    match = re.match(r"---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|$)", text, re.S)
+    if not match:
+        if text.startswith("---"):
+            return fail(None, "front matter is not closed (add a '---' line after the YAML)")
+        return fail(None, "no front matter (the file must start with a '---' line, then YAML, then '---')")
+    # Lines in the YAML count from the line after the opening '---', hence the +2 below.
+    try:
+        meta = yaml.load(match.group(1) or "", Loader=_FrontMatterLoader)
+    except _DuplicateField as exc:
+        return fail(exc.key, f"given twice (lines {exc.first + 2} and {exc.again + 2}); keep one")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" on line {mark.line + 2}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        # The usual causes, worded the same whichever YAML parser (libyaml or Python) is installed.
+        if problem.startswith("mapping values are not allowed"):
+            problem = "a value contains ': ' (put quotes around it)"
+        elif mark is not None and _char_at(match.group(1) or "", mark.line, mark.column) == "\t":
+            problem = "a tab where YAML needs spaces"
+        # An unclosed quote or bracket is only noticed far below; say where it started.
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start is not None and mark is not None and start.line != mark.line:
+            problem += f" ({context} that starts on line {start.line + 2})"
+        return fail(None, f"front matter is not valid YAML{where}: {one_line(problem)}")
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        return fail(None, "front matter must be a YAML mapping of field: value")
+    body = text[match.end() :]
+
+    for key in meta:
+        if not isinstance(key, str) or key not in KNOWN_FIELDS:
+            close = difflib.get_close_matches(str(key), KNOWN_FIELDS, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            warnings.append(StoryError(shown, str(key), f"unknown field, ignored{hint}"))
+
+    values: dict[str, Any] = {}
+    for name in KNOWN_FIELDS:
+        if name not in meta or meta[name] is None:
+            if name in REQUIRED_FIELDS:
+                errors.append(StoryError(shown, name, "required field is missing"))
+            continue
+        try:
+            values[name] = _CHECKERS[name](meta[name], base_url)
+        except ValueError as exc:
+            errors.append(StoryError(shown, name, str(exc)))
+        except _ImageFieldError as exc:
+            errors.append(StoryError(shown, f"image.{exc.field}", exc.message))
+    if errors:
+        return None, errors, warnings
+
+    page_url = values.get("url") or base_url + "/"
+    blocks = tuple(render_blocks(body, page_url))
+    probe = " ".join([values["title"], values.get("summary", "")] + [b.html for b in blocks[:3]])
+    direction = text_direction(probe, values.get("lang", ""))
+    for block in blocks:
+        for img in re.findall(r"<img\b[^>]*>", block.html):
+            if re.search(r'\balt=""', img):
+                src = htmllib.unescape(re.search(r'\bsrc="([^"]*)"', img).group(1))  # type: ignore[union-attr]
+                warnings.append(
+                    StoryError(shown, None, f"image {src} in the body has no alt text (write ![what it shows]({src}))")
+                )
+    kind = values.get("kind", "article")
+    if kind not in KINDS:
+        warnings.append(StoryError(shown, "kind", f"unusual kind {kind!r} (usual: {', '.join(KINDS)})"))
+    story = Story(
+        id=story_id,
+        slug=slugify(story_id.rsplit("/", 1)[-1]),
+        path=shown,
+        title=values["title"],
+        published=values["published"],
+        summary=values.get("summary", ""),
+        section=values.get("section", DEFAULT_SECTION),
+        url=values.get("url", ""),
+        byline=values.get("byline", ""),
+        kind=kind,
+        image=values.get("image"),
+        tags=values.get("tags", ()),
+        priority=values.get("priority", 0),
+        lang=values.get("lang", ""),
+        dir=direction,
+        blocks=blocks,
+        content_hash=hashlib.sha256(raw).hexdigest(),
+    )
+    return story, errors, warnings
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.split("\n")
+    return lines[line][column : column + 1] if 0 <= line < len(lines) else ""
+
+
+# --- field checks: each returns the clean value or raises ValueError with the reason ---------------
+
+
+class _ImageFieldError(Exception):
+    def __init__(self, field_name: str, message: str) -> None:
+        self.field = field_name
+        self.message = message
+
+
+def _text(value: Any, *, max_len: int = 2000) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"must be text, got {type(value).__name__}")
+    text = one_line(str(value))
+    if len(text) > max_len:
+        raise ValueError(f"too long ({len(text)} characters, at most {max_len})")
+    return text
+
+
+def _title(value: Any, _base: str) -> str:
+    text = _text(value, max_len=300)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _published(value: Any, _base: str) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"not an ISO 8601 datetime: got {show(value)}")
+    text = str(value).strip()
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 datetime: {show(text)}") from None
+    if not re.search(r"\d[Tt ]\d", text):
+        raise ValueError(f"needs a date and a time with an offset, e.g. 2016-12-30T05:30:00+01:00; got {show(text)}")
+    if moment.tzinfo is None:
+        raise ValueError(f"has no UTC offset: {show(text)} (write e.g. {text[:40]}+01:00)")
+    # Editions are computed a day either side in any time zone: keep well inside datetime's range.
+    if not 1900 <= moment.year <= 9000:
+        raise ValueError(f"year {moment.year} is out of range (1900-9000): {show(text)}")
+    return moment
+
+
+def _url(value: Any, _base: str) -> str:
+    return clean_url(value)
+
+
+def _image(value: Any, base: str) -> Image:
+    if isinstance(value, str):
+        raise _ImageFieldError("alt", "describe the photo: write image as a mapping with src, alt and credit")
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping with src, alt and credit")
+    unknown = sorted(set(map(str, value)) - set(IMAGE_FIELDS))
+    if unknown:
+        raise _ImageFieldError(unknown[0], f"unknown image field (image takes {', '.join(IMAGE_FIELDS)})")
+    if not value.get("src"):
+        raise _ImageFieldError("src", "required when there is an image")
+    try:
+        src = clean_url(value["src"], base + "/", schemes=("https",))
+    except ValueError as exc:
+        raise _ImageFieldError("src", str(exc)) from None
+    try:
+        alt = _text(value.get("alt") or "", max_len=500)
+    except ValueError as exc:
+        raise _ImageFieldError("alt", str(exc)) from None
+    if not alt:
+        raise _ImageFieldError("alt", "missing: describe the photo for readers who cannot see it")
+    try:
+        return Image(src=src, alt=alt, credit=_text(value.get("credit") or "", max_len=300))
+    except ValueError as exc:
+        raise _ImageFieldError("credit", str(exc)) from None
+
+
+def _tags(value: Any, _base: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a list of words, e.g. [syria, russia]")
+    return tuple(t for t in (_text(i, max_len=80) for i in items) if t)
+
+
+def _priority(value: Any, _base: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number (higher comes first), got {show(value)}")
+    if not -1000 <= value <= 1000:
+        raise ValueError(f"must be between -1000 and 1000, got {value}")
+    return value
+
+
+def _kind(value: Any, _base: str) -> str:
+    text = _text(value, max_len=40).lower()
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", text):
+        raise ValueError(f"must be one word such as {', '.join(KINDS[:3])}; got {show(value)}")
+    return text
+
+
+def _lang(value: Any, _base: str) -> str:
+    text = _text(value, max_len=35)
+    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", text):
+        raise ValueError(f"must be a language tag such as en, ar or zh-Hant; got {show(value)}")
+    return text
+
+
+_CHECKERS = {
+    "title": _title,
+    "published": _published,
+    "summary": lambda v, b: _text(v, max_len=1000),
+    "section": lambda v, b: _text(v, max_len=80) or DEFAULT_SECTION,
+    "url": _url,
+    "byline": lambda v, b: _text(v, max_len=200),
+    "kind": _kind,
+    "image": _image,
+    "tags": _tags,
+    "priority": _priority,
+    "lang": _lang,
+}
+
+
+def _duplicate_slug_warnings(stories: Sequence[Story]) -> list[StoryError]:
+    by_slug: dict[str, list[Story]] = {}
+    for s in stories:
+        by_slug.setdefault(s.slug, []).append(s)
+    out = []
+    for slug, group in by_slug.items():
+        if len(group) > 1:
+            others = ", ".join(s.path for s in group[1:])
+            out.append(
+                StoryError(
+                    group[0].path, None, f"slug '{slug}' is also used by {others}; both appear, with distinct anchors"
+                )
+            )
+    return out
+
+
+def _shown_path(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,81 @@
+"""The Jinja side: where templates come from, the environment, and rendering one template with errors
+that name the template file and line.
+
+Both parts of an email render through here: `render.py` (HTML, through MJML) and `text.py` (plain text).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..config import Settings
+from ..errors import TemplateError
+from .plain import install_filters
+
+HTML_TEMPLATE = "newsletter.mjml.j2"
+TEXT_TEMPLATE = "newsletter.txt.j2"
+
+
+def default_templates_dir() -> Path:
+    """The templates shipped with the package (a wheel), or the checkout's top-level `templates/`."""
+    shipped = Path(str(resources.files("newsletter"))) / "templates"
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def make_environment(settings: Settings) -> jinja2.Environment:
+    dirs = [d for d in (settings.templates_dir, default_templates_dir()) if d.is_dir()]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in dict.fromkeys(dirs)]),
+        # MJML templates are escaped; the plain-text template and the CSS are not (they are not HTML).
+        autoescape=lambda name: bool(name) and not str(name).endswith((".txt.j2", ".css")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    install_filters(env)
+    return env
+
+
+def template_path(env: jinja2.Environment, name: str, root: Path) -> str:
+    """Where template `name` comes from, as a user would type it."""
+    loader = env.loader
+    assert isinstance(loader, jinja2.FileSystemLoader)
+    for base in loader.searchpath:
+        candidate = Path(base) / name
+        if candidate.is_file():
+            try:
+                return candidate.resolve().relative_to(root).as_posix()
+            except ValueError:
+                return str(candidate)
+    return name
+
+
+def render_template(env: jinja2.Environment, name: str, context: dict[str, Any], root: Path) -> str:
+    """Render one Jinja template; any error names the template file and line."""
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            template_path(env, exc.name or name, root), exc.lineno, exc.message or "syntax error"
+        ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(template_path(env, name, root), None, f"template not found: {exc.name}") from None
+    except Exception as exc:  # runtime errors: find the template frame Jinja put in the traceback
+        where, line = name, None
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename.endswith(".j2") or frame.filename.endswith(".css"):
+                where, line = frame.filename, frame.lineno
+                break
+        shown = where
+        with contextlib.suppress(ValueError):
+            shown = Path(where).resolve().relative_to(root).as_posix()
+        raise TemplateError(shown, line, f"{type(exc).__name__}: {exc}") from None

@@ -1,0 +1,270 @@
+"""The daemon: BlockingScheduler + SQLAlchemy job store + the one-daemon lock + signals + retries."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import LockedError
+from ..storage import ProcessLock
+from .config import JOB_ID, MorningTrigger, ScheduleConfig, format_duration, in_zone, read_config
+from .morning import Morning, Outcome, RunResult, SendFn, preflight, send_with_mailing, utc_now
+from .runs import data_dir, store_path
+
+log = logging.getLogger("newsletter.schedule")
+
+# --- the lock ---------------------------------------------------------------------------------------
+
+
+def lock_path(settings: Settings) -> Path:
+    return data_dir(settings) / "schedule.lock"
+
+
+@contextlib.contextmanager
+def scheduler_lock(settings: Settings) -> Iterator[None]:
+    """Hold the one-daemon-per-root lock (released by the kernel if the process dies)."""
+    path = lock_path(settings)
+    refused = f"another `newsletter schedule` is already running for {settings.root} (pid {{}}, lock {path})"
+    with ProcessLock(path, refused.format):
+        yield
+
+
+# --- the daemon -------------------------------------------------------------------------------------
+
+# The job in the SQLite job store is stored by reference ("newsletter.schedule:morning_job") with the
+# root as its only argument; it finds its live daemon here.
+_ACTIVE: dict[str, Daemon] = {}
+
+
+def morning_job(root: str) -> str:
+    daemon = _ACTIVE.get(root)
+    if daemon is None:
+        raise RuntimeError(f"no scheduler is running for {root}")
+    return daemon.on_fire()
+
+
+class Daemon:
+    """`newsletter schedule`: a BlockingScheduler running the morning job until SIGTERM/SIGINT."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: ScheduleConfig | None = None,
+        *,
+        send: SendFn | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        install_signals: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.config = config or read_config(settings)
+        self.stop_event = threading.Event()
+        self.morning = Morning(settings, self.config, send=send, clock=clock, stop=self.stop_event)
+        self.clock = clock
+        self.install_signals = install_signals
+        self.started = threading.Event()
+        self.results: list[RunResult] = []
+        self._signal: str | None = None
+        self.scheduler: Any = None
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Thread- and signal-safe: the in-flight message finishes, then the scheduler shuts down."""
+        self._signal = self._signal or reason
+        self.stop_event.set()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.request_stop(signal.Signals(signum).name)
+
+    def run(self) -> int:
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        if self.morning.send is send_with_mailing:
+            preflight(self.settings)
+        root = str(self.settings.root)
+        previous: dict[int, Any] = {}
+        if self.install_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        try:
+            with scheduler_lock(self.settings):
+                if root in _ACTIVE:
+                    raise LockedError(f"a scheduler is already running for {root} in this process")
+                self.scheduler = BlockingScheduler(
+                    jobstores={
+                        "default": SQLAlchemyJobStore(url=f"sqlite:///{store_path(self.settings)}"),
+                        "memory": MemoryJobStore(),  # retries: a restart re-derives them from the runs table
+                    },
+                    # One worker: the cron job, a catch-up and a retry never run at the same time.
+                    executors={"default": ThreadPoolExecutor(max_workers=1)},
+                    job_defaults={
+                        "coalesce": True,
+                        "max_instances": 1,
+                        "misfire_grace_time": int(self.config.grace.total_seconds()),
+                    },
+                    timezone=self.config.timezone,
+                )
+                self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+                self.scheduler.add_listener(lambda _e: self.started.set(), EVENT_SCHEDULER_STARTED)
+                due = self.morning.due_at_start()
+                now = self.clock()
+                trigger = self.config.trigger()
+                first = due or trigger.get_next_fire_time(None, now)
+                # replace_existing: the configuration may have changed since the job was stored; the
+                # missed-morning accounting above comes from the runs table, not from the stored job.
+                self.scheduler.add_job(
+                    morning_job,
+                    trigger=trigger,
+                    args=[root],
+                    id=JOB_ID,
+                    name="morning edition",
+                    replace_existing=True,
+                    next_run_time=first,
+                )
+                self._log_start(due, trigger, now)
+                watcher = threading.Thread(target=self._watch_stop, name="schedule-stop", daemon=True)
+                _ACTIVE[root] = self
+                try:
+                    if self.stop_event.is_set():
+                        log.info("%s received before start: not starting", self._signal)
+                    else:
+                        watcher.start()
+                        self.scheduler.start()
+                finally:
+                    _ACTIVE.pop(root, None)
+                    self.started.set()  # lets the watcher finish if start() failed
+                    self.stop_event.set()
+                    if watcher.is_alive():
+                        watcher.join()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        log.info("scheduler stopped (%s)", self._signal or "shut down")
+        return 0
+
+    def _watch_stop(self) -> None:
+        self.stop_event.wait()
+        self.started.wait()
+        log.info("%s: finishing the message in flight, then stopping", self._signal or "stop")
+        from apscheduler.schedulers import SchedulerNotRunningError
+
+        with contextlib.suppress(SchedulerNotRunningError):
+            self.scheduler.shutdown(wait=True)
+
+    def _log_start(self, due: datetime | None, trigger: MorningTrigger, now: datetime) -> None:
+        cfg = self.config
+        log.info("scheduler started for %s: %s", self.settings.root, cfg.describe())
+        upcoming = trigger.get_next_fire_time(None, now)
+        if due is not None:
+            log.warning(
+                "catching up edition %s: its morning (%s) was %s ago, within the %s grace period",
+                self.morning.edition_for(due),
+                in_zone(due, cfg.timezone).isoformat(timespec="seconds"),
+                format_duration(now - due),
+                format_duration(cfg.grace),
+            )
+        if upcoming is not None:
+            log.info("next run: %s", in_zone(upcoming, cfg.timezone).isoformat(timespec="seconds"))
+            self._warn_window(upcoming)
+
+    def _warn_window(self, upcoming: datetime) -> None:
+        from ..edition import window
+
+        _start, end = window(self.morning.edition_for(upcoming), self.settings)
+        if upcoming.astimezone(UTC) < end.astimezone(UTC):
+            log.warning(
+                "the send time %s comes before the edition's cut-off %s: stories published in between miss the email",
+                in_zone(upcoming, self.config.timezone).isoformat(timespec="minutes"),
+                end.isoformat(timespec="minutes"),
+            )
+
+    def on_fire(self) -> str:
+        return self._handle(self.morning.fire())
+
+    def _retry(self, scheduled_iso: str) -> str:
+        return self._handle(self.morning.run(datetime.fromisoformat(scheduled_iso)))
+
+    def _handle(self, result: RunResult) -> str:
+        self.results.append(result)
+        if result.outcome == Outcome.FAILED:
+            self._schedule_retry(result)
+        return result.outcome.value
+
+    def _schedule_retry(self, result: RunResult) -> None:
+        cfg = self.config
+        if result.attempts > cfg.retries:
+            log.error(
+                "edition %s: giving up after %d attempt(s); a restart within the grace period tries again",
+                result.edition,
+                result.attempts,
+            )
+            return
+        when = self.clock() + cfg.retry_delay
+        if when - result.scheduled > cfg.grace:
+            log.error(
+                "edition %s: the next retry (%s) would be past the %s grace period; the edition will not be sent",
+                result.edition,
+                in_zone(when, cfg.timezone).isoformat(timespec="seconds"),
+                format_duration(cfg.grace),
+            )
+            return
+        log.warning(
+            "edition %s: retry %d of %d at %s",
+            result.edition,
+            result.attempts,
+            cfg.retries,
+            in_zone(when, cfg.timezone).isoformat(timespec="seconds"),
+        )
+        self.scheduler.add_job(
+            self._retry,
+            trigger="date",
+            run_date=when,
+            args=[result.scheduled.isoformat()],
+            id=f"retry-{result.edition.isoformat()}",
+            jobstore="memory",
+            replace_existing=True,
+            misfire_grace_time=None,  # the job checks the grace period itself
+        )
+
+    def _on_event(self, event: Any) -> None:
+        from apscheduler.events import EVENT_JOB_MISSED
+
+        if event.code == EVENT_JOB_MISSED and event.job_id == JOB_ID:
+            self.morning.missed(event.scheduled_run_time)
+        elif event.code != EVENT_JOB_MISSED:
+            log.error("job %s raised: %s", event.job_id, event.exception)
+
+
+def run_now(settings: Settings, *, send: SendFn | None = None, stop: threading.Event | None = None) -> RunResult:
+    """`newsletter schedule --run-now`: the job once, in the foreground, for today's edition."""
+    morning = Morning(settings, send=send, stop=stop)
+    return morning.run(morning.clock(), manual=True)
+
+
+@contextlib.contextmanager
+def logging_to_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """One line per event on stderr (the journal under systemd, the mail under cron), for one command."""
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    loggers = {logging.getLogger("newsletter"): level, logging.getLogger("apscheduler"): logging.WARNING}
+    before = {logger: logger.level for logger in loggers}
+    for logger, lvl in loggers.items():
+        logger.setLevel(lvl)
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger, lvl in before.items():
+            logger.removeHandler(handler)
+            logger.setLevel(lvl)
