@@ -197,8 +197,8 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
                 added = suppression.add(normal, reason, "command line")
                 click.echo(f"{normal}: {'added to' if added else 'already on'} the suppression list")
             if check_address:
-                entry = suppression.get(check_address)
+                entry = suppression.entry(check_address)
                 if entry is None:
                     click.echo(f"{check_address}: not suppressed")
                 else:
-                    click.echo(f"{check_address}: suppressed ({entry[0]}, {entry[1]}, since {entry[2]})")
+                    click.echo(f"{check_address}: suppressed ({entry.describe()})")

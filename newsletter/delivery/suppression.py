@@ -1,9 +1,13 @@
-"""The suppression list: addresses that must never be mailed again (unsubscribed, hard-bounced).
+"""The suppression list: addresses that must never be mailed again (unsubscribed, bounced, complained).
 
 One SQLite file shared by the send loop (which reads it for every subscriber) and the unsubscribe
 handler of the preview server (which writes to it from request threads), so it runs in WAL mode with a
 busy timeout: readers never block the writer and a one-click POST never fails because a send is running.
 Addresses compare case-insensitively, like the duplicate check on subscriber lists.
+
+Each entry keeps why it was made: the reason, where the decision came from, and — for decisions taken
+on a bounce or a complaint — the server's diagnostic and the Message-ID of the report it came from, so
+`newsletter unsubscribe --check` can answer a reader who asks why the newsletter stopped.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,9 +31,35 @@ CREATE TABLE IF NOT EXISTS suppression (
     address    TEXT NOT NULL,      -- as first recorded
     reason     TEXT NOT NULL,
     source     TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    diagnostic TEXT NOT NULL DEFAULT '',  -- the remote server's words, for bounces
+    message_id TEXT NOT NULL DEFAULT ''   -- the report (DSN, ARF, webhook event) the decision came from
 ) WITHOUT ROWID;
 """
+# Files written before the last two columns existed get them on open; old rows read as ''.
+_ADDED_COLUMNS = ("diagnostic", "message_id")
+_MAX_FIELD = 1000  # a diagnostic is a line or two; a hostile report does not get to store megabytes
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One suppressed address and why."""
+
+    address: str
+    reason: str
+    source: str
+    created_at: str
+    diagnostic: str = ""
+    message_id: str = ""
+
+    def describe(self) -> str:
+        """One line: reason, source, date, then the diagnostic and the report's Message-ID when known."""
+        text = f"{self.reason}, {self.source}, since {self.created_at}"
+        if self.diagnostic:
+            text += f"; diagnostic: {self.diagnostic}"
+        if self.message_id:
+            text += f"; report {self.message_id}"
+        return text
 
 
 def suppression_path(settings: Settings) -> Path:
@@ -64,12 +95,24 @@ class SuppressionList:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
+                have = {row[1] for row in conn.execute("PRAGMA table_info(suppression)")}
+                for column in _ADDED_COLUMNS:
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE suppression ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
             except (sqlite3.Error, OSError) as exc:
                 raise ConfigError(f"{self.path}: cannot open the suppression list ({exc})") from None
             self._conn = conn
         return self._conn
 
-    def add(self, address: str, reason: str = "unsubscribed", source: str = "") -> bool:
+    def add(
+        self,
+        address: str,
+        reason: str = "unsubscribed",
+        source: str = "",
+        *,
+        diagnostic: str = "",
+        message_id: str = "",
+    ) -> bool:
         """Record `address`; True when it was not on the list yet (the first reason is kept)."""
         if reason not in REASONS:
             raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
@@ -79,8 +122,9 @@ class SuppressionList:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._lock:
             cur = self._db().execute(
-                "INSERT OR IGNORE INTO suppression (key, address, reason, source, created_at) VALUES (?, ?, ?, ?, ?)",
-                (key, address.strip(), reason, source, now),
+                "INSERT OR IGNORE INTO suppression (key, address, reason, source, created_at, diagnostic, message_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, address.strip(), reason, source, now, diagnostic[:_MAX_FIELD], message_id[:_MAX_FIELD]),
             )
             return cur.rowcount == 1
 
@@ -100,6 +144,19 @@ class SuppressionList:
                 .fetchone()
             )
         return None if row is None else (row[0], row[1], row[2])
+
+    def entry(self, address: str) -> Entry | None:
+        """The whole record of a suppressed address (with diagnostic and report Message-ID), else None."""
+        with self._lock:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT address, reason, source, created_at, diagnostic, message_id FROM suppression WHERE key = ?",
+                    (_key(address),),
+                )
+                .fetchone()
+            )
+        return None if row is None else Entry(*row)
 
     def count(self) -> int:
         with self._lock:
