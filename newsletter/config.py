@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "paths": {"stories": "stories", "templates": "templates", "outbox": "outbox"},
 }
 # Tables owned by later stages: free-form here, validated by the stage that reads them.
-OPEN_SECTIONS = ("smtp", "schedule", "intake", "preview", "mailing")
+OPEN_SECTIONS = ("smtp", "schedule", "intake", "preview", "mailing", "bounces", "webhooks")
 
 
 @dataclass(frozen=True)

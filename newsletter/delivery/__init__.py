@@ -13,6 +13,7 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
     ledger.py        per-edition SQLite: pending → sent / failed / skipped; resume after a crash
     suppression.py   addresses never mailed again (unsubscribed, bounced)
     unsubscribe.py   signed tokens, RFC 8058 one-click handling
+    verp.py          `bounces+{token}@…`: a signed return path per recipient, read back by `bounces`
 
 Public face: the names in `__all__`; the schedule and web subsystems import only these.
 """
@@ -26,11 +27,13 @@ from .sinks.smtp import config_from_settings, smtp_url
 from .subscribers import check_address
 from .suppression import SuppressionList, suppression_path
 from .unsubscribe import SECRET_ENV, handle_request, make_token, secret_from_env, verify_token
+from .verp import ReturnPath
 
 __all__ = [
     "SECRET_ENV",
     "Ledger",
     "MailingOptions",
+    "ReturnPath",
     "SendReport",
     "SuppressionList",
     "check_address",

@@ -10,6 +10,7 @@ from datetime import date
 from ..config import Settings
 from ..errors import ConfigError
 from .subscribers import check_address
+from .verp import ReturnPath
 
 # --- the report ------------------------------------------------------------------------------------
 
@@ -120,10 +121,12 @@ class MailingOptions:
             raise ConfigError(f"[mailing] subscribers must be a file path, got {subscribers!r}")
         return_path = table.get("return_path") or None
         if return_path is not None:
+            verp = ReturnPath.parse(str(return_path))  # `bounces+{token}@…`: one signed address per recipient
             try:
-                return_path = check_address(str(return_path))
+                checked = check_address(verp.sample() if verp else str(return_path))
             except ValueError as exc:
                 raise ConfigError(f"[mailing] return_path: {exc}") from None
+            return_path = str(return_path).strip() if verp else checked
         bounces = table.get("suppress_bounces", True)
         if isinstance(bounces, str):
             bounces = bounces.strip().lower() in ("1", "true", "yes", "on")

@@ -32,7 +32,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -52,6 +52,7 @@ from .sinks.memory import NullSink
 from .subscribers import Problem, SubscriberSource, check_address
 from .suppression import SuppressionList, suppression_path
 from .unsubscribe import secret_from_env
+from .verp import ReturnPath
 
 THROTTLE_CODES = frozenset({421, 451, 454})
 _BAD_MAILBOX = re.compile(r"^\d{3}[ -]5\.1\.\d{1,3}\b")  # RFC 3463: 5.1.x, the address itself is wrong
@@ -398,7 +399,7 @@ def _jobs(
     settings: Settings,
     limit: int | None,
 ) -> Iterator[tuple[Row, Envelope]]:
-    sender = MailingOptions.from_settings(settings).return_path or settings.sender.address
+    sender = envelope_sender(settings, personalizer.secret)
     handed = 0
     for row in ledger.pending(run):
         if limit is not None and handed >= limit:
@@ -408,7 +409,17 @@ def _jobs(
             delivery.stats.add("suppressed")
             continue
         handed += 1
-        yield row, Envelope(sender, row.address, personalizer.message(row.address, row.name), key=str(row.id))
+        data = personalizer.message(row.address, row.name)
+        yield row, Envelope(sender(row.address), row.address, data, key=str(row.id))
+
+
+def envelope_sender(settings: Settings, secret: bytes) -> Callable[[str], str]:
+    """recipient → MAIL FROM: `[mailing] return_path` (per recipient when it holds `{token}`), else the sender."""
+    fixed = MailingOptions.from_settings(settings).return_path or settings.sender.address
+    verp = ReturnPath.parse(fixed)
+    if verp is None:
+        return lambda _recipient: fixed
+    return lambda recipient: verp.address(secret, settings.list.id, recipient)
 
 
 def _send_one(settings: Settings, built: Any, secret: bytes, sink: Sink, address: str, now: datetime | None) -> str:
@@ -418,9 +429,8 @@ def _send_one(settings: Settings, built: Any, secret: bytes, sink: Sink, address
         raise SubscriberError(f"--to: {exc}") from None
     personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))
     data = personalizer.message(to, "", msg_id=personalizer.test_message_id())
-    sender = MailingOptions.from_settings(settings).return_path or settings.sender.address
     with sink:
-        outcome = sink.send(Envelope(sender, to, data, key="test"))
+        outcome = sink.send(Envelope(envelope_sender(settings, secret)(to), to, data, key="test"))
     day = built.edition.date.isoformat()
     if not outcome.sent:
         raise DeliveryError(f"test send of {day} to {to} failed: {outcome.reply or outcome.status}")

@@ -1,0 +1,126 @@
+"""VERP: a return path per recipient, so a bounce names the subscriber even when its body does not.
+
+With `[mailing] return_path = "bounces+{token}@example.org"` every message goes out with MAIL FROM
+`bounces+<token>@example.org`, and the bounce comes back *to* that address. The token is signed like the
+unsubscribe token (HMAC-SHA256 keyed with `NEWSLETTER_UNSUBSCRIBE_SECRET` over the list id and the
+address) under its own domain tag, so a return path can never be replayed as an unsubscribe link or the
+other way round, and nobody can forge a bounce that suppresses an address of their choosing.
+
+The token differs from the unsubscribe token in its alphabet: base32 in lower case (`[a-z2-7]`), not
+base64url. Mail systems may lower-case the local part on the way back (some write `Delivered-To` that
+way), and base32 survives that; the MAC is cut to 80 bits to keep the local part short, which is
+still far beyond guessing for an attacker who gets one try per forged bounce.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+from ..errors import ConfigError, TokenError
+
+PLACEHOLDER = "{token}"
+_DOMAIN = b"newsletter-verp-v1"
+_MAC_BYTES = 10  # 80 bits → exactly 16 base32 characters, no padding
+_TOKEN = r"[a-z2-7]{2,400}\.[a-z2-7]{16}"
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).decode("ascii").rstrip("=").lower()
+
+
+def _unb32(text: str) -> bytes:
+    upper = text.upper()
+    raw = base64.b32decode(upper + "=" * (-len(upper) % 8))
+    if _b32(raw) != text:  # non-canonical trailing bits: one address, one token
+        raise ValueError("non-canonical base32")
+    return raw
+
+
+def _mac(secret: bytes, list_id: str, address: bytes) -> bytes:
+    digest = hmac.new(secret, _DOMAIN + b"\0" + list_id.encode("utf-8") + b"\0" + address, hashlib.sha256)
+    return digest.digest()[:_MAC_BYTES]
+
+
+def make_token(secret: bytes, list_id: str, address: str) -> str:
+    """The VERP token for `address`: `<base32 address>.<base32 MAC>`, lower case."""
+    raw = address.strip().lower().encode("utf-8")
+    return f"{_b32(raw)}.{_b32(_mac(secret, list_id, raw))}"
+
+
+def verify_token(secret: bytes, list_id: str, token: str) -> str:
+    """The (lower-cased) address `token` was made for, or `TokenError` when it is malformed or forged."""
+    token = token.lower()
+    if not re.fullmatch(_TOKEN, token):
+        raise TokenError("malformed VERP token")
+    encoded_address, encoded_mac = token.split(".")
+    try:
+        raw = _unb32(encoded_address)
+        mac = _unb32(encoded_mac)
+        address = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise TokenError("malformed VERP token") from None
+    if "@" not in address or any(ord(c) < 0x21 or c == "\x7f" for c in address):
+        raise TokenError("malformed VERP token")
+    if not hmac.compare_digest(mac, _mac(secret, list_id, raw)):
+        raise TokenError("VERP token does not verify (forged, or signed with another secret or list)")
+    return address
+
+
+@dataclass(frozen=True)
+class ReturnPath:
+    """A `return_path` setting with `{token}` in its local part, e.g. `bounces+{token}@example.org`."""
+
+    prefix: str
+    suffix: str
+    domain: str
+
+    @classmethod
+    def parse(cls, template: str) -> ReturnPath | None:
+        """None for a plain address (no VERP); ConfigError for a template that cannot work."""
+        if PLACEHOLDER not in template:
+            return None
+        local, at, domain = template.strip().rpartition("@")
+        if not at or template.count(PLACEHOLDER) != 1 or PLACEHOLDER not in local:
+            raise ConfigError(
+                f"[mailing] return_path {template!r}: {PLACEHOLDER} must appear once, in the part before the @"
+            )
+        prefix, _, suffix = local.partition(PLACEHOLDER)
+        if not prefix or not domain or not re.fullmatch(r"[A-Za-z0-9.!#$%&'*+/=?^_`|~-]*", prefix + suffix):
+            raise ConfigError(
+                f"[mailing] return_path {template!r}: expected something like 'bounces+{PLACEHOLDER}@example.org'"
+            )
+        return cls(prefix, suffix, domain.lower())
+
+    def address(self, secret: bytes, list_id: str, recipient: str) -> str:
+        """The MAIL FROM for one recipient."""
+        return f"{self.prefix}{make_token(secret, list_id, recipient)}{self.suffix}@{self.domain}"
+
+    def sample(self) -> str:
+        """A syntactically complete address, for validating the rest of the template."""
+        return f"{self.prefix}{'a' * 8}.{'a' * 16}{self.suffix}@{self.domain}"
+
+    def pattern(self) -> re.Pattern[str]:
+        """Finds return paths of this shape in header text; group 1 is the token."""
+        return re.compile(
+            rf"(?<![A-Za-z0-9.+_-]){re.escape(self.prefix)}({_TOKEN}){re.escape(self.suffix)}@{re.escape(self.domain)}",
+            re.IGNORECASE,
+        )
+
+    def find(self, text: str, secret: bytes, list_id: str) -> tuple[list[str], int]:
+        """(addresses of the genuine tokens in `text`, number of tokens that did not verify)."""
+        found: list[str] = []
+        forged = 0
+        for match in self.pattern().finditer(text):
+            try:
+                address = verify_token(secret, list_id, match.group(1))
+            except TokenError:
+                forged += 1
+                continue
+            if address not in found:
+                found.append(address)
+        return found, forged
