@@ -18,12 +18,13 @@ MAX_LINES = 500
 
 # What each subsystem may import. Shared modules at the package root (config, errors, fsutil, textutil)
 # and `storage` are open to all; nothing but the CLI itself imports the CLI.
-SUBSYSTEMS = ("cli", "web", "schedule", "delivery", "intake", "edition", "storage")
+SUBSYSTEMS = ("cli", "web", "schedule", "bounces", "delivery", "intake", "edition", "storage")
 SHARED = {"newsletter", "newsletter.config", "newsletter.errors", "newsletter.fsutil", "newsletter.textutil"}
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"web", "schedule", "delivery", "intake", "edition", "storage"},
-    "web": {"delivery", "edition", "storage"},
-    "schedule": {"delivery", "intake", "edition", "storage"},
+    "cli": {"web", "schedule", "bounces", "delivery", "intake", "edition", "storage"},
+    "web": {"bounces", "delivery", "edition", "storage"},
+    "schedule": {"bounces", "delivery", "intake", "edition", "storage"},
+    "bounces": {"delivery", "storage"},
     "delivery": {"edition", "storage"},
     "intake": {"edition", "storage"},
     "edition": {"storage"},

@@ -24,7 +24,7 @@ from .ledger import Ledger, ledger_path
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks.smtp import config_from_settings, smtp_url
-from .subscribers import check_address
+from .subscribers import SubscriberSource, check_address
 from .suppression import SuppressionList, suppression_path
 from .unsubscribe import SECRET_ENV, handle_request, make_token, secret_from_env, verify_token
 from .verp import ReturnPath
@@ -35,6 +35,7 @@ __all__ = [
     "MailingOptions",
     "ReturnPath",
     "SendReport",
+    "SubscriberSource",
     "SuppressionList",
     "check_address",
     "config_from_settings",

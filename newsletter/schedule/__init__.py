@@ -30,7 +30,7 @@ from .config import (
     parse_duration,
     read_config,
 )
-from .daemon import Daemon, lock_path, logging_to_stderr, morning_job, run_now, scheduler_lock
+from .daemon import Daemon, bounces_job, lock_path, logging_to_stderr, morning_job, run_now, scheduler_lock
 from .morning import Morning, Outcome, RunResult, preflight, send_with_mailing
 from .runs import RunStore, State, store_path
 
@@ -43,6 +43,7 @@ __all__ = [
     "RunStore",
     "ScheduleConfig",
     "State",
+    "bounces_job",
     "fire_times",
     "format_duration",
     "latest_fire",

@@ -50,6 +50,14 @@ def morning_job(root: str) -> str:
     return daemon.on_fire()
 
 
+def bounces_job(root: str) -> None:
+    daemon = _ACTIVE.get(root)
+    if daemon is not None:
+        from ..bounces import scheduled_pass
+
+        scheduled_pass(daemon.settings, log)
+
+
 class Daemon:
     """`newsletter schedule`: a BlockingScheduler running the morning job until SIGTERM/SIGINT."""
 
@@ -130,6 +138,12 @@ class Daemon:
                     replace_existing=True,
                     next_run_time=first,
                 )
+                from ..bounces import configured
+
+                if configured(self.settings):  # and every hour between mornings
+                    self.scheduler.add_job(
+                        bounces_job, "interval", hours=1, args=[root], id="bounces", jobstore="memory"
+                    )
                 self._log_start(due, trigger, now)
                 watcher = threading.Thread(target=self._watch_stop, name="schedule-stop", daemon=True)
                 _ACTIVE[root] = self

@@ -264,6 +264,7 @@ class Morning:
         )
         started = _time.monotonic()
         try:
+            self._bounces()
             self._intake()
             empty = self._empty_window(day)
             if empty:
@@ -322,6 +323,12 @@ class Morning:
                 len(failures) - _MAX_LISTED_FAILURES,
                 day,
             )
+
+    def _bounces(self) -> None:
+        """Read the bounce mailbox first, so the morning skips who bounced or complained overnight."""
+        from ..bounces import scheduled_pass
+
+        scheduled_pass(self.settings, log)
 
     def _intake(self) -> None:
         """Fetch the configured feeds first, so the morning's edition holds the night's stories."""

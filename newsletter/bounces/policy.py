@@ -1,0 +1,186 @@
+"""What a bounce or a complaint does to an address, and the memory that makes each report count once.
+
+    Policy        hard bounce → suppress at once (reason `bounced`, with the diagnostic);
+                  soft bounce → suppress after `soft_limit` within `soft_days` (default 3 in 15 days);
+                  complaint   → suppress at once (reason `complained`)
+    BounceState   SQLite (`data/bounces.sqlite`): the Message-IDs already handled, and the soft
+                  bounces of each address with the report they came from
+    Decider       applies the policy to one attributed event; dry-run computes without writing
+
+Every suppression carries the Message-ID of the report (or the id of the webhook event), so
+`newsletter unsubscribe --check ADDR` can say which message made the decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from ..config import Settings
+from ..delivery import SuppressionList
+from ..errors import ConfigError
+from ..storage import connect
+
+DEFAULT_STATE = "data/bounces.sqlite"
+Event = Literal["hard", "soft", "complaint"]
+Outcome = Literal["suppressed", "would suppress", "already suppressed", "counted"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS processed (
+    message_id   TEXT PRIMARY KEY,
+    processed_at TEXT NOT NULL,
+    kind         TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS soft (
+    key        TEXT NOT NULL,   -- the address, lower-cased
+    message_id TEXT NOT NULL,   -- one report counts once, however often it is read
+    at         TEXT NOT NULL,
+    diagnostic TEXT NOT NULL,
+    PRIMARY KEY (key, message_id)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class Policy:
+    soft_limit: int = 3
+    soft_days: float = 15.0
+
+    @property
+    def soft_window(self) -> timedelta:
+        return timedelta(days=self.soft_days)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        table = settings.section("bounces")
+
+        def number(key: str, low: float, high: float, default: float) -> float:
+            value = table.get(key, default)
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = float(value)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ConfigError(f"[bounces] {key} must be a number from {low:g} to {high:g}, got {value!r}")
+            return float(value)
+
+        return cls(int(number("soft_limit", 1, 1000, 3)), number("soft_days", 0.01, 3650, 15))
+
+
+def state_path(settings: Settings) -> Path:
+    value = settings.section("bounces").get("state", DEFAULT_STATE)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"[bounces] state must be a file path, got {value!r}")
+    return (settings.root / value).resolve()
+
+
+class BounceState:
+    """The processed Message-IDs and the soft-bounce history; one connection, safe across threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = connect(self.path, wal=True, shared=True)
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"{self.path}: cannot open the bounce records ({exc})") from None
+
+    def seen(self, message_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM processed WHERE message_id = ?", (message_id,)).fetchone()
+        return row is not None
+
+    def remember(self, message_id: str, kind: str, now: datetime) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO processed (message_id, processed_at, kind) VALUES (?, ?, ?)",
+                (message_id, now.isoformat(timespec="seconds"), kind),
+            )
+
+    def soft_count(self, address: str, since: datetime, extra: set[str] | None = None) -> int:
+        """Soft bounces of `address` since `since`, plus the not-yet-recorded report ids in `extra`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT message_id FROM soft WHERE key = ? AND at >= ?",
+                (address.lower(), since.isoformat(timespec="seconds")),
+            ).fetchall()
+        return len({r[0] for r in rows} | (extra or set()))
+
+    def add_soft(self, address: str, message_id: str, now: datetime, diagnostic: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO soft (key, message_id, at, diagnostic) VALUES (?, ?, ?, ?)",
+                (address.lower(), message_id, now.isoformat(timespec="seconds"), diagnostic[:1000]),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> BounceState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    address: str
+    event: Event
+    outcome: Outcome
+    diagnostic: str
+    message_id: str
+    detail: str = ""  # e.g. "2 of 3 soft bounces in 15 days"
+
+    def __str__(self) -> str:
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.address}: {self.event} — {self.outcome}{extra}: {self.diagnostic or '(no diagnostic)'}"
+
+
+class Decider:
+    """Applies `policy` to attributed events; with `dry_run` nothing is written anywhere."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        state: BounceState,
+        suppression: SuppressionList,
+        *,
+        dry_run: bool = False,
+        source: str = "bounce report",
+    ) -> None:
+        self.policy = policy
+        self.state = state
+        self.suppression = suppression
+        self.dry_run = dry_run
+        self.source = source
+        self._pending_soft: dict[str, set[str]] = {}  # dry run: soft reports seen in this run, per address
+
+    def decide(
+        self, address: str, event: Event, diagnostic: str, message_id: str, now: datetime | None = None
+    ) -> Decision:
+        now = now or datetime.now(UTC)
+        if address in self.suppression:
+            return Decision(address, event, "already suppressed", diagnostic, message_id)
+        detail = ""
+        if event == "soft":
+            key = address.lower()
+            if self.dry_run:
+                self._pending_soft.setdefault(key, set()).add(message_id)
+            else:
+                self.state.add_soft(address, message_id, now, diagnostic)
+            count = self.state.soft_count(address, now - self.policy.soft_window, self._pending_soft.get(key))
+            detail = f"{count} of {self.policy.soft_limit} soft bounces in {self.policy.soft_days:g} days"
+            if count < self.policy.soft_limit:
+                return Decision(address, event, "counted", diagnostic, message_id, detail)
+        if self.dry_run:
+            return Decision(address, event, "would suppress", diagnostic, message_id, detail)
+        reason = "complained" if event == "complaint" else "bounced"
+        self.suppression.add(address, reason, self.source, diagnostic=diagnostic, message_id=message_id)
+        return Decision(address, event, "suppressed", diagnostic, message_id, detail)

@@ -1,0 +1,59 @@
+"""`newsletter bounces`: read the bounce mailbox and feed the suppression list."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import _echo_err, cli, handle_errors, load, root_option
+
+SHOWN = 20  # lines of each list printed; the counts are complete
+
+
+@cli.command()
+@root_option
+@click.option("--maildir", type=click.Path(file_okay=False, path_type=Path), help="Read this Maildir.")
+@click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Read this mbox file.")
+@click.option("--subscribers", metavar="FILE", help="Match reported addresses against this list ([mailing]).")
+@click.option("--dry-run", is_flag=True, help="Show what would be suppressed; change, move and remember nothing.")
+@handle_errors
+def bounces(root: Path, maildir: Path | None, mbox: Path | None, subscribers: str | None, dry_run: bool) -> None:
+    """Read bounces (DSNs), complaints (ARF) and auto-replies; suppress dead and complaining addresses.
+
+    Without --maildir/--mbox, reads the mailbox of [bounces] (IMAP: host, user, folder; the password
+    from NEWSLETTER_BOUNCES_PASSWORD). Each message is handled once (remembered by Message-ID) and
+    then moved to the `processed` folder or flagged; nothing is deleted. A hard bounce or a complaint
+    suppresses at once, soft bounces after 3 within 15 days ([bounces] soft_limit, soft_days).
+
+    Exit status: 0 done, 1 the mailbox could not be read to the end (what was read is kept; rerun).
+
+    \b
+    Examples:
+      newsletter bounces --maildir ~/Maildir/.bounces --dry-run
+      newsletter bounces --mbox /var/mail/bounces
+      newsletter bounces                      # the [bounces] mailbox
+    """
+    from ..bounces import process, source_from_settings
+
+    if maildir is not None and mbox is not None:
+        raise click.UsageError("give --maildir or --mbox, not both")
+    settings = load(root)
+    report = process(
+        settings, source_from_settings(settings, maildir=maildir, mbox=mbox), dry_run=dry_run, subscribers=subscribers
+    )
+    for decision in report.decisions[:SHOWN]:
+        click.echo(f"  {decision}")
+    if len(report.decisions) > SHOWN:
+        click.echo(f"  … and {len(report.decisions) - SHOWN} more")
+    for line in report.problems[:SHOWN]:
+        _echo_err(f"  {line}", level="warning")
+    if report.unrecognised_ids:
+        _echo_err("unrecognised (left in the mailbox for a person to read):", level="warning")
+        for mid in report.unrecognised_ids[:SHOWN]:
+            _echo_err(f"  {mid}", level="warning")
+    click.echo(report.summary())
+    if report.error:
+        _echo_err(report.error)
+        sys.exit(1)
