@@ -92,6 +92,7 @@ def source_from_settings(settings: Settings, *, maildir: Path | None = None, mbo
     unknown = sorted(set(table) - KEYS)
     if unknown:
         raise ConfigError(f"[bounces]: unknown setting '{unknown[0]}' (known: {', '.join(sorted(KEYS))})")
+    Policy.from_settings(settings)  # a bad policy value is reported before any mailbox is opened
     processed = _choice(table, "processed", ("move", "flag"), "move")
     folder = str(table.get("processed_folder", "processed")).strip() or "processed"
     if maildir is not None:
