@@ -43,6 +43,8 @@ def bounces(root: Path, maildir: Path | None, mbox: Path | None, subscribers: st
     report = process(
         settings, source_from_settings(settings, maildir=maildir, mbox=mbox), dry_run=dry_run, subscribers=subscribers
     )
+    if report.error and not report.read:  # nothing was read at all: the one line is the whole story
+        raise click.ClickException(report.error)
     for decision in report.decisions[:SHOWN]:
         click.echo(f"  {decision}")
     if len(report.decisions) > SHOWN:
