@@ -42,6 +42,10 @@ _AUTO_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|r[ée]ponse automatique|auto:)",
     re.IGNORECASE,
 )
+_FAILURE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery|failure|failed|returned|bounce|not delivered|unzustellbar|non remis",
+    re.IGNORECASE,
+)
 # Headers of the bounce (and of the original message it carries) where a VERP return path shows up.
 _ENVELOPE_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "to", "return-path", "cc")
 
@@ -110,8 +114,12 @@ def _payload_text(part: Message) -> str:
         return raw.decode("latin-1")
 
 
-def _parts(msg: Message) -> list[Message]:
-    return [p for p in msg.walk() if isinstance(p, Message)]
+Parts = list[tuple[Message, str]]
+
+
+def _parts(msg: Message) -> Parts:
+    """Every part with its content type, worked out once: `get_content_type` is the costly call here."""
+    return [(p, p.get_content_type()) for p in msg.walk() if isinstance(p, Message)]
 
 
 def _report_type(msg: Message) -> str:
@@ -120,14 +128,14 @@ def _report_type(msg: Message) -> str:
     return str(msg.get_param("report-type", "") or "").lower()
 
 
-def _envelope_text(msg: Message) -> str:
+def _envelope_text(msg: Message, parts: Parts) -> str:
     """Every header where a return path can appear, of the bounce and of any message it carries."""
     lines: list[str] = []
-    for part in _parts(msg):
-        if part is msg or part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
+    for part, kind in parts:
+        if part is msg or kind in ("message/rfc822", "text/rfc822-headers"):
             for name in _ENVELOPE_HEADERS:
                 lines.extend(_text(v) for v in part.get_all(name, []))
-        if part.get_content_type() == "text/rfc822-headers":
+        if kind == "text/rfc822-headers":
             lines.append(_payload_text(part))
     return "\n".join(lines)
 
@@ -139,12 +147,12 @@ def _is_hard(status: str, action: str) -> bool:
     return not status.endswith(".2.2")
 
 
-def _dsn(msg: Message) -> tuple[list[Failure], list[str]]:
+def _dsn(parts: Parts) -> tuple[list[Failure], list[str]]:
     """(failures, problems) of an RFC 3464 report: one Failure per failed or delayed recipient."""
     failures: list[Failure] = []
     problems: list[str] = []
-    for part in _parts(msg):
-        if part.get_content_type() not in ("message/delivery-status", "message/global-delivery-status"):
+    for part, kind in parts:
+        if kind not in ("message/delivery-status", "message/global-delivery-status"):
             continue
         blocks = part.get_payload()
         if not isinstance(blocks, list):
@@ -184,12 +192,11 @@ def _dsn(msg: Message) -> tuple[list[Failure], list[str]]:
     return failures, problems
 
 
-def _arf(msg: Message) -> tuple[str, list[str]]:
+def _arf(parts: Parts) -> tuple[str, list[str]]:
     """(feedback type, complained addresses) of an RFC 5965 report."""
     feedback_type = ""
     addresses: list[str] = []
-    for part in _parts(msg):
-        kind = part.get_content_type()
+    for part, kind in parts:
         if kind == "message/feedback-report":
             fields = part.get_payload()
             block = fields[0] if isinstance(fields, list) and fields else None
@@ -238,13 +245,25 @@ def _diagnostic_near(body: str, address: str) -> tuple[str, str]:
     return "", ""
 
 
-def _heuristic(msg: Message) -> tuple[list[Failure], str]:
+def _may_be_bounce(msg: Message) -> bool:
+    """Whether a message is worth the format detectors: bounces come with a null return path, from a
+    mailer daemon, or say what they are in the subject. A reader's reply does none of that, and running
+    heuristics over human prose is how false bounces are found."""
+    if msg.get("X-Failed-Recipients") or _header(msg, "Return-Path").strip("<> ") == "":
+        return True
+    return bool(
+        _DAEMON.match(" ".join(_ADDRESS.findall(_header(msg, "From"))))
+        or _FAILURE_SUBJECT.search(_header(msg, "Subject"))
+    )
+
+
+def _heuristic(msg: Message, parts: Parts) -> tuple[list[Failure], str]:
+    if not _may_be_bounce(msg):
+        return [], ""
     temporary, permanent = all_failures(msg)
     if not (temporary or permanent):
         return [], ""
-    body = "\n".join(
-        _payload_text(p) for p in _parts(msg) if p.get_content_maintype() == "text" and not p.is_multipart()
-    )
+    body = "\n".join(_payload_text(p) for p, kind in parts if kind.startswith("text/") and not p.is_multipart())
     failures: list[Failure] = []
     for raw, hard in [(a, True) for a in sorted(permanent)] + [(a, False) for a in sorted(temporary)]:
         address = raw.decode("ascii", "replace")
@@ -302,17 +321,18 @@ def classify(raw: bytes) -> Classified:
         result.kind, result.detail = "malformed", problem
         return result
     try:
-        result.envelope = _envelope_text(msg)
+        parts = _parts(msg)
+        result.envelope = _envelope_text(msg, parts)
         report = _report_type(msg)
         if report == "feedback-report":
-            feedback_type, addresses = _arf(msg)
+            feedback_type, addresses = _arf(parts)
             if feedback_type in COMPLAINT_TYPES:
                 result.kind, result.detail, result.complaints = "complaint", f"ARF {feedback_type}", addresses
             else:
                 result.kind, result.detail = "ignored", f"ARF report of type {feedback_type or '(none)'}"
             return result
         if report == "delivery-status":
-            failures, problems = _dsn(msg)
+            failures, problems = _dsn(parts)
             if failures:
                 result.kind, result.detail, result.failures = "bounce", "RFC 3464 DSN", failures
             elif problems:
@@ -324,7 +344,7 @@ def classify(raw: bytes) -> Classified:
         if why:
             result.kind, result.detail = "autoreply", why
             return result
-        failures, detail = _heuristic(msg)
+        failures, detail = _heuristic(msg, parts)
         if failures:
             result.kind, result.detail, result.failures = "bounce", detail, failures
     except Exception as exc:  # a detector tripping over odd input must not stop the run
