@@ -457,3 +457,29 @@ def test_the_morning_reads_bounces_before_it_sends(tmp_path: Path) -> None:
     morning = Morning(settings, read_config(settings), send=send, clock=lambda: clock)
     result = morning.run(clock, manual=True)
     assert seen == [True], result
+
+
+def test_the_daemon_reads_bounces_every_hour(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from newsletter.schedule import Daemon, bounces_job
+
+    root = make_root(tmp_path, '\n[bounces]\npath = "Maildir"\nsource = "maildir"\n\n[schedule]\nat = "06:00"\n')
+    make_maildir(root / "Maildir", ["exim.eml"])
+    daemon = Daemon(settings_of(root), send=lambda *a, **k: None, install_signals=False)  # type: ignore[arg-type]
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        assert daemon.started.wait(20)
+        job = daemon.scheduler.get_job("bounces")
+        assert job is not None and job.trigger.interval == timedelta(hours=1)
+        caplog.set_level(logging.INFO, logger="newsletter.schedule")
+        job.func(*job.args)  # what the hourly fire runs, now rather than in an hour
+        assert job.func is bounces_job
+    finally:
+        daemon.request_stop()
+        thread.join(20)
+    assert entry(root, "gone@example.com").reason == "bounced"  # type: ignore[union-attr]
+    assert any(
+        "bounces: Maildir" in r.getMessage() and "1 address(es) suppressed" in r.getMessage() for r in caplog.records
+    )
