@@ -19,12 +19,11 @@ from newsletter.bounces.classify import classify
 from newsletter.bounces.policy import BounceState, Decider, Policy, state_path
 from newsletter.bounces.run import process, source_from_settings
 from newsletter.bounces.sources import MaildirSource, MboxSource
-from newsletter.bounces.verp import ReturnPath, make_token, verify_token
 from newsletter.cli import cli
 from newsletter.config import Settings, load_settings
+from newsletter.delivery import SECRET_ENV, SuppressionList, suppression_path
+from newsletter.delivery.verp import ReturnPath, make_token, verify_token
 from newsletter.errors import ConfigError, TokenError
-from newsletter.suppression import SuppressionList, suppression_path
-from newsletter.unsubscribe import SECRET_ENV
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 SECRET = "bounce-test-secret"
@@ -170,7 +169,7 @@ def test_verp_template_is_validated() -> None:
 
 
 def test_send_puts_a_per_recipient_verp_address_in_mail_from(demo_root: Path, smtp_server) -> None:
-    from newsletter.mailing import send_edition
+    from newsletter.delivery import send_edition
 
     shutil.copy(Path(__file__).parent / "fixtures" / "subscribers.csv", demo_root / "subscribers.csv")
     (demo_root / "newsletter.toml").write_text(
