@@ -305,6 +305,19 @@ def test_a_forged_verp_token_is_not_used(tmp_path: Path) -> None:
     assert any("stranger@example.org: not on the subscriber list" in p for p in report.problems)
 
 
+def test_without_the_secret_tokens_are_not_trusted_and_the_list_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_root(tmp_path, VERP_CONFIG)
+    raw = (FIXTURES / "postfix-hard.eml").read_bytes()
+    verp = f"Delivered-To: {verp_of('reader@example.com')}".encode()
+    raw = raw.replace(b"Delivered-To: bounces@newsletter.example.org", verp)
+    monkeypatch.delenv(SECRET_ENV)
+    report = process(settings_of(root), MaildirSource(make_maildir(tmp_path / "Maildir", [], {"a": raw})))
+    assert any("NEWSLETTER_UNSUBSCRIBE_SECRET is not set" in p for p in report.problems)
+    assert [(d.address, d.outcome) for d in report.decisions] == [("ghost@example.net", "suppressed")]
+
+
 # --- policy -------------------------------------------------------------------------------------
 
 

@@ -163,6 +163,8 @@ class _Run:
         self.decider = decider
         self.members = members
         self.verp, self.secret = _verp(settings)
+        if self.verp is not None and not self.secret:
+            report.problem(f"{SECRET_ENV} is not set: return path tokens cannot be checked; matching the list only")
 
     def _attribute(self, found: Classified) -> list[str]:
         if self.verp is None or not self.secret:
