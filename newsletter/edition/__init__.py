@@ -22,6 +22,7 @@ from .body import sanitize_html
 from .build import Build, StoriesInvalid, build, choose_date, read, write_edition
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
 from .message import build_message, list_copy, list_id_header, serialize
+from .plain import personal_line
 from .render import Personal, Rendered, build_context, render_edition, render_html, render_mjml
 from .select import Edition, edition_date_for, edition_dates, newest_edition_date, select_edition, window
 from .stories import LoadResult, Story, load_stories, parse_story, read_story
@@ -55,6 +56,7 @@ __all__ = [
     "make_environment",
     "newest_edition_date",
     "parse_story",
+    "personal_line",
     "read",
     "read_story",
     "render_edition",
