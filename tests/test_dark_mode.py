@@ -70,7 +70,7 @@ def edition(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[s
     settings = load_settings(root, environ={})
     result = build(settings)
     palette = make_environment(settings).get_template("palette.j2").module
-    colours = {"light": palette.light, "dark": palette.dark, "text_roles": palette.text_roles, "surfaces": palette.surfaces}
+    colours = {name: getattr(palette, name) for name in ("light", "dark", "text_roles", "surfaces")}
     return write_edition(result) / "newsletter.html", result.rendered.text, colours
 
 
@@ -98,7 +98,8 @@ def contrast_violations(page, axe: str) -> tuple[list[str], int]:  # type: ignor
         """async () => {
           const r = await axe.run(document, { runOnly: { type: 'rule', values: ['color-contrast'] } });
           const nodes = (list) => list.flatMap(v => v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary));
-          return { bad: nodes(r.violations).concat(nodes(r.incomplete)), passed: r.passes.flatMap(v => v.nodes).length };
+          const passed = r.passes.flatMap(v => v.nodes).length;
+          return { bad: nodes(r.violations).concat(nodes(r.incomplete)), passed };
         }"""
     )
     return result["bad"], result["passed"]
