@@ -79,3 +79,26 @@ def test_build_writes_the_mjml_only_when_asked(demo_root: Path) -> None:
         "newsletter.html",
         "newsletter.txt",
     ]
+
+
+def test_check_names_a_style_sheet_the_reference_compiler_would_refuse(demo_root: Path) -> None:
+    """mjml-python builds such an email without a word, so `newsletter check` is where it must show."""
+    templates = demo_root / "templates"
+    templates.mkdir()
+    (templates / "email.css").write_text(
+        "{# a Jinja comment may say <style> #}\n/* mail clients\n   strip <style> */\n.nl-body p { margin: 0; }\n",
+        encoding="utf-8",
+    )
+    (templates / "base.mjml.j2").write_text(
+        (Path(__file__).parent.parent / "templates" / "base.mjml.j2")
+        .read_text(encoding="utf-8")
+        .replace("<mj-style>", "<mj-style>\n      /* <b> was here */", 1),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["check", "--root", str(demo_root)])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if "tag-like" in ln]
+    assert len(lines) == 2
+    assert lines[0].startswith("templates/base.mjml.j2:") and "'<b>'" in lines[0]
+    assert lines[1].startswith("templates/email.css:3: tag-like text '<style>'")
+    assert "Malformed MJML" in lines[1]
