@@ -167,6 +167,9 @@ def check_safe(data: bytes, address: str, name: str) -> None:
     greeting = text[text.index("Good morning") : text.index("\n\nView this email")]
     assert not re.search(r"<[^>]*>|&#?\w+;|\{\{|\{%", greeting)
     assert max(display_width(line) for line in greeting.split("\n")) <= 72
+    # Nor does any part show a name as a template tag that failed to render.
+    html = msg.get_body(("html",)).get_content()
+    assert not re.search(r"\{\{|\{%|%\}|\}\}", text + html)
 
 
 def test_unsubscribe_parts_are_personal(personalizer: Personalizer) -> None:

@@ -58,6 +58,7 @@ from .unsubscribe import ONE_CLICK, make_token
 MAX_NAME = 100  # characters; a greeting, not a biography, and it keeps every header line short
 _KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ/ZWJ: needed by Persian, Indic scripts and emoji sequences
 _BREAK = "\u2060"  # WORD JOINER: invisible, and makes `=?` no longer the start of an encoded-word
+_TEMPLATE_PAIR = re.compile(r"(?<=[{%])(?=[{%])|(?<=[}%])(?=[}%])")
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')  # RFC 5322 specials but the harmless dot
 _PHRASE_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 # Letters and digits only: Jinja escaping, MJML and the CSS inliner all leave them alone.
@@ -71,7 +72,8 @@ _SOFT_BREAK = b"=\r\n"
 
 
 def clean_name(raw: object) -> str:
-    """A display name safe to show: no control, format (bidi override…) or unassigned characters, one line."""
+    """A display name safe to show: no control, format (bidi override…) or unassigned characters, one line,
+    nothing that reads as a template tag."""
     if not isinstance(raw, str) or not raw:
         return ""
     text = unicodedata.normalize("NFC", raw)
@@ -87,7 +89,9 @@ def clean_name(raw: object) -> str:
     name = " ".join("".join(kept).split())
     if len(name) > MAX_NAME:
         name = name[:MAX_NAME].rstrip()
-    return name
+    # `{{`, `{%`, `%}`, `}}` are broken with the invisible joiner: a name is never taken for a template
+    # tag that failed to render, in either part (mail checkers look for exactly that).
+    return _TEMPLATE_PAIR.sub(_BREAK, name)
 
 
 def neutralize(value: str) -> str:
