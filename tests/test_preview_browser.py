@@ -157,7 +157,7 @@ _SCHEME_COLOURS = (
 
 def palette_colours() -> tuple[list[str], list[str]]:
     """[page, card, body text] as the browser writes them, light and dark, from the template's palette."""
-    from newsletter.render import make_environment
+    from newsletter.edition import make_environment
 
     from newsletter.config import load_settings
 
