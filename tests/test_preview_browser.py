@@ -157,9 +157,8 @@ _SCHEME_COLOURS = (
 
 def palette_colours() -> tuple[list[str], list[str]]:
     """[page, card, body text] as the browser writes them, light and dark, from the template's palette."""
-    from newsletter.edition import make_environment
-
     from newsletter.config import load_settings
+    from newsletter.edition import make_environment
 
     module = make_environment(load_settings(Path(__file__).parent, environ={})).get_template("palette.j2").module
 
