@@ -147,3 +147,20 @@ def artifacts_dir() -> Path:
     path = REPO / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+# --- node tools (the reference MJML compiler, axe-core) ------------------------------------------------
+
+NODE_TOOLS = Path(os.environ.get("NEWSLETTER_NODE_TOOLS") or REPO / "tests" / "node")
+
+
+@pytest.fixture(scope="session")
+def node_tools() -> Path:
+    """tests/node with its npm packages installed (`npm ci --prefix tests/node`: scripts/test and .ci/run
+    do it). Never skipped in CI."""
+    if not (NODE_TOOLS / "node_modules" / "mjml").is_dir() or not shutil.which("node"):
+        message = f"node and the npm packages of {NODE_TOOLS} are needed: npm ci --prefix {NODE_TOOLS}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return NODE_TOOLS

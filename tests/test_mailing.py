@@ -26,6 +26,7 @@ from newsletter.delivery.send import ledger_report, send_edition, send_test
 from newsletter.delivery.sinks.memory import MemorySink
 from newsletter.delivery.suppression import SuppressionList, suppression_path
 from newsletter.delivery.unsubscribe import SECRET_ENV, MissingSecretError, verify_token
+from newsletter.edition.plain import personal_line
 from newsletter.errors import ConfigError, DeliveryError, LockedError, SubscriberError
 
 DAY = date(2016, 12, 30)
@@ -105,7 +106,7 @@ def test_send_to_a_real_smtp_server(paper: Path, smtp_server) -> None:
         # Personal parts: greeting, unsubscribe link with a token that verifies to this address.
         text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
         html = msg.get_body(("html",)).get_content()
-        assert (f"Good morning, {name}." if name else "Good morning.\n") in text
+        assert (personal_line(f"Good morning, {name}.") if name else "Good morning.\n") in text
         unsub = msg["List-Unsubscribe"]
         url = unsub.split("<", 1)[1].split(">", 1)[0]
         assert url.startswith(settings.list.unsubscribe_url)

@@ -25,6 +25,7 @@ from newsletter.delivery.personalize import (
 )
 from newsletter.delivery.unsubscribe import make_token, verify_token
 from newsletter.edition.build import build
+from newsletter.edition.plain import display_width, personal_line
 
 SECRET = b"personalize-secret"
 DAY = date(2016, 12, 30)
@@ -44,6 +45,9 @@ HOSTILE = [
     "Tab\there\x00nul\x1besc\x7fdel",
     "\u202eevil\u202c bidi \u2066isolate\u2069",
     "<script>alert(1)</script> & &amp; &lt;",
+    "<b>x</b>",
+    "{{ name }} {% if %} &#60;",
+    "Maximilian Alexander Wolfgang Friedrich von und zu Hohenzollern-Sigmaringen-Veringen der Dritte",
     "' onmouseover='alert(1)",
     "José Ñandú Müller",
     "用户 名字 テスト",
@@ -156,9 +160,16 @@ def check_safe(data: bytes, address: str, name: str) -> None:
     body_lines = data.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
     assert max(len(line) for line in body_lines) <= 76  # quoted-printable lines
     assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF only
-    text = msg.get_body(("plain",)).get_content()
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
     cleaned = clean_name(name)
-    assert (f"Good morning, {cleaned}." if cleaned else "Good morning.") in text.replace("\r\n", "\n")
+    assert (personal_line(f"Good morning, {cleaned}.") if cleaned else "Good morning.") in text
+    # The greeting is plain text that looks like nothing else, and fits the text part's lines.
+    greeting = text[text.index("Good morning") : text.index("\n\nView this email")]
+    assert not re.search(r"<[^>]*>|&#?\w+;|\{\{|\{%", greeting)
+    assert max(display_width(line) for line in greeting.split("\n")) <= 72
+    # Nor does any part show a name as a template tag that failed to render.
+    html = msg.get_body(("html",)).get_content()
+    assert not re.search(r"\{\{|\{%|%\}|\}\}", text + html)
 
 
 def test_unsubscribe_parts_are_personal(personalizer: Personalizer) -> None:
@@ -278,7 +289,8 @@ def test_address_syntax_in_an_encoded_name_is_dropped_from_the_header_only(perso
     name = "José <eve@evil.example>, Mallory"
     assert format_address(name, "a@example.com") == "=?utf-8?q?Jos=C3=A9_eve_evil=2Eexample_Mallory?= <a@example.com>"
     msg = message_from_bytes(personalizer.message("a@example.com", name), policy=policy.default)
-    assert "Good morning, José <eve@evil.example>, Mallory." in msg.get_body(("plain",)).get_content()
+    assert "Good morning, José \u2039eve@evil.example\u203a, Mallory." in msg.get_body(("plain",)).get_content()
+    assert "Good morning, José &lt;eve@evil.example&gt;, Mallory" in msg.get_body(("html",)).get_content()
 
 
 def test_non_ascii_names_decode_back_exactly(personalizer: Personalizer) -> None:

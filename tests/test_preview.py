@@ -34,7 +34,7 @@ from newsletter.config import load_settings
 from newsletter.delivery.suppression import SuppressionList
 from newsletter.delivery.unsubscribe import make_token
 from newsletter.edition.build import build
-from newsletter.web.preview.app import create_app, dark_variant, has_dark_styles
+from newsletter.web.preview.app import create_app, dark_variant, has_dark_styles, scheme_variant
 from newsletter.web.preview.security import allowed_hosts, loopback_host
 from newsletter.web.preview.state import Previewer
 from newsletter.web.preview.watcher import watch
@@ -546,6 +546,19 @@ def test_dark_variant() -> None:
     assert "@media (min-width: 0px) and (max-width: 480px)" in out
     assert "@media (max-width: 0px)" in out
     assert "invert" not in out
+    # The light view settles the query the other way, so a browser in dark mode still shows the light email.
+    light = scheme_variant(styled, "light")
+    assert "@media (max-width: 0px) and (max-width: 480px)" in light and "@media (min-width: 0px)" in light
+    # The email's own colour-scheme declarations name the one scheme shown.
+    declared = (
+        '<html><head><meta name="color-scheme" content="light dark"><meta name="supported-color-schemes" '
+        'content="light dark"><style>:root { color-scheme: light dark; supported-color-schemes: light dark; }'
+        "@media (prefers-color-scheme: dark) { p { color: #fff } }</style></head><body></body></html>"
+    )
+    out = dark_variant(declared)
+    assert "light dark" not in out and out.count('content="dark"') == 3
+    assert "color-scheme: dark;" in out and "supported-color-schemes: dark;" in out
+    assert "light dark" not in scheme_variant(declared, "light")
 
 
 def test_the_watcher_follows_new_and_moved_folders(tmp_path: Path) -> None:

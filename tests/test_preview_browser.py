@@ -148,28 +148,90 @@ def test_phone_widths_have_no_horizontal_overflow(page, server: PreviewServer, w
     assert overflowing == []
 
 
+_SCHEME_COLOURS = (
+    "() => [getComputedStyle(document.body).backgroundColor,"
+    " getComputedStyle(document.querySelector('.nl-bg-card > table')).backgroundColor,"
+    " getComputedStyle(document.querySelector('.nl-body p')).color]"
+)
+
+
+def palette_colours() -> tuple[list[str], list[str]]:
+    """[page, card, body text] as the browser writes them, light and dark, from the template's palette."""
+    from newsletter.config import load_settings
+    from newsletter.edition import make_environment
+
+    module = make_environment(load_settings(Path(__file__).parent, environ={})).get_template("palette.j2").module
+
+    def rgb(h: str) -> str:
+        return "rgb({}, {}, {})".format(*(int(h[i : i + 2], 16) for i in (1, 3, 5)))
+
+    return [[rgb(c[k]) for k in ("page", "card", "ink")] for c in (module.light, module.dark)]  # type: ignore[return-value]
+
+
 def test_width_presets_and_dark_mode(page, server: PreviewServer) -> None:  # type: ignore[no-untyped-def]
+    light, dark = palette_colours()
     open_edition(page, server)
     for preset, expected in (("600", 600), ("full", page.evaluate("document.querySelector('.stage').clientWidth"))):
         page.click(f'button[data-width="{preset}"]')
         page.wait_for_function(f"document.getElementById('email').clientWidth === {expected}")
     frame = page.locator("#email").element_handle().content_frame()
     assert frame.evaluate("getComputedStyle(document.documentElement).filter") == "none"
+    assert frame.evaluate(_SCHEME_COLOURS) == light
 
     page.click("#dark-toggle")
     assert page.get_attribute("#dark-toggle", "aria-pressed") == "true"
     assert "scheme=dark" in (page.get_attribute("#email", "src") or "")
     page.wait_for_function(FRAME_READY)
-    frame = page.locator("#email").element_handle().content_frame()
-    assert "invert(1)" in frame.evaluate("getComputedStyle(document.documentElement).filter")
     assert page.locator("#dark-note").is_visible()
-    assert LEAD in frame.evaluate("document.body.innerText")
+    assert "prefers-color-scheme" in page.inner_text("#dark-note")
+    # The template's own dark styles, not an inversion, at every width the preview offers.
+    for preset in ("320", "375", "600", "full"):
+        page.click(f'button[data-width="{preset}"]')
+        if preset != "full":
+            page.wait_for_function(f"document.getElementById('email').clientWidth === {preset}")
+        frame = page.locator("#email").element_handle().content_frame()
+        assert frame.evaluate("getComputedStyle(document.documentElement).filter") == "none"
+        assert frame.evaluate(_SCHEME_COLOURS) == dark, preset
+        assert LEAD in frame.evaluate("document.body.innerText")
+        if preset in ("320", "375"):  # the phone layout still applies under the dark styles
+            assert frame.evaluate("document.documentElement.scrollWidth") <= int(preset)
 
     page.click("#dark-toggle")
     page.wait_for_function(FRAME_READY)
     frame = page.locator("#email").element_handle().content_frame()
-    assert frame.evaluate("getComputedStyle(document.documentElement).filter") == "none"
+    assert frame.evaluate(_SCHEME_COLOURS) == light
     assert page.locator("#dark-note").is_hidden()
+
+
+def test_light_stays_light_in_a_dark_browser(browser, server: PreviewServer) -> None:  # type: ignore[no-untyped-def]
+    """An editor whose own system is in dark mode still sees the light email until they press the toggle."""
+    light, dark = palette_colours()
+    context = browser.new_context(viewport={"width": 1024, "height": 900}, color_scheme="dark")
+    context.route(re.compile(r"^(?!http://127\.0\.0\.1:)"), lambda r: r.abort())
+    pg = context.new_page()
+    try:
+        pg.add_init_script("localStorage.setItem('preview.dark', '0')")
+        frame = open_edition(pg, server)
+        assert frame.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")  # the browser is dark…
+        assert frame.evaluate(_SCHEME_COLOURS) == light  # …the email shown is the light one
+        pg.click("#dark-toggle")
+        pg.wait_for_function(FRAME_READY)
+        assert pg.locator("#email").element_handle().content_frame().evaluate(_SCHEME_COLOURS) == dark
+    finally:
+        context.close()
+
+
+def test_the_mjml_is_offered_for_download(page, server: PreviewServer, node_tools: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from test_mjml_reference import compile_reference
+
+    open_edition(page, server)
+    with page.expect_download() as info:
+        page.click(f'a[href="/editions/{DAY}/newsletter.mjml"]')
+    saved = tmp_path / info.value.suggested_filename
+    info.value.save_as(saved)
+    assert saved.name == f"newsletter-{DAY}.mjml"
+    code, report = compile_reference(node_tools, saved)
+    assert code == 0 and report["errors"] == [] and LEAD in str(report["html"])
 
 
 def test_text_view_shows_the_plain_text_part(page, server: PreviewServer) -> None:  # type: ignore[no-untyped-def]

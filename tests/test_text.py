@@ -9,7 +9,7 @@ from conftest import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build
-from newsletter.edition.plain import display_width, wrap
+from newsletter.edition.plain import display_width, personal_line, plain, wrap
 
 
 @pytest.fixture
@@ -97,3 +97,36 @@ def test_raw_html_links_are_numbered_too(empty_root):
     out = build(load_settings(empty_root, environ={})).rendered.text
     assert "Read a raw link [1] and no; AT&T stays AT&T." in out
     assert "[1] https://paper.example/raw?a=1&b=2" in out
+
+
+# --- the greeting: an untrusted name in the text part ---------------------------------------------------
+
+
+def test_a_name_never_reads_as_markup_in_the_text_part() -> None:
+    assert plain("<b>x</b>") == "\u2039b\u203ax\u2039/b\u203a"
+    assert plain("Tom & Jerry") == "Tom & Jerry"  # a plain ampersand is left alone
+    shown = plain("&amp; &#60; {{ x }} {% y %}")
+    assert shown.replace("\u2060", "") == "&amp; &#60; {{ x }} {% y %}"  # the same to the eye
+    assert not re.search(r"&#?\w+;|\{\{|\{%|%\}|\}\}", shown)
+    assert personal_line("Good morning, <b>x</b>.") == "Good morning, \u2039b\u203ax\u2039/b\u203a."
+    assert plain(plain("<b>&amp;</b>")) == plain("<b>&amp;</b>")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Maximilian Alexander Wolfgang Friedrich von und zu Hohenzollern-Sigmaringen-Veringen der Dritte",
+        "Ä" * 100,
+        "用户" * 50,
+        "👩\u200d👩\u200d👧" * 30,
+        "e\u0301" * 90,
+    ],
+)
+def test_a_long_name_is_wrapped_in_the_greeting(name: str) -> None:
+    line = personal_line(f"Good morning, {name}.")
+    lines = line.split("\n")
+    assert len(lines) > 1 and all(display_width(ln) <= 72 for ln in lines)
+    assert lines[0].startswith("Good morning, ")
+    # Only line breaks were added: words split where the line ends, nothing lost or reordered.
+    assert "".join(line.split()) == "".join(f"Good morning, {name}.".split())
+    assert "\u200d\n" not in line and "\n\u0301" not in line  # a ZWJ sequence or an accent stays whole

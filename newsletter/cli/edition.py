@@ -14,13 +14,15 @@ from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_op
 @root_option
 @date_option
 @click.option("--skip-invalid", is_flag=True, help="Leave out broken stories (with a warning) instead of failing.")
+@click.option("--mjml", is_flag=True, help="Also write newsletter.mjml, the edition's MJML, for MJML's own tools.")
 @handle_errors
-def build(root: Path, day: Any, skip_invalid: bool) -> None:
+def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
     """Build an edition into outbox/<date>/: newsletter.html, .txt, .eml and manifest.json.
 
     \b
     Example:
       newsletter build --date 2016-12-30
+      newsletter build --mjml     # also newsletter.mjml, to open in the MJML app or an editor plugin
     """
     from ..edition import build as run_build
     from ..edition import write_edition
@@ -29,7 +31,7 @@ def build(root: Path, day: Any, skip_invalid: bool) -> None:
     result = run_build(settings, as_date(day), skip_invalid=skip_invalid)
     for err in result.skipped:
         _echo_err(f"{err} (skipped)", level="warning")
-    out = write_edition(result)
+    out = write_edition(result, mjml=mjml)
     ed, rendered = result.edition, result.rendered
     if ed.more:
         titles = "; ".join(f"{s.path}" for s in ed.more)

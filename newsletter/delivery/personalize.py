@@ -6,7 +6,9 @@ a name, once for those without (the greeting differs) — with placeholder value
 The output is cut at the placeholders and the static pieces are quoted-printable encoded once; a
 subscriber's message is those pieces joined with their own encoded To, Message-ID, List-Unsubscribe,
 greeting name and unsubscribe token. Each piece ends with a soft line break, so no encoded line ever
-passes 76 octets whatever is spliced in (RFC 5322 allows 998; MJML emits the HTML as one long line).
+passes 76 octets whatever is spliced in (RFC 5322 allows 998; MJML emits the HTML as one long line). In
+the text part the greeting's whole line is rebuilt with the name in (`edition.personal_line`), so a long
+name wraps and a name like `<b>x</b>` reads as plain text there, exactly as a full render has it.
 
 The result must be the message a plain `EmailMessage` build gives (`naive_message`, kept for the
 benchmark and as the fallback): `Personalizer` checks that on a few hostile probe subscribers when it
@@ -46,6 +48,7 @@ from ..edition import (
     build_message,
     list_id_header,
     make_environment,
+    personal_line,
     render_html,
     render_text,
 )
@@ -55,6 +58,7 @@ from .unsubscribe import ONE_CLICK, make_token
 MAX_NAME = 100  # characters; a greeting, not a biography, and it keeps every header line short
 _KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ/ZWJ: needed by Persian, Indic scripts and emoji sequences
 _BREAK = "\u2060"  # WORD JOINER: invisible, and makes `=?` no longer the start of an encoded-word
+_TEMPLATE_PAIR = re.compile(r"(?<=[{%])(?=[{%])|(?<=[}%])(?=[}%])")
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')  # RFC 5322 specials but the harmless dot
 _PHRASE_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 # Letters and digits only: Jinja escaping, MJML and the CSS inliner all leave them alone.
@@ -68,7 +72,8 @@ _SOFT_BREAK = b"=\r\n"
 
 
 def clean_name(raw: object) -> str:
-    """A display name safe to show: no control, format (bidi override…) or unassigned characters, one line."""
+    """A display name safe to show: no control, format (bidi override…) or unassigned characters, one line,
+    nothing that reads as a template tag."""
     if not isinstance(raw, str) or not raw:
         return ""
     text = unicodedata.normalize("NFC", raw)
@@ -84,7 +89,9 @@ def clean_name(raw: object) -> str:
     name = " ".join("".join(kept).split())
     if len(name) > MAX_NAME:
         name = name[:MAX_NAME].rstrip()
-    return name
+    # `{{`, `{%`, `%}`, `}}` are broken with the invisible joiner: a name is never taken for a template
+    # tag that failed to render, in either part (mail checkers look for exactly that).
+    return _TEMPLATE_PAIR.sub(_BREAK, name)
 
 
 def neutralize(value: str) -> str:
@@ -219,20 +226,37 @@ def _escape_attr(value: str) -> str:
 
 
 # Slots of a body template: what goes where, per subscriber.
-_NAME_TEXT, _NAME_ATTR, _NAME_RAW, _TOKEN = range(4)
+_NAME_TEXT, _NAME_ATTR, _TOKEN = range(3)
 
 
-def _cut(text: str, html: bool) -> list[bytes | int]:
-    """Static pieces (encoded) and slot numbers, in order."""
-    out: list[bytes | int] = []
+def _qp_lines(text: str) -> bytes:
+    """A personal stretch of whole lines (no final line break), each line a personal value."""
+    return b"\r\n".join(_qp_piece(line) for line in text.split("\n"))
+
+
+def _cut(text: str, html: bool) -> list[bytes | int | str]:
+    """Static pieces (encoded), slot numbers and, in the text part, the lines holding the name, in order.
+
+    Such a line is kept whole (with its marks) because it is wrapped once the name is in: it is rebuilt
+    per subscriber with `personal_line`, the filter the text template wraps the greeting with."""
+    out: list[bytes | int | str] = []
     pos = 0
     for m in _MARKS.finditer(text):
+        if m.start() < pos:  # inside a name line already taken whole
+            continue
+        if not html and m.group(1) == _NAME_MARK:
+            start = text.rfind("\n", 0, m.start()) + 1
+            end = text.find("\n", m.end())
+            end = len(text) if end < 0 else end
+            if start > pos:
+                out.append(_qp_static(text[pos:start]))
+            out.append(text[start:end])
+            pos = end
+            continue
         if m.start() > pos:
             out.append(_qp_static(text[pos : m.start()]))
         if m.group(1) == _TOKEN_MARK:
             out.append(_TOKEN)
-        elif not html:
-            out.append(_NAME_RAW)
         else:
             in_tag = text.rfind("<", 0, m.start()) > text.rfind(">", 0, m.start())
             out.append(_NAME_ATTR if in_tag else _NAME_TEXT)
@@ -249,8 +273,8 @@ def _normal_body(text: str) -> str:
 
 @dataclass
 class _Template:
-    text: list[bytes | int]
-    html: list[bytes | int]
+    text: list[bytes | int | str]
+    html: list[bytes | int | str]
 
 
 # --- the personalizer -------------------------------------------------------------------------------
@@ -331,7 +355,6 @@ class Personalizer:
         slots = (
             _qp_piece(_escape_text(name)),
             _qp_piece(_escape_attr(name)),
-            _qp_piece(name),
             _qp_piece(token),
         )
         tpl = self._templates[bool(name)]
@@ -346,9 +369,16 @@ class Personalizer:
             _header("List-Unsubscribe", list_unsubscribe_value(self.settings, url, token)),
             self._tail,
         ]
-        out += [slots[p] if isinstance(p, int) else p for p in tpl.text]
-        out.append(self._between)
-        out += [slots[p] if isinstance(p, int) else p for p in tpl.html]
+        for pieces in (tpl.text, tpl.html):
+            for p in pieces:
+                if isinstance(p, bytes):
+                    out.append(p)
+                elif isinstance(p, int):
+                    out.append(slots[p])
+                else:
+                    out.append(_qp_lines(personal_line(p.replace(_NAME_MARK, name).replace(_TOKEN_MARK, token))))
+            if pieces is tpl.text:
+                out.append(self._between)
         out.append(self._end)
         return b"".join(out)
 

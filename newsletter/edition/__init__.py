@@ -22,7 +22,8 @@ from .body import sanitize_html
 from .build import Build, StoriesInvalid, build, choose_date, read, write_edition
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
 from .message import build_message, list_copy, list_id_header, serialize
-from .render import Personal, Rendered, build_context, render_edition, render_html
+from .plain import personal_line
+from .render import Personal, Rendered, build_context, render_edition, render_html, render_mjml
 from .select import Edition, edition_date_for, edition_dates, newest_edition_date, select_edition, window
 from .stories import LoadResult, Story, load_stories, parse_story, read_story
 from .templates import default_templates_dir, make_environment
@@ -55,10 +56,12 @@ __all__ = [
     "make_environment",
     "newest_edition_date",
     "parse_story",
+    "personal_line",
     "read",
     "read_story",
     "render_edition",
     "render_html",
+    "render_mjml",
     "render_text",
     "sanitize_html",
     "select_edition",

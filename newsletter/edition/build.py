@@ -20,7 +20,7 @@ from ..config import Settings
 from ..errors import EditionError, NewsletterError, StoryError
 from ..fsutil import write_all_atomic
 from .message import list_copy, serialize
-from .render import Rendered, make_environment, render_edition
+from .render import Rendered, make_environment, render_edition, render_mjml
 from .select import Edition, newest_edition_date, select_edition
 from .stories import LoadResult, Story, load_stories
 
@@ -116,8 +116,11 @@ def build(
     )
 
 
-def write_edition(result: Build) -> Path:
-    """Write the edition's files to `outbox/<date>/`: all of them, or (on an error) none."""
+def write_edition(result: Build, *, mjml: bool = False) -> Path:
+    """Write the edition's files to `outbox/<date>/`: all of them, or (on an error) none.
+
+    With `mjml`, also `newsletter.mjml`: the MJML the HTML was compiled from, for a designer's MJML tools
+    (without it, a `newsletter.mjml` left by an earlier build is removed)."""
     t0 = time.perf_counter()
     out = result.outdir
     files: dict[Path, bytes | str] = {
@@ -126,8 +129,12 @@ def write_edition(result: Build) -> Path:
         out / "newsletter.eml": result.eml,
         out / "manifest.json": json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n",
     }
+    if mjml:
+        files[out / "newsletter.mjml"] = render_mjml(result.settings, result.rendered.context)
     try:
         write_all_atomic(files)
+        if not mjml:  # every file in the folder is from this build: no MJML of an older one
+            (out / "newsletter.mjml").unlink(missing_ok=True)
     except OSError as exc:
         raise NewsletterError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     result.timings["write"] = time.perf_counter() - t0

@@ -14,7 +14,7 @@ import jinja2
 from ..config import Settings
 from ..errors import EditionError, TemplateError
 from .build import choose_date
-from .mjmlcheck import mjml_structure_problems
+from .mjmlcheck import mjml_structure_problems, style_sheet_problems
 from .plain import WIDTH, breaks_anywhere, display_width
 from .render import render_edition
 from .select import select_edition
@@ -130,14 +130,14 @@ def lint_text(text: str, where: str = "newsletter.txt") -> list[Problem]:
 def check_templates(env: jinja2.Environment, root: Path) -> list[TemplateError]:
     """Every template parses and its MJML is well formed; each problem names the template file and line."""
     problems: list[TemplateError] = []
-    for name in env.list_templates(filter_func=lambda n: n.endswith(".j2")):
+    for name in env.list_templates(filter_func=lambda n: n.endswith((".j2", ".css"))):
         try:
             env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
             problems.append(
                 TemplateError(template_path(env, exc.name or name, root), exc.lineno, exc.message or "syntax error")
             )
-    return problems + mjml_structure_problems(env, root)
+    return problems + mjml_structure_problems(env, root) + style_sheet_problems(env, root)
 
 
 @dataclass

@@ -138,3 +138,36 @@ def find_in_templates(env: jinja2.Environment, root: Path, needle: str) -> tuple
         if at >= 0:
             return path, source.count("\n", 0, at) + 1
     return HTML_TEMPLATE, None
+
+
+_JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+_STYLE_BLOCK = re.compile(r"(<mj-style\b[^>]*>)(.*?)</mj-style>", re.S)
+_TAG_LIKE = re.compile(r"<\s*/?\s*[A-Za-z!]")
+
+
+def style_sheet_problems(env: jinja2.Environment, root: Path) -> list[TemplateError]:
+    """Tag-like text (`<style>`, even in a CSS comment) in a style sheet or an `<mj-style>`.
+
+    mjml-python lets it through, but MJML's reference compiler (the desktop app, editor plugins, the
+    `mjml` CLI) refuses the whole email over it ("Malformed MJML"), so designers could not open it."""
+    problems: list[TemplateError] = []
+    for name in env.list_templates(filter_func=lambda n: n.endswith((".css", ".mjml.j2"))):
+        source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+        # Jinja comments never reach the output: blank them, keeping the line count.
+        text = _JINJA_COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
+        if name.endswith(".css"):
+            spans = [(0, text)]
+        else:
+            spans = [(m.start(2), m.group(2)) for m in _STYLE_BLOCK.finditer(text)]
+        for start, css in spans:
+            for m in _TAG_LIKE.finditer(css):
+                line = text.count("\n", 0, start + m.start()) + 1
+                problems.append(
+                    TemplateError(
+                        template_path(env, name, root),
+                        line,
+                        f"tag-like text {css[m.start() : m.start() + 12].split()[0]!r} in a style sheet: MJML's own "
+                        "compiler refuses the email (Malformed MJML); write comments as {# … #}",
+                    )
+                )
+    return problems

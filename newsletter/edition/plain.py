@@ -66,13 +66,39 @@ def _pieces(text: str) -> list[str]:
     return out
 
 
-def wrap(text: str, width: int = WIDTH, indent: str = "", subsequent: str | None = None) -> str:
-    """Fill `text` to `width` display columns; never splits a word or URL (CJK splits between characters)."""
+def _split_long(pieces: list[str], room: int) -> list[str]:
+    """Pieces wider than `room` columns cut between characters (a combining mark or a ZWJ sequence stays
+    whole), each part glued to the one before it like CJK pieces."""
+    out: list[str] = []
+    for piece in pieces:
+        if display_width(piece.lstrip("\x00")) <= room:
+            out.append(piece)
+            continue
+        glue = "\x00" if piece.startswith("\x00") else ""
+        parts: list[str] = []
+        for ch in piece.lstrip("\x00"):
+            if parts and (_char_width(ch) == 0 or parts[-1].endswith("\u200d")):
+                parts[-1] += ch
+            else:
+                parts.append(ch)
+        out.append(glue + parts[0])
+        out.extend("\x00" + p for p in parts[1:])
+    return out
+
+
+def wrap(
+    text: str, width: int = WIDTH, indent: str = "", subsequent: str | None = None, *, break_long: bool = False
+) -> str:
+    """Fill `text` to `width` display columns; never splits a word or URL (CJK splits between characters),
+    unless `break_long`: then a word too wide for a line is cut wherever the line ends."""
     subsequent = indent if subsequent is None else subsequent
     lines: list[str] = []
     line, line_w = indent, display_width(indent)
     fresh = True
-    for piece in _pieces(text):
+    pieces = _pieces(text)
+    if break_long:
+        pieces = _split_long(pieces, width - max(display_width(indent), display_width(subsequent)))
+    for piece in pieces:
         glue = "" if piece.startswith("\x00") or fresh else " "
         piece = piece.lstrip("\x00")
         w = display_width(piece)
@@ -215,7 +241,38 @@ def _block_text(tokens: list[Token], refs: References, used: list[int], width: i
     return "\n".join(lines).strip("\n")
 
 
+# --- untrusted text --------------------------------------------------------------------------------
+
+_ENTITY_LIKE = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+_TEMPLATE_LIKE = re.compile(r"(?<=[{%])(?=[{%])|(?<=[}%])(?=[}%])")
+_JOINER = "\u2060"  # WORD JOINER: invisible, and no checker reads `&\u2060amp;` or `{\u2060{` as code
+
+
+def plain(text: str) -> str:
+    """Untrusted text (a subscriber's name) as the plain-text part shows it: nothing in it reads as markup.
+
+    It is text already, but `<b>x</b>` in a text part looks like an HTML tag that failed to render, to a
+    reader and to spam and quality checkers alike. Angle brackets become their look-alikes ‹ ›; an
+    entity (`&amp;`) or template braces (`{{`, `{%`) are broken by an invisible word joiner."""
+    if not any(c in text for c in "<>&{}%"):
+        return text
+    text = text.replace("<", "\u2039").replace(">", "\u203a")
+    return _TEMPLATE_LIKE.sub(_JOINER, _ENTITY_LIKE.sub("&" + _JOINER, text))
+
+
+def personal_line(text: str) -> str:
+    """A line holding a subscriber's name (the greeting): made `plain`, then wrapped to the text part's
+    width, a name too long for a line cut where the line ends. The mailing stage builds the same line
+    per subscriber with this very function (newsletter/delivery/personalize.py)."""
+    return wrap(plain(text), break_long=True)
+
+
+# --- the Jinja side ----------------------------------------------------------------------------------
+
+
 def install_filters(env: jinja2.Environment) -> None:
     env.filters["wrap"] = wrap
+    env.filters["plain"] = plain
+    env.filters["personal_line"] = personal_line
     env.filters["underline"] = underline
     env.filters["center"] = center

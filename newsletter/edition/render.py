@@ -218,6 +218,13 @@ def render_html(
     return html
 
 
+def render_mjml(settings: Settings, context: dict[str, Any], env: jinja2.Environment | None = None) -> str:
+    """The MJML of an edition as the templates write it, before compiling: what MJML's own tools open.
+
+    The `inline="inline"` styles are left in their `<mj-style>` (MJML's compiler inlines them itself)."""
+    return render_template(env or make_environment(settings), HTML_TEMPLATE, context, settings.root)
+
+
 def render_edition(
     edition: Edition,
     settings: Settings,

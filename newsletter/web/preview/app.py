@@ -6,8 +6,8 @@ Pages                                   what
 /editions/<date>/                       the HTML email in a frame: widths 320/375/600/full, dark mode
 /editions/<date>/text                   the plain-text part
 /editions/<date>/manifest               stories, window, sizes against Gmail's 102 KB clip, checks
-/editions/<date>/email.html             the HTML itself (?scheme=dark: as a dark-mode client shows it)
-/editions/<date>/newsletter.eml|.txt    downloads; manifest.json
+/editions/<date>/email.html             the HTML itself (?scheme=dark|light: as a client in that mode shows it)
+/editions/<date>/newsletter.eml|.txt    downloads; manifest.json; newsletter.mjml (for MJML's own tools)
 /editions/<date>/send-test   POST       send the edition to one address (CSRF token)
 /editions/<date>/write       POST       write the edition to the outbox, like `newsletter build` (CSRF)
 /unsubscribe-link?address=   GET        a signed /u/<token> link for an address, to try the flow
@@ -51,7 +51,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from watchfiles import Change
 
-from ...edition import lint_html, lint_text, write_edition
+from ...edition import lint_html, lint_text, render_mjml, write_edition
 from ...errors import NewsletterError
 from . import watcher
 from .parts import (
@@ -62,6 +62,7 @@ from .parts import (
     kb,
     mailing_state,
     page_templates,
+    scheme_variant,
     secret_ready,
     shown_path,
     smtp_configured,
@@ -169,7 +170,7 @@ def create_app(
             "sizes": sizes,
             "gmail_used": (sizes.get("html_bytes", 0) / GMAIL_CLIP) if sizes else 0.0,
             "widths": WIDTHS,
-            "light_src": f"/editions/{day}/email.html?v={version}",
+            "light_src": f"/editions/{day}/email.html?v={version}&scheme=light",
             "dark_src": f"/editions/{day}/email.html?v={version}&scheme=dark",
             "dark_styles": b is not None and has_dark_styles(b.rendered.html),
             "outbox": previewer.outbox_state(view) if b is not None else None,
@@ -210,8 +211,11 @@ def create_app(
         view = view_of(parse_day(request), require_build=True)
         assert view.build is not None
         html = view.build.rendered.html
-        if request.query_params.get("scheme") == "dark":
+        scheme = request.query_params.get("scheme")
+        if scheme == "dark":
             html = dark_variant(html)
+        elif scheme == "light":
+            html = scheme_variant(html, "light")
         return HTMLResponse(
             html,
             headers={
@@ -229,6 +233,20 @@ def create_app(
             media_type="message/rfc822",
             headers={
                 "Content-Disposition": f'attachment; filename="newsletter-{view.day.isoformat()}.eml"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    def mjml(request: Request) -> Response:
+        """The edition's MJML (what `newsletter build --mjml` writes), to open in MJML's own tools."""
+        view = view_of(parse_day(request), require_build=True)
+        assert view.build is not None
+        source = render_mjml(previewer.settings, view.build.rendered.context)
+        return Response(
+            source,
+            media_type="text/plain; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="newsletter-{view.day.isoformat()}.mjml"',
                 "Cache-Control": "no-store",
             },
         )
@@ -416,6 +434,7 @@ def create_app(
             Route("/editions/{day}/email.html", email_html),
             Route("/editions/{day}/newsletter.eml", eml),
             Route("/editions/{day}/newsletter.txt", text_raw),
+            Route("/editions/{day}/newsletter.mjml", mjml),
             Route("/editions/{day}/manifest.json", manifest_json),
             Route("/editions/{day}/send-test", send_test, methods=["POST"]),
             Route("/editions/{day}/write", write, methods=["POST"]),
@@ -434,4 +453,4 @@ def create_app(
     return app
 
 
-__all__ = ["create_app", "dark_variant", "has_dark_styles", "smtp_configured"]
+__all__ = ["create_app", "dark_variant", "has_dark_styles", "scheme_variant", "smtp_configured"]

@@ -26,6 +26,14 @@ _INVERT = (
 )
 
 
+# The email's own colour-scheme declarations (meta tags and the CSS property) that name both schemes.
+_SCHEME_META = re.compile(
+    r"""((?:<meta\s+name=["'](?:color-scheme|supported-color-schemes)["']\s+content=["']|"""
+    r"""(?:supported-color-schemes|color-scheme):\s*))light dark(["';\s}])""",
+    re.I,
+)
+
+
 def has_dark_styles(html: str) -> bool:
     return bool(_DARK_QUERY.search(html))
 
@@ -37,12 +45,20 @@ def dark_variant(html: str) -> str:
     colours are inverted the way Gmail's and Outlook's apps do it.
     """
     if has_dark_styles(html):
-        # Always-true and never-true media conditions, so `and (max-width: …)` parts keep their meaning.
-        html = _DARK_QUERY.sub("(min-width: 0px)", html)
-        html = _LIGHT_QUERY.sub("(max-width: 0px)", html)
-        extra = '<meta name="color-scheme" content="dark">'
-    else:
-        extra = _INVERT
+        return scheme_variant(html, "dark")
+    head_end = html.lower().find("</head>")
+    return html[:head_end] + _INVERT + html[head_end:] if head_end >= 0 else _INVERT + html
+
+
+def scheme_variant(html: str, scheme: str) -> str:
+    """The email as a client whose reader chose `scheme` ("light" or "dark") shows it, whatever the scheme
+    of the browser showing the preview: `prefers-color-scheme` is settled in the email's own style sheet
+    (always-true and never-true media conditions, so `and (max-width: …)` parts keep their meaning, at
+    every width) and its `color-scheme` declarations name that one scheme."""
+    on, off = (_DARK_QUERY, _LIGHT_QUERY) if scheme == "dark" else (_LIGHT_QUERY, _DARK_QUERY)
+    html = off.sub("(max-width: 0px)", on.sub("(min-width: 0px)", html))
+    html = _SCHEME_META.sub(rf"\g<1>{scheme}\g<2>", html)
+    extra = f'<meta name="color-scheme" content="{scheme}">'
     head_end = html.lower().find("</head>")
     return html[:head_end] + extra + html[head_end:] if head_end >= 0 else extra + html
 
