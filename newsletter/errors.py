@@ -7,7 +7,8 @@ NewsletterError                 anything the user can fix; the CLI prints str(er
 ├── TemplateError               a Jinja or MJML error (template file + line)
 ├── SubscriberError             a subscriber list that cannot be read
 ├── DeliveryError               a sink that cannot deliver at all (server unreachable)
-│   └── LockedError             another run holds the edition / scheduler lock
+│   ├── LockedError             another run holds the edition / scheduler lock
+│   └── WriteError              a local file or folder cannot be written (permissions, disk full)
 ├── TokenError                  a forged or malformed unsubscribe token
 └── IntakeError                 a feed or page that cannot be fetched or read (names the source)
 """
@@ -56,6 +57,10 @@ class DeliveryError(NewsletterError):
 
 class LockedError(DeliveryError):
     pass
+
+
+class WriteError(DeliveryError):
+    """A local write failed: not the relay's fault and not transient, so the run stops at once."""
 
 
 class TokenError(NewsletterError):

@@ -9,8 +9,10 @@ from typing import Any
 
 
 class Progress:
-    """A rich progress bar (rate, ETA) on a terminal; a plain line every 10 % or 10 s otherwise.
+    """A rich progress bar on a terminal; a plain line every 10 % or 10 s otherwise.
 
+    Both show the rate (one decimal: a throttled run's 0.4 msg/s is not "0"), and how many messages
+    were sent, are deferred (waiting for a retry, or left pending for the next run) and failed.
     `enabled`: True forces the bar, False shows nothing, None picks by whether stderr is a terminal.
     """
 
@@ -18,6 +20,7 @@ class Progress:
         self.total = total
         self.label = label
         self.done = 0
+        self.sent = self.failed = self.pending = self.retrying = 0
         self.start = time.monotonic()
         self._lock = threading.Lock()
         self._bar: Any = None
@@ -34,34 +37,56 @@ class Progress:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]} msg/s"),
+                TextColumn("{task.fields[rate]} msg/s · {task.fields[counts]}"),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=Console(file=sys.stderr),
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(label, total=total, rate="0")
+            self._task = self._bar.add_task(label, total=total, rate="0.0", counts=self.counts())
         else:
             self._plain = True
 
-    def advance(self) -> None:
+    def counts(self) -> str:
+        return f"sent {self.sent}, deferred {self.retrying + self.pending}, failed {self.failed}"
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.start
+        return self.sent / elapsed if elapsed > 0 else 0.0
+
+    def waiting(self, delta: int) -> None:
+        """A message went into (+1) or out of (-1) the retry queue."""
+        with self._lock:
+            self.retrying += delta
+
+    def advance(self, kind: str = "sent") -> None:
+        """One message is done for this run: "sent", "failed" or "deferred" (left pending)."""
         with self._lock:
             self.done += 1
-            now = time.monotonic()
-            rate = self.done / (now - self.start) if now > self.start else 0.0
+            if kind == "sent":
+                self.sent += 1
+            elif kind == "failed":
+                self.failed += 1
+            else:
+                self.pending += 1
             if self._bar is not None:
-                self._bar.update(self._task, advance=1, rate=f"{rate:.0f}")
+                self._bar.update(self._task, advance=1, rate=f"{self.rate():.1f}", counts=self.counts())
             elif self._plain:
-                pct = self.done * 100 // self.total
-                if pct >= self._last_pct + 10 or now - self._last_line >= 10 or self.done == self.total:
-                    eta = (self.total - self.done) / rate if rate else 0
-                    print(
-                        f"{self.label}: {self.done}/{self.total} ({pct}%), {rate:.0f} msg/s, ETA {eta:.0f} s",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    self._last_line, self._last_pct = now, pct - pct % 10
+                self._line()
+
+    def _line(self) -> None:
+        now = time.monotonic()
+        pct = self.done * 100 // self.total
+        if pct >= self._last_pct + 10 or now - self._last_line >= 10 or self.done == self.total:
+            rate = self.rate()
+            eta = f", ETA {(self.total - self.done) / rate:.0f} s" if rate else ""
+            print(
+                f"{self.label}: {self.done}/{self.total} ({pct}%), {rate:.1f} msg/s, {self.counts()}{eta}",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._last_line, self._last_pct = now, pct - pct % 10
 
     def close(self) -> None:
         if self._bar is not None:

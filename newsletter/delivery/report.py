@@ -95,6 +95,8 @@ class MailingOptions:
     max_attempts: int = 5
     retry_base: float = 1.0
     retry_max: float = 60.0
+    max_defer: float = 900.0  # seconds since a message's first try after which it waits for the next run
+    stop_after_same_failures: int = 20  # this many messages in a row failing the same way stop the run (0: never)
     suppress_bounces: bool = True
     return_path: str | None = None  # MAIL FROM, where bounces go (default: the sender address)
 
@@ -102,7 +104,7 @@ class MailingOptions:
     def from_settings(cls, settings: Settings) -> MailingOptions:
         table = settings.section("mailing")
         known = {"subscribers", "max_attempts", "retry_base", "retry_max", "suppress_bounces", "suppression"}
-        known |= {"ledger_dir", "return_path"}
+        known |= {"ledger_dir", "return_path", "max_defer", "stop_after_same_failures"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(f"[mailing]: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
@@ -135,6 +137,8 @@ class MailingOptions:
             max_attempts=int(number("max_attempts", 1, 100, 5)),
             retry_base=number("retry_base", 0, 3600, 1.0),
             retry_max=number("retry_max", 0, 86400, 60.0),
+            max_defer=number("max_defer", 0, 7 * 86400, 900.0),
+            stop_after_same_failures=int(number("stop_after_same_failures", 0, 1_000_000, 20)),
             suppress_bounces=bool(bounces),
             return_path=return_path,
         )

@@ -11,16 +11,21 @@ deliver; each message's outcome is committed before the worker takes the next on
 `concurrency` messages are ever in flight — the most a crash can duplicate.
 
 Transient trouble (4xx, a dropped connection) is retried with exponential backoff, up to
-`[mailing] max_attempts` tries; throttling replies (421, 451, 454) also halve the send rate, which then
-climbs back with every success. A permanent refusal (5xx) fails that recipient and the run goes on; an
-address the server says does not exist (5.1.x) also goes on the suppression list. A server that cannot
-be reached at all stops the run with `DeliveryError`, the ledger intact for the rerun.
+`[mailing] max_attempts` tries or `max_defer` seconds; a deferred message waits in a due-time queue while
+its connection moves on (loop.py). Only the server's load signals (421, 4xx to MAIL FROM or at connect,
+deferrals of many recipients in a row) lower the send rate (ratelimit.py), which recovers by the second.
+A permanent refusal (5xx) fails that recipient and the run goes on; an address the server says does not
+exist (5.1.x) also goes on the suppression list. A server that cannot be reached, a relay that fails
+every message the same way, or a sink that cannot write locally stops the run with `DeliveryError`, the
+ledger intact for the rerun.
 
     [mailing]
     subscribers = "subscribers.csv"   # default for --subscribers
     max_attempts = 5                  # tries per message for transient errors
     retry_base = 1.0                  # seconds before the first retry; doubles each time
     retry_max = 60.0                  # longest wait between two tries
+    max_defer = 900                   # seconds after a message's first try: then it waits for the next run
+    stop_after_same_failures = 20     # messages in a row failing the same way stop the run (0: never)
     suppress_bounces = true           # 5.1.x refusals go on the suppression list
 """
 
@@ -28,12 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -42,168 +45,20 @@ from ..config import Settings
 from ..edition import build
 from ..errors import ConfigError, DeliveryError, SubscriberError
 from .ledger import EditionLock, Ledger, Row, ledger_path
+from .loop import Delivery
 from .personalize import Personalizer
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .report import MailingOptions, SendReport
 from .sinks import configured_rate, make_sink
-from .sinks.base import Envelope, Outcome, Sink
+from .sinks.base import Envelope, Sink
 from .sinks.memory import NullSink
 from .subscribers import Problem, SubscriberSource, check_address
 from .suppression import SuppressionList, suppression_path
 from .unsubscribe import secret_from_env
 from .verp import ReturnPath
 
-THROTTLE_CODES = frozenset({421, 451, 454})
-_BAD_MAILBOX = re.compile(r"^\d{3}[ -]5\.1\.\d{1,3}\b")  # RFC 3463: 5.1.x, the address itself is wrong
 MAX_PROBLEMS = 200  # reported in full; beyond that only counted (a broken million-row file stays small)
-
-
-# --- delivery --------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Stats:
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-    retried: int = 0
-    suppressed: int = 0
-    bounced: int = 0
-    failures: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self.lock:
-            setattr(self, name, getattr(self, name) + n)
-
-
-class _Delivery:
-    """Hands messages to the sink from `sink.concurrency` workers and records every outcome."""
-
-    def __init__(
-        self,
-        *,
-        ledger: Ledger,
-        sink: Sink,
-        limiter: RateLimiter,
-        options: MailingOptions,
-        suppression: SuppressionList,
-        stop: threading.Event,
-        progress: Progress,
-        day: date,
-    ) -> None:
-        self.ledger = ledger
-        self.sink = sink
-        self.limiter = limiter
-        self.options = options
-        self.suppression = suppression
-        self.stop = stop
-        self.progress = progress
-        self.day = day
-        self.stats = _Stats()
-        self.fatal: DeliveryError | None = None
-        self.crash: Exception | None = None
-        self._abort = threading.Event()
-
-    def _give_up(self, error: DeliveryError) -> None:
-        if self.fatal is None:
-            self.fatal = error
-        self._abort.set()
-
-    def deliver(self, row: Row, envelope: Envelope) -> None:
-        """Send one message, retrying transient trouble; its final state goes to the ledger."""
-        attempts = 0
-        while True:
-            if self._abort.is_set() or not self.limiter.wait(self.stop):
-                if attempts:
-                    self.ledger.mark_deferred(row.id, attempts, None, "stopped before retrying")
-                    self.stats.add("deferred")
-                return
-            attempts += 1
-            try:
-                outcome = self.sink.send(envelope)
-            except DeliveryError as exc:
-                self.ledger.mark_deferred(row.id, attempts, None, str(exc))
-                self.stats.add("deferred")
-                self._give_up(exc)
-                return
-            if outcome.sent:
-                self.ledger.mark_sent(row.id, attempts, outcome.code, outcome.reply)
-                self.limiter.success()
-                self.stats.add("sent")
-                self.progress.advance()
-                return
-            if outcome.status == "permanent":
-                self._record_failure(row, attempts, outcome)
-                return
-            if outcome.code in THROTTLE_CODES:
-                self.limiter.throttle()
-            if attempts >= self.options.max_attempts or self.stop.is_set() or self._abort.is_set():
-                self.ledger.mark_deferred(row.id, attempts, outcome.code, outcome.reply)
-                self.stats.add("deferred")
-                self.progress.advance()
-                if not outcome.reachable:
-                    self._give_up(DeliveryError(f"{outcome.reply} (after {attempts} tries); nothing lost, rerun"))
-                return
-            self.stats.add("retried")
-            if self.stop.wait(self.options.backoff(attempts)):
-                self.ledger.mark_deferred(row.id, attempts, outcome.code, outcome.reply)
-                self.stats.add("deferred")
-                return
-
-    def _record_failure(self, row: Row, attempts: int, outcome: Outcome) -> None:
-        self.ledger.mark_failed(row.id, attempts, outcome.code, outcome.reply)
-        self.stats.add("failed")
-        with self.stats.lock:
-            if len(self.stats.failures) < MAX_PROBLEMS:
-                self.stats.failures.append(f"{row.address}: {outcome.reply}")
-        if self.options.suppress_bounces and _BAD_MAILBOX.match(outcome.reply):
-            self.suppression.add(row.address, "bounced", f"edition {self.day}: {outcome.reply}"[:500])
-            self.stats.add("bounced")
-        self.progress.advance()
-
-    def run(self, jobs: Iterator[tuple[Row, Envelope]]) -> None:
-        """Deliver every job; inline for a one-at-a-time sink, else through a bounded queue to the workers."""
-        if self.sink.concurrency <= 1:
-            for row, envelope in jobs:
-                if self.stop.is_set() or self._abort.is_set():
-                    break
-                self.deliver(row, envelope)
-            return
-        import queue
-
-        todo: queue.Queue[tuple[Row, Envelope] | None] = queue.Queue(maxsize=self.sink.concurrency * 2)
-
-        def worker() -> None:
-            while (job := todo.get()) is not None:
-                if not self._abort.is_set() and not self.stop.is_set():
-                    try:
-                        self.deliver(*job)
-                    except Exception as exc:  # a bug, not a delivery problem: stop everything and re-raise it
-                        self.crash = exc
-                        self._abort.set()
-
-        threads = [threading.Thread(target=worker, name=f"send-{i}", daemon=True) for i in range(self.sink.concurrency)]
-        for t in threads:
-            t.start()
-        try:
-            for job in jobs:
-                while not (self.stop.is_set() or self._abort.is_set()):
-                    try:
-                        todo.put(job, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self.stop.is_set() or self._abort.is_set():
-                    break
-        finally:
-            for _ in threads:
-                todo.put(None)
-            for t in threads:
-                t.join()
-        if self.crash is not None:
-            raise self.crash
 
 
 # --- the public functions --------------------------------------------------------------------------
@@ -279,7 +134,7 @@ def send_edition(
         stack.callback(the_sink.close)
         run = ledger.start_run(source.name, report.sink)
         status = "error"
-        delivery: _Delivery | None = None
+        delivery: Delivery | None = None
         try:
             _enrol(ledger, run, source, report)
             to_send = ledger.count_pending(run)
@@ -288,7 +143,7 @@ def send_edition(
                 to_send = min(to_send, limit)
             bar = Progress(progress, to_send, f"sending {day}")
             stop_event = stop or threading.Event()
-            delivery = _Delivery(
+            delivery = Delivery(
                 ledger=ledger,
                 sink=the_sink,
                 limiter=limiter,
@@ -306,7 +161,7 @@ def send_edition(
                 report.send_seconds = _since(sending)
             report.stopped = stop_event.is_set() and ledger.count_pending(run) > 0
             if delivery.fatal is not None:
-                status = "unreachable"
+                status = delivery.fatal_status
                 raise delivery.fatal
             status = "stopped" if report.stopped else "done"
         except KeyboardInterrupt:
@@ -395,7 +250,7 @@ def _jobs(
     run: int,
     personalizer: Personalizer,
     suppression: SuppressionList,
-    delivery: _Delivery,
+    delivery: Delivery,
     settings: Settings,
     limit: int | None,
 ) -> Iterator[tuple[Row, Envelope]]:

@@ -1,7 +1,9 @@
 """The sink interface: where finished messages go. A new sink is one subclass of `Sink`.
 
     open()          connect / prepare; raise DeliveryError when the sink cannot deliver at all
-    send(envelope)  deliver one message, blocking; return an Outcome (never raise for one bad message)
+    send(envelope)  deliver one message, blocking; return an Outcome (never raise for one bad message;
+                    raise DeliveryError when no message can go any more, e.g. `WriteError` for a
+                    local folder that cannot be written)
     close()         release connections; safe to call twice
     describe()      one line for logs and summaries (never a secret)
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Status = Literal["sent", "transient", "permanent"]
+Stage = Literal["", "connect", "mail", "rcpt", "data"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,7 @@ class Outcome:
     code: int | None = None  # the SMTP reply code, when there was one
     reply: str = ""  # what the server said, or what went wrong, on one line
     reachable: bool = True  # False when the server could not even be reached (connection refused, DNS, …)
+    stage: Stage = ""  # where the reply came: at connect, to MAIL FROM, RCPT TO, DATA (or its end); "" unknown
 
     @property
     def sent(self) -> bool:

@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from ...errors import DeliveryError
+from ...errors import DeliveryError, WriteError
 from ...fsutil import write_atomic
 from .base import Envelope, Outcome, Sink
 
@@ -41,8 +41,10 @@ class OutboxSink(Sink):
         path = self.folder / file_name(envelope.recipient)
         try:
             write_atomic(path, envelope.data, fsync=False)
-        except OSError as exc:
-            return Outcome("transient", None, f"{path}: {exc.strerror or exc}")
+        except OSError as exc:  # the folder, not this message: read-only, full, gone — no retry can help
+            raise WriteError(
+                f"{self.folder}: cannot write {path.name} ({exc.strerror or exc}); stopped, the rest stay pending"
+            ) from None
         return Outcome("sent", None, f"written to {path.name}")
 
     def describe(self) -> str:

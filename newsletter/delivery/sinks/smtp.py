@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from ...config import Settings
 from ...errors import ConfigError, DeliveryError
-from .base import Envelope, Outcome, Sink
+from .base import Envelope, Outcome, Sink, Stage
 
 USERNAME_ENV = "NEWSLETTER_SMTP_USERNAME"
 PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
@@ -154,17 +154,25 @@ def _one_line(reply: bytes | str) -> str:
     return " ".join(text.split())[:500]
 
 
-def _outcome(code: int, reply: bytes | str) -> Outcome:
+def _outcome(code: int, reply: bytes | str, stage: Stage = "data") -> Outcome:
     text = f"{code} {_one_line(reply)}".strip()
     if 200 <= code < 300:
-        return Outcome("sent", code, text)
+        return Outcome("sent", code, text, stage=stage)
     if 500 <= code < 600:
-        return Outcome("permanent", code, text)
-    return Outcome("transient", code, text)
+        return Outcome("permanent", code, text, stage=stage)
+    return Outcome("transient", code, text, stage=stage)
 
 
 class _Unreachable(Exception):
     pass
+
+
+class _Busy(Exception):
+    """A 4xx greeting: the server is there but takes no more connections now (a load signal)."""
+
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(reply)
+        self.code = code
 
 
 class SmtpSink(Sink):
@@ -197,7 +205,7 @@ class SmtpSink(Sink):
             raise DeliveryError(f"{cfg.url}: TLS failed ({exc.reason or exc})") from None
         except smtplib.SMTPConnectError as exc:
             if 400 <= exc.smtp_code < 500:
-                raise _Unreachable(f"{cfg.url}: server busy: {exc.smtp_code} {_one_line(exc.smtp_error)}") from None
+                raise _Busy(exc.smtp_code, f"{exc.smtp_code} {_one_line(exc.smtp_error)} (at connect)") from None
             raise DeliveryError(f"{cfg.url}: server refused us: {exc.smtp_code} {_one_line(exc.smtp_error)}") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise _Unreachable(f"cannot reach SMTP server {cfg.url}: {_describe_os_error(exc)}") from None
@@ -232,6 +240,8 @@ class SmtpSink(Sink):
         """Connect once up front, so an unreachable server is an error before anything is sent."""
         try:
             self._pool.put(self._connect())
+        except _Busy as exc:
+            raise DeliveryError(f"{self.config.url}: server busy: {exc}") from None
         except _Unreachable as exc:
             raise DeliveryError(str(exc)) from None
 
@@ -241,32 +251,38 @@ class SmtpSink(Sink):
         except queue.Empty:
             try:
                 conn = self._connect()
+            except _Busy as exc:
+                return Outcome("transient", exc.code, str(exc), stage="connect")
             except _Unreachable as exc:
-                return Outcome("transient", None, str(exc), reachable=False)
+                return Outcome("transient", None, str(exc), reachable=False, stage="connect")
+        stage: list[Stage] = ["mail"]
         try:
-            outcome = self._transaction(conn, envelope)
+            outcome = self._transaction(conn, envelope, stage)
         except (OSError, smtplib.SMTPException) as exc:
             # Dropped mid-transaction (or a reply we cannot read): this message did not go; the connection
             # is unusable.
             _discard(conn)
-            return Outcome("transient", None, f"connection lost: {_describe_os_error(exc)}")
+            return Outcome("transient", None, f"connection lost: {_describe_os_error(exc)}", stage=stage[0])
         if outcome.code == 421:  # the server is closing this connection
             _discard(conn)
         else:
             self._pool.put(conn)
         return outcome
 
-    def _transaction(self, conn: smtplib.SMTP, envelope: Envelope) -> Outcome:
+    def _transaction(self, conn: smtplib.SMTP, envelope: Envelope, stage: list[Stage]) -> Outcome:
+        """MAIL, RCPT, DATA; `stage[0]` follows along, so a dropped connection says where it dropped."""
         code, reply = conn.mail(envelope.sender)
         if code != 250:
-            return self._abandon(conn, code, reply)
+            return self._abandon(conn, code, reply, "mail")
+        stage[0] = "rcpt"
         code, reply = conn.rcpt(envelope.recipient)
         if code not in (250, 251):
-            return self._abandon(conn, code, reply)
+            return self._abandon(conn, code, reply, "rcpt")
+        stage[0] = "data"
         conn.putcmd("data")
         code, reply = conn.getreply()
         if code != 354:
-            return self._abandon(conn, code, reply)
+            return self._abandon(conn, code, reply, "data")
         # The message is CRLF already; dot-stuffing it here (one C-level replace) is what smtplib.data()
         # does with two regular expressions over the whole message.
         data = envelope.data
@@ -280,11 +296,11 @@ class SmtpSink(Sink):
         return _outcome(code, reply)
 
     @staticmethod
-    def _abandon(conn: smtplib.SMTP, code: int, reply: bytes) -> Outcome:
+    def _abandon(conn: smtplib.SMTP, code: int, reply: bytes, stage: Stage) -> Outcome:
         if code != 421:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 conn.rset()
-        return _outcome(code, reply)
+        return _outcome(code, reply, stage)
 
     def close(self) -> None:
         while True:
