@@ -21,6 +21,14 @@ _HOST = re.compile(r"[^\s%/?#@:\[\]<>\"'`\\]+|[0-9a-fA-F.]*:[0-9a-fA-F:.]*")
 # Scripts written without spaces between words: each character counts as a word, about what a reader
 # gets through in the time of one English word, so excerpts of Chinese or Japanese stories get cut too.
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+# Thai, Lao, Khmer and Burmese: no spaces between words either, and words of about four letters (vowel
+# signs and tone marks not counted), so every four letters count as one word. A dictionary segmenter
+# (ICU) would count exactly; this is close enough for an excerpt and needs no system library.
+_SEA = re.compile(r"[\u0e00-\u0eff\u1780-\u17ff\u1000-\u109f]")
+_SEA_LETTER = re.compile(
+    r"[\u0e01-\u0e30\u0e32\u0e33\u0e40-\u0e46\u0e81-\u0eb0\u0eb2\u0eb3\u0ec0-\u0ec6\u1780-\u17b3\u1000-\u102a\u103f-\u1055]"
+)
+_SEA_LETTERS_PER_WORD = 4
 _C0_AND_SPACE = "".join(map(chr, range(0x21)))
 
 
@@ -69,5 +77,12 @@ def clean_url(value: str, base: str | None = None, *, schemes: Iterable[str] = (
 
 
 def count_words(text: str) -> int:
-    """Words in plain text: space-separated runs, and each Chinese or Japanese character on its own."""
-    return sum(len(_CJK.findall(w)) + len(_CJK.sub(" ", w).split()) for w in text.split())
+    """Words in plain text: space-separated runs; each Chinese or Japanese character on its own; every
+    four Thai, Lao, Khmer or Burmese letters."""
+    total = 0
+    for w in text.split():
+        if _SEA.search(w):
+            total += -(-len(_SEA_LETTER.findall(w)) // _SEA_LETTERS_PER_WORD)
+            w = _SEA.sub(" ", w)
+        total += len(_CJK.findall(w)) + len(_CJK.sub(" ", w).split())
+    return total

@@ -11,6 +11,7 @@ Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy a
     text.py       the plain-text part from the same context (plain.py: wrapping, references)
     message.py    `multipart/alternative`, headers, quoted-printable
     lint.py       what `check` says about stories, templates and the rendered email (mjmlcheck.py)
+    trackers.py   tracking pixels: recognised by size, host, path or query; removed from bodies
     build.py      all of the above for one date, and the outbox written atomically
 
 Public face: the names in `__all__`; the delivery, schedule and web subsystems import only these.
@@ -28,6 +29,7 @@ from .select import Edition, edition_date_for, edition_dates, newest_edition_dat
 from .stories import LoadResult, Story, load_stories, parse_story, read_story
 from .templates import default_templates_dir, make_environment
 from .text import render_text
+from .trackers import drop_tracking_images, tracker_host
 
 __all__ = [
     "Build",
@@ -45,6 +47,7 @@ __all__ = [
     "check_templates",
     "choose_date",
     "default_templates_dir",
+    "drop_tracking_images",
     "edition_date_for",
     "edition_dates",
     "lint_html",
@@ -66,6 +69,7 @@ __all__ = [
     "sanitize_html",
     "select_edition",
     "serialize",
+    "tracker_host",
     "window",
     "write_edition",
 ]

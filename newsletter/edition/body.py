@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from ..textutil import clean_url, count_words
+from .trackers import drop_tracking_images, tracker_host
 
 # Tags and attributes a story body may keep. Layout, style and anything active is dropped.
 _ALLOWED_TAGS = {
@@ -132,9 +133,17 @@ def _absolutize(tokens: list[Token], base_url: str) -> None:
                     del child.attrs[attr]
 
 
-def render_blocks(body: str, base_url: str) -> list[Block]:
+def render_blocks(body: str, base_url: str, trackers: list[str] | None = None) -> list[Block]:
+    """The body's top-level blocks, tracking images removed; their hosts are added to `trackers`."""
+    found_hosts: list[str] = []
     tokens = _md.parse(body)
     _absolutize(tokens, base_url)
+    for tok in tokens:
+        # No reader's inbox may report an open: a tracking image goes from the tokens, for the text part too.
+        found = [tracker_host(str(c.attrs.get("src", ""))) if c.type == "image" else None for c in tok.children or ()]
+        if any(found):
+            tok.children = [c for c, host in zip(tok.children or (), found, strict=True) if not host]
+            found_hosts += [h for h in found if h]
     for tok in tokens:
         # The email's headline is its h1; a story's own top heading becomes a subheading, not stray text.
         if tok.tag == "h1":
@@ -145,7 +154,8 @@ def render_blocks(body: str, base_url: str) -> list[Block]:
         if tok.level == 0 and tok.nesting <= 0:
             chunk = tokens[start : i + 1]
             start = i + 1
-            html = sanitize_html(_md.renderer.render(chunk, _md.options, {}), base_url)
+            html, hosts = drop_tracking_images(sanitize_html(_md.renderer.render(chunk, _md.options, {}), base_url))
+            found_hosts += hosts
             text = htmllib.unescape(re.sub(r"<[^>]+>", "", _BLOCK_TAG.sub(" ", html)))
             if not text.strip() and not re.search(r"<(?:img|hr)\b", html):
                 continue  # nothing left to see, e.g. a <p> that only held a refused image
@@ -153,10 +163,12 @@ def render_blocks(body: str, base_url: str) -> list[Block]:
                 # The text stage reads raw HTML blocks from the tokens: give it the sanitised markup, so
                 # a <script> or <style> body cannot reach the plain-text part either.
                 if raw.type == "html_block":
-                    raw.content = sanitize_html(raw.content, base_url)
+                    raw.content = drop_tracking_images(sanitize_html(raw.content, base_url))[0]
             # Counted on what readers see (raw HTML blocks included, link targets and tags not).
             words = count_words(text)
             blocks.append(Block(html=html, tokens=tuple(chunk), words=words))
+    if trackers is not None:
+        trackers += found_hosts
     return blocks
 
 

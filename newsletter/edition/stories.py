@@ -216,7 +216,10 @@ def parse_story(
         return None, errors, warnings
 
     page_url = values.get("url") or base_url + "/"
-    blocks = tuple(render_blocks(body, page_url))
+    trackers: list[str] = []
+    blocks = tuple(render_blocks(body, page_url, trackers))
+    for host in dict.fromkeys(trackers):
+        warnings.append(StoryError(shown, None, f"tracking image from {host} removed from the body"))
     probe = " ".join([values["title"], values.get("summary", "")] + [b.html for b in blocks[:3]])
     direction = text_direction(probe, values.get("lang", ""))
     for block in blocks:

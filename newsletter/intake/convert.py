@@ -1,6 +1,6 @@
 """HTML from feeds and pages → clean Markdown bodies and plain one-line texts.
 
-Bodies go through the story sanitizer first (`newsletter.edition.stories.sanitize_html`: only inert tags, every
+Bodies go through the story sanitizer first (`newsletter.edition.sanitize_html`: only inert tags, every
 link and image made absolute against the entry/page URL, anything else dropped), then markdownify turns
 what is left into Markdown. The story loader sanitizes the rendered Markdown again, like any story.
 """
@@ -19,7 +19,7 @@ import nh3
 from lxml import etree
 from markdownify import MarkdownConverter
 
-from ..edition import sanitize_html
+from ..edition import drop_tracking_images, sanitize_html, tracker_host
 from ..textutil import one_line
 
 # Containers the story sanitizer does not keep. Left as they are, their texts would run together
@@ -95,11 +95,16 @@ _converter = _Converter(
 )
 
 
-def html_to_markdown(html: str, base_url: str) -> str:
-    """A clean Markdown body from untrusted HTML; links and images absolute against `base_url` ("" = none)."""
+def html_to_markdown(html: str, base_url: str, trackers: list[str] | None = None) -> str:
+    """A clean Markdown body from untrusted HTML; links and images absolute against `base_url` ("" = none).
+
+    Tracking images are left out; their hosts are added to `trackers` when given (for the warning)."""
     if not html or not html.strip():
         return ""
-    clean = sanitize_html(_normalise(html), base_url)
+    found: list[str] = []
+    clean, hosts = drop_tracking_images(sanitize_html(_normalise(html, found), base_url))
+    if trackers is not None:
+        trackers += found + hosts
     markdown = _converter.convert(clean)
     # markdownify leaves runs of blank lines and trailing spaces where blocks were dropped.
     markdown = re.sub(r"[ \t]+\n", "\n", markdown)
@@ -114,8 +119,9 @@ def text_to_markdown(text: str) -> str:
     return html_to_markdown(html, "")
 
 
-def _normalise(html: str) -> str:
-    """Give the sanitizer a fragment whose block structure it keeps; drop active and invisible parts."""
+def _normalise(html: str, trackers: list[str]) -> str:
+    """Give the sanitizer a fragment whose block structure it keeps; drop active and invisible parts
+    (tracking images among them: their hosts go to `trackers`)."""
     if not _NEEDS_NORMALISING.search(html):
         return html  # most feed bodies are plain paragraphs and lists: no second parse for them
     try:
@@ -133,7 +139,8 @@ def _normalise(html: str) -> str:
             el.tag = "p"
         elif tag in ("td", "th"):
             el.tail = " " + (el.tail or "")
-        elif tag == "img" and _tracking_pixel(el):
+        elif tag == "img" and (host := _tracking_image(el)):
+            trackers.append(host)
             el.drop_tree()
         elif tag == "img" and el.getparent() is root:
             # An image between blocks gets its own paragraph; left bare, Markdown would glue it to the
@@ -145,9 +152,15 @@ def _normalise(html: str) -> str:
     return lxml.html.tostring(root, encoding="unicode")
 
 
-def _tracking_pixel(el: Any) -> bool:
-    sizes = [el.get("width", ""), el.get("height", "")]
-    return any(s.strip().isdigit() and int(s) <= 2 for s in sizes)
+def _tracking_image(el: Any) -> str | None:
+    """The host of a tracking image (see `newsletter.edition.trackers`), hidden or sized by CSS ones included."""
+    style = re.sub(r"\s+", "", (el.get("style") or "").lower())
+    sizes = re.findall(r"(?:^|;)(width|height):(\d+)px", style)
+    width = next((v for k, v in sizes if k == "width"), el.get("width"))
+    height = next((v for k, v in sizes if k == "height"), el.get("height"))
+    if "display:none" in style or "visibility:hidden" in style:
+        width = "0"
+    return tracker_host(el.get("src") or "", width, height)
 
 
 def _md_url(url: str) -> str:

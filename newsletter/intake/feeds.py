@@ -1,24 +1,30 @@
 """Feeds → `Item`s: RSS 0.9x/1.0/2.0 and Atom with feedparser, JSON Feed 1.0/1.1 with the json module.
 
-Mapping to story fields: title (HTML and scripts stripped), published (the entry date, else its updated
-date, keeping the offset the feed wrote; an entry with neither is skipped with a warning, never stamped
-"now"), summary, url, byline, section candidates (categories), image (media:content, media:thumbnail,
-an image enclosure, JSON Feed `image`; alt from the media description, else the title) and a Markdown
-body from the full content when the feed has it. Relative URLs are made absolute against the entry's
-link (or an explicit xml:base). Malformed XML is read as far as feedparser's lenient parser gets, with
-a warning saying so; a document that is not a feed at all is an `IntakeError`.
+Mapping to story fields: title (HTML and scripts stripped, and a " - Site name" suffix repeating the
+feed's title cut), published (the entry date, else its updated date, keeping the offset the feed wrote;
+dates in French, German, Italian, Spanish or Portuguese are read with dateparser; an entry with neither
+is skipped with a warning, never stamped "now"), summary, url, byline (the name of an RSS
+`address (Name)`), section (the first category) and tags (all categories), image (media:content,
+media:thumbnail, an image enclosure, JSON Feed `image`; alt from the media description, else the title)
+and a Markdown body from the full content when the feed has it, without tracking pixels. Relative URLs
+are made absolute against the entry's link (or an explicit xml:base). Malformed XML is read as far as
+feedparser's lenient parser gets, with a warning saying so; a wrong charset declaration is detected;
+a document that is not a feed at all, or whose text stays garbled, is an `IntakeError`.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import feedparser
 from lxml import etree
 
+from ..edition import tracker_host
 from ..errors import IntakeError
 from ..textutil import clean_url
 from .convert import (
@@ -31,11 +37,16 @@ from .convert import (
     text_to_markdown,
     title_text,
 )
+from .encoding import refuse_garbled, xml_as_utf8
 from .item import Item, ItemImage
+from .metadata import cut_site_name
 
 SUMMARY_CHARS = 500
 TITLE_CHARS = 300
 LONG_DESCRIPTION_WORDS = 80  # a description longer than this is the article itself: it becomes the body
+# Languages whose month and day names feeds write into RFC 822 dates ("mer, 16 nov 2022 10:00:00 +0100").
+DATE_LANGUAGES = ["fr", "de", "it", "es", "pt", "nl", "en"]
+_ADDRESS_NAME = re.compile(r"^\s*(?:mailto:)?[^\s()@]+\s*@\s*[^\s()]+\s*\((?P<name>.+)\)\s*$", re.S)
 _MRSS = ("http://search.yahoo.com/mrss/", "http://search.yahoo.com/mrss")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 _JSON_TYPES = ("application/feed+json", "application/json")
@@ -55,8 +66,17 @@ def parse_feed(
     """Read a feed document. `url` is where it came from (the base for relative links), None for a file."""
     head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
     if media_type in _JSON_TYPES or head.startswith(b"{"):
-        return _parse_json_feed(data, source=source, url=url, charset=charset)
-    return _parse_xml_feed(data, source=source, url=url, media_type=media_type, charset=charset)
+        result = _parse_json_feed(data, source=source, url=url, charset=charset)
+    else:
+        data, note = xml_as_utf8(data, charset, source)
+        result = _parse_xml_feed(data, source=source, url=url, media_type=media_type, charset=None if note else charset)
+        result.warnings[:0] = [note] if note else []
+    refuse_garbled([result.title] + [f"{i.title} {i.summary}" for i in result.items[:200]], source)
+    # "Headline - La Stampa" in a feed called "La Stampa" (or "La Stampa - Esteri"): the story has a title.
+    site = [result.title, re.split(r"\s+[|\-–—:·•»]\s+", result.title)[0]] if result.title != source else []
+    for item in result.items:
+        item.title = cut_site_name(item.title, site) or item.title
+    return result
 
 
 # --- RSS / Atom -------------------------------------------------------------------------------------
@@ -124,8 +144,11 @@ def _rss_item(
     label = f"{origin} ({title!r})" if title else origin
     if not title:
         raise _Skip(origin, "has no title")
-    published = from_struct(entry.get("published_parsed"), entry.get("published")) or from_struct(
-        entry.get("updated_parsed"), entry.get("updated")
+    published = (
+        from_struct(entry.get("published_parsed"), entry.get("published"))
+        or from_struct(entry.get("updated_parsed"), entry.get("updated"))
+        or foreign_date(entry.get("published"))
+        or foreign_date(entry.get("updated"))
     )
     if published is None:
         raw = entry.get("published") or entry.get("updated")
@@ -145,15 +168,18 @@ def _rss_item(
     if content is not None and description == content.get("value"):
         description = ""  # Atom without <summary>: feedparser repeats the content there
     summary_text = plain_text(description)
+    trackers: list[str] = []
     if content is not None:
         value = content.get("value") or ""
-        body = text_to_markdown(value) if content.get("type") == "text/plain" else html_to_markdown(value, base or "")
+        plain = content.get("type") == "text/plain"
+        body = text_to_markdown(value) if plain else html_to_markdown(value, base or "", trackers)
     elif len(summary_text.split()) > LONG_DESCRIPTION_WORDS:
-        body = html_to_markdown(description, base or "")
+        body = html_to_markdown(description, base or "", trackers)
     else:
         body = ""
+    warnings += [f"{label}: tracking image from {host} removed" for host in dict.fromkeys(trackers)]
 
-    categories = [plain_text(t.get("term") or t.get("label")) for t in entry.get("tags") or []]
+    categories = [c for c in (plain_text(t.get("term") or t.get("label")) for t in entry.get("tags") or []) if c]
     image = _rss_image(entry, base or feed_link, caption or title, label, warnings)
     lang = language((content or {}).get("language")) or language(entry.get("title_detail", {}).get("language"))
     return Item(
@@ -163,7 +189,8 @@ def _rss_item(
         url=link,
         summary=clip(summary_text, SUMMARY_CHARS),
         byline=_byline(entry),
-        categories=[c for c in categories if c],
+        section=categories[0] if categories else "",
+        categories=categories,
         image=image,
         body=body,
         lang=lang or feed_lang,
@@ -196,7 +223,7 @@ def _pick_image(urls: list[str], base: str, alt: str, credit: str, label: str, w
     """The first image URL that is (or, relative, becomes) absolute https; stories only embed https."""
     rejected = ""
     for address in urls:
-        if not address:
+        if not address or tracker_host(address):
             continue
         try:
             return ItemImage(
@@ -210,15 +237,49 @@ def _pick_image(urls: list[str], base: str, alt: str, credit: str, label: str, w
 
 
 def _byline(entry: Any) -> str:
-    names = [plain_text(a.get("name")) for a in entry.get("authors") or [] if isinstance(a, dict)]
+    raw = plain_text(entry.get("author"))
+    names = [_person(plain_text(a.get("name")), raw) for a in entry.get("authors") or [] if isinstance(a, dict)]
     names = [n for n in names if n and "@" not in n]
     if not names:
         detail = entry.get("author_detail") or {}
-        name = plain_text(detail.get("name") or "")
+        name = _person(plain_text(detail.get("name") or ""), raw)
         if not name and not detail.get("email"):
-            name = plain_text(entry.get("author"))
+            name = _person(raw, raw)
         names = [name] if name and "@" not in name else []
     return clip(", ".join(dict.fromkeys(names)), 200)
+
+
+def _person(name: str, raw: str) -> str:
+    """A name from feedparser's reading of an author; RSS 2.0's `address (Name)` gives Name.
+
+    feedparser splits "jane@example.org (Jane Doe)" well but not its variants ("mailto:…", "jane @
+    example.org (…)"), leaving half an address in the name: those are read from the raw text again.
+    """
+    name = " ".join(name.split())
+    match = _ADDRESS_NAME.match(name) or (_ADDRESS_NAME.match(raw) if ("(" in name or "mailto:" in name) else None)
+    if match:
+        return " ".join(match.group("name").split())
+    return name
+
+
+def foreign_date(raw: Any) -> datetime | None:
+    """An RFC 822-like date in another language, with its offset; a date without one is read as UTC
+    (as feedparser reads English ones). Only absolute dates: "hier" or "vor 2 Stunden" are not dates."""
+    if not isinstance(raw, str) or not re.search(r"\b\d{4}\b", raw):
+        return None
+    import dateparser  # imported on first use: most feeds write English dates, which feedparser reads
+
+    moment = dateparser.parse(
+        raw,
+        languages=DATE_LANGUAGES,
+        settings={"PARSERS": ["absolute-time"], "REQUIRE_PARTS": ["day", "month", "year"]},
+    )
+    if moment is None:
+        return None
+    offset = moment.utcoffset()
+    if offset is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.replace(tzinfo=timezone(timedelta(seconds=offset.total_seconds())))
 
 
 def _media_descriptions(data: bytes, count: int) -> list[str]:
@@ -304,14 +365,17 @@ def _json_item(
         raise _Skip(label, why)
     link = _absolute(_str(entry.get("url")), feed_base) or _absolute(_str(entry.get("external_url")), feed_base)
     base = link or feed_base
+    trackers: list[str] = []
     if _str(entry.get("content_html")).strip():
-        body = html_to_markdown(_str(entry.get("content_html")), base)
+        body = html_to_markdown(_str(entry.get("content_html")), base, trackers)
     elif _str(entry.get("content_text")).strip():
         body = text_to_markdown(_str(entry.get("content_text")))
     else:
         body = ""
+    warnings += [f"{label}: tracking image from {host} removed" for host in dict.fromkeys(trackers)]
     raw_tags = entry.get("tags")
     tags = raw_tags if isinstance(raw_tags, list) else []
+    categories = [t for t in (plain_text(_str(t)) for t in tags) if t]
     guid = entry.get("id")
     guid_text = str(guid) if isinstance(guid, str | int) and not isinstance(guid, bool) and str(guid) else None
     image_urls = [_str(entry.get("image")), _str(entry.get("banner_image"))]
@@ -322,7 +386,8 @@ def _json_item(
         url=link,
         summary=clip(title_text(_str(entry.get("summary"))), SUMMARY_CHARS),
         byline=_json_authors(entry) or feed_authors,
-        categories=[t for t in (plain_text(_str(t)) for t in tags) if t],
+        section=categories[0] if categories else "",
+        categories=categories,
         image=_pick_image(image_urls, base, title, "", label, warnings),
         body=body,
         lang=language(entry.get("language")) or feed_lang,

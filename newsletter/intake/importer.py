@@ -28,7 +28,7 @@ from .writer import State, digest, new_path, render_front, state_path
 ActionKind = Literal["new", "updated", "kept", "deleted"]
 _Parse = Callable[[Fetched], tuple[list[Item], list[str], int]]
 _FEED_KEYS = {"url", "section"}
-_INTAKE_KEYS = {"feeds", "timeout", "max_mb", "user_agent"}
+_INTAKE_KEYS = {"feeds", "timeout", "max_mb", "user_agent", "section"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class IntakeSettings:
     timeout: float = DEFAULT_TIMEOUT
     max_bytes: int = DEFAULT_MAX_BYTES
     user_agent: str | None = None
+    section: str | None = None  # for stories whose source names no section
 
 
 def intake_settings(settings: Settings) -> IntakeSettings:
@@ -125,7 +126,12 @@ def intake_settings(settings: Settings) -> IntakeSettings:
     agent = table.get("user_agent")
     if agent is not None and (not isinstance(agent, str) or not agent.strip() or "\n" in agent):
         raise ConfigError(f"{where}: 'user_agent' must be one line of text")
-    return IntakeSettings(tuple(feeds), timeout, int(max_mb * 1_000_000), agent)
+    default_section = table.get("section")
+    if default_section is not None and (not isinstance(default_section, str) or not default_section.strip()):
+        raise ConfigError(f"{where}: 'section' must be a section name")
+    return IntakeSettings(
+        tuple(feeds), timeout, int(max_mb * 1_000_000), agent, default_section.strip() if default_section else None
+    )
 
 
 def _number(value: Any, what: str, low: float, high: float) -> float:
@@ -312,7 +318,7 @@ class Importer:
 
     def _item(self, item: Item, section: str | None, source: str) -> None:
         report = self.report
-        head = render_front(item, section=section)
+        head = render_front(item, section=section, default_section=self.intake.section)
         text = head + item.body
         new_digest = digest(text)
         record = self.state.find(item.guid, item.url or None)

@@ -27,7 +27,8 @@ class Item:
     url: str = ""
     summary: str = ""
     byline: str = ""
-    categories: list[str] = field(default_factory=list)
+    section: str = ""  # the heading the source files it under ('' = none stated)
+    categories: list[str] = field(default_factory=list)  # become the story's tags
     image: ItemImage | None = None
     body: str = ""  # Markdown
     lang: str = ""

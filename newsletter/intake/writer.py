@@ -164,12 +164,15 @@ class State:
 # --- story files ------------------------------------------------------------------------------------
 
 
-def render_front(item: Item, *, section: str | None = None) -> str:
-    """The front matter block of `item`'s story file, '---' lines included."""
+def render_front(item: Item, *, section: str | None = None, default_section: str | None = None) -> str:
+    """The front matter block of `item`'s story file, '---' lines included.
+
+    The section: `section` when given (the import's or the feed's own setting), else the one the source
+    states, else `default_section`, else none (the story's default)."""
     front: dict[str, Any] = {"title": item.title, "published": item.published.isoformat()}
     if item.summary:
         front["summary"] = item.summary
-    chosen = section or (item.categories[0] if item.categories else "")
+    chosen = section or item.section or default_section or ""
     if chosen:
         front["section"] = clip(chosen, 80)
     if item.url:
