@@ -145,8 +145,8 @@ def decode_html(data: bytes, charset: str | None, source: str, warnings: list[st
     match = _META_CHARSET.search(data[:4096])
     declared = [charset, match.group(1).decode("ascii") if match else None]
     text, used = html_text(data, declared)
-    named = [canonical(d) for d in declared if canonical(d)]
-    if used and named and used not in named and "utf-8" not in named:
+    named = [n for n in (canonical(d) for d in declared) if n]
+    if used and named and used not in named:
         warnings.append(f"{source}: declared {shown(named[0])} but is {shown(used)}; read as {shown(used)}")
     return text
 
