@@ -27,7 +27,7 @@ from lxml import etree
 _CLUTTER_TOKEN = re.compile(
     r"^(?:ads?|ad[-_].+|.+[-_]ads?|advert\w*|advertisement|anzeige|publicite|pub|sponsor\w*|.*promo\w*|"
     r"related\w*|.+[-_]related|recommend\w*|.*read-?also|.*readmore|lire-?aussi|a-lire|lesen-?sie-?auch|"
-    r"leggi-?anche|lee-?tambien|leia-?tambem|more-(?:stories|articles|news)|most-(?:read|popular|viewed)|"
+    r"leggi-?anche|le[ea]-?tambien|leia-?tambem|veja-?tambem|more-(?:stories|articles|news)|most-(?:read|popular|viewed)|"
     r"mostread|popular|newsletter\w*|.*subscri\w*|outbrain\w*|taboola\w*|plista\w*|share(?:bar|-bar|-tools)?|"
     r"social(?:-share|-bar)?|teaser-list|paywall\w*)$",
     re.I,
@@ -36,7 +36,7 @@ _READ_ALSO = re.compile(
     r"^\s*(?:read (?:also|more|next)|see also|related(?: stories| articles)?|more on this|"
     r"lire aussi|à lire aussi|a lire aussi|lire également|sur le même sujet|voir aussi|"
     r"lesen sie auch|lesen sie mehr|mehr zum thema|auch interessant|weiterlesen|"
-    r"leggi anche|potrebbe interessarti|lee también|leer también|te puede interesar|"
+    r"leggi anche|potrebbe interessarti|lee también|lea también|leer también|te puede interesar|"
     r"leia também|veja também|saiba mais)\b\s*[:»›>\-–—]?",
     re.I,
 )
@@ -50,6 +50,7 @@ _SUBSCRIBE = re.compile(
     r"iscriviti|abbonati|suscríbete|suscribete|assine|inscreva-se)\b",
     re.I,
 )
+_BYLINE = re.compile(r"^\s*(?:by|von|par|di|por|de|door|av)\s+\w+", re.I)
 _SMALL_IMAGE_PX = 50
 
 
@@ -92,6 +93,10 @@ def prune_article(html: str) -> str:
         if _ADVERT_LABEL.match(text) or read_also or promo:
             el.drop_tree()
             changed = True
+    first = next((el for el in root.iter("p") if " ".join(el.text_content().split())), None)
+    if first is not None and _BYLINE.match(first.text_content()) and len(first.text_content().split()) <= 8:
+        first.drop_tree()  # "By Jane Doe · 07:05": the byline is a field of the story, not its first paragraph
+        changed = True
     for lst in list(root.iter("ul", "ol")):
         items = [li for li in lst if isinstance(li.tag, str) and li.tag == "li"]
         if len(items) >= 2 and all(_only_a_link(li) for li in items):

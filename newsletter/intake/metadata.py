@@ -58,7 +58,7 @@ _CMS_TITLES = {
     "article",
     "news",
 }
-_SEPARATORS = r"\s+[|\-–—:·•»/]\s+"
+_SEPARATORS = r"\s+[|\-–—:·•»/]\s+|:\s+"
 _UPDATE_MARK = re.compile(r"modif|updat|aktualisiert|mis à jour|actualiz|atualiz|aggiornat", re.I)
 MAX_TAGS = 5  # keywords are tags, a handful of them: a list of twenty names helps no reader
 
@@ -326,7 +326,7 @@ def _title_suffixes(title: str, chosen: str) -> list[str]:
     if not title or not chosen or title == chosen or chosen not in title:
         return []
     rest = title.replace(chosen, "", 1)
-    return [re.sub(f"^{_SEPARATORS}|{_SEPARATORS}$", "", rest).strip(" |-–—:·•»/")]
+    return [re.sub(f"^(?:{_SEPARATORS})|(?:{_SEPARATORS})$", "", rest).strip(" |-–—:·•»/")]
 
 
 def _breadcrumb(tree: Any, ld: list[dict[str, Any]], title: str) -> str:

@@ -38,6 +38,7 @@ from .metadata import cut_site_name, parse_instant, read_page_meta, tag_list
 MIN_ARTICLE_WORDS = 25
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.-]+)""", re.I)
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+_BY = re.compile(r"^(?:by|von|par|por|di|de|door)\s+(?=\w)", re.I)
 
 
 @dataclass
@@ -104,6 +105,7 @@ def parse_page(
     author = plain_text(meta.author)
     if not author or re.match(r"https?://", author):
         author = plain_text(guessed.author)
+    author = _BY.sub("", author)
     image = None
     image_url = meta.image or guessed.image
     if image_url:
