@@ -25,7 +25,14 @@ _MESS_LIMIT = 0.2  # charset-normalizer's own threshold for "this decoding is wr
 _SAMPLE = 20_000
 
 
-_SHOWN = {"cp932": "Shift-JIS (windows-31j)", "shift_jis": "Shift-JIS", "euc_jp": "EUC-JP", "utf-8": "UTF-8"}
+_SHOWN = {
+    "cp932": "Shift-JIS",
+    "shift_jis": "Shift-JIS",
+    "shift_jis_2004": "Shift-JIS",
+    "euc_jp": "EUC-JP",
+    "euc_jis_2004": "EUC-JP",
+    "utf-8": "UTF-8",
+}
 
 
 def shown(name: str) -> str:

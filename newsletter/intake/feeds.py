@@ -144,14 +144,16 @@ def _rss_item(
     label = f"{origin} ({title!r})" if title else origin
     if not title:
         raise _Skip(origin, "has no title")
+    # dict.get: feedparser's own .get("updated") answers with the published date (and a deprecation warning).
+    updated, updated_parsed = dict.get(entry, "updated"), dict.get(entry, "updated_parsed")
     published = (
         from_struct(entry.get("published_parsed"), entry.get("published"))
-        or from_struct(entry.get("updated_parsed"), entry.get("updated"))
+        or from_struct(updated_parsed, updated)
         or foreign_date(entry.get("published"))
-        or foreign_date(entry.get("updated"))
+        or foreign_date(updated)
     )
     if published is None:
-        raw = entry.get("published") or entry.get("updated")
+        raw = entry.get("published") or updated
         raise _Skip(label, f"date {raw!r} is not understood" if raw else "has no published or updated date")
     link = _absolute(entry.get("link"), feed_link or feed_key)
     # The base for relative URLs inside the entry: an explicit xml:base wins, then the entry's own page.
