@@ -34,7 +34,7 @@ from newsletter.intake import import_feed
 from newsletter.intake.convert import html_to_markdown, plain_text
 from newsletter.intake.metadata import parse_instant
 from newsletter.intake.pages import parse_page
-from newsletter.stories import count_words
+from newsletter.textutil import count_words
 
 ENTRIES = 1000
 RUNS = 5

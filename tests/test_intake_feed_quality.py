@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from test_intake_server import FIXTURES, FixtureServer, body, front, make_root, serve, settings, story_files
 
+from newsletter.edition.stories import load_stories
 from newsletter.intake import import_configured, import_feed
-from newsletter.stories import load_stories
 
 TEXTS = FIXTURES / "feeds"
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import write_story
 
-from newsletter.build import build
 from newsletter.config import load_settings
-from newsletter.stories import count_words, load_stories
-from newsletter.trackers import drop_tracking_images, tracker_host
+from newsletter.edition.build import build
+from newsletter.edition.stories import load_stories
+from newsletter.edition.trackers import drop_tracking_images, tracker_host
+from newsletter.textutil import count_words
 
 
 @pytest.mark.parametrize(
