@@ -173,3 +173,57 @@ def test_a_mojibake_page_is_refused_with_one_line(tmp_path: Path) -> None:
         report.failed[0],
     )
     assert story_files(root) == {}
+
+
+# --- our rules on what the extractor lets through ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("html", "kept"),
+    [
+        # a list of other headlines, and the heading that introduced it
+        (
+            '<p>Story.</p><h3>Related</h3><ul><li><a href="/a">Other story</a></li>'
+            '<li><a href="/b">Another</a></li></ul>',
+            "<p>Story.</p>",
+        ),
+        # a list of the article's own points, with a link in one item, stays
+        (
+            '<ul><li>Boats return <a href="/t">Thursday</a></li><li>Ferry on Friday</li></ul>',
+            '<ul><li>Boats return <a href="/t">Thursday</a></li><li>Ferry on Friday</li></ul>',
+        ),
+        ('<p>Story.</p><p>Lire aussi : <a href="/x">Autre article</a></p>', "<p>Story.</p>"),
+        ("<p>Story.</p><p>Anzeige</p>", "<p>Story.</p>"),
+        ("<p>Story.</p><p>Subscribe to our morning briefing</p>", "<p>Story.</p>"),
+        # a thumbnail linking to another story goes; a photo linking to its own larger copy stays
+        ('<p><a href="/other-story"><img src="/t/thumb.jpg" alt=""></a> Story.</p>', "<p> Story.</p>"),
+        (
+            '<p><a href="/img/big/photo.jpg"><img src="/img/photo.jpg" alt="Photo"></a></p>',
+            '<p><a href="/img/big/photo.jpg"><img src="/img/photo.jpg" alt="Photo"></a></p>',
+        ),
+        ('<p><img src="/icons/share.png" width="24" height="24" alt="">Story.</p>', "<p>Story.</p>"),
+        ("<p>By Jane Doe · 07:05</p><p>Story.</p>", "<p>Story.</p>"),
+        ("<p>Read more about the plan in the council's own report, published in May.</p>", None),
+    ],
+)
+def test_what_the_extractor_lets_through_is_pruned(html: str, kept: str | None) -> None:
+    from newsletter.intake.clean import prune_article
+
+    out = prune_article(html)
+    if kept is None:  # a sentence that starts like a "read more" prompt but is the article's text
+        assert out == html
+    else:
+        assert re.sub(r"^<div>|</div>$", "", out) == kept
+
+
+def test_a_clutter_class_never_removes_the_article_itself() -> None:
+    import lxml.html
+
+    from newsletter.intake.clean import prune_page
+
+    tree = lxml.html.fromstring(
+        '<html><body><div class="promo-wrapper"><h1>Title</h1><p>The whole article is in here.</p></div>'
+        '<div class="related"><a href="/a">Other</a></div></body></html>'
+    )
+    prune_page(tree)
+    assert tree.xpath("//h1/text()") == ["Title"] and not tree.xpath("//*[@class='related']")

@@ -37,7 +37,7 @@ _READ_ALSO = re.compile(
     r"lire aussi|à lire aussi|a lire aussi|lire également|sur le même sujet|voir aussi|"
     r"lesen sie auch|lesen sie mehr|mehr zum thema|auch interessant|weiterlesen|"
     r"leggi anche|potrebbe interessarti|lee también|lea también|leer también|te puede interesar|"
-    r"leia também|veja também|saiba mais)\b\s*[:»›>\-–—]?",
+    r"leia também|veja também|saiba mais)\b\s*(?P<sep>[:»›>\-–—])?",
     re.I,
 )
 _ADVERT_LABEL = re.compile(
@@ -88,7 +88,9 @@ def prune_article(html: str) -> str:
             continue
         text = " ".join(el.text_content().split())
         links = " ".join(" ".join(a.text_content().split()) for a in el.iter("a"))
-        read_also = _READ_ALSO.match(text) and (links or len(text) < 200)
+        # "Read also: <link>" or "Lire aussi » …" — not a sentence that happens to start "Read more about".
+        prompt = _READ_ALSO.match(text)
+        read_also = prompt and (prompt.group("sep") or len(links) >= 0.5 * len(text))
         promo = _SUBSCRIBE.match(text) and len(text.split()) < 30
         if _ADVERT_LABEL.match(text) or read_also or promo:
             el.drop_tree()
