@@ -145,6 +145,7 @@ def test_site_names_are_cut_only_when_they_match(title: str, names: list[str], e
         ("2024-03-05T06:05:00Z", "2024-03-05T06:05:00+00:00", True),
         ("2024-03-05T07:05", "2024-03-05T07:05:00", True),
         ("2024-03-05", "2024-03-05T00:00:00", False),
+        ("Tue, 05 Mar 2024 07:05:00 +0100", "2024-03-05T07:05:00+01:00", True),
     ],
 )
 def test_instants_keep_their_offsets(text: str, iso: str, has_time: bool) -> None:

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 # schema.org types whose datePublished is the article's (not the page's, the site's or a video's).
@@ -94,7 +95,7 @@ def read_page_meta(tree: Any, *, guessed_date: str = "") -> PageMeta:
         ("<time> in the article", _article_time(tree)),
         ("the page's date", guessed_date),
     ):
-        if value and _has_date(value):
+        if value and parse_instant(value)[0] is not None:
             meta.published, meta.published_from = value.strip(), source
             break
 
@@ -152,7 +153,8 @@ def cut_site_name(title: str, names: list[str]) -> str:
 
 
 def parse_instant(text: str) -> tuple[datetime | None, bool]:
-    """An ISO 8601 date or date-time → (datetime, has a time of day); naive when the text gives no offset."""
+    """An ISO 8601 (or RFC 822) date or date-time → (datetime, has a time of day); naive when the text
+    gives no offset; (None, False) when it is not a date."""
     raw = text.strip()
     if not raw:
         return None, False
@@ -162,7 +164,11 @@ def parse_instant(text: str) -> tuple[datetime | None, bool]:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        return None, False
+        try:
+            # Some CMSs write their feed's date format into the page: "Tue, 05 Mar 2024 07:05:00 +0100".
+            return parsedate_to_datetime(raw), True
+        except (TypeError, ValueError, IndexError):
+            return None, False
     return moment, bool(re.search(r"\d[T ]\d{1,2}:\d{2}", raw))
 
 
@@ -310,10 +316,6 @@ def _article_time(tree: Any) -> str:
 def _parent_class(el: Any) -> str:
     parent = el.getparent()
     return str(parent.get("class") or "") if parent is not None else ""
-
-
-def _has_date(value: str) -> bool:
-    return bool(re.search(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4}", value))
 
 
 def _title_element(tree: Any) -> str:
