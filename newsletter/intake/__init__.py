@@ -6,7 +6,10 @@ Out: story files under `stories/` (read by the edition pipeline like any other),
     fetch.py     bytes from a URL (httpx: timeouts, size cap, conditional GET) or a file
     feeds.py     feed document → items (feedparser; JSON Feed)
     pages.py     article page → one item (trafilatura)
-    convert.py   HTML → sanitized Markdown; plain one-line texts; dates
+    metadata.py  what a page states about itself: instant, section, tags, title, url, summary, image
+    clean.py     only the article: clutter removed before and after extraction
+    encoding.py  mis-declared charsets recognised; mojibake refused
+    convert.py   HTML → sanitized Markdown (no tracking pixels); plain one-line texts; dates
     writer.py    item → story file; the state in data/intake.sqlite
     importer.py  runs over sources, one report
 
