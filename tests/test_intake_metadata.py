@@ -70,6 +70,25 @@ def test_without_any_section_the_configured_default_applies(tmp_path: Path) -> N
     assert meta["section"] == "Region"  # --section does
 
 
+def test_a_breadcrumb_class_on_the_body_is_not_a_trail(tmp_path: Path) -> None:
+    page = tmp_path / "body-class.html"
+    page.write_text(
+        '<html lang="en"><head><title>Harbour reopens</title>'
+        '<meta property="article:published_time" content="2024-03-05T07:45:00+01:00"></head>'
+        '<body class="has-breadcrumb"><nav><a href="/">Home</a> <a href="/sport/">Sport</a></nav><article>'
+        "<h1>Harbour reopens</h1>"
+        + "<p>The harbour master said repair crews had worked through the night to clear the breakwater, and "
+        "that fishing boats would be allowed back to the inner basin from Thursday morning.</p>"
+        * 3
+        + '</article><footer><a href="/legal">Legal notice</a></footer></body></html>',
+        encoding="utf-8",
+    )
+    root = make_root(tmp_path)
+    assert import_page(settings(root), str(page)).failed == []
+    (path,) = story_files(root)
+    assert "section" not in front(root / path)
+
+
 def test_published_option_overrides_a_date_only_page_without_a_warning(tmp_path: Path) -> None:
     given = parse_datetime("2024-07-08T06:10:00-03:00")
     report, meta, _text = _import(tmp_path, "pt-date-only.html", published=given)

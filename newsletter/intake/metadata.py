@@ -61,6 +61,7 @@ _CMS_TITLES = {
 }
 _SEPARATORS = r"\s+[|\-–—:·•»/]\s+|:\s+"
 _UPDATE_MARK = re.compile(r"modif|updat|aktualisiert|mis à jour|actualiz|atualiz|aggiornat", re.I)
+_NOT_TRAILS = {"html", "body", "main", "article", "header", "footer"}
 MAX_TAGS = 5  # keywords are tags, a handful of them: a list of twenty names helps no reader
 
 
@@ -348,10 +349,10 @@ def _breadcrumb(tree: Any, ld: list[dict[str, Any]], title: str) -> str:
             "//*[contains(@itemtype, 'BreadcrumbList')] | //nav[contains(translate(@aria-label, 'BREADCUMB', "
             "'breadcumb'), 'breadcrumb')] | //*[contains(@class, 'breadcrumb')]"
         )
-        if trails:
-            names = [" ".join(a.text_content().split()) for a in trails[0].iter("a", "span") if a.tag == "a"]
-            if not names:
-                names = [" ".join(trails[0].text_content().split())]
+        # A trail is a short list of links; `<body class="has-breadcrumb">` or a whole menu is not one.
+        trail = next((t for t in trails if t.tag not in _NOT_TRAILS and 0 < len(t.findall(".//a")) <= 8), None)
+        if trail is not None:
+            names = [" ".join(a.text_content().split()) for a in trail.iter("a")]
     folded_title = _fold(title)
     for name in reversed(names):
         folded = _fold(name)
