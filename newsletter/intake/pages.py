@@ -100,7 +100,7 @@ def parse_page(
     title = clip(plain_text(meta.title) or _heading(tree, meta.site_name), TITLE_CHARS)
     if not title:
         raise IntakeError(f"{source}: the page has no title (no <title>, og:title or headline)")
-    moment = published or _published(meta.published, meta.published_from, source, timezone, warnings)
+    moment = published or _published(meta.published, source, timezone, warnings)
 
     author = plain_text(meta.author)
     if not author or re.match(r"https?://", author):
@@ -153,7 +153,7 @@ def decode_html(data: bytes, charset: str | None, source: str, warnings: list[st
     return text
 
 
-def _published(raw: str, where: str, source: str, timezone: ZoneInfo, warnings: list[str]) -> datetime:
+def _published(raw: str, source: str, timezone: ZoneInfo, warnings: list[str]) -> datetime:
     moment, has_time = parse_instant(raw) if raw else (None, False)
     if moment is None:
         raise IntakeError(
