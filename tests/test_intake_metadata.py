@@ -124,6 +124,33 @@ def test_a_modified_time_is_never_the_published_one(tmp_path: Path) -> None:
     assert front(root / path)["published"] == "2024-03-05T07:45:00+01:00"
 
 
+@pytest.mark.parametrize(
+    "meta",
+    [
+        '<meta name="datePublished" content="2024-03-05T07:45:00+01:00">',
+        '<meta name="parsely-pub-date" content="2024-03-05T06:45:00Z">',
+        '<meta name="DC.date.issued" content="2024-03-05T07:45:00+01:00">',
+        '<meta itemprop="datePublished" content="2024-03-05T07:45:00+01:00">',
+    ],
+)
+def test_published_date_metas_other_sites_use(tmp_path: Path, meta: str) -> None:
+    page = tmp_path / "meta.html"
+    page.write_text(
+        f'<html lang="en"><head><title>Harbour reopens</title>{meta}'
+        '<meta name="date" content="2024-03-09"></head><body><article><h1>Harbour reopens</h1>'
+        + "<p>The harbour master said repair crews had worked through the night to clear the breakwater, and "
+        "that fishing boats would be allowed back to the inner basin from Thursday morning.</p>"
+        * 3
+        + "</article></body></html>",
+        encoding="utf-8",
+    )
+    root = make_root(tmp_path)
+    report = import_page(settings(root), str(page))
+    assert report.failed == [] and report.warnings == []
+    (path,) = story_files(root)
+    assert parse_datetime(front(root / path)["published"]) == parse_datetime("2024-03-05T07:45:00+01:00")
+
+
 def test_a_cms_name_title_gives_way_to_the_heading(tmp_path: Path) -> None:
     page = tmp_path / "cms.html"
     page.write_text(

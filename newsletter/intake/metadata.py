@@ -3,7 +3,8 @@
 News sites state these in several places at once, with different care. The order of trust, per field:
 
 - **published**: JSON-LD `datePublished` of an article object (`NewsArticle`, `Article`, `BlogPosting`
-  and kin, inside `@graph` too) → `article:published_time` → `itemprop="datePublished"` → the first
+  and kin, inside `@graph` too) → `article:published_time` (or `datePublished`, `parsely-pub-date`,
+  `DC.date.issued` … metas) → `itemprop="datePublished"` → the first
   `<time datetime>` inside the `<article>` (not one marked as an update) → the date extractor's guess.
   A modified time is never read as the published one. The first source that gives a readable value
   wins, and keeps its offset.
@@ -61,6 +62,19 @@ _CMS_TITLES = {
 }
 _SEPARATORS = r"\s+[|\-–—:·•»/]\s+|:\s+"
 _UPDATE_MARK = re.compile(r"modif|updat|aktualisiert|mis à jour|actualiz|atualiz|aggiornat", re.I)
+# Other meta names that carry the publication instant (never "date" alone: some CMSs put today's there).
+_PUBLISHED_METAS = (
+    "og:published_time",
+    "datepublished",
+    "parsely-pub-date",
+    "sailthru.date",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "dc.date.issued",
+    "dcterms.issued",
+    "article.published",
+)
 _NOT_TRAILS = {"html", "body", "main", "article", "header", "footer"}
 MAX_TAGS = 5  # keywords are tags, a handful of them: a list of twenty names helps no reader
 
@@ -92,6 +106,7 @@ def read_page_meta(tree: Any, *, guessed_date: str = "") -> PageMeta:
     for source, value in (
         ("JSON-LD datePublished", _first_str(o.get("datePublished") for o in articles)),
         ("article:published_time", metas.get("article:published_time", "")),
+        ("a published-date meta", next((metas[k] for k in _PUBLISHED_METAS if k in metas), "")),
         ("itemprop datePublished", _itemprop_date(tree)),
         ("<time> in the article", _article_time(tree)),
         ("the page's date", guessed_date),
@@ -101,11 +116,11 @@ def read_page_meta(tree: Any, *, guessed_date: str = "") -> PageMeta:
             break
 
     meta.site_name = metas.get("og:site_name", "") or _first_str(_name(o.get("publisher")) for o in articles)
-    cms = metas.get("og:title", "") or _first_str(o.get("headline") for o in articles)
+    declared = metas.get("og:title", "") or _first_str(o.get("headline") for o in articles)
     title = _title_element(tree)
     if title.strip().casefold() in _CMS_TITLES:
         title = ""
-    meta.title = cms or metas.get("twitter:title", "") or title
+    meta.title = declared or metas.get("twitter:title", "") or title
     meta.title = cut_site_name(meta.title, [meta.site_name, *_title_suffixes(title, meta.title)])
 
     sections = [metas.get("article:section", "")] + [_section_value(o.get("articleSection")) for o in articles]
