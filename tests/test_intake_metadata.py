@@ -274,3 +274,23 @@ def test_a_clutter_class_never_removes_the_article_itself() -> None:
     )
     prune_page(tree)
     assert tree.xpath("//h1/text()") == ["Title"] and not tree.xpath("//*[@class='related']")
+
+
+def test_a_page_in_another_charset_than_declared_is_read_in_the_real_one(tmp_path: Path) -> None:
+    rows = [line.split("|") for line in (FIXTURES / "feeds" / "ru.txt").read_text(encoding="utf-8").splitlines()]
+    paragraphs = "".join(f"<p>{title}. {text}</p>" for title, text in rows * 2)
+    page = tmp_path / "ru.html"
+    page.write_bytes(
+        (
+            '<html lang="ru"><head><meta charset="iso-8859-1"><title>Городской совет утвердил план</title>'
+            '<meta property="article:published_time" content="2024-03-05T09:00:00+03:00"></head><body><article>'
+            f"<h1>Городской совет утвердил план</h1>{paragraphs}</article></body></html>"
+        ).encode("windows-1251")
+    )
+    root = make_root(tmp_path)
+    report = import_page(settings(root), str(page))
+    assert report.failed == []
+    assert report.warnings == [f"{page}: declared ISO-8859-1 but is windows-1251; read as windows-1251"]
+    (path,) = story_files(root)
+    assert front(root / path)["title"] == "Городской совет утвердил план"
+    assert rows[0][1] in body(root / path)

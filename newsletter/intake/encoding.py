@@ -41,6 +41,8 @@ def shown(name: str) -> str:
         return _SHOWN[name]
     if re.fullmatch(r"cp125\d", name):
         return "windows-" + name[2:]
+    if name.startswith("iso8859-"):
+        return "ISO-8859-" + name[8:]
     return name.upper().replace("_", "-") if not name.startswith(("iso", "windows")) else name
 
 
