@@ -9,7 +9,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import REPO
+from conftest import REPO, copy_demo_stories
 
 
 @pytest.mark.slow
@@ -33,7 +33,7 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
         timeout=300,
     )
     paper = tmp_path / "paper"
-    shutil.copytree(REPO / "stories", paper / "stories")
+    copy_demo_stories(paper / "stories")
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run(
         [sys.executable, "-c", "import newsletter; print(newsletter.__file__)"],

@@ -12,6 +12,7 @@ Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy a
     message.py    `multipart/alternative`, headers, quoted-printable
     lint.py       what `check` says about stories, templates and the rendered email (mjmlcheck.py)
     build.py      all of the above for one date, and the outbox written atomically
+    languages.py  one edition per `[list] languages` entry (i18n.py: the gettext catalogues, Babel)
 
 Public face: the names in `__all__`; the delivery, schedule and web subsystems import only these.
 """
@@ -19,7 +20,9 @@ Public face: the names in `__all__`; the delivery, schedule and web subsystems i
 from __future__ import annotations
 
 from .body import sanitize_html
-from .build import Build, StoriesInvalid, build, choose_date, read, write_edition
+from .build import Build, StoriesInvalid, build, choose_date, read, stories_for, write_edition
+from .i18n import language_name, text_direction, translations
+from .languages import Editions, build_editions
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
 from .message import build_message, list_copy, list_id_header, serialize
 from .plain import personal_line
@@ -33,12 +36,14 @@ __all__ = [
     "Build",
     "CheckReport",
     "Edition",
+    "Editions",
     "LoadResult",
     "Personal",
     "Rendered",
     "StoriesInvalid",
     "Story",
     "build",
+    "build_editions",
     "build_context",
     "build_message",
     "check_newsletter",
@@ -47,6 +52,7 @@ __all__ = [
     "default_templates_dir",
     "edition_date_for",
     "edition_dates",
+    "language_name",
     "lint_html",
     "lint_stories",
     "lint_text",
@@ -66,6 +72,9 @@ __all__ = [
     "sanitize_html",
     "select_edition",
     "serialize",
+    "stories_for",
+    "text_direction",
+    "translations",
     "window",
     "write_edition",
 ]

@@ -20,11 +20,12 @@ from typing import Any
 import css_inline
 import jinja2
 from babel.dates import format_date, format_time
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from mjml import mjml2html
 
 from ..config import Settings
 from ..errors import EditionError, TemplateError
+from .i18n import N_, text_direction, translations
 from .mjmlcheck import find_in_templates, locate_mjml_problem
 from .select import Edition, demotable, demote
 from .stories import Block, Story
@@ -32,7 +33,17 @@ from .templates import HTML_TEMPLATE, make_environment, render_template
 from .text import render_text
 
 _INLINE_STYLE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.S)
-_RTL_LANGS = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
+# Story kinds as readers see them, translated where shown (extracted by pybabel through N_).
+KIND_LABELS = {
+    "video": N_("Video"),
+    "audio": N_("Audio"),
+    "podcast": N_("Podcast"),
+    "gallery": N_("Gallery"),
+    "analysis": N_("Analysis"),
+    "opinion": N_("Opinion"),
+    "interview": N_("Interview"),
+    "live": N_("Live"),
+}
 
 
 @dataclass(frozen=True)
@@ -67,12 +78,17 @@ class Rendered:
 
 
 def edition_url(settings: Settings, edition: Edition) -> str:
-    return f"{settings.base_url}/editions/{edition.date.isoformat()}/"
+    """The web copy of the edition ("view in your browser"): the default language's at `/editions/<date>/`,
+    another language's at `/<lang>/editions/<date>/`."""
+    prefix = f"/{settings.language}" if settings.language != settings.languages[0] else ""
+    return f"{settings.base_url}{prefix}/editions/{edition.date.isoformat()}/"
 
 
 def build_context(edition: Edition, settings: Settings, personal: Personal | None = None) -> dict[str, Any]:
     personal = personal or Personal()
     lang = settings.locale.replace("_", "-")
+    direction = text_direction(lang)
+    _ = translations(settings.locale).gettext
     view_url = personal.view_url or edition_url(settings, edition)
     date_long = format_date(edition.date, format="full", locale=settings.locale)
 
@@ -81,7 +97,7 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         # Cards are for skimming: the standfirst when there is one, else the start of the body.
         blocks, truncated = _excerpt(story.blocks, words if lead or not story.summary else 0)
         read_more_url = story.url or f"{view_url}#{anchor}"
-        kind = story.kind.capitalize()
+        kind = _(KIND_LABELS[story.kind]) if story.kind in KIND_LABELS else story.kind.capitalize()
         meta = [
             p
             for p in (
@@ -103,12 +119,18 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
             "kind": story.kind,
             "byline": story.byline,
             "meta_line": " · ".join(meta),
+            # In a right-to-left edition each part is isolated: a Latin byline keeps its own order.
+            "meta_html": Markup(" · ").join(Markup("<bdi>%s</bdi>") % p for p in meta)
+            if direction == "rtl"
+            else escape(" · ".join(meta)),
             "published": story.published,
             "url": story.url,
             "read_more_url": read_more_url,
-            "read_more_label": "Watch"
+            "read_more_label": _("Watch")
             if story.kind == "video"
-            else ("Listen" if story.kind in ("audio", "podcast") else "Read more"),
+            else (_("Listen") if story.kind in ("audio", "podcast") else _("Read more")),
+            # The arrow points the way the edition's language reads.
+            "arrow": "←" if direction == "rtl" else "→",
             "show_read_more": truncated or bool(story.url),
             "truncated": truncated,
             "image": story.image,
@@ -125,18 +147,26 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
     sections = [{"name": s.name, "stories": [view(st, card_words) for st in s.stories]} for s in edition.sections]
     more = [view(st, 0) for st in edition.more]
     subject = settings.subject.format(title=settings.title, date=date_long)
+    greeting = _("Good morning, %(name)s") % {"name": personal.name} if personal.name else _("Good morning")
+    if personal.name and direction == "rtl":  # a Latin name must not reorder the Arabic around it
+        greeting_html = escape(_("Good morning, %(name)s")) % {"name": Markup("<bdi>%s</bdi>") % personal.name}
+    else:
+        greeting_html = escape(greeting)
     preheader = _preheader(edition)
     return {
         "newsletter": {
             "title": settings.title,
-            "tagline": settings.tagline,
+            # The default tagline is in the catalogues; a list's own tagline shows as written.
+            "tagline": _(settings.tagline) if settings.tagline else "",
             "base_url": settings.base_url,
             "site": settings.base_url.split("://", 1)[-1],
             "sender": settings.sender.name,
             "sender_address": settings.sender.address,
         },
         "lang": lang,
-        "dir": "rtl" if lang.split("-")[0].lower() in _RTL_LANGS else "ltr",
+        "dir": direction,
+        # The edition's start side: headings and lists line up with the reader's language.
+        "align": "right" if direction == "rtl" else "left",
         "subject": subject,
         "preheader": preheader,
         "date": edition.date,
@@ -144,9 +174,10 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         "lead": lead,
         "sections": sections,
         "more": more,
-        "more_label": "More stories",
+        "more_label": _("More stories"),
         "story_count": len(edition.stories),
-        "greeting": f"Good morning, {personal.name}" if personal.name else "Good morning",
+        "greeting": greeting,
+        "greeting_html": greeting_html,
         "view_url": view_url,
         "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}/unsubscribe",
     }
