@@ -109,14 +109,15 @@ def build(
     rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
     t3 = time.perf_counter()
     now = now or datetime.now(UTC)
+    # The default language keeps the key it has always had; the others say their language.
+    key = f"edition-{day.isoformat()}" + (f"-{settings.language}" if settings.language != settings.languages[0] else "")
     msg = list_copy(
         settings,
         rendered.subject,
         rendered.text,
         rendered.html,
         now.astimezone(settings.timezone),
-        # The default language keeps the key it has always had; the others say their language.
-        key=f"edition-{day.isoformat()}" + (f"-{settings.language}" if settings.language != settings.languages[0] else ""),
+        key=key,
         unique=unique,
     )
     eml = serialize(msg)
