@@ -22,7 +22,7 @@ from __future__ import annotations
 from .body import sanitize_html
 from .build import Build, StoriesInvalid, build, choose_date, read, stories_for, write_edition
 from .i18n import language_name, text_direction, translations
-from .languages import Editions, build_editions
+from .languages import Editions, build_editions, languages_present
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
 from .message import build_message, list_copy, list_id_header, serialize
 from .plain import personal_line
@@ -53,6 +53,7 @@ __all__ = [
     "edition_date_for",
     "edition_dates",
     "language_name",
+    "languages_present",
     "lint_html",
     "lint_stories",
     "lint_text",

@@ -16,6 +16,7 @@ from ..config import Settings
 from ..errors import EditionError
 from .build import Build, build, choose_date, read, stories_for
 from .select import window
+from .stories import Story
 
 log = logging.getLogger("newsletter.edition")
 
@@ -44,24 +45,39 @@ def build_editions(
     """Build every language edition of `day` (default: the newest date with stories in any language)."""
     loaded = read(settings, skip_invalid=skip_invalid)
     day = choose_date(loaded.stories, settings, day)
-    start, end = window(day, settings)
-    lo, hi = start.timestamp(), end.timestamp()
-    builds: list[Build] = []
-    left_out: list[tuple[str, str]] = []
-    for lang in languages or settings.languages:
-        lang_settings = settings.for_language(lang)
-        own = [s for s in stories_for(loaded.stories, lang_settings) if lo <= s.published.timestamp() < hi]
-        if not own and settings.multilingual:
-            why = f"no {lang} stories published between {start.isoformat(timespec='minutes')} and " + end.isoformat(
-                timespec="minutes"
-            )
-            log.info("edition %s (%s) not built: %s", day, lang, why)
-            left_out.append((lang, why))
-            continue
-        builds.append(build(lang_settings, day, skip_invalid=skip_invalid, now=now, unique=unique, loaded=loaded))
+    present, left_out = languages_present(settings, day, loaded.stories, languages)
+    builds = [
+        build(settings.for_language(lang), day, skip_invalid=skip_invalid, now=now, unique=unique, loaded=loaded)
+        for lang in present
+    ]
     if not builds:
+        start, end = window(day, settings)
         raise EditionError(
             f"edition {day.isoformat()}: no stories published between {start.isoformat(timespec='minutes')} "
             f"and {end.isoformat(timespec='minutes')} in any language"
         )
     return Editions(builds, left_out)
+
+
+def languages_present(
+    settings: Settings, day: date, stories: list[Story], languages: tuple[str, ...] | None = None
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The languages with stories of their own in edition `day`'s window, and the others with the reason
+    (each logged). With one language, that language, whatever the stories (the build says what is wrong)."""
+    wanted = languages or settings.languages
+    if not settings.multilingual:
+        return list(wanted), []
+    start, end = window(day, settings)
+    lo, hi = start.timestamp(), end.timestamp()
+    present: list[str] = []
+    left_out: list[tuple[str, str]] = []
+    for lang in wanted:
+        own = [s for s in stories_for(stories, settings.for_language(lang)) if lo <= s.published.timestamp() < hi]
+        if own:
+            present.append(lang)
+            continue
+        span = f"{start.isoformat(timespec='minutes')} and {end.isoformat(timespec='minutes')}"
+        why = f"no {lang} stories published between {span}"
+        log.info("edition %s (%s) not built: %s", day, lang, why)
+        left_out.append((lang, why))
+    return present, left_out

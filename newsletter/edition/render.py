@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,6 +34,8 @@ from .templates import HTML_TEMPLATE, make_environment, render_template
 from .text import render_text
 
 _INLINE_STYLE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.S)
+# An attribute value holding something beyond ASCII (alt text, titles).
+_WIDE_ATTRIBUTE = re.compile(r'="([^"<>]*[^\x00-\x7f][^"<>]*)"')
 # Story kinds as readers see them, translated where shown (extracted by pybabel through N_).
 KIND_LABELS = {
     "video": N_("Video"),
@@ -215,7 +218,7 @@ def _preheader(edition: Edition) -> str:
 def compile_mjml(mjml_source: str, env: jinja2.Environment, root: Path) -> str:
     """MJML → HTML with the `inline="inline"` styles applied to the elements (mrml does not inline)."""
     inline_css = "\n".join(_INLINE_STYLE.findall(mjml_source))
-    source = _INLINE_STYLE.sub("", mjml_source)
+    source = _WIDE_ATTRIBUTE.sub(_protect_marks, _INLINE_STYLE.sub("", mjml_source))
     try:
         html = mjml2html(source, disable_comments=True, fonts={})
     except Exception as exc:
@@ -226,6 +229,22 @@ def compile_mjml(mjml_source: str, env: jinja2.Environment, root: Path) -> str:
         where, line = find_in_templates(env, root, f"<{leftover.group(1)}")
         raise TemplateError(where, line, f"MJML error: unknown element <{leftover.group(1)}>")
     return _inliner(inline_css).inline(html)
+
+
+def _protect_marks(match: re.Match[str]) -> str:
+    """Combining marks in an attribute as character references.
+
+    mrml writes a combining character in an attribute value as a Rust escape (`ليلاً` → `ليلا\\u{64b}`
+    in an Arabic alt text; Hindi vowel signs the same), which readers would see; a character reference
+    passes through, and the CSS inliner turns it back into the character.
+    """
+    value = match.group(1)
+    if not any(unicodedata.category(c) in _MARKS for c in value):
+        return match.group(0)
+    return '="' + "".join(f"&#x{ord(c):X};" if unicodedata.category(c) in _MARKS else c for c in value) + '"'
+
+
+_MARKS = frozenset({"Mn", "Mc", "Me", "Cf"})
 
 
 @lru_cache(maxsize=8)
