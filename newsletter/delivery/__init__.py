@@ -26,7 +26,7 @@ from .ledger import Ledger, ledger_path
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks.smtp import config_from_settings, smtp_url
-from .subscribers import SubscriberSource, check_address
+from .subscribers import Subscriber, SubscriberSource, check_address
 from .suppression import SuppressionList, suppression_path
 from .unsubscribe import SECRET_ENV, handle_request, make_token, secret_from_env, verify_token
 from .verp import ReturnPath
@@ -39,6 +39,7 @@ __all__ = [
     "ReaderFilter",
     "ReturnPath",
     "SendReport",
+    "Subscriber",
     "SubscriberSource",
     "SuppressionList",
     "check_address",
