@@ -265,6 +265,8 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         raise ConfigError(f"{origin}: 'base_url' must be an absolute http(s) URL, got {base_url!r}")
     subject = _subject(text(data["subject"], "subject"), "subject", origin)
     languages = _languages(data["list"]["languages"], locale, origin)
+    if primary_language(locale) != primary_language(languages[0]):
+        locale = languages[0]  # the first language's edition speaks it (dates, catalogue)
     subjects_raw = data["list"]["subject"]
     if not isinstance(subjects_raw, dict):
         raise ConfigError(f"{origin}: 'list.subject' must be a table of language = pattern")
