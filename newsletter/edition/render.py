@@ -262,6 +262,11 @@ def render_html(
     mjml_source = render_template(env, HTML_TEMPLATE, context, root)
     t1 = time.perf_counter()
     html = compile_mjml(mjml_source, env, root)
+    if context.get("dir") == "rtl":
+        # mjml-python sets `direction:ltr` on every section and column whatever the page's `dir`; in a
+        # right-to-left edition they must read (and order their columns) right to left. A story in a
+        # left-to-right language keeps its own `dir` attribute.
+        html = html.replace("direction:ltr", "direction:rtl")
     if timings is not None:
         timings["render_mjml"] = timings.get("render_mjml", 0.0) + t1 - t0
         timings["compile"] = timings.get("compile", 0.0) + time.perf_counter() - t1
