@@ -30,7 +30,7 @@ from .render import Personal, Rendered, build_context, render_edition, render_ht
 from .select import Edition, edition_date_for, edition_dates, newest_edition_date, select_edition, window
 from .stories import LoadResult, Story, load_stories, parse_story, read_story
 from .templates import default_templates_dir, make_environment
-from .text import render_text
+from .text import render_text, right_to_left
 
 __all__ = [
     "Build",
@@ -70,6 +70,7 @@ __all__ = [
     "render_html",
     "render_mjml",
     "render_text",
+    "right_to_left",
     "sanitize_html",
     "select_edition",
     "serialize",

@@ -42,13 +42,13 @@ def render_text(env: jinja2.Environment, context: dict[str, Any], root: Path) ->
     ctx["more"] = [prepare(st) for st in context["more"]]
     text = render_template(env, TEXT_TEMPLATE, ctx, root)
     text = _tidy(text)
-    return _right_to_left(text) if context.get("dir") == "rtl" else text
+    return right_to_left(text) if context.get("dir") == "rtl" else text
 
 
 _RLM = "\u200f"  # RIGHT-TO-LEFT MARK: invisible, a strong right-to-left character
 
 
-def _right_to_left(text: str) -> str:
+def right_to_left(text: str) -> str:
     """Make every line of a right-to-left edition read right to left in a plain-text mail client.
 
     Clients pick each line's direction from its first strong character (Unicode's rule), so a line that

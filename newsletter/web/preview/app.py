@@ -171,6 +171,7 @@ def create_app(
         at = dates.index(view.day)
         mailing = mailing_state(settings)
         q = f"?lang={view.language}" if view.language else ""
+        lang_param = f"&lang={view.language}" if view.language else ""
         return {
             "q": q,  # the language edition, carried by every link of the page
             "lang": view.language or settings.languages[0],
@@ -184,8 +185,8 @@ def create_app(
             "sizes": sizes,
             "gmail_used": (sizes.get("html_bytes", 0) / GMAIL_CLIP) if sizes else 0.0,
             "widths": WIDTHS,
-            "light_src": f"/editions/{day}/email.html?v={version}&scheme=light" + (f"&lang={view.language}" if q else ""),
-            "dark_src": f"/editions/{day}/email.html?v={version}&scheme=dark" + (f"&lang={view.language}" if q else ""),
+            "light_src": f"/editions/{day}/email.html?v={version}&scheme=light{lang_param}",
+            "dark_src": f"/editions/{day}/email.html?v={version}&scheme=dark{lang_param}",
             "dark_styles": b is not None and has_dark_styles(b.rendered.html),
             "outbox": previewer.outbox_state(view) if b is not None else None,
             "newer": dates[at - 1].isoformat() if at > 0 else None,
