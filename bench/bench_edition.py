@@ -30,7 +30,7 @@ FROZEN = datetime(2016, 12, 30, 5, tzinfo=UTC)
 def _twenty_story_root(tmp: Path) -> Path:
     """The demo edition plus 13 generated stories: 20 in the 30 December window."""
     root = tmp / "paper"
-    shutil.copytree(REPO / "stories", root / "stories")
+    shutil.copytree(REPO / "stories", root / "stories", ignore=shutil.ignore_patterns("fr", "ar"))
     body = "\n\n".join(
         f"Paragraph {n} of a generated story, written to weigh what a real one weighs, with a "
         f"[link](https://paper.example/ref/{n}) and some *emphasis* in it."
@@ -93,7 +93,7 @@ def figures() -> Iterator[tuple[str, float, str]]:
 
     demo = Path(tempfile.mkdtemp())
     try:
-        shutil.copytree(REPO / "stories", demo / "stories")
+        shutil.copytree(REPO / "stories", demo / "stories", ignore=shutil.ignore_patterns("fr", "ar"))
         runs = []
         for _ in range(9):
             t0 = time.perf_counter()

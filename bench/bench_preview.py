@@ -45,7 +45,7 @@ def _median_ms(samples: list[float]) -> float:
 
 def _demo(tmp: Path, extra_days: int = 0) -> Path:
     root = tmp / f"paper-{extra_days}"
-    shutil.copytree(REPO / "stories", root / "stories")
+    shutil.copytree(REPO / "stories", root / "stories", ignore=shutil.ignore_patterns("fr", "ar"))
     for n in range(1, extra_days):
         day = DAY - timedelta(days=n)
         (root / "stories" / f"day-{n:02d}.md").write_text(

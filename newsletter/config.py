@@ -17,8 +17,8 @@ import re
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import time
+from dataclasses import dataclass, field, replace
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
         "id": "morning-brief.newsletter.example.org",
         "unsubscribe_url": "https://newsletter.example.org/u/",
         "unsubscribe_mailto": "",
+        "languages": [],  # empty: one edition, in the language of `locale`
+        "subject": {},  # per-language Subject patterns, e.g. fr = "{title} — {date}"
     },
     "paths": {"stories": "stories", "templates": "templates", "outbox": "outbox"},
 }
@@ -90,10 +92,61 @@ class Settings:
     outbox_dir: Path
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     config_file: Path | None = None
+    # The list's language editions (`[list] languages`), the first being the default; `language` is the
+    # one these settings render (see `for_language`).
+    languages: tuple[str, ...] = ("en",)
+    language: str = "en"
+    subjects: Mapping[str, str] = field(default_factory=dict)
 
     def section(self, name: str) -> dict[str, Any]:
         """A copy of an open table such as `[smtp]`; empty when absent."""
         return copy.deepcopy(dict(self.sections.get(name, {})))
+
+    @property
+    def multilingual(self) -> bool:
+        """More than one language edition: outbox folders and ledgers then carry the language."""
+        return len(self.languages) > 1
+
+    def edition_dir(self, day: date) -> Path:
+        """`outbox/<date>/`, or `outbox/<date>/<lang>/` when the list has several language editions."""
+        base = self.outbox_dir / day.isoformat()
+        return base / self.language if self.multilingual else base
+
+    def for_language(self, language: str) -> Settings:
+        """These settings for one language edition: its locale (dates, numbers, catalogue) and Subject.
+
+        The list's own `locale` is kept for the edition of its language (`en_GB` keeps British dates in
+        the `en` edition); another edition uses its language tag as its locale.
+        """
+        if language not in self.languages:
+            raise ConfigError(f"'{language}' is not one of [list] languages ({', '.join(self.languages)})")
+        same = primary_language(self.locale) == primary_language(language)
+        return replace(
+            self,
+            language=language,
+            locale=self.locale if same else language,
+            subject=self.subjects.get(language, self.subject),
+        )
+
+
+def primary_language(tag: str) -> str:
+    """`fr-CA` → `fr`, `zh_Hant_TW` → `zh`: the part of a language tag that picks an edition."""
+    return tag.replace("_", "-").split("-", 1)[0].strip().lower()
+
+
+def edition_language(tag: str | None, languages: tuple[str, ...]) -> str:
+    """The edition for a reader's (or a story's) language tag: the exact one, else the same primary
+    language (`fr-CA` → `fr`, `ar-EG` → `ar`), else the default (first) language. Never fails."""
+    wanted = (tag or "").replace("_", "-").strip().lower()
+    if wanted:
+        for lang in languages:
+            if lang.lower() == wanted:
+                return lang
+        primary = primary_language(wanted)
+        for lang in languages:
+            if primary_language(lang) == primary:
+                return lang
+    return languages[0]
 
 
 def load_settings(
@@ -149,6 +202,10 @@ def _merge(target: dict[str, Any], source: Mapping[str, Any], origin: str, prefi
             target.setdefault(key, {}).update(value)
         elif key not in target:
             raise ConfigError(f"{origin}: unknown setting '{dotted}'")
+        elif isinstance(target[key], dict) and dotted == "list.subject":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{origin}: '{dotted}' must be a table of language = pattern")
+            target[key] = dict(value)
         elif isinstance(target[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{origin}: '{dotted}' must be a table")
@@ -206,14 +263,18 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
     base_url = text(data["base_url"], "base_url").rstrip("/")
     if not re.match(r"^https?://[^/\s]+", base_url):
         raise ConfigError(f"{origin}: 'base_url' must be an absolute http(s) URL, got {base_url!r}")
-    subject = text(data["subject"], "subject")
-    try:
-        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(subject) if name is not None]
-    except ValueError as exc:
-        raise ConfigError(f"{origin}: 'subject': {exc}") from None
-    # Only the two plain fields: attribute or index access ({title.__class__}) would reach into Python objects.
-    if any(name not in ("title", "date") or conv for name, _spec, conv in fields):
-        raise ConfigError(f"{origin}: 'subject': only {{title}} and {{date}} may appear, got {subject!r}")
+    subject = _subject(text(data["subject"], "subject"), "subject", origin)
+    languages = _languages(data["list"]["languages"], locale, origin)
+    if primary_language(locale) != primary_language(languages[0]):
+        locale = languages[0]  # the first language's edition speaks it (dates, catalogue)
+    subjects_raw = data["list"]["subject"]
+    if not isinstance(subjects_raw, dict):
+        raise ConfigError(f"{origin}: 'list.subject' must be a table of language = pattern")
+    subjects: dict[str, str] = {}
+    for lang, pattern in subjects_raw.items():
+        if lang not in languages:
+            raise ConfigError(f"{origin}: 'list.subject.{lang}': '{lang}' is not one of list.languages")
+        subjects[lang] = _subject(text(pattern, f"list.subject.{lang}"), f"list.subject.{lang}", origin)
     sender = Sender(
         text(data["sender"]["name"], "sender.name"), _address(data["sender"]["address"], "sender.address", origin)
     )
@@ -228,7 +289,7 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         raise ConfigError(f"{origin}: 'list.id' must be a dotted name like news.example.org, got {lst['id']!r}")
     if not list_settings.unsubscribe_url.startswith("https://"):
         raise ConfigError(f"{origin}: 'list.unsubscribe_url' must be an https URL (RFC 8058)")
-    if any(c in v for v in (sender.name, subject, text(data["title"], "title")) for c in "\r\n"):
+    if any(c in v for v in (sender.name, subject, *subjects.values(), text(data["title"], "title")) for c in "\r\n"):
         raise ConfigError(f"{origin}: header values (title, subject, sender.name) must be one line")
     paths = {k: (root / text(v, f"paths.{k}")).resolve() for k, v in data["paths"].items()}
     return Settings(
@@ -250,7 +311,44 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         outbox_dir=paths["outbox"],
         sections={k: data.get(k, {}) for k in OPEN_SECTIONS},
         config_file=config_file,
+        languages=languages,
+        language=languages[0],
+        subjects=subjects,
     )
+
+
+def _subject(pattern: str, key: str, origin: str) -> str:
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(pattern) if name is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: '{key}': {exc}") from None
+    # Only the two plain fields: attribute or index access ({title.__class__}) would reach into Python objects.
+    if any(name not in ("title", "date") or conv for name, _spec, conv in fields):
+        raise ConfigError(f"{origin}: '{key}': only {{title}} and {{date}} may appear, got {pattern!r}")
+    return pattern
+
+
+def _languages(value: Any, locale: str, origin: str) -> tuple[str, ...]:
+    """`[list] languages`: language tags known to Babel, no two for the same language; default: `locale`'s."""
+    if isinstance(value, str):  # NEWSLETTER_LIST__LANGUAGES=en,fr,ar
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{origin}: \'list.languages\' must be a list of language tags like ["en", "fr"]')
+    if not value:
+        return (primary_language(locale),)
+    seen: dict[str, str] = {}
+    for tag in value:
+        try:
+            Locale.parse(tag.replace("-", "_"))
+        except (UnknownLocaleError, ValueError):
+            raise ConfigError(f"{origin}: 'list.languages': unknown language {tag!r}") from None
+        if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", tag):
+            raise ConfigError(f"{origin}: 'list.languages': {tag!r} is not a language tag like fr or pt-BR")
+        primary = primary_language(tag)
+        if primary in seen:
+            raise ConfigError(f"{origin}: 'list.languages': {seen[primary]!r} and {tag!r} are the same language")
+        seen[primary] = tag
+    return tuple(value)
 
 
 def _address(value: Any, key: str, origin: str) -> str:

@@ -21,11 +21,28 @@ CHROMIUM = "/usr/bin/chromium"
 IN_CI = bool(os.environ.get("CI"))
 
 
+def copy_demo_stories(dest: Path, *, languages: bool = False) -> None:
+    """Copy the demo's stories to `dest`: the English edition's, or (`languages`) the French and Arabic
+    samples too (stories/samples/fr, stories/samples/ar), which the repo's newsletter.toml publishes as
+    their own editions."""
+    ignore = None if languages else shutil.ignore_patterns("fr", "ar")
+    shutil.copytree(REPO / "stories", dest, ignore=ignore)
+
+
 @pytest.fixture
 def demo_root(tmp_path: Path) -> Path:
-    """A newsletter folder holding a copy of the demo stories (the repo's own stay untouched)."""
+    """A newsletter folder holding a copy of the English demo stories (the repo's own stay untouched)."""
     root = tmp_path / "paper"
-    shutil.copytree(REPO / "stories", root / "stories")
+    copy_demo_stories(root / "stories")
+    return root
+
+
+@pytest.fixture
+def languages_root(tmp_path: Path) -> Path:
+    """The whole demo: English, French and Arabic stories and the repo's newsletter.toml (three editions)."""
+    root = tmp_path / "paper"
+    copy_demo_stories(root / "stories", languages=True)
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     return root
 
 

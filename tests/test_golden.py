@@ -1,7 +1,9 @@
-"""Golden files: the demo edition as readers get it, with the clock and ids frozen.
+"""Golden files: the demo editions as readers get them, with the clock and ids frozen.
 
-A change to templates, stories or rendering shows up here as a diff to review like code. To accept
-an intended change, regenerate on purpose:  UPDATE_GOLDEN=1 ./scripts/test tests/test_golden.py
+The English edition is `golden/2016-12-30/`; the French and Arabic ones (the repo's newsletter.toml
+publishes three languages) are `golden/2016-12-30/fr/` and `golden/2016-12-30/ar/`. A change to
+templates, catalogues, stories or rendering shows up here as a diff to review like code. To accept an
+intended change, regenerate on purpose:  UPDATE_GOLDEN=1 ./scripts/test tests/test_golden.py
 """
 
 from __future__ import annotations
@@ -17,21 +19,27 @@ import pytest
 from conftest import REPO
 
 from newsletter.config import load_settings
-from newsletter.edition.build import build
+from newsletter.edition import build_editions
 
 GOLDEN = Path(__file__).parent / "golden" / "2016-12-30"
 FROZEN_NOW = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)
+FOLDERS = {"en": GOLDEN, "fr": GOLDEN / "fr", "ar": GOLDEN / "ar"}
+NAMES = ["newsletter.html", "newsletter.txt", "newsletter.eml", "manifest.json"]
 
 
 @pytest.fixture(scope="module")
-def outputs() -> dict[str, bytes]:
+def outputs() -> dict[str, dict[str, bytes]]:
     settings = load_settings(REPO, environ={})
-    result = build(settings, now=FROZEN_NOW, unique="golden")
+    editions = build_editions(settings, now=FROZEN_NOW, unique="golden")
+    assert [b.language for b in editions.builds] == ["en", "fr", "ar"]
     return {
-        "newsletter.html": result.rendered.html.encode(),
-        "newsletter.txt": result.rendered.text.encode(),
-        "newsletter.eml": result.eml,
-        "manifest.json": (json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n").encode(),
+        result.language: {
+            "newsletter.html": result.rendered.html.encode(),
+            "newsletter.txt": result.rendered.text.encode(),
+            "newsletter.eml": result.eml,
+            "manifest.json": (json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n").encode(),
+        }
+        for result in editions.builds
     }
 
 
@@ -42,17 +50,19 @@ def _readable(data: bytes, name: str) -> list[str]:
     return text.splitlines(keepends=True)
 
 
-@pytest.mark.parametrize("name", ["newsletter.html", "newsletter.txt", "newsletter.eml", "manifest.json"])
-def test_matches_golden(outputs, name):
-    path = GOLDEN / name
+@pytest.mark.parametrize("lang", list(FOLDERS))
+@pytest.mark.parametrize("name", NAMES)
+def test_matches_golden(outputs, lang, name):
+    path = FOLDERS[lang] / name
+    rendered = outputs[lang][name]
     if os.environ.get("UPDATE_GOLDEN"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(outputs[name])
+        path.write_bytes(rendered)
     expected = path.read_bytes()
-    if outputs[name] != expected:
+    if rendered != expected:
         diff = "".join(
             difflib.unified_diff(
-                _readable(expected, name), _readable(outputs[name], name), f"golden/{name}", f"rendered/{name}", n=2
+                _readable(expected, name), _readable(rendered, name), f"golden/{name}", f"rendered/{name}", n=2
             )
         )
-        pytest.fail(f"{name} differs from the golden file (UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}")
+        pytest.fail(f"{lang}/{name} differs from the golden file (UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}")

@@ -9,7 +9,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import REPO
+from conftest import REPO, copy_demo_stories
 
 
 @pytest.mark.slow
@@ -25,6 +25,8 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "newsletter/templates/newsletter.mjml.j2" in names
     assert "newsletter/templates/partials/story_card.mjml.j2" in names
+    for lang in ("en", "fr", "ar", "es"):  # the catalogues, compiled when first used
+        assert f"newsletter/locale/{lang}/LC_MESSAGES/messages.po" in names
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
@@ -33,7 +35,7 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
         timeout=300,
     )
     paper = tmp_path / "paper"
-    shutil.copytree(REPO / "stories", paper / "stories")
+    copy_demo_stories(paper / "stories")
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run(
         [sys.executable, "-c", "import newsletter; print(newsletter.__file__)"],
@@ -49,3 +51,14 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "Syrian regime emboldened" in (paper / "outbox" / "2016-12-30" / "newsletter.html").read_text()
+
+    # The French and Arabic editions, in their own words, from the installed package's catalogues.
+    shutil.rmtree(paper / "stories")
+    copy_demo_stories(paper / "stories", languages=True)
+    shutil.copy(REPO / "newsletter.toml", paper / "newsletter.toml")
+    proc = subprocess.run(
+        [sys.executable, "-m", "newsletter", "build"], env=env, cwd=paper, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Se désabonner" in (paper / "outbox" / "2016-12-30" / "fr" / "newsletter.html").read_text()
+    assert "إلغاء الاشتراك" in (paper / "outbox" / "2016-12-30" / "ar" / "newsletter.txt").read_text()

@@ -30,6 +30,8 @@ from newsletter.edition.plain import display_width, personal_line
 SECRET = b"personalize-secret"
 DAY = date(2016, 12, 30)
 NOW = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)
+from conftest import copy_demo_stories  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 
 HOSTILE = [
@@ -193,7 +195,7 @@ def test_unsubscribe_parts_are_personal(personalizer: Personalizer) -> None:
 
 def test_mailto_unsubscribe_when_configured(tmp_path: Path) -> None:
     root = tmp_path / "paper"
-    shutil.copytree(REPO / "stories", root / "stories")
+    copy_demo_stories(root / "stories")
     (root / "newsletter.toml").write_text('[list]\nunsubscribe_mailto = "leave@newsletter.example.org"\n')
     settings = load_settings(root, environ={})
     p = Personalizer(settings, build(settings, DAY).edition, secret=SECRET, date=NOW)
@@ -209,10 +211,10 @@ def test_mailto_unsubscribe_when_configured(tmp_path: Path) -> None:
 
 def test_templates_the_fast_path_cannot_splice_fall_back_to_full_rendering(tmp_path: Path) -> None:
     root = tmp_path / "paper"
-    shutil.copytree(REPO / "stories", root / "stories")
+    copy_demo_stories(root / "stories")
     shutil.copytree(REPO / "templates", root / "templates")
     header = root / "templates" / "partials" / "header.mjml.j2"
-    header.write_text(header.read_text().replace("{{ greeting }}", "{{ greeting | upper }}"))
+    header.write_text(header.read_text().replace("{{ greeting_html }}", "{{ greeting_html | upper }}"))
     settings = load_settings(root, environ={})
     p = Personalizer(settings, build(settings, DAY).edition, secret=SECRET, date=NOW)
     assert not p.fast and p.mismatch
@@ -222,11 +224,11 @@ def test_templates_the_fast_path_cannot_splice_fall_back_to_full_rendering(tmp_p
 
 def test_name_in_an_attribute_is_escaped_for_attributes(tmp_path: Path) -> None:
     root = tmp_path / "paper"
-    shutil.copytree(REPO / "stories", root / "stories")
+    copy_demo_stories(root / "stories")
     shutil.copytree(REPO / "templates", root / "templates")
     header = root / "templates" / "partials" / "header.mjml.j2"
     header.write_text(
-        header.read_text().replace("{{ greeting }}", '<span title="{{ greeting }}">{{ greeting }}</span>')
+        header.read_text().replace("{{ greeting_html }}", '<span title="{{ greeting }}">{{ greeting }}</span>')
     )
     settings = load_settings(root, environ={})
     p = Personalizer(settings, build(settings, DAY).edition, secret=SECRET, date=NOW)

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, write_story
+from conftest import REPO, copy_demo_stories, write_story
 from watchfiles import Change
 
 from newsletter.cli import cli
@@ -57,7 +57,7 @@ def run_async(coro):
 def make_root(base: Path, *, templates: bool = False) -> Path:
     """The demo newsletter plus an earlier edition whose headline is hostile HTML."""
     root = base / "paper"
-    shutil.copytree(REPO / "stories", root / "stories")
+    copy_demo_stories(root / "stories")
     if templates:
         shutil.copytree(REPO / "templates", root / "templates")
     write_story(

@@ -19,35 +19,41 @@ from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_op
 def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
     """Build an edition into outbox/<date>/: newsletter.html, .txt, .eml and manifest.json.
 
+    With several [list] languages, one edition per language into outbox/<date>/<lang>/ (a language
+    without stories of its own that day is left out, with a warning).
+
     \b
     Example:
       newsletter build --date 2016-12-30
       newsletter build --mjml     # also newsletter.mjml, to open in the MJML app or an editor plugin
     """
-    from ..edition import build as run_build
-    from ..edition import write_edition
+    from ..edition import build_editions, write_edition
 
     settings = load(root)
-    result = run_build(settings, as_date(day), skip_invalid=skip_invalid)
-    for err in result.skipped:
+    editions = build_editions(settings, as_date(day), skip_invalid=skip_invalid)
+    for err in editions.builds[0].skipped:
         _echo_err(f"{err} (skipped)", level="warning")
-    out = write_edition(result, mjml=mjml)
-    ed, rendered = result.edition, result.rendered
-    if ed.more:
-        titles = "; ".join(f"{s.path}" for s in ed.more)
-        _echo_err(
-            f"size budget: moved {len(ed.more)} story(ies) to 'More stories' to keep the HTML under "
-            f"{settings.html_budget / 1000:.0f} KB: {titles}",
-            level="warning",
+    for lang, why in editions.left_out:
+        _echo_err(f"edition {editions.day} ({lang}) not built: {why}", level="warning")
+    for result in editions.builds:
+        out = write_edition(result, mjml=mjml)
+        ed, rendered = result.edition, result.rendered
+        which = f" ({result.language})" if settings.multilingual else ""
+        if ed.more:
+            titles = "; ".join(f"{s.path}" for s in ed.more)
+            _echo_err(
+                f"size budget{which}: moved {len(ed.more)} story(ies) to 'More stories' to keep the HTML under "
+                f"{settings.html_budget / 1000:.0f} KB: {titles}",
+                level="warning",
+            )
+        try:
+            shown = out.relative_to(Path.cwd())
+        except ValueError:
+            shown = out
+        click.echo(
+            f"Built edition {ed.date.isoformat()}{which}: {len(ed.stories)} stories in {len(ed.sections)} section(s), "
+            f"HTML {rendered.html_bytes / 1000:.1f} KB of {settings.html_budget / 1000:.0f} KB → {shown}/"
         )
-    try:
-        shown = out.relative_to(Path.cwd())
-    except ValueError:
-        shown = out
-    click.echo(
-        f"Built edition {ed.date.isoformat()}: {len(ed.stories)} stories in {len(ed.sections)} section(s), "
-        f"HTML {rendered.html_bytes / 1000:.1f} KB of {settings.html_budget / 1000:.0f} KB → {shown}/"
-    )
 
 
 @cli.command()

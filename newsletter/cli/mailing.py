@@ -40,6 +40,7 @@ def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
 @click.option("--dry-run", is_flag=True, help="Render every message, send nothing, report the counts.")
 @click.option("--limit", type=click.IntRange(0), help="Send to the first N pending subscribers only.")
 @click.option("--to", "to", metavar="ADDR", help="Send one test copy to ADDR (outside the ledger) and stop.")
+@click.option("--lang", "language", metavar="LANG", help="Only this language edition (with --to: which one to send).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @handle_errors
 def send(
@@ -52,9 +53,13 @@ def send(
     dry_run: bool,
     limit: int | None,
     to: str | None,
+    language: str | None,
     progress: bool | None,
 ) -> None:
     """Send an edition: one personalized message per subscriber, each recorded in the edition's ledger.
+
+    With several [list] languages, each reader gets the edition of their locale (fr-CA → fr; unknown →
+    the first language), each edition with its own ledger.
 
     Without --smtp (or [smtp] url) the messages go to outbox/<date>/mail/. A rerun resumes: who got the
     edition never gets it again; transient failures are retried. NEWSLETTER_UNSUBSCRIBE_SECRET must be
@@ -69,7 +74,7 @@ def send(
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --dry-run
       newsletter send --date 2016-12-30 --to me@example.org
     """
-    from ..delivery import send_edition
+    from ..delivery import send_languages
 
     settings = load(root)
     stop = threading.Event()
@@ -85,10 +90,11 @@ def send(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        report = send_edition(
+        result = send_languages(
             settings,
             as_date(day),
             subscribers=subscribers,
+            language=language,
             dry_run=dry_run,
             limit=limit,
             to=to,
@@ -101,10 +107,14 @@ def send(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    report = result.combined()
     for warning in report.warnings:
         _echo_err(f"warning: {warning}", level="warning")
     _print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)
     _print_list("permanent failures", report.failures, report.failed_now)
+    if len(result.reports) > 1 or result.left_out:
+        for lang, one in result.reports.items():
+            click.echo(f"[{lang}] {one.summary()}")
     click.echo(report.summary())
     if report.test or report.dry_run:
         sys.exit(EXIT_OK)
@@ -125,15 +135,20 @@ def send(
 def status(root: Path, day: Any, show_failed: bool) -> None:
     """Show where sending an edition stands: the ledger's counts (sent, failed, skipped, pending).
 
+    With several [list] languages, one line per language edition and the total.
+
     \b
     Example:
       newsletter status --date 2016-12-30
     """
-    from ..delivery import ledger_path, ledger_report
+    from ..delivery import language_status, ledger_path, ledger_report
     from ..edition import choose_date, read
 
     settings = load(root)
     the_day = as_date(day) or choose_date(read(settings, skip_invalid=True).stories, settings, None)
+    if settings.multilingual:
+        _language_status(settings, the_day, language_status(settings, the_day), show_failed)
+        return
     report = ledger_report(settings, the_day)
     if report is None:
         click.echo(f"Edition {the_day}: not sent yet (no ledger at {ledger_path(settings, the_day)})")
@@ -148,6 +163,36 @@ def status(root: Path, day: Any, show_failed: bool) -> None:
         for line in report.failures:
             click.echo(f"  failed: {line}")
     state = "complete" if report.ok else ("complete, with failures" if report.complete else "incomplete")
+    click.echo(f"Status: {state}")
+
+
+def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_failed: bool) -> None:
+    totals = dict.fromkeys(("total", "sent", "failed", "skipped", "pending"), 0)
+    complete = True
+    for lang, report in reports.items():
+        if report is None:
+            click.echo(f"Edition {day} ({lang}): not sent yet")
+            continue
+        click.echo(
+            f"Edition {day} ({lang}): {report.total} recipient(s) — sent {report.sent}, failed {report.failed}, "
+            f"skipped {report.skipped}, pending {report.pending}; retried {report.retried}"
+        )
+        for key in totals:
+            totals[key] += getattr(report, key)
+        complete = complete and report.complete
+        if show_failed:
+            for line in report.failures:
+                click.echo(f"  failed: {line}")
+    if all(r is None for r in reports.values()):
+        click.echo(f"Edition {day}: not sent yet in any language")
+        return
+    click.echo(
+        f"Edition {day} (all languages): {totals['total']} recipient(s) — sent {totals['sent']}, "
+        f"failed {totals['failed']}, skipped {totals['skipped']}, pending {totals['pending']}"
+    )
+    state = (
+        "complete" if complete and not totals["failed"] else ("complete, with failures" if complete else "incomplete")
+    )
     click.echo(f"Status: {state}")
 
 

@@ -21,7 +21,7 @@ from . import cli, handle_errors, load, root_option
     type=click.IntRange(1, 1000),
     default=None,
     metavar="N",
-    help="Print the next N run times (ISO 8601 with offset, one a line) and exit.",
+    help="Print the next N run times (ISO 8601 with offset, one a line; with per_timezone the batches) and exit.",
 )
 @click.option(
     "--from",
@@ -50,6 +50,7 @@ def schedule(root: Path, next_count: int | None, start: str | None, run_now: boo
     grace = "3h"                 # how late a morning may still be sent
     retries = 3                  # after a failed run (SMTP down, ...)
     retry_delay = "10m"
+    per_timezone = false         # true: each reader at `at` in their own zone
 
     \b
     Examples:
@@ -57,7 +58,7 @@ def schedule(root: Path, next_count: int | None, start: str | None, run_now: boo
       newsletter schedule --run-now
       newsletter schedule --root /srv/paper
     """
-    from ..schedule import Daemon, Outcome, logging_to_stderr, next_runs, read_config
+    from ..schedule import Daemon, Outcome, logging_to_stderr, next_batches, next_runs, read_config
     from ..schedule import run_now as run_once
 
     if start is not None and next_count is None:
@@ -68,6 +69,13 @@ def schedule(root: Path, next_count: int | None, start: str | None, run_now: boo
     config = read_config(settings)
     if next_count is not None:
         begin = _instant(start, config.timezone) if start else datetime.now(config.timezone)
+        if config.per_timezone:
+            for batch in next_batches(settings, config, begin, next_count):
+                click.echo(
+                    f"{batch.at.isoformat()}  {batch.zone}  edition {batch.edition}  "
+                    f"({batch.readers} reader{'' if batch.readers == 1 else 's'})"
+                )
+            return
         for moment in next_runs(config.trigger(), begin, next_count):
             click.echo(moment.isoformat())
         return

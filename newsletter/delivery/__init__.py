@@ -6,6 +6,7 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
 
     subscribers.py   CSV / SQLite list → validated rows, streamed (bad rows reported by line)
     personalize.py   the edition rendered once → a message per subscriber (greeting, unsubscribe link)
+    languages.py     each language edition to its readers (locale → edition), one ledger each
     send.py          the send loop: enrol, personalize, deliver through worker threads, record
                      (ratelimit.py: the send rate; progress.py: the operator's view; report.py: options
                      and the run's report)
@@ -20,31 +21,38 @@ Public face: the names in `__all__`; the schedule and web subsystems import only
 
 from __future__ import annotations
 
+from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
 from .ledger import Ledger, ledger_path
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks.smtp import config_from_settings, smtp_url
-from .subscribers import SubscriberSource, check_address
+from .subscribers import Subscriber, SubscriberSource, check_address
 from .suppression import SuppressionList, suppression_path
 from .unsubscribe import SECRET_ENV, handle_request, make_token, secret_from_env, verify_token
 from .verp import ReturnPath
 
 __all__ = [
     "SECRET_ENV",
+    "LanguageSend",
     "Ledger",
     "MailingOptions",
+    "ReaderFilter",
     "ReturnPath",
     "SendReport",
+    "Subscriber",
     "SubscriberSource",
     "SuppressionList",
     "check_address",
     "config_from_settings",
     "handle_request",
+    "language_status",
     "ledger_path",
     "ledger_report",
     "make_token",
+    "reader_language",
     "secret_from_env",
     "send_edition",
+    "send_languages",
     "send_test",
     "smtp_url",
     "suppression_path",

@@ -80,7 +80,9 @@ def ledger_dir(settings: Settings) -> Path:
 
 
 def ledger_path(settings: Settings, day: date) -> Path:
-    return ledger_dir(settings) / f"{day.isoformat()}.sqlite"
+    """`<date>.sqlite`; `<date>.<lang>.sqlite` when the list has several language editions (one ledger each)."""
+    suffix = f".{settings.language}" if settings.multilingual else ""
+    return ledger_dir(settings) / f"{day.isoformat()}{suffix}.sqlite"
 
 
 @dataclass(frozen=True, slots=True)

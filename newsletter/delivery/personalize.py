@@ -51,6 +51,7 @@ from ..edition import (
     personal_line,
     render_html,
     render_text,
+    right_to_left,
 )
 from ..textutil import one_line
 from .unsubscribe import ONE_CLICK, make_token
@@ -306,6 +307,7 @@ class Personalizer:
         self.url_base = settings.list.unsubscribe_url
         self.sender = settings.sender.address
         named_ctx, named_html, named_text = self._render(_NAME_MARK)
+        self._rtl = named_ctx.get("dir") == "rtl"  # its text lines are marked to read right to left
         _, unnamed_html, unnamed_text = self._render("")
         self.subject = str(named_ctx["subject"])
         self.boundary = "=_nl_" + hashlib.sha256((named_html + "\0" + named_text).encode()).hexdigest()[:32]
@@ -376,7 +378,8 @@ class Personalizer:
                 elif isinstance(p, int):
                     out.append(slots[p])
                 else:
-                    out.append(_qp_lines(personal_line(p.replace(_NAME_MARK, name).replace(_TOKEN_MARK, token))))
+                    line = personal_line(p.replace(_NAME_MARK, name).replace(_TOKEN_MARK, token))
+                    out.append(_qp_lines(right_to_left(line) if self._rtl else line))
             if pieces is tpl.text:
                 out.append(self._between)
         out.append(self._end)

@@ -68,7 +68,7 @@ def send_edition(
     settings: Settings,
     day: date | None,
     *,
-    subscribers: str | Path | None = None,
+    subscribers: str | Path | SubscriberSource | None = None,
     sink: Sink | None = None,
     dry_run: bool = False,
     limit: int | None = None,
@@ -103,7 +103,7 @@ def send_edition(
     spec = subscribers or options.subscribers
     if spec is None:
         raise SubscriberError("no subscriber list: pass --subscribers FILE or set [mailing] subscribers")
-    source = SubscriberSource(spec, settings.root)
+    source = spec if isinstance(spec, SubscriberSource) else SubscriberSource(spec, settings.root)
     built = build(settings, day)
     day = built.edition.date
     personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))

@@ -1,7 +1,7 @@
 """Subscriber lists, streamed: a CSV file with a header row, or a table in a SQLite file.
 
-    subscribers.csv                 email,name,locale,… (a header row; other columns are ignored)
-    subscribers.sqlite              the table `subscribers` (columns email, and optionally name, locale)
+    subscribers.csv                 email,name,locale,timezone,… (a header row; other columns are ignored)
+    subscribers.sqlite              the table `subscribers` (columns email, and optionally name, locale, timezone)
     subscribers.sqlite#members      another table
 
 Rows are read one at a time, never the whole list, so a million subscribers cost no more memory than
@@ -36,6 +36,7 @@ class Subscriber:
     name: str  # cleaned (see personalize.clean_name); may be empty
     locale: str
     line: int  # line of the CSV file, or rowid of the SQLite table
+    timezone: str = ""  # IANA name as listed, unchecked (the scheduler falls back to the list's zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,18 +93,18 @@ class SubscriberSource:
     def rows(self, on_problem: Callable[[Problem], None] | None = None) -> Iterator[Subscriber]:
         report = on_problem or self.problems.append
         raw = self._csv_rows() if self.kind == "csv" else self._sqlite_rows()
-        for line, email, name, locale in raw:
+        for line, email, name, locale, zone in raw:
             try:
                 address = check_address(email)
             except ValueError as exc:
                 report(Problem(self.path.name, line, str(exc)))
                 continue
-            yield Subscriber(address, clean_name(name), (locale or "").strip(), line)
+            yield Subscriber(address, clean_name(name), (locale or "").strip(), line, (zone or "").strip())
 
     def __iter__(self) -> Iterator[Subscriber]:
         return self.rows()
 
-    def _csv_rows(self) -> Iterator[tuple[int, str, str, str]]:
+    def _csv_rows(self) -> Iterator[tuple[int, str, str, str, str]]:
         try:
             with self.path.open(encoding="utf-8-sig", newline="") as fh:
                 reader = csv.reader(fh, strict=True)  # a stray quote must not swallow the rows after it
@@ -119,6 +120,7 @@ class SubscriberSource:
                 at_email = columns.index("email")
                 at_name = columns.index("name") if "name" in columns else None
                 at_locale = columns.index("locale") if "locale" in columns else None
+                at_zone = columns.index("timezone") if "timezone" in columns else None
                 while True:
                     try:
                         row = next(reader)
@@ -133,13 +135,14 @@ class SubscriberSource:
                         row[at_email] if at_email < len(row) else "",
                         row[at_name] if at_name is not None and at_name < len(row) else "",
                         row[at_locale] if at_locale is not None and at_locale < len(row) else "",
+                        row[at_zone] if at_zone is not None and at_zone < len(row) else "",
                     )
         except UnicodeDecodeError as exc:
             raise SubscriberError(f"{self.path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         except OSError as exc:
             raise SubscriberError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
 
-    def _sqlite_rows(self) -> Iterator[tuple[int, str, str, str]]:
+    def _sqlite_rows(self) -> Iterator[tuple[int, str, str, str, str]]:
         try:
             conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
         except sqlite3.Error as exc:
@@ -155,9 +158,16 @@ class SubscriberSource:
                 raise SubscriberError(f"{self.path}: table {self.table!r} has no 'email' column")
             name = "name" if "name" in columns else "''"
             locale = "locale" if "locale" in columns else "''"
-            cursor = conn.execute(f'SELECT rowid, email, {name}, {locale} FROM "{self.table}" ORDER BY rowid')
-            for rowid, email, nm, loc in cursor:
-                yield rowid, email if isinstance(email, str) else "", nm if isinstance(nm, str) else "", str(loc or "")
+            zone = "timezone" if "timezone" in columns else "''"
+            cursor = conn.execute(f'SELECT rowid, email, {name}, {locale}, {zone} FROM "{self.table}" ORDER BY rowid')
+            for rowid, email, nm, loc, tz in cursor:
+                yield (
+                    rowid,
+                    email if isinstance(email, str) else "",
+                    nm if isinstance(nm, str) else "",
+                    str(loc or ""),
+                    tz if isinstance(tz, str) else "",
+                )
         except sqlite3.Error as exc:
             raise SubscriberError(f"{self.path}: {exc}") from None
         finally:

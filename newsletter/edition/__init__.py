@@ -13,6 +13,7 @@ Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy a
     lint.py       what `check` says about stories, templates and the rendered email (mjmlcheck.py)
     trackers.py   tracking pixels: recognised by size, host, path or query; removed from bodies
     build.py      all of the above for one date, and the outbox written atomically
+    languages.py  one edition per `[list] languages` entry (i18n.py: the gettext catalogues, Babel)
 
 Public face: the names in `__all__`; the delivery, schedule and web subsystems import only these.
 """
@@ -20,7 +21,9 @@ Public face: the names in `__all__`; the delivery, schedule and web subsystems i
 from __future__ import annotations
 
 from .body import sanitize_html
-from .build import Build, StoriesInvalid, build, choose_date, read, write_edition
+from .build import Build, StoriesInvalid, build, choose_date, read, stories_for, write_edition
+from .i18n import language_name, text_direction, translations
+from .languages import Editions, build_editions, languages_present
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
 from .message import build_message, list_copy, list_id_header, serialize
 from .plain import personal_line
@@ -28,13 +31,14 @@ from .render import Personal, Rendered, build_context, render_edition, render_ht
 from .select import Edition, edition_date_for, edition_dates, newest_edition_date, select_edition, window
 from .stories import LoadResult, Story, load_stories, parse_story, read_story
 from .templates import default_templates_dir, make_environment
-from .text import render_text
+from .text import render_text, right_to_left
 from .trackers import drop_tracking_images, tracker_host
 
 __all__ = [
     "Build",
     "CheckReport",
     "Edition",
+    "Editions",
     "LoadResult",
     "Personal",
     "Rendered",
@@ -42,6 +46,7 @@ __all__ = [
     "Story",
     "build",
     "build_context",
+    "build_editions",
     "build_message",
     "check_newsletter",
     "check_templates",
@@ -50,6 +55,8 @@ __all__ = [
     "drop_tracking_images",
     "edition_date_for",
     "edition_dates",
+    "language_name",
+    "languages_present",
     "lint_html",
     "lint_stories",
     "lint_text",
@@ -66,10 +73,14 @@ __all__ = [
     "render_html",
     "render_mjml",
     "render_text",
+    "right_to_left",
     "sanitize_html",
     "select_edition",
     "serialize",
+    "stories_for",
+    "text_direction",
     "tracker_host",
+    "translations",
     "window",
     "write_edition",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import Settings
+from ..config import Settings, edition_language
 from ..errors import EditionError, NewsletterError, StoryError
 from ..fsutil import write_all_atomic
 from .message import list_copy, serialize
@@ -38,7 +38,11 @@ class Build:
 
     @property
     def outdir(self) -> Path:
-        return self.settings.outbox_dir / self.edition.date.isoformat()
+        return self.settings.edition_dir(self.edition.date)
+
+    @property
+    def language(self) -> str:
+        return self.settings.language
 
 
 class StoriesInvalid(EditionError):
@@ -71,6 +75,15 @@ def choose_date(stories: list[Story], settings: Settings, day: date | None) -> d
     return newest
 
 
+def stories_for(stories: list[Story], settings: Settings) -> list[Story]:
+    """The stories of `settings`' language edition: with one language, all of them (as ever); with
+    several, those whose `lang` picks this edition (no `lang`, or one the list does not publish, is the
+    first language's)."""
+    if not settings.multilingual:
+        return stories
+    return [s for s in stories if edition_language(s.lang, settings.languages) == settings.language]
+
+
 def build(
     settings: Settings,
     day: date | None = None,
@@ -79,25 +92,32 @@ def build(
     now: datetime | None = None,
     unique: str | None = None,
     on_demote: Callable[[int], None] | None = None,
+    loaded: LoadResult | None = None,
 ) -> Build:
-    """Everything `newsletter build` makes, in memory. `now`/`unique` freeze Date and Message-ID."""
+    """Everything `newsletter build` makes for `settings`' language edition, in memory.
+
+    `now`/`unique` freeze Date and Message-ID; `loaded` reuses stories already read (the editions of
+    one run share one read). Without `day`, the newest date with stories in any language.
+    """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    loaded = read(settings, skip_invalid=skip_invalid)
+    loaded = loaded or read(settings, skip_invalid=skip_invalid)
     t1 = time.perf_counter()
     day = choose_date(loaded.stories, settings, day)
-    edition = select_edition(loaded.stories, day, settings)
+    edition = select_edition(stories_for(loaded.stories, settings), day, settings)
     t2 = time.perf_counter()
     rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
     t3 = time.perf_counter()
     now = now or datetime.now(UTC)
+    # The default language keeps the key it has always had; the others say their language.
+    key = f"edition-{day.isoformat()}" + (f"-{settings.language}" if settings.language != settings.languages[0] else "")
     msg = list_copy(
         settings,
         rendered.subject,
         rendered.text,
         rendered.html,
         now.astimezone(settings.timezone),
-        key=f"edition-{day.isoformat()}",
+        key=key,
         unique=unique,
     )
     eml = serialize(msg)
@@ -154,6 +174,7 @@ def _manifest(settings: Settings, rendered: Rendered, eml: bytes, now: datetime,
     text = rendered.text.encode()
     return {
         "edition": ed.date.isoformat(),
+        "language": settings.language,
         "timezone": str(settings.timezone),
         "window": {"start": ed.window_start.isoformat(), "end": ed.window_end.isoformat()},
         "subject": rendered.subject,

@@ -13,7 +13,7 @@ import jinja2
 
 from ..config import Settings
 from ..errors import EditionError, TemplateError
-from .build import choose_date
+from .build import choose_date, stories_for
 from .mjmlcheck import mjml_structure_problems, style_sheet_problems
 from .plain import WIDTH, breaks_anywhere, display_width
 from .render import render_edition
@@ -159,17 +159,31 @@ def check_newsletter(settings: Settings, day: date | None = None) -> CheckReport
     if not errors and loaded.stories:
         try:
             day_ = choose_date(loaded.stories, settings, day)
-            rendered = render_edition(select_edition(loaded.stories, day_, settings), settings, env)
-        except (EditionError, TemplateError) as exc:
+        except EditionError as exc:
             errors.append(str(exc))
         else:
-            for p in lint_html(rendered.html, rendered.preheader, settings.html_budget) + lint_text(rendered.text):
-                (errors if p.level == "error" else warnings).append(str(p))
-            warnings.extend(str(p) for p in lint_stories(rendered.edition.stories))
-            if rendered.demoted:
-                warnings.append(
-                    f"edition {day_}: {len(rendered.demoted)} story(ies) go to 'More stories' to fit the size budget"
-                )
+            for lang in settings.languages:  # every language edition, each with its own catalogue
+                _check_edition(settings.for_language(lang), loaded.stories, day_, errors, warnings)
     elif not loaded.stories and not errors:
         errors.append(f"{settings.stories_dir}: no stories found")
     return CheckReport(len(loaded.stories), errors, warnings)
+
+
+def _check_edition(settings: Settings, stories: list[Story], day: date, errors: list[str], warnings: list[str]) -> None:
+    which = f" ({settings.language})" if settings.multilingual else ""
+    own = stories_for(stories, settings)
+    try:
+        rendered = render_edition(select_edition(own, day, settings), settings, make_environment(settings))
+    except (EditionError, TemplateError) as exc:
+        if settings.multilingual and isinstance(exc, EditionError) and "no stories" in str(exc):
+            warnings.append(f"{exc}{which}: that language edition is not built")
+            return
+        errors.append(str(exc))
+        return
+    for p in lint_html(rendered.html, rendered.preheader, settings.html_budget) + lint_text(rendered.text):
+        (errors if p.level == "error" else warnings).append(str(p))
+    warnings.extend(str(p) for p in lint_stories(rendered.edition.stories))
+    if rendered.demoted:
+        warnings.append(
+            f"edition {day}{which}: {len(rendered.demoted)} story(ies) go to 'More stories' to fit the size budget"
+        )

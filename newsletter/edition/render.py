@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,11 +21,12 @@ from typing import Any
 import css_inline
 import jinja2
 from babel.dates import format_date, format_time
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from mjml import mjml2html
 
 from ..config import Settings
 from ..errors import EditionError, TemplateError
+from .i18n import N_, text_direction, translations
 from .mjmlcheck import find_in_templates, locate_mjml_problem
 from .select import Edition, demotable, demote
 from .stories import Block, Story
@@ -32,7 +34,19 @@ from .templates import HTML_TEMPLATE, make_environment, render_template
 from .text import render_text
 
 _INLINE_STYLE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.S)
-_RTL_LANGS = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
+# An attribute value holding something beyond ASCII (alt text, titles).
+_WIDE_ATTRIBUTE = re.compile(r'="([^"<>]*[^\x00-\x7f][^"<>]*)"')
+# Story kinds as readers see them, translated where shown (extracted by pybabel through N_).
+KIND_LABELS = {
+    "video": N_("Video"),
+    "audio": N_("Audio"),
+    "podcast": N_("Podcast"),
+    "gallery": N_("Gallery"),
+    "analysis": N_("Analysis"),
+    "opinion": N_("Opinion"),
+    "interview": N_("Interview"),
+    "live": N_("Live"),
+}
 
 
 @dataclass(frozen=True)
@@ -67,12 +81,17 @@ class Rendered:
 
 
 def edition_url(settings: Settings, edition: Edition) -> str:
-    return f"{settings.base_url}/editions/{edition.date.isoformat()}/"
+    """The web copy of the edition ("view in your browser"): the default language's at `/editions/<date>/`,
+    another language's at `/<lang>/editions/<date>/`."""
+    prefix = f"/{settings.language}" if settings.language != settings.languages[0] else ""
+    return f"{settings.base_url}{prefix}/editions/{edition.date.isoformat()}/"
 
 
 def build_context(edition: Edition, settings: Settings, personal: Personal | None = None) -> dict[str, Any]:
     personal = personal or Personal()
     lang = settings.locale.replace("_", "-")
+    direction = text_direction(lang)
+    _ = translations(settings.locale).gettext
     view_url = personal.view_url or edition_url(settings, edition)
     date_long = format_date(edition.date, format="full", locale=settings.locale)
 
@@ -81,7 +100,7 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         # Cards are for skimming: the standfirst when there is one, else the start of the body.
         blocks, truncated = _excerpt(story.blocks, words if lead or not story.summary else 0)
         read_more_url = story.url or f"{view_url}#{anchor}"
-        kind = story.kind.capitalize()
+        kind = _(KIND_LABELS[story.kind]) if story.kind in KIND_LABELS else story.kind.capitalize()
         meta = [
             p
             for p in (
@@ -103,12 +122,18 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
             "kind": story.kind,
             "byline": story.byline,
             "meta_line": " · ".join(meta),
+            # In a right-to-left edition each part is isolated: a Latin byline keeps its own order.
+            "meta_html": Markup(" · ").join(Markup("<bdi>%s</bdi>") % p for p in meta)
+            if direction == "rtl"
+            else escape(" · ".join(meta)),
             "published": story.published,
             "url": story.url,
             "read_more_url": read_more_url,
-            "read_more_label": "Watch"
+            "read_more_label": _("Watch")
             if story.kind == "video"
-            else ("Listen" if story.kind in ("audio", "podcast") else "Read more"),
+            else (_("Listen") if story.kind in ("audio", "podcast") else _("Read more")),
+            # The arrow points the way the edition's language reads.
+            "arrow": "←" if direction == "rtl" else "→",
             "show_read_more": truncated or bool(story.url),
             "truncated": truncated,
             "image": story.image,
@@ -125,18 +150,26 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
     sections = [{"name": s.name, "stories": [view(st, card_words) for st in s.stories]} for s in edition.sections]
     more = [view(st, 0) for st in edition.more]
     subject = settings.subject.format(title=settings.title, date=date_long)
+    greeting = _("Good morning, %(name)s") % {"name": personal.name} if personal.name else _("Good morning")
+    if personal.name and direction == "rtl":  # a Latin name must not reorder the Arabic around it
+        greeting_html = escape(_("Good morning, %(name)s")) % {"name": Markup("<bdi>%s</bdi>") % personal.name}
+    else:
+        greeting_html = escape(greeting)
     preheader = _preheader(edition)
     return {
         "newsletter": {
             "title": settings.title,
-            "tagline": settings.tagline,
+            # The default tagline is in the catalogues; a list's own tagline shows as written.
+            "tagline": _(settings.tagline) if settings.tagline else "",
             "base_url": settings.base_url,
             "site": settings.base_url.split("://", 1)[-1],
             "sender": settings.sender.name,
             "sender_address": settings.sender.address,
         },
         "lang": lang,
-        "dir": "rtl" if lang.split("-")[0].lower() in _RTL_LANGS else "ltr",
+        "dir": direction,
+        # The edition's start side: headings and lists line up with the reader's language.
+        "align": "right" if direction == "rtl" else "left",
         "subject": subject,
         "preheader": preheader,
         "date": edition.date,
@@ -144,9 +177,10 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         "lead": lead,
         "sections": sections,
         "more": more,
-        "more_label": "More stories",
+        "more_label": _("More stories"),
         "story_count": len(edition.stories),
-        "greeting": f"Good morning, {personal.name}" if personal.name else "Good morning",
+        "greeting": greeting,
+        "greeting_html": greeting_html,
         "view_url": view_url,
         "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}/unsubscribe",
     }
@@ -184,7 +218,7 @@ def _preheader(edition: Edition) -> str:
 def compile_mjml(mjml_source: str, env: jinja2.Environment, root: Path) -> str:
     """MJML → HTML with the `inline="inline"` styles applied to the elements (mrml does not inline)."""
     inline_css = "\n".join(_INLINE_STYLE.findall(mjml_source))
-    source = _INLINE_STYLE.sub("", mjml_source)
+    source = _WIDE_ATTRIBUTE.sub(_protect_marks, _INLINE_STYLE.sub("", mjml_source))
     try:
         html = mjml2html(source, disable_comments=True, fonts={})
     except Exception as exc:
@@ -195,6 +229,22 @@ def compile_mjml(mjml_source: str, env: jinja2.Environment, root: Path) -> str:
         where, line = find_in_templates(env, root, f"<{leftover.group(1)}")
         raise TemplateError(where, line, f"MJML error: unknown element <{leftover.group(1)}>")
     return _inliner(inline_css).inline(html)
+
+
+def _protect_marks(match: re.Match[str]) -> str:
+    """Combining marks in an attribute as character references.
+
+    mrml writes a combining character in an attribute value as a Rust escape (`ليلاً` → `ليلا\\u{64b}`
+    in an Arabic alt text; Hindi vowel signs the same), which readers would see; a character reference
+    passes through, and the CSS inliner turns it back into the character.
+    """
+    value = match.group(1)
+    if not any(unicodedata.category(c) in _MARKS for c in value):
+        return match.group(0)
+    return '="' + "".join(f"&#x{ord(c):X};" if unicodedata.category(c) in _MARKS else c for c in value) + '"'
+
+
+_MARKS = frozenset({"Mn", "Mc", "Me", "Cf"})
 
 
 @lru_cache(maxsize=8)
@@ -212,6 +262,11 @@ def render_html(
     mjml_source = render_template(env, HTML_TEMPLATE, context, root)
     t1 = time.perf_counter()
     html = compile_mjml(mjml_source, env, root)
+    if context.get("dir") == "rtl":
+        # mjml-python sets `direction:ltr` on every section and column whatever the page's `dir`; in a
+        # right-to-left edition they must read (and order their columns) right to left. A story in a
+        # left-to-right language keeps its own `dir` attribute.
+        html = html.replace("direction:ltr", "direction:rtl")
     if timings is not None:
         timings["render_mjml"] = timings.get("render_mjml", 0.0) + t1 - t0
         timings["compile"] = timings.get("compile", 0.0) + time.perf_counter() - t1

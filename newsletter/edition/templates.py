@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from ..config import Settings
 from ..errors import TemplateError
+from .i18n import translations
 from .plain import install_filters
 
 HTML_TEMPLATE = "newsletter.mjml.j2"
@@ -31,6 +33,8 @@ def default_templates_dir() -> Path:
 
 
 def make_environment(settings: Settings) -> jinja2.Environment:
+    """The Jinja environment for `settings`' edition language: its gettext catalogue is installed, so
+    `{% trans %}` and `_()` in the templates speak the reader's language (English when untranslated)."""
     dirs = [d for d in (settings.templates_dir, default_templates_dir()) if d.is_dir()]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in dict.fromkeys(dirs)]),
@@ -40,9 +44,21 @@ def make_environment(settings: Settings) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translations(settings.locale), newstyle=True)  # type: ignore[attr-defined]
     install_filters(env)
+    env.filters["bidi"] = _isolate
     return env
+
+
+@jinja2.pass_context
+def _isolate(context: jinja2.runtime.Context, value: object) -> Markup:
+    """`<bdi>value</bdi>` in a right-to-left edition, so a Latin name or a number inside Arabic text keeps
+    its own direction and does not reorder the words around it; the value unchanged (escaped) otherwise."""
+    if context.get("dir") == "rtl" and str(value):
+        return Markup("<bdi>%s</bdi>") % value
+    return escape(value)
 
 
 def template_path(env: jinja2.Environment, name: str, root: Path) -> str:

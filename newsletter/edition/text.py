@@ -8,6 +8,7 @@ story. A URL longer than a line stays whole on a line of its own: a broken URL c
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,37 @@ def render_text(env: jinja2.Environment, context: dict[str, Any], root: Path) ->
     ctx["sections"] = [{**s, "stories": [prepare(st) for st in s["stories"]]} for s in context["sections"]]
     ctx["more"] = [prepare(st) for st in context["more"]]
     text = render_template(env, TEXT_TEMPLATE, ctx, root)
-    return _tidy(text)
+    text = _tidy(text)
+    return right_to_left(text) if context.get("dir") == "rtl" else text
+
+
+_RLM = "\u200f"  # RIGHT-TO-LEFT MARK: invisible, a strong right-to-left character
+
+
+def right_to_left(text: str) -> str:
+    """Make every line of a right-to-left edition read right to left in a plain-text mail client.
+
+    Clients pick each line's direction from its first strong character (Unicode's rule), so a line that
+    begins with a Latin name or a number ("FRANCE 24 · 5:00 ص", the masthead) would be set left to right
+    with its Arabic words in the wrong order. Such lines start with an RLM; a URL on a line of its own
+    stays as it is (it is read, and clicked, left to right).
+    """
+    out = []
+    for line in text.split("\n"):
+        if line.strip() and not line.lstrip().startswith(("http://", "https://")) and _first_strong(line) == "L":
+            line = _RLM + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def _first_strong(line: str) -> str:
+    for ch in line:
+        kind = unicodedata.bidirectional(ch)
+        if kind == "L":
+            return "L"
+        if kind in ("R", "AL"):
+            return "R"
+    return ""
 
 
 def _tidy(text: str) -> str:

@@ -7,6 +7,7 @@ Out: one run of the edition pipeline and the mailing per edition date, recorded 
     runs.py      RunStore: one row per edition date (running/completed/empty/failed/interrupted/skipped)
     morning.py   Morning: the job itself, with an injected clock: grace check, claim, intake, send, record
     daemon.py    Daemon: BlockingScheduler + SQLAlchemy job store + the lock + signals + retries
+    zones.py     per_timezone: one Morning per zone of the list, each firing at the zone's own `at`
 
 Why two stores: APScheduler's job store keeps the schedule (trigger, next run) across restarts, but it
 moves `next_run_time` forward the moment a job is *submitted*, so it cannot tell a finished morning from
@@ -33,8 +34,11 @@ from .config import (
 from .daemon import Daemon, bounces_job, lock_path, logging_to_stderr, morning_job, run_now, scheduler_lock
 from .morning import Morning, Outcome, RunResult, preflight, send_with_mailing
 from .runs import RunStore, State, store_path
+from .zones import Batch, BatchTrigger, ZoneMorning, batch_time, next_batches, reader_zone, subscriber_zones
 
 __all__ = [
+    "Batch",
+    "BatchTrigger",
     "Daemon",
     "Morning",
     "MorningTrigger",
@@ -43,6 +47,8 @@ __all__ = [
     "RunStore",
     "ScheduleConfig",
     "State",
+    "ZoneMorning",
+    "batch_time",
     "bounces_job",
     "fire_times",
     "format_duration",
@@ -50,12 +56,15 @@ __all__ = [
     "lock_path",
     "logging_to_stderr",
     "morning_job",
+    "next_batches",
     "next_runs",
     "parse_duration",
     "preflight",
     "read_config",
+    "reader_zone",
     "run_now",
     "scheduler_lock",
     "send_with_mailing",
     "store_path",
+    "subscriber_zones",
 ]

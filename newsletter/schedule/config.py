@@ -20,7 +20,7 @@ from ..errors import ConfigError
 
 JOB_ID = "morning"
 DEFAULTS: dict[str, Any] = {"at": "06:00", "days": "mon-sun", "grace": "3h", "retries": 3, "retry_delay": "10m"}
-KEYS = ("at", "timezone", "days", "grace", "retries", "retry_delay")
+KEYS = ("at", "timezone", "days", "grace", "retries", "retry_delay", "per_timezone")
 # How far back to look for "the latest morning": a schedule runs at least once a week.
 _LOOKBACK = timedelta(days=8)
 # A daemon down for months does not list every lost morning one by one.
@@ -38,6 +38,7 @@ class ScheduleConfig:
     grace: timedelta
     retries: int
     retry_delay: timedelta
+    per_timezone: bool = False  # each reader at `at` in their own zone (zones.py)
 
     def trigger(self) -> MorningTrigger:
         return MorningTrigger(
@@ -53,6 +54,7 @@ class ScheduleConfig:
         return (
             f"{self.days} at {at} {self.timezone.key}, grace {format_duration(self.grace)}, "
             f"{self.retries} retr{'y' if self.retries == 1 else 'ies'} every {format_duration(self.retry_delay)}"
+            + (", each reader at that time in their own zone" if self.per_timezone else "")
         )
 
 
@@ -108,7 +110,12 @@ def read_config(settings: Settings) -> ScheduleConfig:
         retries = int(retries)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
         raise ConfigError(f"{origin} 'retries' must be a whole number from 0 to 100, got {retries!r}")
-    return ScheduleConfig(at, tz, days, grace, retries, retry_delay)
+    per_timezone = values.get("per_timezone", False)
+    if isinstance(per_timezone, str) and per_timezone.strip().lower() in ("true", "false", "1", "0"):
+        per_timezone = per_timezone.strip().lower() in ("true", "1")  # from NEWSLETTER_SCHEDULE__PER_TIMEZONE
+    if not isinstance(per_timezone, bool):
+        raise ConfigError(f"{origin} 'per_timezone' must be true or false, got {per_timezone!r}")
+    return ScheduleConfig(at, tz, days, grace, retries, retry_delay, per_timezone)
 
 
 _DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?")

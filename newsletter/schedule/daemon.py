@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..config import Settings
 from ..errors import LockedError
@@ -43,11 +44,11 @@ def scheduler_lock(settings: Settings) -> Iterator[None]:
 _ACTIVE: dict[str, Daemon] = {}
 
 
-def morning_job(root: str) -> str:
+def morning_job(root: str, key: str = JOB_ID) -> str:
     daemon = _ACTIVE.get(root)
     if daemon is None:
         raise RuntimeError(f"no scheduler is running for {root}")
-    return daemon.on_fire()
+    return daemon.on_fire(key)
 
 
 def bounces_job(root: str) -> None:
@@ -74,6 +75,10 @@ class Daemon:
         self.config = config or read_config(settings)
         self.stop_event = threading.Event()
         self.morning = Morning(settings, self.config, send=send, clock=clock, stop=self.stop_event)
+        # One Morning per job: the list's, or with `per_timezone` one per zone of the list (JOB_ID is
+        # the schedule's own zone, so a job stored before the switch is taken over, never left to fire).
+        self.mornings: dict[str, Morning] = {JOB_ID: self.morning}
+        self._send = send
         self.clock = clock
         self.install_signals = install_signals
         self.started = threading.Event()
@@ -123,28 +128,36 @@ class Daemon:
                 )
                 self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
                 self.scheduler.add_listener(lambda _e: self.started.set(), EVENT_SCHEDULER_STARTED)
-                due = self.morning.due_at_start()
-                now = self.clock()
-                trigger = self.config.trigger()
-                first = due or trigger.get_next_fire_time(None, now)
-                # replace_existing: the configuration may have changed since the job was stored; the
-                # missed-morning accounting above comes from the runs table, not from the stored job.
-                self.scheduler.add_job(
-                    morning_job,
-                    trigger=trigger,
-                    args=[root],
-                    id=JOB_ID,
-                    name="morning edition",
-                    replace_existing=True,
-                    next_run_time=first,
-                )
+                if self.config.per_timezone:
+                    self.mornings = self._zone_mornings()
+                    self.morning = self.mornings[JOB_ID]
+                    self.scheduler.add_listener(self._drop_stale_jobs, EVENT_SCHEDULER_STARTED)
+                for key, morning in self.mornings.items():
+                    due = morning.due_at_start()
+                    now = self.clock()
+                    trigger = morning.trigger
+                    first = due or trigger.get_next_fire_time(None, now)
+                    # replace_existing: the configuration may have changed since the job was stored; the
+                    # missed-morning accounting above comes from the runs table, not from the stored job.
+                    self.scheduler.add_job(
+                        morning_job,
+                        trigger=trigger,
+                        args=[root, key],
+                        id=key,
+                        name="morning edition" if key == JOB_ID else f"morning edition, {key.split('@', 1)[1]}",
+                        replace_existing=True,
+                        next_run_time=first,
+                    )
+                    if key == JOB_ID:
+                        self._log_start(due, trigger, now)
+                    elif due is not None:
+                        log.warning("catching up the %s batch of edition %s", key, morning.edition_for(due))
                 from ..bounces import configured
 
                 if configured(self.settings):  # and every hour between mornings
                     self.scheduler.add_job(
                         bounces_job, "interval", hours=1, args=[root], id="bounces", jobstore="memory"
                     )
-                self._log_start(due, trigger, now)
                 watcher = threading.Thread(target=self._watch_stop, name="schedule-stop", daemon=True)
                 _ACTIVE[root] = self
                 try:
@@ -201,19 +214,47 @@ class Daemon:
                 end.isoformat(timespec="minutes"),
             )
 
-    def on_fire(self) -> str:
-        return self._handle(self.morning.fire())
+    def _zone_mornings(self) -> dict[str, Morning]:
+        from .zones import ZoneMorning, subscriber_zones
 
-    def _retry(self, scheduled_iso: str) -> str:
-        return self._handle(self.morning.run(datetime.fromisoformat(scheduled_iso)))
+        own = self.config.timezone
+        zones = sorted(set(subscriber_zones(self.settings, own)) - {own.key})
+        made: dict[str, Morning] = {
+            JOB_ID: ZoneMorning(
+                self.settings, self.config, own, send=self._send, clock=self.clock, stop=self.stop_event
+            )
+        }
+        for name in zones:
+            made[f"{JOB_ID}@{name}"] = ZoneMorning(
+                self.settings, self.config, ZoneInfo(name), send=self._send, clock=self.clock, stop=self.stop_event
+            )
+        log.info("per-time-zone sending: %d zone(s): %s", len(made), ", ".join([own.key, *zones]))
+        return made
 
-    def _handle(self, result: RunResult) -> str:
+    def _drop_stale_jobs(self, _event: Any) -> None:
+        """Zones no longer in the list (or from an earlier configuration) leave the job store."""
+        for job in self.scheduler.get_jobs(jobstore="default"):
+            if job.id not in self.mornings:
+                log.info("job %s: no reader in that time zone any more; removed", job.id)
+                job.remove()
+
+    def on_fire(self, key: str = JOB_ID) -> str:
+        morning = self.mornings.get(key)
+        if morning is None:  # a zone job stored by an earlier configuration
+            log.warning("job %s is not part of this schedule; nothing sent", key)
+            return Outcome.NOTHING_DUE.value
+        return self._handle(morning.fire(), key)
+
+    def _retry(self, scheduled_iso: str, key: str = JOB_ID) -> str:
+        return self._handle(self.mornings[key].run(datetime.fromisoformat(scheduled_iso)), key)
+
+    def _handle(self, result: RunResult, key: str = JOB_ID) -> str:
         self.results.append(result)
         if result.outcome == Outcome.FAILED:
-            self._schedule_retry(result)
+            self._schedule_retry(result, key)
         return result.outcome.value
 
-    def _schedule_retry(self, result: RunResult) -> None:
+    def _schedule_retry(self, result: RunResult, key: str = JOB_ID) -> None:
         cfg = self.config
         if result.attempts > cfg.retries:
             log.error(
@@ -242,8 +283,8 @@ class Daemon:
             self._retry,
             trigger="date",
             run_date=when,
-            args=[result.scheduled.isoformat()],
-            id=f"retry-{result.edition.isoformat()}",
+            args=[result.scheduled.isoformat(), key],
+            id=f"retry-{key}-{result.edition.isoformat()}",
             jobstore="memory",
             replace_existing=True,
             misfire_grace_time=None,  # the job checks the grace period itself
@@ -252,8 +293,8 @@ class Daemon:
     def _on_event(self, event: Any) -> None:
         from apscheduler.events import EVENT_JOB_MISSED
 
-        if event.code == EVENT_JOB_MISSED and event.job_id == JOB_ID:
-            self.morning.missed(event.scheduled_run_time)
+        if event.code == EVENT_JOB_MISSED and event.job_id in self.mornings:
+            self.mornings[event.job_id].missed(event.scheduled_run_time)
         elif event.code != EVENT_JOB_MISSED:
             log.error("job %s raised: %s", event.job_id, event.exception)
 

@@ -49,11 +49,11 @@ class SendFn(Protocol):
 
 
 def send_with_mailing(settings: Settings, day: date, *, stop: threading.Event | None = None) -> Report:
-    """The real job: `newsletter.delivery.send.send_edition` builds the edition and delivers it through the
-    configured sink, recording every recipient in its ledger (a rerun resumes)."""
-    from ..delivery import send_edition
+    """The real job: `newsletter.delivery.send_languages` builds each language edition and delivers it
+    through the configured sink to its readers, recording every recipient in its ledger (a rerun resumes)."""
+    from ..delivery import send_languages
 
-    return send_edition(settings, day, stop=stop, progress=False)
+    return send_languages(settings, day, stop=stop, progress=False).combined()
 
 
 def preflight(settings: Settings) -> None:

@@ -14,7 +14,7 @@ from .smtp import SmtpSink, config_from_settings, smtp_url
 
 
 def mail_folder(settings: Settings, day: date, kind: str = "mail") -> Path:
-    return settings.outbox_dir / day.isoformat() / kind
+    return settings.edition_dir(day) / kind
 
 
 def make_sink(

@@ -4,6 +4,7 @@ Pages                                   what
 /                                       the newest edition (the page `newsletter preview` prints)
 /editions/                              every edition: date, stories, subject, size, last built
 /editions/<date>/                       the HTML email in a frame: widths 320/375/600/full, dark mode
+                                        (every edition page takes ?lang=fr for a language edition)
 /editions/<date>/text                   the plain-text part
 /editions/<date>/manifest               stories, window, sizes against Gmail's 102 KB clip, checks
 /editions/<date>/email.html             the HTML itself (?scheme=dark|light: as a client in that mode shows it)
@@ -124,8 +125,16 @@ def create_app(
                 return date.fromisoformat(text)
         raise HTTPException(404, f"{text!r} is not an edition date (YYYY-MM-DD)")
 
-    def view_of(day: date, *, require_build: bool = False) -> EditionView:
-        view = previewer.edition(day)
+    def parse_lang(request: Request) -> str:
+        """`?lang=fr`: one of the list's language editions ("" for the first, the default)."""
+        lang = request.query_params.get("lang", "")
+        languages = previewer.settings.languages
+        if lang and lang not in languages:
+            raise HTTPException(404, f"{lang!r} is not one of this newsletter's languages ({', '.join(languages)})")
+        return "" if lang == languages[0] else lang
+
+    def view_of(day: date, *, require_build: bool = False, lang: str = "") -> EditionView:
+        view = previewer.edition(day, language=lang)
         if view.build is None:
             overview = previewer.overview()
             if require_build or (day not in overview.dates and not overview.problems):
@@ -140,8 +149,9 @@ def create_app(
             notices.popitem(last=False)
         return key
 
-    def back(day: date, notice: Notice) -> RedirectResponse:
-        return RedirectResponse(f"/editions/{day.isoformat()}/?notice={remember(notice)}", status_code=303)
+    def back(day: date, notice: Notice, lang: str = "") -> RedirectResponse:
+        which = f"lang={lang}&" if lang else ""
+        return RedirectResponse(f"/editions/{day.isoformat()}/?{which}notice={remember(notice)}", status_code=303)
 
     def edition_context(view: EditionView, request: Request, tab: str, *, home: bool = False) -> dict[str, Any]:
         overview = previewer.overview()
@@ -160,7 +170,12 @@ def create_app(
             dates = sorted({*dates, view.day}, reverse=True)
         at = dates.index(view.day)
         mailing = mailing_state(settings)
+        q = f"?lang={view.language}" if view.language else ""
+        lang_param = f"&lang={view.language}" if view.language else ""
         return {
+            "q": q,  # the language edition, carried by every link of the page
+            "lang": view.language or settings.languages[0],
+            "languages": previewer.languages(view.day) if settings.multilingual else [],
             "overview": overview,
             "view": view,
             "build": b,
@@ -170,8 +185,8 @@ def create_app(
             "sizes": sizes,
             "gmail_used": (sizes.get("html_bytes", 0) / GMAIL_CLIP) if sizes else 0.0,
             "widths": WIDTHS,
-            "light_src": f"/editions/{day}/email.html?v={version}&scheme=light",
-            "dark_src": f"/editions/{day}/email.html?v={version}&scheme=dark",
+            "light_src": f"/editions/{day}/email.html?v={version}&scheme=light{lang_param}",
+            "dark_src": f"/editions/{day}/email.html?v={version}&scheme=dark{lang_param}",
             "dark_styles": b is not None and has_dark_styles(b.rendered.html),
             "outbox": previewer.outbox_state(view) if b is not None else None,
             "newer": dates[at - 1].isoformat() if at > 0 else None,
@@ -193,22 +208,35 @@ def create_app(
     def index(request: Request) -> Response:
         overview = previewer.overview()
         rows = []
+        multilingual = previewer.settings.multilingual
         for day in overview.dates:
-            view = previewer.edition(day, viewed=False)
-            rows.append({"view": view, "outbox": previewer.outbox_state(view) if view.build else None})
+            for lang in previewer.languages(day) if multilingual else [""]:
+                lang = "" if lang == previewer.settings.languages[0] else lang
+                view = previewer.edition(day, viewed=False, language=lang)
+                rows.append(
+                    {
+                        "view": view,
+                        "outbox": previewer.outbox_state(view) if view.build else None,
+                        "lang": (lang or previewer.settings.languages[0]) if multilingual else "",
+                        "q": f"?lang={lang}" if lang else "",
+                    }
+                )
         return page("index.html", overview=overview, rows=rows)
 
     def edition_page(request: Request) -> Response:
-        return page("edition_email.html", **edition_context(view_of(parse_day(request)), request, "email"))
+        view = view_of(parse_day(request), lang=parse_lang(request))
+        return page("edition_email.html", **edition_context(view, request, "email"))
 
     def text_page(request: Request) -> Response:
-        return page("edition_text.html", **edition_context(view_of(parse_day(request)), request, "text"))
+        view = view_of(parse_day(request), lang=parse_lang(request))
+        return page("edition_text.html", **edition_context(view, request, "text"))
 
     def manifest_page(request: Request) -> Response:
-        return page("edition_manifest.html", **edition_context(view_of(parse_day(request)), request, "manifest"))
+        view = view_of(parse_day(request), lang=parse_lang(request))
+        return page("edition_manifest.html", **edition_context(view, request, "manifest"))
 
     def email_html(request: Request) -> Response:
-        view = view_of(parse_day(request), require_build=True)
+        view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
         assert view.build is not None
         html = view.build.rendered.html
         scheme = request.query_params.get("scheme")
@@ -226,22 +254,24 @@ def create_app(
         )
 
     def eml(request: Request) -> Response:
-        view = view_of(parse_day(request), require_build=True)
+        view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
         assert view.build is not None
         return Response(
             view.build.eml,
             media_type="message/rfc822",
             headers={
-                "Content-Disposition": f'attachment; filename="newsletter-{view.day.isoformat()}.eml"',
+                "Content-Disposition": f'attachment; filename="newsletter-{view.day.isoformat()}'
+                + (f"-{view.language}" if view.language else "")
+                + '.eml"',
                 "Cache-Control": "no-store",
             },
         )
 
     def mjml(request: Request) -> Response:
         """The edition's MJML (what `newsletter build --mjml` writes), to open in MJML's own tools."""
-        view = view_of(parse_day(request), require_build=True)
+        view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
         assert view.build is not None
-        source = render_mjml(previewer.settings, view.build.rendered.context)
+        source = render_mjml(view.build.settings, view.build.rendered.context)
         return Response(
             source,
             media_type="text/plain; charset=utf-8",
@@ -252,12 +282,12 @@ def create_app(
         )
 
     def text_raw(request: Request) -> Response:
-        view = view_of(parse_day(request), require_build=True)
+        view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
         assert view.build is not None
         return PlainTextResponse(view.build.rendered.text, headers={"Cache-Control": "no-store"})
 
     def manifest_json(request: Request) -> Response:
-        view = view_of(parse_day(request), require_build=True)
+        view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
         assert view.build is not None
         return JSONResponse(view.build.manifest, headers={"Cache-Control": "no-store"})
 
@@ -276,38 +306,39 @@ def create_app(
         return fields
 
     async def write(request: Request) -> Response:
-        day = parse_day(request)
+        day, lang = parse_day(request), parse_lang(request)
         await form_of(request)
-        view = await run_in_threadpool(previewer.edition, day)
+        view = await run_in_threadpool(lambda: previewer.edition(day, language=lang))
         if view.build is None or not view.ok:
-            return back(day, Notice("error", "Not written: the edition has problems (see the banner); fix them first."))
+            why = "Not written: the edition has problems (see the banner); fix them first."
+            return back(day, Notice("error", why), lang)
         try:
             out = await run_in_threadpool(write_edition, view.build)
         except (OSError, NewsletterError) as exc:
-            return back(day, Notice("error", f"Not written: {exc}"))
+            return back(day, Notice("error", f"Not written: {exc}"), lang)
         say(f"wrote {out}/")
-        return back(day, Notice("ok", f"Wrote {out}/ (newsletter.html, .txt, .eml, manifest.json)."))
+        return back(day, Notice("ok", f"Wrote {out}/ (newsletter.html, .txt, .eml, manifest.json)."), lang)
 
     async def send_test(request: Request) -> Response:
-        day = parse_day(request)
+        day, lang = parse_day(request), parse_lang(request)
         fields = await form_of(request)
-        settings = previewer.settings
+        settings = previewer.settings.for_language(lang or previewer.settings.languages[0])
         mailing = mailing_state(settings)
         if not mailing["enabled"]:
-            return back(day, Notice("error", f"Not sent: {mailing['why']}"))
+            return back(day, Notice("error", f"Not sent: {mailing['why']}"), lang)
         raw = fields.get("address", "").strip()
         try:
             address = validate_email(raw, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            return back(day, Notice("error", f"Not sent: {raw!r} is not a valid address ({exc})."))
+            return back(day, Notice("error", f"Not sent: {raw!r} is not a valid address ({exc})."), lang)
         from ...delivery import send_test as deliver
 
         try:
             done = await run_in_threadpool(deliver, settings, day, address)
         except NewsletterError as exc:
-            return back(day, Notice("error", f"Not sent: {exc}"))
+            return back(day, Notice("error", f"Not sent: {exc}"), lang)
         say(f"test send: {done}")
-        return back(day, Notice("ok", done))
+        return back(day, Notice("ok", done), lang)
 
     def unsubscribe_link(request: Request) -> Response:
         from ...delivery import make_token, secret_from_env

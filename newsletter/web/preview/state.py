@@ -61,6 +61,7 @@ class EditionView:
     stale: bool = False
     partial: bool = False
     rendered_at: float = 0.0  # time.time() of the render shown
+    language: str = ""  # the language edition ("" : the list's first language)
 
     @property
     def ok(self) -> bool:
@@ -104,9 +105,10 @@ class Previewer:
         self._generation = 0
         self._stories: tuple[int, LoadResult] | None = None
         self._stamp: tuple[int, tuple[tuple[str, int, int], ...]] | None = None
-        self._outcomes: dict[date, _Outcome] = {}
-        self._good: dict[date, _Outcome] = {}
-        self._viewed: dict[date, float] = {}
+        # Keyed by (date, language): "" is the list's first language.
+        self._outcomes: dict[tuple[date, str], _Outcome] = {}
+        self._good: dict[tuple[date, str], _Outcome] = {}
+        self._viewed: dict[tuple[date, str], float] = {}
 
     @property
     def generation(self) -> int:
@@ -186,41 +188,59 @@ class Previewer:
             return dates[0]
         # Every story broken at the moment: keep showing the newest edition that rendered.
         with self._lock:
-            return max(self._good, default=None)
+            return max((day for day, _lang in self._good), default=None)
 
-    def edition(self, day: date, *, viewed: bool = True) -> EditionView:
-        """The edition of `day`: rendered now if what it is made of changed, else the last render.
+    def edition(self, day: date, *, viewed: bool = True, language: str = "") -> EditionView:
+        """The edition of `day` (in `language`, default the first): rendered now if what it is made of
+        changed, else the last render.
 
         `viewed`: someone is looking at this edition, so `warm()` renders it right after a change.
         """
+        key = (day, language)
         with self._lock:
             if viewed:
-                self._viewed[day] = time.monotonic()
+                self._viewed[key] = time.monotonic()
             inputs = self._inputs(day)
-            outcome = self._outcomes.get(day)
+            outcome = self._outcomes.get(key)
             if outcome is None or outcome.inputs != inputs:
-                outcome = self._render(day, inputs)
-                self._outcomes[day] = outcome
+                outcome = self._render(day, inputs, language)
+                self._outcomes[key] = outcome
                 if outcome.build is not None and not outcome.problems:
-                    self._good[day] = outcome
+                    self._good[key] = outcome
             if not outcome.problems:
-                return EditionView(day, outcome.build, rendered_at=outcome.at)
-            good = self._good.get(day)
+                return EditionView(day, outcome.build, rendered_at=outcome.at, language=language)
+            good = self._good.get(key)
             if good is not None:
-                return EditionView(day, good.build, outcome.problems, stale=True, rendered_at=good.at)
+                return EditionView(
+                    day, good.build, outcome.problems, stale=True, rendered_at=good.at, language=language
+                )
             return EditionView(
-                day, outcome.build, outcome.problems, partial=outcome.build is not None, rendered_at=outcome.at
+                day,
+                outcome.build,
+                outcome.problems,
+                partial=outcome.build is not None,
+                rendered_at=outcome.at,
+                language=language,
             )
 
     def warm(self, keep: float = 600.0) -> list[EditionView]:
         """Render again the editions someone looked at in the last `keep` seconds (after a change)."""
         now = time.monotonic()
         with self._lock:
-            recent = sorted(d for d, at in self._viewed.items() if now - at <= keep)
-        return [self.edition(d) for d in recent]
+            recent = sorted(k for k, at in self._viewed.items() if now - at <= keep)
+        return [self.edition(d, language=lang) for d, lang in recent]
+
+    def languages(self, day: date) -> list[str]:
+        """The language editions `day` has (all of them with one language; else those with stories)."""
+        from ...edition import languages_present
+
+        with self._lock:
+            settings = self._settings
+        return languages_present(settings, day, self._loaded().stories)[0] or [settings.languages[0]]
 
     def outbox_state(self, view: EditionView) -> OutboxState | None:
-        manifest = self._settings.outbox_dir / view.day.isoformat() / "manifest.json"
+        settings = self._settings.for_language(view.language or self._settings.languages[0])
+        manifest = settings.edition_dir(view.day) / "manifest.json"
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
             built_at = str(data["built_at"])
@@ -232,7 +252,7 @@ class Previewer:
 
     # --- rendering ---------------------------------------------------------------------------------
 
-    def _render(self, day: date, inputs: tuple[Any, ...]) -> _Outcome:
+    def _render(self, day: date, inputs: tuple[Any, ...], language: str = "") -> _Outcome:
         at = time.time()
 
         def outcome(result: Build | None, problems: tuple[str, ...] = (), partial: bool = False) -> _Outcome:
@@ -241,6 +261,12 @@ class Previewer:
         if self._config_problem:
             return outcome(None, (self._config_problem,))
         settings = self._settings
+        if language:
+            if language not in settings.languages:
+                return outcome(
+                    None, (f"'{language}' is not one of [list] languages ({', '.join(settings.languages)})",)
+                )
+            settings = settings.for_language(language)
         try:
             return outcome(build(settings, day))
         except StoriesInvalid as exc:
