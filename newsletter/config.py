@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
         "subject": {},  # per-language Subject patterns, e.g. fr = "{title} — {date}"
     },
     "paths": {"stories": "stories", "templates": "templates", "outbox": "outbox"},
+    # Where records live: empty keeps SQLite files under data/; "postgresql://…" puts them in one
+    # PostgreSQL database (the password from PGPASSWORD, never from this file).
+    "database_url": "",
 }
 # Tables owned by later stages: free-form here, validated by the stage that reads them.
 OPEN_SECTIONS = ("smtp", "schedule", "intake", "preview", "mailing", "bounces", "webhooks")
@@ -97,6 +100,7 @@ class Settings:
     languages: tuple[str, ...] = ("en",)
     language: str = "en"
     subjects: Mapping[str, str] = field(default_factory=dict)
+    database_url: str = ""
 
     def section(self, name: str) -> dict[str, Any]:
         """A copy of an open table such as `[smtp]`; empty when absent."""
@@ -314,6 +318,7 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         languages=languages,
         language=languages[0],
         subjects=subjects,
+        database_url=_database_url(data["database_url"], origin),
     )
 
 
@@ -349,6 +354,20 @@ def _languages(value: Any, locale: str, origin: str) -> tuple[str, ...]:
             raise ConfigError(f"{origin}: 'list.languages': {seen[primary]!r} and {tag!r} are the same language")
         seen[primary] = tag
     return tuple(value)
+
+
+def _database_url(value: Any, origin: str) -> str:
+    """Empty (SQLite files) or a `postgresql://` URL; a password in it is refused (PGPASSWORD carries it)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: 'database_url' must be a string, got {value!r}")
+    url = value.strip()
+    if not url:
+        return ""
+    if not re.match(r"postgres(ql)?://", url):
+        raise ConfigError(f"{origin}: 'database_url' must start with postgresql:// (or be empty for SQLite files)")
+    if re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", url):
+        raise ConfigError(f"{origin}: 'database_url' must not hold a password; set PGPASSWORD in the environment")
+    return url
 
 
 def _address(value: Any, key: str, origin: str) -> str:

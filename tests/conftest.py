@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,34 @@ def node_tools() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return NODE_TOOLS
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """One throw-away PostgreSQL server for the session (see pg_cluster.py); never skipped in CI."""
+    import pg_cluster as pgc
+
+    if not pgc.available() and not IN_CI:
+        pytest.skip("PostgreSQL binaries not installed")
+    cluster = pgc.PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """A fresh database at the current schema, for one test."""
+    return str(pg_cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every store test runs twice: SQLite files (empty URL) and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return ""
+    return str(request.getfixturevalue("pg_cluster").new_database())

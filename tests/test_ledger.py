@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.delivery.batching import FLUSH_SECONDS
 from newsletter.delivery.ledger import EditionLock, Ledger
 from newsletter.errors import LockedError
 
@@ -90,6 +91,10 @@ def test_readers_see_a_running_send(tmp_path: Path) -> None:
         enrol_all(writer, run, ["a@example.com", "b@example.com"])
         writer.mark_sent(next(iter(writer.pending(run))).id, 1, 250, "ok")
         with Ledger(path, readonly=True) as reader:
+            # Outcomes are written a flush window at a time: another process sees this one within it.
+            deadline = time.monotonic() + FLUSH_SECONDS * 20
+            while reader.counts().sent == 0 and time.monotonic() < deadline:
+                time.sleep(0.005)
             assert reader.counts().sent == 1
         copy = tmp_path / "copy.sqlite"
         writer.backup_to(copy)

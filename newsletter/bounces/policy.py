@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import Settings
-from ..delivery import SuppressionList
+from ..delivery import Suppression
 from ..errors import ConfigError
 from ..storage import connect
 
@@ -150,7 +150,7 @@ class Decider:
         self,
         policy: Policy,
         state: BounceState,
-        suppression: SuppressionList,
+        suppression: Suppression,
         *,
         dry_run: bool = False,
         source: str = "bounce report",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..delivery import SECRET_ENV, ReturnPath, SubscriberSource, SuppressionList, suppression_path
+from ..delivery import SECRET_ENV, ReturnPath, SubscriberSource, open_suppression
 from ..errors import ConfigError, NewsletterError
 from .classify import Classified, Failure, classify
 from .policy import BounceState, Decider, Decision, Event, Policy, state_path
@@ -246,7 +246,7 @@ def process(
     members = _subscriber_keys(settings, subscribers)
     with (
         BounceState(state_path(settings)) as state,
-        SuppressionList(suppression_path(settings)) as suppression,
+        open_suppression(settings) as suppression,
         source,
     ):
         decider = Decider(Policy.from_settings(settings), state, suppression, dry_run=dry_run, source="bounce report")

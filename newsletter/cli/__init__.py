@@ -4,7 +4,8 @@ In:  command-line arguments. Out: calls into the subsystems' public faces, one l
 Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the console script).
 
     edition.py   build, check          intake.py    import
-    mailing.py   send, status, unsubscribe     bounces.py   bounces
+    mailing.py   send, status, unsubscribe, worker     bounces.py   bounces
+    database.py  db upgrade, db migrate-from-sqlite
     schedule.py  schedule              preview.py   preview
 """
 
@@ -93,7 +94,7 @@ def cli() -> None:
 
 # Each command family lives in its own module and registers itself on `cli` when imported; one name
 # here per module.
-_COMMAND_MODULES: tuple[str, ...] = ("edition", "schedule", "preview", "intake", "mailing", "bounces")
+_COMMAND_MODULES: tuple[str, ...] = ("edition", "schedule", "preview", "intake", "mailing", "bounces", "database")
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(f"newsletter.cli.{_module}")

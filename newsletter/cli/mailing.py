@@ -136,6 +136,7 @@ def status(root: Path, day: Any, show_failed: bool) -> None:
     """Show where sending an edition stands: the ledger's counts (sent, failed, skipped, pending).
 
     With several [list] languages, one line per language edition and the total.
+    With PostgreSQL, one line per sender too: its run's status, what it recorded, the rows it holds.
 
     \b
     Example:
@@ -151,7 +152,8 @@ def status(root: Path, day: Any, show_failed: bool) -> None:
         return
     report = ledger_report(settings, the_day)
     if report is None:
-        click.echo(f"Edition {the_day}: not sent yet (no ledger at {ledger_path(settings, the_day)})")
+        where = "nothing in the database" if settings.database_url else f"no ledger at {ledger_path(settings, the_day)}"
+        click.echo(f"Edition {the_day}: not sent yet ({where})")
         return
     click.echo(
         f"Edition {the_day}: {report.total} recipient(s) — sent {report.sent}, failed {report.failed}, "
@@ -159,6 +161,11 @@ def status(root: Path, day: Any, show_failed: bool) -> None:
     )
     for line in report.warnings:
         click.echo(line)
+    for s in report.senders:  # several senders share a mailing (PostgreSQL)
+        click.echo(
+            f"  sender {s['sender']}: {s['status']}, sent {s['sent']}, failed {s['failed']}, skipped {s['skipped']}"
+            + (f", holding {s['holding']}" if s["holding"] else "")
+        )
     if show_failed:
         for line in report.failures:
             click.echo(f"  failed: {line}")
@@ -210,7 +217,7 @@ def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_fail
 @click.option("--check", "check_address", metavar="ADDR", help="Tell whether ADDR is on the suppression list.")
 @handle_errors
 def unsubscribe(root: Path, token: str | None, address: str | None, reason: str, check_address: str | None) -> None:
-    """Unsubscribe tokens and the suppression list (data/suppression.sqlite).
+    """Unsubscribe tokens and the suppression list (data/suppression.sqlite, or the database).
 
     \b
     Examples:
@@ -218,7 +225,7 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
       newsletter unsubscribe --add reader@example.org --reason complained
       newsletter unsubscribe --check reader@example.org
     """
-    from ..delivery import SuppressionList, secret_from_env, suppression_path, verify_token
+    from ..delivery import open_suppression, secret_from_env, verify_token
 
     settings = load(root)
     if not (token or address or check_address):
@@ -231,7 +238,7 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
         found = verify_token(secret_from_env(), settings.list.id, value)
         click.echo(f"valid: unsubscribes {found} from {settings.list.id}")
     if address or check_address:
-        with SuppressionList(suppression_path(settings)) as suppression:
+        with open_suppression(settings) as suppression:
             if address:
                 from ..delivery import check_address as validate
 
@@ -247,3 +254,55 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
                     click.echo(f"{check_address}: not suppressed")
                 else:
                     click.echo(f"{check_address}: suppressed ({entry.describe()})")
+
+
+@cli.command()
+@root_option
+@click.option("--smtp", metavar="URL", help="smtp://host:port, smtp+starttls://… or smtps://… (default: [smtp] url).")
+@click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections at once (default: [smtp]).")
+@click.option("--poll", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds between looks.")
+@click.option("--once", is_flag=True, help="Help with what is pending now, then exit instead of waiting.")
+@handle_errors
+def worker(root: Path, smtp: str | None, connections: int | None, poll: float, once: bool) -> None:
+    """Wait for mailings in the database and help send them (PostgreSQL; for a fleet started by systemd).
+
+    A mailing starts with `newsletter send` (or the scheduler) on any machine; every worker then claims
+    batches of it and sends them through its own relay connections. SIGTERM finishes the messages in
+    flight and exits. Needs the edition's stories here, like any sender.
+
+    \b
+    Example:
+      NEWSLETTER_DATABASE_URL=postgresql://news@db.example.org/news newsletter worker --smtp smtp://relay:25
+    """
+    from ..delivery import pending_editions, send_edition
+    from ..errors import NewsletterError
+
+    settings = load(root)
+    if not settings.database_url:
+        raise click.ClickException("a worker needs database_url (newsletter.toml or NEWSLETTER_DATABASE_URL)")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        _echo_err("stopping after the messages in flight…", level="warning")
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, on_signal)
+    while not stop.is_set():
+        days = pending_editions(settings)
+        for day in days:
+            try:
+                report = send_edition(
+                    settings, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
+                )
+            except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
+                _echo_err(f"edition {day}: {exc}")
+                continue
+            click.echo(f"edition {day}: sent {report.sent_now} here; " + report.summary())
+            if stop.is_set():
+                break
+        if once and not days:
+            break
+        if not days:
+            stop.wait(poll)

@@ -12,7 +12,10 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
                      and the run's report)
     sinks/           where messages go: outbox, smtp, memory, null — one small interface (sinks/base.py)
     ledger.py        per-edition SQLite: pending → sent / failed / skipped; resume after a crash
-    suppression.py   addresses never mailed again (unsubscribed, bounced)
+    ledger_pg.py     the same in PostgreSQL, shared by many senders (claims with leases)
+    batching.py      outcomes written a ~50 ms window at a time
+    stores.py        LedgerStore (the interface) and open_ledger (the backend the settings name)
+    suppression.py   addresses never mailed again (unsubscribed, bounced); SQLite or PostgreSQL
     unsubscribe.py   signed tokens, RFC 8058 one-click handling
     verp.py          `bounces+{token}@…`: a signed return path per recipient, read back by `bounces`
 
@@ -22,12 +25,13 @@ Public face: the names in `__all__`; the schedule and web subsystems import only
 from __future__ import annotations
 
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
-from .ledger import Ledger, ledger_path
+from .ledger import Ledger, ledger_dir, ledger_path
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks.smtp import config_from_settings, smtp_url
+from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import Subscriber, SubscriberSource, check_address
-from .suppression import SuppressionList, suppression_path
+from .suppression import PgSuppressionList, Suppression, SuppressionList, open_suppression, suppression_path
 from .unsubscribe import SECRET_ENV, handle_request, make_token, secret_from_env, verify_token
 from .verp import ReturnPath
 
@@ -35,20 +39,28 @@ __all__ = [
     "SECRET_ENV",
     "LanguageSend",
     "Ledger",
+    "LedgerStore",
     "MailingOptions",
+    "PgSuppressionList",
     "ReaderFilter",
     "ReturnPath",
     "SendReport",
     "Subscriber",
     "SubscriberSource",
+    "Suppression",
     "SuppressionList",
     "check_address",
     "config_from_settings",
     "handle_request",
     "language_status",
+    "ledger_dir",
+    "ledger_exists",
     "ledger_path",
     "ledger_report",
     "make_token",
+    "open_ledger",
+    "open_suppression",
+    "pending_editions",
     "reader_language",
     "secret_from_env",
     "send_edition",

@@ -4,9 +4,14 @@
        │  └───▶ failed      permanent refusal (SMTP 5xx), with the reply
        └──────▶ skipped     suppressed, or no longer in the list (looked at again on every run)
 
-A row becomes `sent` only after the sink has accepted the message, in its own committed transaction,
-so a crash (even `kill -9`) can at worst resend the messages that were in flight at that instant; it can
-never lose one. The file is in WAL mode: `newsletter status` reads it while a send writes it.
+A row becomes `sent` only after the sink has accepted the message. Results are written in batches
+(`ResultBuffer`): one transaction when ~50 ms or 300 results have gathered, whichever comes first, and
+on close — one commit per row would make the ledger, not the relay, the ceiling of a big send. A crash
+(even `kill -9`) therefore loses at most one flush window of *records*, never a message: those rows are
+still pending and get resent, with the same Message-ID, so the worst case is the messages in flight plus
+one window. The file is in WAL mode: `newsletter status` reads it while a send writes it.
+
+`open_ledger` picks the backend: this file, or `PgLedger` (ledger_pg.py) when `database_url` is set.
 
 `EditionLock` keeps two runs from sending the same edition at once: an exclusive `flock` on a file next
 to the ledger, released by the kernel when the process ends however it ends, so a crash never leaves a
@@ -19,7 +24,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +33,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import ConfigError
 from ..storage import Meta, ProcessLock, connect
+from .batching import Result, ResultBuffer, runs_of
 
 DEFAULT_DIR = "data/ledger"
 
@@ -91,6 +97,7 @@ class Row:
     address: str
     name: str
     attempts: int
+    suppressed: bool | None = None  # looked up with the row (a PostgreSQL claim); None: ask the list
 
 
 @dataclass
@@ -121,10 +128,32 @@ class Ledger:
             self._db = connect(self.path, wal=True, shared=True)
             self._db.executescript(Meta.SCHEMA + _SCHEMA)
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._results = ResultBuffer(self._write_results)
+
+    def describe(self) -> str:
+        return str(self.path)
 
     def close(self) -> None:
+        """Write the outcomes still gathered, then close; after a crash they are simply resent."""
+        try:
+            self._results.close()
+        finally:
+            with self._lock:
+                self._db.close()
+
+    def flush(self) -> None:
+        self._results.flush()
+
+    def _write_results(self, items: list[Result]) -> None:
         with self._lock:
-            self._db.close()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for kind, group in runs_of(items):
+                    self._db.executemany(_RESULT_SQL[kind], group)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def __enter__(self) -> Ledger:
         return self
@@ -172,19 +201,41 @@ class Ledger:
         """Add or refresh a recipient for this run; the line of the first entry when it is a duplicate here."""
         key = address.lower()
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO recipients (key, address, name, locale, line, seen_run, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET name = excluded.name, locale = excluded.locale, "
-                "line = excluded.line, seen_run = excluded.seen_run, "
-                "state = CASE WHEN state = 'skipped' THEN 'pending' ELSE state END "
-                "WHERE recipients.seen_run != excluded.seen_run",
-                (key, address, name, locale, line, run, _now()),
-            )
+            cur = self._db.execute(_ENROL_SQL, (key, address, name, locale, line, run, _now()))
             if cur.rowcount:
                 return None
             row = self._db.execute("SELECT line FROM recipients WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
+
+    @contextlib.contextmanager
+    def enrolment(self, run: int) -> Iterator[bool]:
+        """Every run enrols the list here: one process at a time sends an edition (`EditionLock`)."""
+        yield True
+
+    def enrol_many(self, run: int, subs: Sequence[tuple[str, str, str, int]]) -> list[tuple[int, int, str]]:
+        """Add or refresh (address, name, locale, line) rows in one statement; the duplicates it found.
+
+        A duplicate (line, line of the first entry, address) is an address already enrolled by this run,
+        in an earlier call or earlier in `subs`. Call inside `batch()` for one transaction.
+        """
+        unique, dups = _dedupe(subs)
+        keys = list(unique)
+        with self._lock:
+            seen: dict[str, int] = {}
+            for i in range(0, len(keys), 900):  # SQLite's bound-parameter limit
+                part = keys[i : i + 900]
+                marks = ",".join("?" * len(part))
+                for key, line in self._db.execute(
+                    f"SELECT key, line FROM recipients WHERE seen_run = ? AND key IN ({marks})", (run, *part)
+                ):
+                    seen[key] = int(line or 0)
+            now = _now()
+            self._db.executemany(
+                _ENROL_SQL,
+                [(k, a, n, loc, line, run, now) for k, (a, n, loc, line) in unique.items() if k not in seen],
+            )
+        dups.extend((unique[k][3], first, unique[k][0]) for k, first in seen.items())
+        return sorted(dups)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -235,40 +286,26 @@ class Ledger:
                 yield Row(*row)
             after = rows[-1][0]
 
-    def _update(self, sql: str, params: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._db.execute(sql, params)
+    # Outcomes are gathered and written a window at a time (see ResultBuffer and the module docstring).
 
     def mark_sent(self, row_id: int, attempts: int, code: int | None, reply: str) -> None:
         now = _now()
-        self._update(
-            "UPDATE recipients SET state = 'sent', attempts = attempts + ?, code = ?, reply = ?, sent_at = ?, "
-            "updated_at = ? WHERE id = ?",
-            (attempts, code, reply, now, now, row_id),
-        )
+        self._results.add("sent", (attempts, code, reply, now, now, row_id))
 
     def mark_failed(self, row_id: int, attempts: int, code: int | None, reply: str) -> None:
-        self._update(
-            "UPDATE recipients SET state = 'failed', attempts = attempts + ?, code = ?, reply = ?, updated_at = ? "
-            "WHERE id = ?",
-            (attempts, code, reply, _now(), row_id),
-        )
+        self._results.add("failed", (attempts, code, reply, _now(), row_id))
 
     def mark_deferred(self, row_id: int, attempts: int, code: int | None, reply: str) -> None:
         """Still pending after transient errors: the next run tries again."""
-        self._update(
-            "UPDATE recipients SET attempts = attempts + ?, code = ?, reply = ?, updated_at = ? WHERE id = ?",
-            (attempts, code, reply, _now(), row_id),
-        )
+        self._results.add("deferred", (attempts, code, reply, _now(), row_id))
 
     def mark_skipped(self, row_id: int, reason: str) -> None:
-        self._update(
-            "UPDATE recipients SET state = 'skipped', reply = ?, updated_at = ? WHERE id = ?", (reason, _now(), row_id)
-        )
+        self._results.add("skipped", (reason, _now(), row_id))
 
     # --- reading -------------------------------------------------------------------------------------
 
     def counts(self) -> Counts:
+        self._results.flush()
         with self._lock:
             rows = self._db.execute("SELECT state, count(*) FROM recipients GROUP BY state").fetchall()
         counts = Counts()
@@ -277,6 +314,7 @@ class Ledger:
         return counts
 
     def count_pending(self, run: int | None = None) -> int:
+        self._results.flush()
         with self._lock:
             if run is None:
                 return int(self._db.execute("SELECT count(*) FROM recipients WHERE state = 'pending'").fetchone()[0])
@@ -287,6 +325,7 @@ class Ledger:
             )
 
     def rows(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        self._results.flush()
         with self._lock:
             cur = self._db.execute(
                 "SELECT id, address, state, attempts, code, reply, updated_at, sent_at FROM recipients "
@@ -297,17 +336,55 @@ class Ledger:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
+    def senders(self) -> list[dict[str, Any]]:
+        """One sender at a time on SQLite: the per-sender view is the runs table (see PgLedger.senders)."""
+        return []
+
     def state_of(self, address: str) -> str | None:
+        self._results.flush()
         with self._lock:
             row = self._db.execute("SELECT state FROM recipients WHERE key = ?", (address.lower(),)).fetchone()
         return None if row is None else str(row[0])
 
     def backup_to(self, path: Path) -> None:
         """A consistent copy (for dry runs, which must not touch the real ledger)."""
+        self._results.flush()
         dest = sqlite3.connect(path)
         with self._lock:
             self._db.backup(dest)
         dest.close()
+
+
+_ENROL_SQL = (
+    "INSERT INTO recipients (key, address, name, locale, line, seen_run, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET name = excluded.name, locale = excluded.locale, "
+    "line = excluded.line, seen_run = excluded.seen_run, "
+    "state = CASE WHEN state = 'skipped' THEN 'pending' ELSE state END "
+    "WHERE recipients.seen_run != excluded.seen_run"
+)
+
+_RESULT_SQL = {
+    "sent": "UPDATE recipients SET state = 'sent', attempts = attempts + ?, code = ?, reply = ?, sent_at = ?, "
+    "updated_at = ? WHERE id = ?",
+    "failed": "UPDATE recipients SET state = 'failed', attempts = attempts + ?, code = ?, reply = ?, updated_at = ? "
+    "WHERE id = ?",
+    "deferred": "UPDATE recipients SET attempts = attempts + ?, code = ?, reply = ?, updated_at = ? WHERE id = ?",
+    "skipped": "UPDATE recipients SET state = 'skipped', reply = ?, updated_at = ? WHERE id = ?",
+}
+
+
+def _dedupe(subs: Sequence[tuple[str, str, str, int]]) -> tuple[dict[str, tuple[str, str, str, int]], list[Any]]:
+    """Rows by lower-cased key (the first entry wins) and (line, first line, address) for the repeats."""
+    unique: dict[str, tuple[str, str, str, int]] = {}
+    dups: list[tuple[int, int, str]] = []
+    for sub in subs:
+        key = sub[0].lower()
+        first = unique.get(key)
+        if first is None:
+            unique[key] = sub
+        else:
+            dups.append((sub[3], first[3], sub[0]))
+    return unique, dups
 
 
 class EditionLock(ProcessLock):

@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from ..errors import DeliveryError, WriteError
-from .ledger import Ledger, Row
+from .ledger import Row
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .report import MailingOptions
 from .sinks.base import Envelope, Outcome, Sink
-from .suppression import SuppressionList
+from .stores import LedgerStore
+from .suppression import Suppression
 
 _BAD_MAILBOX = re.compile(r"^\d{3}[ -]5\.1\.\d{1,3}\b")  # RFC 3463: 5.1.x, the address itself is wrong
 _PERSONAL = re.compile(r"<[^>]*>|\S+@\S+|\d+")  # what differs between two replies that say the same thing
@@ -184,11 +185,11 @@ class Delivery:
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: LedgerStore,
         sink: Sink,
         limiter: RateLimiter,
         options: MailingOptions,
-        suppression: SuppressionList,
+        suppression: Suppression,
         stop: threading.Event,
         progress: Progress,
         day: date,

@@ -6,6 +6,7 @@ import contextlib
 import random
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
@@ -51,6 +52,7 @@ class SendReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    senders: list[dict[str, Any]] = field(default_factory=list)  # per sender, when several share a mailing
 
     @property
     def complete(self) -> bool:

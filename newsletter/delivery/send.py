@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import tempfile
 import threading
 import time
@@ -53,11 +54,13 @@ from .report import MailingOptions, SendReport
 from .sinks import configured_rate, make_sink
 from .sinks.base import Envelope, Sink
 from .sinks.memory import NullSink
+from .stores import LedgerStore, ledger_exists, open_ledger
 from .subscribers import Problem, SubscriberSource, check_address
-from .suppression import SuppressionList, suppression_path
+from .suppression import Suppression, open_suppression
 from .unsubscribe import secret_from_env
 from .verp import ReturnPath
 
+ENROL_CHUNK = 5000  # rows per enrolment statement
 MAX_PROBLEMS = 200  # reported in full; beyond that only counted (a broken million-row file stays small)
 
 
@@ -79,13 +82,15 @@ def send_edition(
     connections: int | None = None,
     rate: float | None = None,
     now: datetime | None = None,
+    join: bool = False,
 ) -> SendReport:
     """Send edition `day` (None: the newest) to every subscriber; see the module docstring.
 
     `sink` defaults to SMTP (`smtp` or `[smtp] url`) else the outbox `outbox/<date>/mail/`; a dry run
     uses none. `limit` sends to the first N pending subscribers only (recorded as usual, so the next run
     sends the rest); `to` sends one test copy to that address, outside the ledger. Setting `stop` makes
-    the run finish the messages in flight and return.
+    the run finish the messages in flight and return. `join` (PostgreSQL only) sends without a subscriber
+    list, helping a mailing another sender enrolled.
     """
     started = time.monotonic()
     secret = secret_from_env()  # before anything else: no message may go out without a working unsubscribe link
@@ -101,9 +106,14 @@ def send_edition(
             1, 0, 0, 0, 0, edition=built.edition.date, sent_now=1, test=True, sink=line, elapsed=_since(started)
         )
     spec = subscribers or options.subscribers
-    if spec is None:
+    if spec is None and not (join and settings.database_url):
         raise SubscriberError("no subscriber list: pass --subscribers FILE or set [mailing] subscribers")
-    source = spec if isinstance(spec, SubscriberSource) else SubscriberSource(spec, settings.root)
+    if join:  # a worker joins mailings; the list is another sender's to enrol
+        source = None
+    elif spec is not None:
+        source = spec if isinstance(spec, SubscriberSource) else SubscriberSource(spec, settings.root)
+    else:
+        source = None
     built = build(settings, day)
     day = built.edition.date
     personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))
@@ -114,35 +124,42 @@ def send_edition(
             f"({personalizer.mismatch}); rendering every message in full (slower)"
         )
     path = ledger_path(settings, day)
+    stop_event = stop or threading.Event()
     with contextlib.ExitStack() as stack:
+        ledger: LedgerStore
         if dry_run:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsletter-dry-run-")))
             copy = tmp / path.name
-            if path.exists():
-                with Ledger(path, readonly=True) as real:
+            if ledger_exists(settings, day):
+                with open_ledger(settings, day, readonly=True) as real:
                     real.backup_to(copy)
             ledger = stack.enter_context(Ledger(copy))
             the_sink: Sink = NullSink()
         else:
-            stack.enter_context(EditionLock(path.with_suffix(".lock"), f"edition {day}"))
-            ledger = stack.enter_context(Ledger(path))
+            if not settings.database_url:  # PostgreSQL: many senders share the edition by leases instead
+                stack.enter_context(EditionLock(path.with_suffix(".lock"), f"edition {day}"))
+            ledger = stack.enter_context(open_ledger(settings, day, stop=stop_event))
             the_sink = sink or make_sink(settings, day, smtp=smtp, connections=connections)
         report.sink = "dry run (nothing sent)" if dry_run else the_sink.describe()
-        suppression = stack.enter_context(SuppressionList(suppression_path(settings)))
+        suppression = open_suppression(settings)
+        stack.callback(suppression.close)
         _check_edition(ledger, built.rendered.html, built.rendered.text, report)
         the_sink.open()  # an unreachable server fails here, before the ledger changes
         stack.callback(the_sink.close)
-        run = ledger.start_run(source.name, report.sink)
+        run = ledger.start_run(source.name if source else "(joined)", report.sink)
         status = "error"
         delivery: Delivery | None = None
         try:
-            _enrol(ledger, run, source, report)
+            with ledger.enrolment(run) as first:
+                if first and source is None:  # a worker joins mailings; it never starts one
+                    raise SubscriberError(f"edition {day} has nothing pending to join")
+                if first and source is not None:
+                    _enrol(ledger, run, source, report)
             to_send = ledger.count_pending(run)
             if limit is not None:
                 report.limited = to_send > limit
                 to_send = min(to_send, limit)
             bar = Progress(progress, to_send, f"sending {day}")
-            stop_event = stop or threading.Event()
             delivery = Delivery(
                 ledger=ledger,
                 sink=the_sink,
@@ -201,7 +218,7 @@ def _since(started: float) -> float:
     return time.monotonic() - started
 
 
-def _check_edition(ledger: Ledger, html: str, text: str, report: SendReport) -> None:
+def _check_edition(ledger: LedgerStore, html: str, text: str, report: SendReport) -> None:
     """Remember what the edition looked like; warn when a rerun would send a changed one."""
     digest = hashlib.sha256((html + "\0" + text).encode()).hexdigest()
     before = ledger.get_meta("edition_sha256")
@@ -217,8 +234,8 @@ def _check_edition(ledger: Ledger, html: str, text: str, report: SendReport) -> 
         ledger.set_meta("edition_sha256", digest)
 
 
-def _enrol(ledger: Ledger, run: int, source: SubscriberSource, report: SendReport) -> None:
-    """Stream the list into the ledger, a few thousand rows per transaction."""
+def _enrol(ledger: LedgerStore, run: int, source: SubscriberSource, report: SendReport) -> None:
+    """Stream the list into the ledger: a few thousand rows per statement and transaction."""
 
     def problem(p: Problem) -> None:
         report.invalid += 1
@@ -227,29 +244,24 @@ def _enrol(ledger: Ledger, run: int, source: SubscriberSource, report: SendRepor
 
     rows = source.rows(problem)
     while True:
-        n = 0
-        with ledger.batch():
-            for sub in rows:
-                first = ledger.enrol(run, sub.address, sub.name, sub.locale, sub.line)
-                if first is not None:
-                    report.duplicates += 1
-                    if len(report.problems) < MAX_PROBLEMS:
-                        report.problems.append(
-                            f"{source.path.name}:{sub.line}: duplicate of line {first} ({sub.address})"
-                        )
-                n += 1
-                if n >= 5000:
-                    break
-        if n < 5000:
+        chunk = [(sub.address, sub.name, sub.locale, sub.line) for sub in itertools.islice(rows, ENROL_CHUNK)]
+        if not chunk:
             break
+        with ledger.batch():
+            duplicates = ledger.enrol_many(run, chunk)
+        report.duplicates += len(duplicates)
+        for line, first, address in duplicates:
+            if len(report.problems) >= MAX_PROBLEMS:
+                break
+            report.problems.append(f"{source.path.name}:{line}: duplicate of line {first} ({address})")
     report.removed = ledger.retire_unseen(run)
 
 
 def _jobs(
-    ledger: Ledger,
+    ledger: LedgerStore,
     run: int,
     personalizer: Personalizer,
-    suppression: SuppressionList,
+    suppression: Suppression,
     delivery: Delivery,
     settings: Settings,
     limit: int | None,
@@ -259,7 +271,8 @@ def _jobs(
     for row in ledger.pending(run):
         if limit is not None and handed >= limit:
             return
-        if row.address in suppression:  # checked now, not at enrolment: an unsubscribe mid-run counts
+        # Checked now, not at enrolment: an unsubscribe mid-run counts (a claimed batch comes looked up).
+        if row.suppressed or (row.suppressed is None and row.address in suppression):
             ledger.mark_skipped(row.id, "suppressed")
             delivery.stats.add("suppressed")
             continue
@@ -306,13 +319,13 @@ def send_test(settings: Settings, day: date | None, address: str) -> str:
 
 def ledger_report(settings: Settings, day: date) -> SendReport | None:
     """The ledger's counts for edition `day`; None when it was never sent."""
-    path = ledger_path(settings, day)
-    if not path.exists():
+    if not ledger_exists(settings, day):
         return None
-    with Ledger(path, readonly=True) as ledger:
+    with open_ledger(settings, day, readonly=True) as ledger:
         counts = ledger.counts()
         runs = ledger.runs()
         failures = [f"{r['address']}: {r['reply']}" for r in ledger.rows("failed", limit=MAX_PROBLEMS)]
+        senders = ledger.senders()
     last = runs[-1] if runs else {}
     report = SendReport(
         sent=counts.sent,
@@ -327,6 +340,7 @@ def ledger_report(settings: Settings, day: date) -> SendReport | None:
         total=counts.total,
         sink=str(last.get("sink", "")),
         failures=failures,
+        senders=senders,
     )
     if last:
         report.warnings.append(

@@ -8,6 +8,9 @@ Addresses compare case-insensitively, like the duplicate check on subscriber lis
 Each entry keeps why it was made: the reason, where the decision came from, and — for decisions taken
 on a bounce or a complaint — the server's diagnostic and the Message-ID of the report it came from, so
 `newsletter unsubscribe --check` can answer a reader who asks why the newsletter stopped.
+
+With `database_url` set, `PgSuppressionList` keeps the same list in PostgreSQL (`open_suppression`
+picks), shared by every sender of a fleet, the bounce reader and the web app.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..storage import open_postgres
 
 DEFAULT_PATH = "data/suppression.sqlite"
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
@@ -183,3 +187,91 @@ class SuppressionList:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PgSuppressionList:
+    """The suppression list in PostgreSQL: the same methods as `SuppressionList`, one connection, thread-safe."""
+
+    def __init__(self, url: str) -> None:
+        self.pg = open_postgres(url)
+        self.path = self.pg.describe()
+        self._lock = threading.Lock()
+        self._conn = self.pg.connect()
+
+    def add(
+        self,
+        address: str,
+        reason: str = "unsubscribed",
+        source: str = "",
+        *,
+        diagnostic: str = "",
+        message_id: str = "",
+    ) -> bool:
+        """Record `address`; True when it was not on the list yet (the first reason is kept)."""
+        if reason not in REASONS:
+            raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
+        key = _key(address)
+        if not key:
+            raise ValueError("empty address")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO suppression (key, address, reason, source, created_at, diagnostic, message_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, address.strip(), reason, source, now, diagnostic[:_MAX_FIELD], message_id[:_MAX_FIELD]),
+            )
+            return cur.rowcount == 1
+
+    def __contains__(self, address: object) -> bool:
+        if not isinstance(address, str):
+            return False
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM suppression WHERE key = %s", (_key(address),)).fetchone()
+        return row is not None
+
+    def get(self, address: str) -> tuple[str, str, str] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT reason, source, created_at FROM suppression WHERE key = %s", (_key(address),)
+            ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def entry(self, address: str) -> Entry | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT address, reason, source, created_at, diagnostic, message_id FROM suppression WHERE key = %s",
+                (_key(address),),
+            ).fetchone()
+        return None if row is None else Entry(*row)
+
+    def count(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT count(*) FROM suppression").fetchone()
+        return int(row[0]) if row else 0
+
+    def __iter__(self) -> Iterator[tuple[str, str, str, str]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT address, reason, source, created_at FROM suppression ORDER BY created_at, key"
+            ).fetchall()
+        return iter(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> PgSuppressionList:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Suppression = SuppressionList | PgSuppressionList
+
+
+def open_suppression(settings: Settings) -> Suppression:
+    """The suppression list the settings name: PostgreSQL when `database_url` is set, else the SQLite file."""
+    if settings.database_url:
+        return PgSuppressionList(settings.database_url)
+    return SuppressionList(suppression_path(settings))

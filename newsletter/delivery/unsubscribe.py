@@ -31,7 +31,7 @@ from urllib.parse import parse_qs
 
 from ..config import Settings
 from ..errors import ConfigError, NewsletterError, TokenError
-from .suppression import SuppressionList, suppression_path
+from .suppression import open_suppression
 
 SECRET_ENV = "NEWSLETTER_UNSUBSCRIBE_SECRET"
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -181,7 +181,7 @@ def handle_request(
         return 403, _page(settings, "Link not valid", "This unsubscribe link is not valid for this newsletter.")
     shown = f"<strong>{html.escape(address)}</strong>"
     try:
-        with SuppressionList(suppression_path(settings)) as suppression:
+        with open_suppression(settings) as suppression:
             if method == "POST":
                 if not _is_one_click(body, content_type):
                     return 400, _page(settings, "Bad request", f"Expected a form field {html.escape(ONE_CLICK)}.")

@@ -5,6 +5,7 @@ Out: one run of the edition pipeline and the mailing per edition date, recorded 
 
     config.py    ScheduleConfig (the `[schedule]` table) and MorningTrigger (one fire per local day)
     runs.py      RunStore: one row per edition date (running/completed/empty/failed/interrupted/skipped)
+    runs_pg.py   PgRunStore: the same in PostgreSQL; one daemon of a fleet claims each morning
     morning.py   Morning: the job itself, with an injected clock: grace check, claim, intake, send, record
     daemon.py    Daemon: BlockingScheduler + SQLAlchemy job store + the lock + signals + retries
     zones.py     per_timezone: one Morning per zone of the list, each firing at the zone's own `at`
@@ -34,6 +35,7 @@ from .config import (
 from .daemon import Daemon, bounces_job, lock_path, logging_to_stderr, morning_job, run_now, scheduler_lock
 from .morning import Morning, Outcome, RunResult, preflight, send_with_mailing
 from .runs import RunStore, State, store_path
+from .runs_pg import PgRunStore, open_run_store
 from .zones import Batch, BatchTrigger, ZoneMorning, batch_time, next_batches, reader_zone, subscriber_zones
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "Morning",
     "MorningTrigger",
     "Outcome",
+    "PgRunStore",
     "RunResult",
     "RunStore",
     "ScheduleConfig",
@@ -58,6 +61,7 @@ __all__ = [
     "morning_job",
     "next_batches",
     "next_runs",
+    "open_run_store",
     "parse_duration",
     "preflight",
     "read_config",

@@ -24,7 +24,8 @@ from .config import (
     latest_fire,
     read_config,
 )
-from .runs import _RESUMED, DONE, RunStore, State, store_path
+from .runs import _RESUMED, DONE, RunStore, State
+from .runs_pg import PgRunStore, open_run_store
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -48,12 +49,15 @@ class SendFn(Protocol):
     def __call__(self, settings: Settings, day: date, *, stop: threading.Event | None = ...) -> Report: ...
 
 
-def send_with_mailing(settings: Settings, day: date, *, stop: threading.Event | None = None) -> Report:
+def send_with_mailing(
+    settings: Settings, day: date, *, stop: threading.Event | None = None, join: bool = False
+) -> Report:
     """The real job: `newsletter.delivery.send_languages` builds each language edition and delivers it
-    through the configured sink to its readers, recording every recipient in its ledger (a rerun resumes)."""
+    through the configured sink to its readers, recording every recipient in its ledger (a rerun resumes).
+    `join`: help the mailings another daemon started (PostgreSQL)."""
     from ..delivery import send_languages
 
-    return send_languages(settings, day, stop=stop, progress=False).combined()
+    return send_languages(settings, day, stop=stop, progress=False, join=join).combined()
 
 
 def preflight(settings: Settings) -> None:
@@ -84,6 +88,7 @@ class Outcome(enum.StrEnum):
     NOTHING_DUE = "nothing due"
     SKIPPED = "skipped"
     BUSY = "busy"
+    JOINED = "joined"  # another daemon runs the morning; this one helped it send (PostgreSQL)
     INTERRUPTED = "interrupted"
     FAILED = "failed"
     STOPPED = "stopped"
@@ -114,7 +119,7 @@ class Morning:
         *,
         send: SendFn | None = None,
         clock: Callable[[], datetime] = utc_now,
-        store: RunStore | None = None,
+        store: RunStore | PgRunStore | None = None,
         stop: threading.Event | None = None,
         owner: str | None = None,
     ) -> None:
@@ -123,7 +128,7 @@ class Morning:
         self.trigger = self.config.trigger()
         self.send = send or send_with_mailing
         self.clock = clock
-        self.store = store or RunStore(store_path(settings))
+        self.store = store or open_run_store(settings)
         self.stop = stop or threading.Event()
         self.owner = owner or this_owner()
 
@@ -220,6 +225,20 @@ class Morning:
             return True
         return False
 
+    def _join(self, day: date, scheduled: datetime, detail: str, attempts: int) -> RunResult:
+        """Another daemon owns the morning: send its mailing alongside it, as one more sender."""
+        log.info("edition %s: %s; joining its mailing as a sender", day, detail)
+        started = _time.monotonic()
+        try:
+            report = send_with_mailing(self.settings, day, stop=self.stop, join=True)
+        except Exception as exc:  # the owner records the morning; a helper's failure is only logged
+            log.error("edition %s: joining the mailing failed: %s", day, _reason(exc))
+            return RunResult(day, scheduled, Outcome.BUSY, detail, attempts)
+        took = _time.monotonic() - started
+        summary = f"helped {detail.removeprefix('already being sent by ')}: sent {getattr(report, 'sent_now', 0)} here"
+        log.info("edition %s: %s in %.1f s", day, summary, took)
+        return RunResult(day, scheduled, Outcome.JOINED, summary, attempts, took, report)
+
     # One run.
 
     def run(self, scheduled: datetime, *, manual: bool = False) -> RunResult:
@@ -250,6 +269,8 @@ class Morning:
             if before.state in DONE:
                 return RunResult(day, scheduled, Outcome.ALREADY_DONE, f"already {before.state.value}")
             detail = f"already being sent by {before.owner} since {self._local(before.started_at or now)}"
+            if self.settings.database_url and before.state == State.RUNNING:
+                return self._join(day, scheduled, detail, before.attempts)
             log.warning("edition %s: %s; not starting a second run", day, detail)
             return RunResult(day, scheduled, Outcome.BUSY, detail, before.attempts)
         attempt = (before.attempts if before else 0) + 1

@@ -195,6 +195,9 @@ class RunStore:
         value = self.get_meta("accounted_through")
         return datetime.fromisoformat(value) if value else None
 
+    def close(self) -> None:
+        """Nothing held between calls (each opens its own connection); here for the common interface."""
+
 
 def _row(db: sqlite3.Connection, edition: date) -> RunRow | None:
     found = db.execute(

@@ -1,14 +1,40 @@
 """Where records live, and the record-keeping the other subsystems share.
 
-In:  a path (a SQLite file, a lock file).
-Out: connections set up the same way everywhere (WAL, busy timeout), the one-process-at-a-time lock, and
-     the owner identity used to tell a run that crashed from one still going.
+In:  a path (a SQLite file, a lock file), or a `postgresql://` URL from the settings.
+Out: connections set up the same way everywhere (WAL, busy timeout), the one-process-at-a-time lock, the
+     owner identity used to tell a run that crashed from one still going, and the PostgreSQL backend
+     (connections, versioned migrations, advisory locks) that every record store switches to when
+     `database_url` is set.
 
-Public face: `connect`, `ProcessLock`, `this_owner`, `owner_alive`, `Meta`.
+    records.py     SQLite connections, Meta, ProcessLock, owners
+    database.py    backend choice; Postgres: connect, upgrade (migrations/NNNN_*.sql), advisory locks
+    migrate.py     copy an existing set of SQLite files into PostgreSQL, row for row
+
+Each record store (delivery's ledger and suppression list, the schedule's runs) has a SQLite class and
+a PostgreSQL class with the same methods; `open_*` factories in those subsystems pick by the settings.
+
+Public face: the names in `__all__`.
 """
 
 from __future__ import annotations
 
+from .database import Postgres, advisory_lock, backend_name, head_version, lock_key, open_postgres, redact
+from .migrate import Moved, migrate_from_sqlite
 from .records import Meta, ProcessLock, connect, owner_alive, this_owner
 
-__all__ = ["Meta", "ProcessLock", "connect", "owner_alive", "this_owner"]
+__all__ = [
+    "Meta",
+    "Moved",
+    "Postgres",
+    "ProcessLock",
+    "advisory_lock",
+    "backend_name",
+    "connect",
+    "head_version",
+    "lock_key",
+    "migrate_from_sqlite",
+    "open_postgres",
+    "owner_alive",
+    "redact",
+    "this_owner",
+]

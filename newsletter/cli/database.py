@@ -1,0 +1,85 @@
+"""`newsletter db upgrade`, `newsletter db migrate-from-sqlite`: the PostgreSQL backend on the command line."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import cli, handle_errors, load, root_option
+
+
+def _postgres(settings: Any) -> Any:
+    from ..storage import Postgres
+
+    if not settings.database_url:
+        raise click.ClickException(
+            "database_url is not set (newsletter.toml or NEWSLETTER_DATABASE_URL): the records are SQLite files, "
+            "which need no upgrade"
+        )
+    return Postgres(settings.database_url)
+
+
+@cli.group()
+def db() -> None:
+    """The PostgreSQL database named by `database_url`: schema upgrades, moving SQLite records into it.
+
+    \b
+    Example:
+      NEWSLETTER_DATABASE_URL=postgresql://news@db.example.org/news newsletter db upgrade
+    """
+
+
+@db.command()
+@root_option
+@handle_errors
+def upgrade(root: Path) -> None:
+    """Bring the database's schema up to this version of the newsletter (safe to run again, or at once).
+
+    \b
+    Example:
+      newsletter db upgrade
+    """
+    from ..storage import head_version
+
+    pg = _postgres(load(root))
+    applied = pg.upgrade()
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo(f"{pg.describe()}: schema version {head_version()}" + ("" if applied else " (already current)"))
+
+
+@db.command("migrate-from-sqlite")
+@root_option
+@handle_errors
+def migrate_from_sqlite(root: Path) -> None:
+    """Copy the SQLite records under data/ (suppression list, ledgers, scheduler runs) into the database.
+
+    Every file is copied in one transaction and counted on both sides; the files themselves are only
+    read. An edition the database already has is left alone, so running it twice does no harm.
+
+    \b
+    Example:
+      newsletter db upgrade && newsletter db migrate-from-sqlite
+    """
+    from ..delivery import ledger_dir, suppression_path
+    from ..schedule import store_path
+    from ..storage import migrate_from_sqlite as move
+
+    settings = load(root)
+    pg = _postgres(settings)
+    ledgers = []
+    folder = ledger_dir(settings)
+    for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
+        try:
+            ledgers.append((date.fromisoformat(path.stem), path))
+        except ValueError:
+            continue  # not a ledger (a dry run's copy, a backup someone made)
+    moved = move(pg, suppression=suppression_path(settings), ledgers=ledgers, schedule=store_path(settings))
+    for line in moved.skipped:
+        click.echo(f"left alone: {line}")
+    for table, n in sorted(moved.rows.items()):
+        click.echo(f"{table}: {n} row(s) copied")
+    click.echo(f"done: {sum(moved.rows.values())} row(s) in {pg.describe()}")

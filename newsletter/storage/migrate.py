@@ -1,0 +1,132 @@
+"""Move an existing set-up's SQLite files into PostgreSQL without losing a row.
+
+What moves: the suppression list, every edition's ledger (recipients, runs, meta; run ids are renumbered
+and the recipients' `seen_run` follows them), the scheduler's runs and meta. Each source file is copied in
+one transaction and then counted on both sides; a mismatch rolls that file back and is an error. An
+edition the database already holds is left alone and reported, so running the move twice is harmless.
+The SQLite files are only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .database import Postgres
+
+
+@dataclass
+class Moved:
+    """What a move copied (rows per table) and what it left alone, with why."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def add(self, table: str, n: int) -> None:
+        self.rows[table] = self.rows.get(table, 0) + n
+
+
+@contextlib.contextmanager
+def _read(path: Path) -> Iterator[sqlite3.Connection]:
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path}: cannot read it as SQLite ({exc})") from None
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _rows(db: sqlite3.Connection, sql: str) -> list[tuple[Any, ...]]:
+    try:
+        return db.execute(sql).fetchall()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{sql.split(' FROM ')[1].split()[0]}: {exc}") from None
+
+
+def _check(pg_db: Any, what: str, sql: str, params: tuple[Any, ...], want: int) -> None:
+    got = int(pg_db.execute(sql, params).fetchone()[0])
+    if got != want:
+        raise ConfigError(f"{what}: copied {got} row(s) of {want}; nothing of it was kept")
+
+
+def migrate_from_sqlite(
+    pg: Postgres, *, suppression: Path | None, ledgers: list[tuple[date, Path]], schedule: Path | None
+) -> Moved:
+    """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema."""
+    pg.require_current()
+    moved = Moved()
+    with contextlib.closing(pg.connect()) as db:
+        if suppression is not None and suppression.exists():
+            with _read(suppression) as src, db.transaction():
+                have = {r[1] for r in _rows(src, "SELECT * FROM pragma_table_info('suppression')")}
+                extra = [c if c in have else "''" for c in ("diagnostic", "message_id")]  # older files lack them
+                rows = _rows(
+                    src, f"SELECT key, address, reason, source, created_at, {', '.join(extra)} FROM suppression"
+                )
+                db.cursor().executemany(
+                    "INSERT INTO suppression (key, address, reason, source, created_at, diagnostic, message_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                    rows,
+                )
+                keys = [r[0] for r in rows]
+                _check(db, str(suppression), "SELECT count(*) FROM suppression WHERE key = ANY(%s)", (keys,), len(rows))
+                moved.add("suppression", len(rows))
+        for day, path in ledgers:
+            if db.execute("SELECT 1 FROM ledger_recipients WHERE edition = %s LIMIT 1", (day,)).fetchone():
+                moved.skipped.append(f"{path}: edition {day} is already in the database")
+                continue
+            with _read(path) as src, db.transaction():
+                _ledger(db, src, day, path, moved)
+        if schedule is not None and schedule.exists():
+            with _read(schedule) as src, db.transaction():
+                cols = "edition, scheduled, state, attempts, owner, started_at, finished_at, sent, failed, skipped, "
+                cols += "pending, detail"
+                rows = _rows(src, f"SELECT {cols} FROM runs")
+                db.cursor().executemany(
+                    f"INSERT INTO schedule_runs ({cols}) VALUES ({', '.join(['%s'] * 12)}) "
+                    "ON CONFLICT (edition) DO NOTHING",
+                    rows,
+                )
+                meta = _rows(src, "SELECT key, value FROM meta")
+                db.cursor().executemany(
+                    "INSERT INTO schedule_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", meta
+                )
+                moved.add("schedule_runs", len(rows))
+                moved.add("schedule_meta", len(meta))
+    return moved
+
+
+def _ledger(db: Any, src: sqlite3.Connection, day: date, path: Path, moved: Moved) -> None:
+    run_cols = "started_at, finished_at, pid, source, sink, status, sent, failed, invalid, duplicates, suppressed, "
+    run_cols += "retried, deferred"
+    new_id: dict[int, int] = {}
+    for row in _rows(src, f"SELECT id, {run_cols} FROM runs ORDER BY id"):
+        found = db.execute(
+            f"INSERT INTO ledger_runs (edition, {run_cols}) VALUES (%s, {', '.join(['%s'] * 13)}) RETURNING id",
+            (day, *row[1:]),
+        ).fetchone()
+        new_id[int(row[0])] = int(found[0])
+    rec_cols = "key, address, name, locale, line, seen_run, state, attempts, code, reply, created_at, updated_at, "
+    rec_cols += "sent_at"
+    rows = _rows(src, f"SELECT {rec_cols} FROM recipients ORDER BY id")
+    db.cursor().executemany(
+        f"INSERT INTO ledger_recipients (edition, {rec_cols}) VALUES (%s, {', '.join(['%s'] * 13)})",
+        [(day, *r[:5], new_id.get(int(r[5]), 0), *r[6:]) for r in rows],
+    )
+    meta = _rows(src, "SELECT key, value FROM meta")
+    db.cursor().executemany(
+        "INSERT INTO ledger_meta (edition, key, value) VALUES (%s, %s, %s)", [(day, *m) for m in meta]
+    )
+    _check(db, str(path), "SELECT count(*) FROM ledger_recipients WHERE edition = %s", (day,), len(rows))
+    moved.add("ledger_recipients", len(rows))
+    moved.add("ledger_runs", len(new_id))
+    moved.add("ledger_meta", len(meta))
