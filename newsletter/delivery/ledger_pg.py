@@ -130,12 +130,15 @@ class PgLedger:
         )
 
     def start_run(self, source: str, sink: str) -> int:
-        rows = self._q(
-            "INSERT INTO ledger_runs (edition, started_at, pid, owner, source, sink) VALUES (%s, %s, %s, %s, %s, %s) "
-            "RETURNING id",
-            (self.edition, _now(), os.getpid(), self.owner, source, sink),
+        """A new run; from here on this sender is `host:pid/run` (its leases and results say so)."""
+        run = int(self._q("SELECT nextval(pg_get_serial_sequence('ledger_runs', 'id'))")[0][0])
+        self.owner = f"{self.owner.split('/')[0]}/{run}"
+        self._q(
+            "INSERT INTO ledger_runs (id, edition, started_at, pid, owner, source, sink) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (run, self.edition, _now(), os.getpid(), self.owner, source, sink),
         )
-        return int(rows[0][0])
+        return run
 
     def finish_run(self, run: int, status: str, **counts: int) -> None:
         allowed = {"sent", "failed", "invalid", "duplicates", "suppressed", "retried", "deferred"}

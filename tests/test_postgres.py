@@ -1,0 +1,195 @@
+"""What only the PostgreSQL backend does: schema upgrades, moving SQLite records in, leases shared by senders."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter.cli import cli
+from newsletter.config import load_settings
+from newsletter.delivery import SuppressionList, ledger_report, send_edition, suppression_path
+from newsletter.delivery.ledger_pg import PgLedger
+from newsletter.delivery.sinks.memory import MemorySink
+from newsletter.delivery.unsubscribe import SECRET_ENV
+from newsletter.errors import ConfigError
+from newsletter.schedule import RunStore, State, store_path
+from newsletter.storage import Postgres, head_version
+
+DAY = date(2016, 12, 30)
+
+
+def subs(addresses: list[str]) -> list[tuple[str, str, str, int]]:
+    return [(a, "", "", i + 2) for i, a in enumerate(addresses)]
+
+
+def run_cli(*args: Any, env: dict[str, str]) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args], env=env)
+    return result.exit_code, result.output
+
+
+# --- schema and configuration -----------------------------------------------------------------------
+
+
+def test_db_upgrade_applies_the_migrations_once(pg_cluster: Any, tmp_path: Path) -> None:
+    url = pg_cluster.new_database(upgrade=False)
+    env = {"NEWSLETTER_DATABASE_URL": url}
+    with pytest.raises(ConfigError, match=r"schema version 0, .* run `newsletter db upgrade`"):
+        Postgres(url).require_current()
+    code, out = run_cli("db", "upgrade", "--root", tmp_path, env=env)
+    assert code == 0, out
+    assert "applied 0001_records" in out and f"schema version {head_version()}" in out
+    code, out = run_cli("db", "upgrade", "--root", tmp_path, env=env)
+    assert code == 0 and "already current" in out and "applied" not in out
+    Postgres(url).require_current()
+
+
+def test_database_url_errors_are_one_line(tmp_path: Path, pg_cluster: Any) -> None:
+    code, out = run_cli("db", "upgrade", "--root", tmp_path, env={})
+    assert code == 1 and "database_url is not set" in out
+    bad = {"NEWSLETTER_DATABASE_URL": "mysql://db/news"}
+    code, out = run_cli("db", "upgrade", "--root", tmp_path, env=bad)
+    assert code == 1 and "must start with postgresql://" in out
+    secret = {"NEWSLETTER_DATABASE_URL": "postgresql://news:hunter2@db/news"}
+    code, out = run_cli("db", "upgrade", "--root", tmp_path, env=secret)
+    assert code == 1 and "PGPASSWORD" in out and "hunter2" not in out
+    down = {"NEWSLETTER_DATABASE_URL": pg_cluster.url().rsplit(":", 1)[0] + ":1/none"}
+    code, out = run_cli("db", "upgrade", "--root", tmp_path, env=down)
+    assert code == 1 and "cannot connect" in out and "Traceback" not in out
+
+
+def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, "s")
+    root = demo_root
+    (root / "list.csv").write_text("email,name\n" + "".join(f"m{i}@example.com,M {i}\n" for i in range(30)))
+    sqlite_settings = load_settings(root, environ={})
+    with SuppressionList(suppression_path(sqlite_settings)) as sup:
+        sup.add("m3@example.com", "unsubscribed", "link")
+    send_edition(sqlite_settings, DAY, subscribers="list.csv", sink=MemorySink(), limit=20, progress=False)
+    now = __import__("datetime").datetime(2016, 12, 30, 5, tzinfo=__import__("datetime").UTC)
+    store = RunStore(store_path(sqlite_settings))
+    store.claim(DAY, now, "host:1", now)
+    store.finish(DAY, State.INTERRUPTED, now, "stopped")
+    store.advance(now)
+    before = ledger_report(sqlite_settings, DAY)
+    assert before is not None and before.pending > 0
+
+    url = pg_cluster.new_database(upgrade=False)
+    env = {"NEWSLETTER_DATABASE_URL": url}
+    code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)
+    assert code == 1 and "db upgrade" in out  # the schema first
+    assert run_cli("db", "upgrade", "--root", root, env=env)[0] == 0
+    code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)
+    assert code == 0, out
+    assert "ledger_recipients: 30 row(s)" in out and "suppression: 1 row(s)" in out and "schedule_runs: 1" in out
+
+    pg_settings = load_settings(root, environ=env)
+    after = ledger_report(pg_settings, DAY)
+    assert after is not None
+    assert (after.sent, after.failed, after.pending, after.total) == (
+        before.sent,
+        before.failed,
+        before.pending,
+        before.total,
+    )
+    code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)  # twice: nothing doubles
+    assert code == 0 and "left alone" in out and "ledger_recipients" not in out
+    code, out = run_cli("unsubscribe", "--root", root, "--check", "M3@example.com", env=env)
+    assert "suppressed (unsubscribed" in out
+    # The move goes on where SQLite stopped: the rest are sent, nobody twice, the suppressed one skipped.
+    sink = MemorySink()
+    report = send_edition(pg_settings, DAY, subscribers="list.csv", sink=sink, progress=False)
+    assert report.pending == 0 and report.sent == 29
+    assert len(sink.sent) == 29 - before.sent and "m3@example.com" not in {e.recipient for e in sink.sent}
+    from newsletter.schedule import open_run_store
+
+    moved = open_run_store(pg_settings)
+    row = moved.get(DAY)
+    assert row is not None and row.state == State.INTERRUPTED and moved.accounted_through() == now
+
+
+# --- many senders: claims, leases, one enrolment ----------------------------------------------------
+
+
+def test_claims_are_disjoint_and_a_dead_senders_lease_lapses(pg_url: str) -> None:
+    pg = Postgres(pg_url)
+    a = PgLedger(pg, DAY, lease=1.0, owner="host-a:1")
+    b = PgLedger(pg, DAY, lease=1.0, owner="host-b:2")
+    try:
+        run = a.start_run("list.csv", "memory")
+        with a.enrolment(run) as first:
+            assert first
+            with a.batch():
+                a.enrol_many(run, subs([f"r{i}@example.com" for i in range(10)]))
+        with b.enrolment(run) as first:
+            assert not first  # a mailing is under way: the second sender joins, it does not enrol again
+        got_a = a.claim(4)
+        got_b = b.claim(4)
+        assert len(got_a) == len(got_b) == 4 and not {r.id for r in got_a} & {r.id for r in got_b}
+        assert b.held_elsewhere() == 4
+        # a "dies": it stops renewing. b takes its rows once the lease has lapsed, not before.
+        a._renewing.set()
+        rest = b.claim(10)
+        assert len(rest) == 2
+        for row in got_b + rest:
+            b.mark_sent(row.id, 1, 250, "ok")
+        b.flush()
+        assert b.claim(10) == []
+        time.sleep(2.2)
+        taken = b.claim(10)
+        assert sorted(r.id for r in taken) == sorted(r.id for r in got_a)
+        b.mark_deferred(taken[0].id, 5, 451, "451 later")
+        for row in taken[1:]:
+            b.mark_sent(row.id, 1, 250, "ok")
+        b.flush()
+        # The deferred row is given up on for this run: nobody re-claims it, nobody waits for it...
+        assert b.claim(10) == [] and b.held_elsewhere() == 0
+        assert list(b.pending()) == []
+        per = {s["sender"]: s for s in b.senders()}
+        assert per["host-b:2"]["sent"] == 9
+        # ...until a later run starts, which releases it.
+        c = PgLedger(pg, DAY, lease=1.0, owner="host-c:3")
+        with c.enrolment(c.start_run("list.csv", "memory")) as first:
+            assert not first
+        assert [r.id for r in c.claim(10)] == [taken[0].id]
+        c.close()
+    finally:
+        a._db.close()
+        b.close()
+
+
+def test_status_shows_each_sender(demo_root: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, "s")
+    (demo_root / "list.csv").write_text("email\n" + "".join(f"s{i}@example.com\n" for i in range(12)))
+    env = {"NEWSLETTER_DATABASE_URL": pg_url}
+    settings = load_settings(demo_root, environ=env)
+    send_edition(settings, DAY, subscribers="list.csv", sink=MemorySink(), limit=5, progress=False)
+    send_edition(settings, DAY, subscribers="list.csv", sink=MemorySink(), progress=False)
+    code, out = run_cli("status", "--root", demo_root, "--date", "2016-12-30", env=env)
+    assert code == 0, out
+    assert "sent 12, failed 0, skipped 0, pending 0" in out
+    senders = [line for line in out.splitlines() if line.strip().startswith("sender ")]
+    assert len(senders) == 2 and "sent 5," in senders[0] and "sent 7," in senders[1]
+
+
+def test_worker_joins_a_mailing_and_needs_a_database(
+    demo_root: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "s")
+    code, out = run_cli("worker", "--root", demo_root, "--once", env={})
+    assert code == 1 and "needs database_url" in out
+    (demo_root / "list.csv").write_text("email\n" + "".join(f"w{i}@example.com\n" for i in range(15)))
+    env = {"NEWSLETTER_DATABASE_URL": pg_url}
+    settings = load_settings(demo_root, environ=env)
+    send_edition(settings, DAY, subscribers="list.csv", sink=MemorySink(), limit=4, progress=False)
+    code, out = run_cli("worker", "--root", demo_root, "--once", env={**env, SECRET_ENV: "s"})
+    assert code == 0, out
+    assert "edition 2016-12-30: sent 11 here" in out
+    report = ledger_report(settings, DAY)
+    assert report is not None and report.sent == 15 and report.pending == 0
+    files = list((demo_root / "outbox" / "2016-12-30" / "mail").glob("*.eml"))
+    assert len(files) == 11  # the worker's own sink: the outbox of its folder
