@@ -148,7 +148,8 @@ def test_sigkill_at_several_points_then_rerun(demo_root: Path, server: SmtpTestS
     duplicates = sum(n - 1 for n in received.values())
     assert missing == set()
     assert 2 <= duplicates <= in_flight_budget, (duplicates, in_flight_budget)  # the two held ones at least
-    assert received[held] == 2
+    # Resent at least once; a later kill inside its record's flush window may resend it again (within budget).
+    assert received[held] >= 2
     with Ledger(ledger_file) as ledger:
         assert ledger.counts().sent == N
         runs = ledger.runs()

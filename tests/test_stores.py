@@ -42,8 +42,11 @@ def test_suppression_list(settings: Any) -> None:
         assert 42 not in sup
         assert sup.get("reader@example.com")[:2] == ("unsubscribed", "link")  # type: ignore[index]
         sup.add("second@example.com", "manual")
-        assert sup.count() == 2
-        assert [row[0] for row in sup] == ["Reader@Example.com", "second@example.com"]
+        sup.add("third@example.com", "bounced", "dsn", diagnostic="550 5.1.1 no such user", message_id="<r@mx>")
+        entry = sup.entry("THIRD@example.com")
+        assert entry is not None and "diagnostic: 550 5.1.1 no such user; report <r@mx>" in entry.describe()
+        assert sup.count() == 3
+        assert [row[0] for row in sup][:1] == ["Reader@Example.com"] and len(list(sup)) == 3
         with pytest.raises(ValueError, match="reason"):
             sup.add("x@example.com", "because")
     with open_suppression(settings) as again:  # it was stored, not kept in memory
