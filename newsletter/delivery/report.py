@@ -106,7 +106,7 @@ class MailingOptions:
     def from_settings(cls, settings: Settings) -> MailingOptions:
         table = settings.section("mailing")
         known = {"subscribers", "max_attempts", "retry_base", "retry_max", "suppress_bounces", "suppression"}
-        known |= {"ledger_dir", "return_path", "max_defer", "stop_after_same_failures"}
+        known |= {"ledger_dir", "return_path", "max_defer", "stop_after_same_failures", "lease_seconds"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(f"[mailing]: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")

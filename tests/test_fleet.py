@@ -1,0 +1,135 @@
+"""Many senders, one mailing: real `newsletter send` processes sharing nothing but a PostgreSQL database.
+
+Three senders, each in a folder of its own with its own aiosmtpd relay, send one edition to 5,000
+readers; one is SIGKILLed mid-run. The others take over its rows when its lease lapses. In the end every
+reader got the edition exactly once, except the killed sender's last messages: those in flight and those
+whose outcome was still in its flush window — resent, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_smtp_server import SmtpTestServer, StoreHandler, serve
+
+from newsletter.config import load_settings
+from newsletter.delivery import ledger_report
+from newsletter.delivery.batching import FLUSH_SECONDS
+from newsletter.delivery.unsubscribe import SECRET_ENV
+
+N = 5000
+SENDERS = 3
+CONNECTIONS = 2
+LEASE = 3
+DAY = date(2016, 12, 30)
+WINDOW = FLUSH_SECONDS * 6  # one flush window, with room for a loaded machine's scheduling
+
+pytestmark = pytest.mark.slow
+
+
+class Relay(StoreHandler):
+    """Stores every message after a short pause (a relay's work), noting when each arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def recent(self, seconds: float) -> int:
+        now = time.monotonic()
+        return sum(1 for t in list(self.times) if now - t <= seconds)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.004)
+        self.store(envelope)
+        self.times.append(time.monotonic())
+        return "250 2.0.0 OK queued"
+
+
+def test_three_senders_share_a_mailing_and_survive_a_kill(demo_root: Path, pg_url: str, tmp_path: Path) -> None:
+    readers = [f"reader{i:04d}@example.com" for i in range(N)]
+    folders = []
+    for k in range(SENDERS):  # a machine each: its own stories, list, config, outbox; only the URL shared
+        folder = tmp_path / f"machine{k}"
+        shutil.copytree(demo_root / "stories", folder / "stories")
+        (folder / "list.csv").write_text("email,name\n" + "".join(f"{a},Reader {a[6:10]}\n" for a in readers))
+        (folder / "newsletter.toml").write_text(f"[mailing]\nlease_seconds = {LEASE}\n")
+        folders.append(folder)
+    env = {**os.environ, SECRET_ENV: "fleet-secret", "NEWSLETTER_DATABASE_URL": pg_url}
+
+    with serve(Relay()) as r0, serve(Relay()) as r1, serve(Relay()) as r2:
+        relays: list[SmtpTestServer] = [r0, r1, r2]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "newsletter",
+                    "send",
+                    "--root",
+                    str(folder),
+                    "--date",
+                    DAY.isoformat(),
+                    "--subscribers",
+                    "list.csv",
+                    "--smtp",
+                    relay.url,
+                    "--connections",
+                    str(CONNECTIONS),
+                    "--no-progress",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for folder, relay in zip(folders, relays, strict=True)
+        ]
+        victim: Relay = relays[0].handler
+        deadline = time.monotonic() + 120
+        while len(victim.received) < 300:
+            assert time.monotonic() < deadline, "the first sender never got going"
+            assert procs[0].poll() is None, procs[0].communicate()
+            time.sleep(0.01)
+        window = victim.recent(WINDOW)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].communicate(timeout=30)
+        killed_at = len(victim.received)
+        results = [p.communicate(timeout=300) for p in procs[1:]]
+        for p, (out, err) in zip(procs[1:], results, strict=True):
+            assert p.returncode == 0, (out, err)
+            assert "pending 0" in out
+
+        received = Counter(r.rcpt_tos[0] for relay in relays for r in relay.received)
+        by_relay = [len(relay.received) for relay in relays]
+        assert len(victim.received) == killed_at  # nothing more went through the dead sender
+        assert set(received) == set(readers), f"missing: {len(set(readers) - set(received))}"
+        duplicates = {a: n for a, n in received.items() if n > 1}
+        # Only the dead sender's last messages can come twice: in flight, or acknowledged in its last window.
+        assert len(duplicates) <= CONNECTIONS + window, (len(duplicates), window)
+        assert all(n == 2 for n in duplicates.values())
+        victims = {r.rcpt_tos[0] for r in victim.received}
+        assert set(duplicates) <= victims
+        for address in duplicates:  # a resend carries the same Message-ID: mailboxes fold the copies
+            ids = {r.message["Message-ID"] for relay in relays for r in relay.received if r.rcpt_tos[0] == address}
+            assert len(ids) == 1
+        assert all(n > 300 for n in by_relay[1:]), by_relay  # the survivors shared the work
+
+    settings = load_settings(folders[1], environ={"NEWSLETTER_DATABASE_URL": pg_url})
+    report = ledger_report(settings, DAY)
+    assert report is not None and (report.sent, report.pending, report.total) == (N, 0, N)
+    assert len(report.senders) == SENDERS
+    recorded = sorted(s["sent"] for s in report.senders)
+    assert sum(recorded) == N and recorded[0] <= killed_at  # the dead one's unrecorded rows went to others
+    status = {s["status"] for s in report.senders}
+    assert status == {"running", "done"}  # the killed run never finished; both others did
