@@ -92,7 +92,7 @@ def test_three_senders_share_a_mailing_and_survive_a_kill(demo_root: Path, pg_ur
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-            )  # fmt: skip
+            )
             for folder, relay in zip(folders, relays, strict=True)
         ]
         victim: Relay = relays[0].handler
@@ -133,3 +133,60 @@ def test_three_senders_share_a_mailing_and_survive_a_kill(demo_root: Path, pg_ur
     assert sum(recorded) == N and recorded[0] <= killed_at  # the dead one's unrecorded rows went to others
     status = {s["status"] for s in report.senders}
     assert status == {"running", "done"}  # the killed run never finished; both others did
+
+
+# --- the scheduler in a fleet -----------------------------------------------------------------------
+
+
+def test_two_schedulers_one_morning(tmp_path: Path, pg_url: str) -> None:
+    """Two `newsletter schedule --run-now` on two machines: one claims the morning, the other helps send it."""
+    from test_schedule_e2e import make_paper, today
+
+    readers = [f"early{i:04d}@example.org" for i in range(1500)]
+    day = today()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")},
+        SECRET_ENV: "fleet-secret",
+        "NEWSLETTER_DATABASE_URL": pg_url,
+    }
+    with serve(Relay()) as relay_a, serve(Relay()) as relay_b:
+        roots = []
+        for name, relay in (("a", relay_a), ("b", relay_b)):
+            root = make_paper(tmp_path / name, relay.url, "06:00:00", day).root
+            (root / "subscribers.csv").write_text("email\n" + "\n".join(readers) + "\n")
+            roots.append(root)
+
+        def start(root: Path) -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "newsletter", "schedule", "--root", str(root), "--run-now"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+
+        first = start(roots[0])
+        deadline = time.monotonic() + 120
+        while len(relay_a.received) < 50:
+            assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+            time.sleep(0.01)
+        second = start(roots[1])
+        out_b, err_b = second.communicate(timeout=300)
+        out_a, err_a = first.communicate(timeout=300)
+        assert first.returncode == 0, err_a
+        assert second.returncode == 0, err_b
+        assert out_a.startswith(f"edition {day}: completed: sent {len(readers)}")
+        assert out_b.startswith(f"edition {day}: joined: helped ")
+        assert "joining its mailing as a sender" in err_b
+        received = Counter(r.rcpt_tos[0] for relay in (relay_a, relay_b) for r in relay.received)
+        assert set(received) == set(readers) and set(received.values()) == {1}  # nobody twice, nobody missed
+        assert len(relay_b.received) > 0  # the second machine did send part of it
+
+        again = subprocess.run(
+            [sys.executable, "-m", "newsletter", "schedule", "--root", str(roots[1]), "--run-now"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert again.returncode == 0 and "already done" in again.stdout
+
+    from newsletter.schedule import State, open_run_store
+
+    store = open_run_store(load_settings(roots[0], environ={"NEWSLETTER_DATABASE_URL": pg_url}))
+    row = store.get(day)
+    assert row is not None and row.state == State.COMPLETED and row.attempts == 1
