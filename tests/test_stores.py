@@ -39,6 +39,8 @@ def test_suppression_list(settings: Any) -> None:
         assert sup.add("reader@example.COM", "bounced", "again") is False  # the first reason is kept
         assert "READER@example.com" in sup
         assert "other@example.com" not in sup
+        assert sup.which(["a@example.com", "READER@example.com", "other@example.com"]) == {"READER@example.com"}
+        assert sup.which([]) == set()
         assert 42 not in sup
         assert sup.get("reader@example.com")[:2] == ("unsubscribed", "link")  # type: ignore[index]
         sup.add("second@example.com", "manual")

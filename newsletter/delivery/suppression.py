@@ -139,6 +139,20 @@ class SuppressionList:
             row = self._db().execute("SELECT 1 FROM suppression WHERE key = ?", (_key(address),)).fetchone()
         return row is not None
 
+    def which(self, addresses: list[str]) -> set[str]:
+        """Those of `addresses` on the list (as given): one query for a batch of the send loop."""
+        keys = {_key(a): a for a in addresses}
+        found: set[str] = set()
+        items = list(keys)
+        with self._lock:
+            for i in range(0, len(items), 500):
+                part = items[i : i + 500]
+                marks = ",".join("?" * len(part))
+                found.update(
+                    k for (k,) in self._db().execute(f"SELECT key FROM suppression WHERE key IN ({marks})", part)
+                )
+        return {a for a in addresses if _key(a) in found}
+
     def get(self, address: str) -> tuple[str, str, str] | None:
         """(reason, source, created_at) for a suppressed address, else None."""
         with self._lock:
@@ -228,6 +242,17 @@ class PgSuppressionList:
         with self._lock:
             row = self._conn.execute("SELECT 1 FROM suppression WHERE key = %s", (_key(address),)).fetchone()
         return row is not None
+
+    def which(self, addresses: list[str]) -> set[str]:
+        """Those of `addresses` on the list (as given), in one query."""
+        with self._lock:
+            found = {
+                str(k)
+                for (k,) in self._conn.execute(
+                    "SELECT key FROM suppression WHERE key = ANY(%s)", ([_key(a) for a in addresses],)
+                ).fetchall()
+            }
+        return {a for a in addresses if _key(a) in found}
 
     def get(self, address: str) -> tuple[str, str, str] | None:
         with self._lock:
