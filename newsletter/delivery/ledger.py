@@ -24,7 +24,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -263,8 +263,14 @@ class Ledger:
 
     # --- sending -------------------------------------------------------------------------------------
 
-    def pending(self, run: int | None = None, batch: int = 500) -> Iterator[Row]:
-        """Pending rows in list order, fetched a batch at a time (rows change state while we iterate)."""
+    def pending(
+        self, run: int | None = None, batch: int = 500, *, suppressed: Callable[[list[str]], set[str]] | None = None
+    ) -> Iterator[Row]:
+        """Pending rows in list order, fetched a batch at a time (rows change state while we iterate).
+
+        `suppressed(addresses)` answers which are on the suppression list, asked for 200 rows at a time just
+        before they are handed on (so an unsubscribe mid-run counts) and written into `Row.suppressed`.
+        """
         after = 0
         while True:
             with self._lock:
@@ -282,8 +288,11 @@ class Ledger:
                     ).fetchall()
             if not rows:
                 return
-            for row in rows:
-                yield Row(*row)
+            for i in range(0, len(rows), 200):
+                part = rows[i : i + 200]
+                blocked = suppressed([r[1] for r in part]) if suppressed is not None else None
+                for row in part:
+                    yield Row(row[0], row[1], row[2], row[3], None if blocked is None else row[1] in blocked)
             after = rows[-1][0]
 
     # Outcomes are gathered and written a window at a time (see ResultBuffer and the module docstring).

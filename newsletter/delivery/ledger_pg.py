@@ -24,7 +24,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -267,8 +267,17 @@ class PgLedger:
         )
         return int(rows[0][0])
 
-    def pending(self, run: int | None = None, batch: int = CLAIM_BATCH) -> Iterator[Row]:
-        """Claimed rows, a batch at a time, until no row is left to claim and no other sender holds one."""
+    def pending(
+        self,
+        run: int | None = None,
+        batch: int = CLAIM_BATCH,
+        *,
+        suppressed: Callable[[list[str]], set[str]] | None = None,
+    ) -> Iterator[Row]:
+        """Claimed rows, a batch at a time, until no row is left to claim and no other sender holds one.
+
+        Each claim looks the rows up in the suppression list itself (`suppressed` is not needed here).
+        """
         while True:
             rows = self.claim(batch)
             if rows:

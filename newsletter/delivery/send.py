@@ -32,7 +32,6 @@ ledger intact for the rerun.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import itertools
 import tempfile
@@ -269,25 +268,17 @@ def _jobs(
 ) -> Iterator[tuple[Row, Envelope]]:
     sender = envelope_sender(settings, personalizer.secret)
     handed = 0
-    for row in _looked_up(ledger.pending(run), suppression):
+    # Checked now, not at enrolment: an unsubscribe mid-run counts (looked up a batch at a time).
+    for row in ledger.pending(run, suppressed=suppression.which):
         if limit is not None and handed >= limit:
             return
-        if row.suppressed:
+        if row.suppressed or (row.suppressed is None and row.address in suppression):
             ledger.mark_skipped(row.id, "suppressed")
             delivery.stats.add("suppressed")
             continue
         handed += 1
         data = personalizer.message(row.address, row.name)
         yield row, Envelope(sender(row.address), row.address, data, key=str(row.id))
-
-
-def _looked_up(rows: Iterator[Row], suppression: Suppression, chunk: int = 200) -> Iterator[Row]:
-    """Rows with `suppressed` answered: checked now, not at enrolment, so an unsubscribe mid-run counts;
-    a chunk at a time (one query for 200 rows; a PostgreSQL claim comes looked up already)."""
-    while batch := list(itertools.islice(rows, chunk)):
-        blocked = suppression.which([r.address for r in batch if r.suppressed is None])
-        for row in batch:
-            yield row if row.suppressed is not None else dataclasses.replace(row, suppressed=row.address in blocked)
 
 
 def envelope_sender(settings: Settings, secret: bytes) -> Callable[[str], str]:
