@@ -193,3 +193,16 @@ def test_worker_joins_a_mailing_and_needs_a_database(
     assert report is not None and report.sent == 15 and report.pending == 0
     files = list((demo_root / "outbox" / "2016-12-30" / "mail").glob("*.eml"))
     assert len(files) == 11  # the worker's own sink: the outbox of its folder
+
+
+def test_dry_run_reads_the_database_and_changes_nothing(
+    demo_root: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "s")
+    (demo_root / "list.csv").write_text("email\n" + "".join(f"d{i}@example.com\n" for i in range(10)))
+    settings = load_settings(demo_root, environ={"NEWSLETTER_DATABASE_URL": pg_url})
+    send_edition(settings, DAY, subscribers="list.csv", sink=MemorySink(), limit=3, progress=False)
+    dry = send_edition(settings, DAY, subscribers="list.csv", dry_run=True, progress=False)
+    assert (dry.sent_now, dry.sent, dry.pending) == (7, 10, 0)  # the 3 already sent are not counted again
+    real = ledger_report(settings, DAY)
+    assert real is not None and (real.sent, real.pending) == (3, 7)
