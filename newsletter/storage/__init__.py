@@ -7,7 +7,7 @@ Out: connections set up the same way everywhere (WAL, busy timeout), the one-pro
      `database_url` is set.
 
     records.py     SQLite connections, Meta, ProcessLock, owners
-    database.py    backend choice; Postgres: connect, upgrade (migrations/NNNN_*.sql), advisory locks
+    database.py    Postgres: connect, upgrade (migrations/NNNN_*.sql), schema check, advisory lock keys
     migrate.py     copy an existing set of SQLite files into PostgreSQL, row for row
 
 Each record store (delivery's ledger and suppression list, the schedule's runs) has a SQLite class and
@@ -18,7 +18,7 @@ Public face: the names in `__all__`.
 
 from __future__ import annotations
 
-from .database import Postgres, advisory_lock, backend_name, head_version, lock_key, open_postgres, redact
+from .database import Postgres, head_version, lock_key, open_postgres, redact
 from .migrate import Moved, migrate_from_sqlite
 from .records import Meta, ProcessLock, connect, owner_alive, this_owner
 
@@ -27,8 +27,6 @@ __all__ = [
     "Moved",
     "Postgres",
     "ProcessLock",
-    "advisory_lock",
-    "backend_name",
     "connect",
     "head_version",
     "lock_key",

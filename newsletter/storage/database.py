@@ -12,11 +12,9 @@ The password never sits in the URL (the settings refuse one): libpq reads PGPASS
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +25,6 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
-
-def backend_name(url: str) -> str:
-    """`sqlite` for the empty URL, `postgresql` for a postgresql:// one."""
-    return "postgresql" if url else "sqlite"
 
 
 def redact(url: str) -> str:
@@ -138,14 +131,3 @@ def open_postgres(url: str) -> Postgres:
 def lock_key(name: str) -> int:
     """A stable 31-bit advisory lock key for `name` (pg_advisory_lock takes a bigint)."""
     return zlib.crc32(f"newsletter:{name}".encode()) & 0x7FFFFFFF
-
-
-@contextlib.contextmanager
-def advisory_lock(db: psycopg.Connection[Any], name: str) -> Iterator[bool]:
-    """Try a session advisory lock named `name`; yields whether this connection got it (never waits)."""
-    got = bool(db.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()[0])  # type: ignore[index]
-    try:
-        yield got
-    finally:
-        if got:
-            db.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
