@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import date
 from pathlib import Path
@@ -117,8 +118,8 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
 
 def test_claims_are_disjoint_and_a_dead_senders_lease_lapses(pg_url: str) -> None:
     pg = Postgres(pg_url)
-    a = PgLedger(pg, DAY, lease=1.0, owner="host-a:1")
-    b = PgLedger(pg, DAY, lease=1.0, owner="host-b:2")
+    a = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-a:1")
+    b = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-b:2")
     try:
         run = a.start_run("list.csv", "memory")
         with a.enrolment(run) as first:
@@ -152,7 +153,7 @@ def test_claims_are_disjoint_and_a_dead_senders_lease_lapses(pg_url: str) -> Non
         per = {s["sender"]: s for s in b.senders()}
         assert per["host-b:2"]["sent"] == 9
         # ...until a later run starts, which releases it.
-        c = PgLedger(pg, DAY, lease=1.0, owner="host-c:3")
+        c = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-c:3")
         with c.enrolment(c.start_run("list.csv", "memory")) as first:
             assert not first
         assert [r.id for r in c.claim(10)] == [taken[0].id]
@@ -206,3 +207,31 @@ def test_dry_run_reads_the_database_and_changes_nothing(
     assert (dry.sent_now, dry.sent, dry.pending) == (7, 10, 0)  # the 3 already sent are not counted again
     real = ledger_report(settings, DAY)
     assert real is not None and (real.sent, real.pending) == (3, 7)
+
+
+@pytest.mark.slow
+def test_language_editions_keep_a_ledger_each_in_the_database(
+    languages_root: Path, pg_url: str, smtp_server: Any
+) -> None:
+    """Several language editions on PostgreSQL: a ledger each (`2016-12-30.fr`), one message per reader."""
+    from collections import Counter
+
+    from test_languages_send import READERS, write_list
+
+    subs = write_list(languages_root, "MARIE@example.org,Marie again,ar\n")
+    env = {"NEWSLETTER_DATABASE_URL": pg_url, SECRET_ENV: "s"}
+    code, out = run_cli(
+        "send", "--root", languages_root, "--date", "2016-12-30", "--subscribers", subs, "--smtp", smtp_server.url,
+        env=env,
+    )  # fmt: skip
+    assert code == 0, out
+    got = Counter(rcpt for record in smtp_server.received for rcpt in record.rcpt_tos)
+    assert got == Counter(list(READERS)), got
+    assert "already has the fr edition" in out  # the other edition's ledger was read from the database
+    assert not (languages_root / "data" / "ledger").exists()
+    with contextlib.closing(Postgres(pg_url).connect()) as db:
+        names = [r[0] for r in db.execute("SELECT DISTINCT edition FROM ledger_recipients ORDER BY 1")]
+    assert names == ["2016-12-30.ar", "2016-12-30.en", "2016-12-30.fr"]
+    code, out = run_cli("send", "--root", languages_root, "--date", "2016-12-30", "--subscribers", subs,
+                        "--smtp", smtp_server.url, env=env)  # fmt: skip
+    assert code == 0 and len(smtp_server.received) == len(READERS)  # a rerun sends nobody anything

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ def migrate_from_sqlite(root: Path) -> None:
     Example:
       newsletter db upgrade && newsletter db migrate-from-sqlite
     """
-    from ..delivery import ledger_dir, suppression_path
+    from ..delivery import ledger_dir, parse_ledger_name, suppression_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
 
@@ -73,10 +72,8 @@ def migrate_from_sqlite(root: Path) -> None:
     ledgers = []
     folder = ledger_dir(settings)
     for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
-        try:
-            ledgers.append((date.fromisoformat(path.stem), path))
-        except ValueError:
-            continue  # not a ledger (a dry run's copy, a backup someone made)
+        if parse_ledger_name(path.stem) is not None:  # not a backup someone made, a dry run's copy
+            ledgers.append((path.stem, path))
     moved = move(pg, suppression=suppression_path(settings), ledgers=ledgers, schedule=store_path(settings))
     for line in moved.skipped:
         click.echo(f"left alone: {line}")

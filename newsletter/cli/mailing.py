@@ -291,10 +291,11 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
             signal.signal(sig, on_signal)
     while not stop.is_set():
         days = pending_editions(settings)
-        for day in days:
+        for day, lang in days:
+            edition = settings.for_language(lang) if lang else settings
             try:
                 report = send_edition(
-                    settings, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
+                    edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
                 )
             except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
                 _echo_err(f"edition {day}: {exc}")

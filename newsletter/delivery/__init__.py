@@ -25,7 +25,7 @@ Public face: the names in `__all__`; the schedule and web subsystems import only
 from __future__ import annotations
 
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
-from .ledger import Ledger, ledger_dir, ledger_path
+from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks.smtp import config_from_settings, smtp_url
@@ -60,6 +60,7 @@ __all__ = [
     "make_token",
     "open_ledger",
     "open_suppression",
+    "parse_ledger_name",
     "pending_editions",
     "reader_language",
     "secret_from_env",

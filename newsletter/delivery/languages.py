@@ -29,9 +29,9 @@ from typing import Any
 from ..config import Settings, edition_language
 from ..edition import choose_date, languages_present, read
 from ..errors import SubscriberError
-from .ledger import Ledger, ledger_path
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition
+from .stores import LedgerStore, ledger_exists, open_ledger
 from .subscribers import Problem, Subscriber, SubscriberSource
 
 _CLAIMED = ("sent", "failed")  # states that mean "this reader had this date's email (or was refused)"
@@ -155,17 +155,17 @@ def send_languages(
         earlier = settings.languages[: settings.languages.index(lang)]
         with contextlib.ExitStack() as stack:
             others = [
-                (other, stack.enter_context(Ledger(path, readonly=True)))
+                (other, stack.enter_context(open_ledger(other_settings, the_day, readonly=True)))
                 for other in settings.languages
                 if other != lang
-                and (path := ledger_path(settings.for_language(other), the_day)).exists()
                 and settings.multilingual
+                and ledger_exists(other_settings := settings.for_language(other), the_day)
             ]
 
             def keep_row(
                 sub: Subscriber,
                 lang: str = lang,
-                others: list[tuple[str, Ledger]] = others,
+                others: list[tuple[str, LedgerStore]] = others,
                 earlier: tuple[str, ...] = earlier,
             ) -> bool | str:
                 if language_of(sub) != lang or (keep is not None and not keep(sub)):

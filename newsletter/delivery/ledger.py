@@ -85,10 +85,24 @@ def ledger_dir(settings: Settings) -> Path:
     return (settings.root / value).resolve()
 
 
+def ledger_name(settings: Settings, day: date) -> str:
+    """`<date>`, or `<date>.<lang>` when the list has several language editions (one ledger each): the file's
+    name without `.sqlite`, and the edition key of the PostgreSQL ledger."""
+    return day.isoformat() + (f".{settings.language}" if settings.multilingual else "")
+
+
+def parse_ledger_name(name: str) -> tuple[date, str] | None:
+    """(date, language or "") from a ledger name; None for anything else (a backup, a dry run's copy)."""
+    day, _, lang = name.partition(".")
+    try:
+        return date.fromisoformat(day), lang
+    except ValueError:
+        return None
+
+
 def ledger_path(settings: Settings, day: date) -> Path:
     """`<date>.sqlite`; `<date>.<lang>.sqlite` when the list has several language editions (one ledger each)."""
-    suffix = f".{settings.language}" if settings.multilingual else ""
-    return ledger_dir(settings) / f"{day.isoformat()}{suffix}.sqlite"
+    return ledger_dir(settings) / f"{ledger_name(settings, day)}.sqlite"
 
 
 @dataclass(frozen=True, slots=True)

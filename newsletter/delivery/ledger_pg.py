@@ -1,7 +1,8 @@
 """The delivery ledger in PostgreSQL: the same methods as `Ledger`, plus what lets many senders share a mailing.
 
-One table holds every edition's recipients (keyed by edition date). Several `newsletter send` processes,
-on any machines, may work on one edition at once:
+One table holds every edition's recipients, keyed by the ledger's name (`2016-12-30`, or `2016-12-30.fr`
+for a language edition). Several `newsletter send` processes, on any machines, may work on one edition at
+once:
 
 - **Enrolment happens once.** The first sender takes the edition's advisory lock and enrols the list; the
   others wait for it, then join. A sender enrols only when nothing of the edition is pending (a first run,
@@ -25,7 +26,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +71,16 @@ class PgLedger:
     """One edition's recipients in PostgreSQL. Safe to share between the send threads of one process."""
 
     def __init__(
-        self, pg: Postgres, day: date, *, lease: float = DEFAULT_LEASE, owner: str | None = None, readonly: bool = False
+        self,
+        pg: Postgres,
+        edition: str,
+        *,
+        lease: float = DEFAULT_LEASE,
+        owner: str | None = None,
+        readonly: bool = False,
     ) -> None:
         self.pg = pg
-        self.edition = day
+        self.edition = edition  # the ledger's name (`ledger_name`)
         self.lease = lease
         self.owner = owner or this_owner()
         self.stop: threading.Event | None = None  # set by the send loop: ends a wait for other senders

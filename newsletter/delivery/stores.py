@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from ..config import Settings
 from ..errors import ConfigError
 from ..storage import open_postgres
-from .ledger import Counts, Ledger, Row, ledger_path
+from .ledger import Counts, Ledger, Row, ledger_name, ledger_path, parse_ledger_name
 from .ledger_pg import DEFAULT_LEASE, PgLedger
 
 
@@ -66,7 +66,12 @@ def open_ledger(
 ) -> LedgerStore:
     """Edition `day`'s ledger in the backend the settings name (the SQLite file is created unless `readonly`)."""
     if settings.database_url:
-        ledger = PgLedger(open_postgres(settings.database_url), day, lease=lease_seconds(settings), readonly=readonly)
+        ledger = PgLedger(
+            open_postgres(settings.database_url),
+            ledger_name(settings, day),
+            lease=lease_seconds(settings),
+            readonly=readonly,
+        )
         ledger.stop = stop
         return ledger
     return Ledger(ledger_path(settings, day), readonly=readonly)
@@ -75,13 +80,14 @@ def open_ledger(
 def ledger_exists(settings: Settings, day: date) -> bool:
     """Has edition `day` ever been enrolled?"""
     if settings.database_url:
-        with PgLedger(open_postgres(settings.database_url), day, readonly=True) as ledger:
+        with PgLedger(open_postgres(settings.database_url), ledger_name(settings, day), readonly=True) as ledger:
             return ledger.counts().total > 0 or bool(ledger.runs())
     return ledger_path(settings, day).exists()
 
 
-def pending_editions(settings: Settings) -> list[date]:
-    """Editions with recipients still to send (PostgreSQL): what `newsletter worker` joins."""
+def pending_editions(settings: Settings) -> list[tuple[date, str]]:
+    """(date, language or "") of the editions with recipients still to send (PostgreSQL): what
+    `newsletter worker` joins."""
     if not settings.database_url:
         return []
     pg = open_postgres(settings.database_url)
@@ -90,4 +96,4 @@ def pending_editions(settings: Settings) -> list[date]:
             "SELECT DISTINCT edition FROM ledger_recipients WHERE state = 'pending' "
             "AND (lease_until IS NULL OR lease_until <> 'infinity') ORDER BY edition"
         ).fetchall()
-    return [r[0] for r in rows]
+    return [found for (name,) in rows if (found := parse_ledger_name(str(name))) is not None]

@@ -13,7 +13,6 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +58,11 @@ def _check(pg_db: Any, what: str, sql: str, params: tuple[Any, ...], want: int) 
 
 
 def migrate_from_sqlite(
-    pg: Postgres, *, suppression: Path | None, ledgers: list[tuple[date, Path]], schedule: Path | None
+    pg: Postgres, *, suppression: Path | None, ledgers: list[tuple[str, Path]], schedule: Path | None
 ) -> Moved:
-    """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema."""
+    """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema.
+
+    `ledgers` are (ledger name, file): `2016-12-30` or `2016-12-30.fr`, the file's name without `.sqlite`."""
     pg.require_current()
     moved = Moved()
     with contextlib.closing(pg.connect()) as db:
@@ -105,7 +106,7 @@ def migrate_from_sqlite(
     return moved
 
 
-def _ledger(db: Any, src: sqlite3.Connection, day: date, path: Path, moved: Moved) -> None:
+def _ledger(db: Any, src: sqlite3.Connection, day: str, path: Path, moved: Moved) -> None:
     run_cols = "started_at, finished_at, pid, source, sink, status, sent, failed, invalid, duplicates, suppressed, "
     run_cols += "retried, deferred"
     new_id: dict[int, int] = {}

@@ -1,5 +1,6 @@
 -- The records a newsletter keeps, in one PostgreSQL database: the suppression list, every edition's
--- delivery ledger (one table for all editions, keyed by edition date) and the scheduler's runs.
+-- delivery ledger (one table for all editions, keyed by the ledger's name: `2016-12-30`, or
+-- `2016-12-30.fr` for a language edition — the SQLite file's name) and the scheduler's runs.
 -- Timestamps the SQLite files keep as ISO 8601 text stay text here, so a migrated row reads the same;
 -- leases are real timestamps because the database's clock decides when one has expired.
 
@@ -15,7 +16,7 @@ CREATE TABLE suppression (
 
 CREATE TABLE ledger_runs (
     id          BIGSERIAL PRIMARY KEY,
-    edition     DATE NOT NULL,
+    edition     TEXT NOT NULL,
     started_at  TEXT NOT NULL,
     finished_at TEXT,
     pid         INTEGER,
@@ -35,7 +36,7 @@ CREATE INDEX ledger_runs_edition ON ledger_runs (edition, id);
 
 CREATE TABLE ledger_recipients (
     id          BIGSERIAL PRIMARY KEY,
-    edition     DATE NOT NULL,
+    edition     TEXT NOT NULL,
     key         TEXT NOT NULL,
     address     TEXT NOT NULL,
     name        TEXT NOT NULL DEFAULT '',
@@ -57,7 +58,7 @@ CREATE TABLE ledger_recipients (
 CREATE INDEX ledger_recipients_pending ON ledger_recipients (edition, id) WHERE state = 'pending';
 
 CREATE TABLE ledger_meta (
-    edition DATE NOT NULL,
+    edition TEXT NOT NULL,
     key     TEXT NOT NULL,
     value   TEXT NOT NULL,
     PRIMARY KEY (edition, key)
