@@ -5,7 +5,7 @@ connection), a 4xx to MAIL FROM or at connect (it refuses new work), or a run of
 different recipients. One recipient's 451 at RCPT or at the end of DATA (greylisting, a full mailbox) says
 nothing about the server and only goes into that run-count (`RateLimiter.deferral`).
 
-The response is AIMD, as in TCP: a decrease of the rate on a signal — x0.85 at most every 2 `hold`
+The response is AIMD, as in TCP: a decrease of the rate on a signal — x0.85 at most every 5 `hold`
 seconds for a signal among mostly successes, x0.5 at most every `hold` seconds when signals are a large
 share of the recent tries or come as a run (the effect of a decrease takes a moment to show) — then an
 additive increase of a tenth of the ceiling for every second, back at the ceiling after a quiet minute.
@@ -24,6 +24,9 @@ STREAK = 8  # deferrals of this many different recipients in a row, with no succ
 WINDOW = 50  # tries looked at for the share of load signals
 SEVERE = 0.2  # a share of load signals at or above this halves the rate instead of taking a quarter off
 MILD_FACTOR, SEVERE_FACTOR = 0.85, 0.5
+MILD_HOLDS = 5  # a lone signal lowers the rate at most every 5 `hold`s: a trickle of 421s (a relay recycling
+# its connections) must not keep the rate down, a storm of them (a large share: severe) halves it every `hold`
+SLACK = 0.1  # seconds of unused sending slots that may still be used (a burst of at most rate / 10)
 QUIET_RESET = 60.0  # seconds without a signal: straight back to the ceiling
 
 
@@ -45,6 +48,8 @@ class RateLimiter:
         self.lowest = self.rate
         self._clock = clock
         self._ceiling = self.max_rate
+        self._achieved = 0.0  # with no configured rate: the best rate seen before a signal (rates seen while
+        # limited are lower, and taking them as the ceiling would ratchet it down signal after signal)
         self._next = 0.0
         self._recent: deque[float] = deque(maxlen=64)  # times of the last successes
         self._window: deque[bool] = deque(maxlen=WINDOW)  # recent tries: True for a load signal
@@ -69,7 +74,9 @@ class RateLimiter:
             self._recover(now)
             if self.rate is None:
                 return not stop.is_set()
-            at = max(now, self._next)
+            # A slot nobody took (every connection was busy) may be taken late, up to SLACK seconds: else
+            # the achieved rate falls well below the limit whenever the server's pace varies.
+            at = max(now - SLACK, self._next)
             self._next = at + 1.0 / self.rate
         delay = at - now
         return not stop.wait(delay) if delay > 0 else not stop.is_set()
@@ -102,9 +109,11 @@ class RateLimiter:
     def _lower(self, now: float, *, severe: bool) -> None:
         self.throttles += 1
         self._signal_at = now
-        if now - self._lowered_at < (self.hold if severe else 2 * self.hold):
+        if now - self._lowered_at < (self.hold if severe else MILD_HOLDS * self.hold):
             return  # the same episode: the last decrease has not had time to show
-        current = self.rate or self.observed() or 10.0
+        if self.rate is None:
+            self._achieved = max(self._achieved, self.observed() or 10.0)
+        current = self.rate or self._achieved
         if self._ceiling is None:
             self._ceiling = max(self.floor, current)
         self.rate = max(self.floor, current * (SEVERE_FACTOR if severe else MILD_FACTOR))
