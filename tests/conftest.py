@@ -30,6 +30,20 @@ def copy_demo_stories(dest: Path, *, languages: bool = False) -> None:
     shutil.copytree(REPO / "stories", dest, ignore=ignore)
 
 
+def check_eml_tool() -> Path:
+    """The independent `.eml` checker beside the checkout (`../shared/tools/check_eml.py`).
+
+    Skips the calling test, with the reason, where that file is absent — except under CI=true, where its
+    absence is a failure.
+    """
+    tool = REPO.parent / "shared" / "tools" / "check_eml.py"
+    if not tool.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the .eml checker is missing: {tool.relative_to(REPO.parent)} beside the checkout")
+        pytest.skip("no ../shared/tools/check_eml.py beside the checkout (the independent .eml checker)")
+    return tool
+
+
 @pytest.fixture
 def demo_root(tmp_path: Path) -> Path:
     """A newsletter folder holding a copy of the English demo stories (the repo's own stay untouched)."""

@@ -10,11 +10,9 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import REPO, write_story
+from conftest import check_eml_tool, write_story
 
 from newsletter.cli import cli
-
-CHECK_EML = REPO.parent / "shared" / "tools" / "check_eml.py"  # the independent checker beside the checkout
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -61,9 +59,10 @@ def test_build_demo_edition_as_a_process(demo_root):
 
 
 def test_eml_passes_the_independent_checker(demo_root):
+    check_eml = check_eml_tool()
     assert run_cli("build", "--root", str(demo_root)).returncode == 0
     eml = demo_root / "outbox" / "2016-12-30" / "newsletter.eml"
-    proc = subprocess.run([sys.executable, str(CHECK_EML), str(eml)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(check_eml), str(eml)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
     assert "RESULT: PASS" in proc.stdout
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -48,3 +50,15 @@ def test_readme_starts_with_the_two_commands():
     assert block[0].endswith("newsletter build") and "pip install" in block[0]
     assert block[1] == "./scripts/test"
     assert "./scripts/test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_no_test_names_a_path_of_one_machine() -> None:
+    """The suite passes on a fresh clone in any folder: no /work/…, /home/…, /tmp/… literals in tests/."""
+    pattern = re.compile(r"""["'](/(?:work|home|root|tmp|Users|srv|opt)/[^"']*)["']""")
+    found = [
+        f"{path.relative_to(REPO)}:{n}: {m.group(1)}"
+        for path in sorted((REPO / "tests").rglob("*.py"))
+        for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        for m in pattern.finditer(text)
+    ]
+    assert found == []

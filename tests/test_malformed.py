@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,10 @@ from newsletter.edition.stories import load_stories
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "malformed"
 BASE = "https://newsletter.example.org"
 
-# Each bad fixture and what follows "stories/<file>: " in its one-line message.
-BAD = {
+# Each bad fixture and what follows "stories/<file>: " in its one-line message. A story is left out only
+# when it cannot be shown at all (LEFT_OUT); other faults are repaired: REPAIRED ones stay errors for
+# `check` (the editor must still fix them), DROPPED ones (an unsafe link or image) are warnings.
+LEFT_OUT = {
     "latin1.md": "not UTF-8 (byte 0xe9 on line 2); save the file as UTF-8",
     "nul-bytes.md": "contains NUL bytes; not a text file",
     "no-front-matter.md": "no front matter (the file must start with a '---' line, then YAML, then '---')",
@@ -48,17 +51,25 @@ BAD = {
         "field 'published': needs a date and a time with an offset, e.g. 2016-12-30T05:30:00+01:00; got '2016-12-30'"
     ),
     "garbage-published.md": "field 'published': not an ISO 8601 datetime: 'last Friday'",
-    "bad-url.md": "field 'url': must be an absolute http/https URL, got 'www.france24.com/en/middle-east'",
+}
+REPAIRED = {
     "image-no-alt.md": "field 'image.alt': missing: describe the photo for readers who cannot see it",
-    "image-src-http.md": (
-        "field 'image.src': must be an absolute https URL, got 'http://newsletter.example.org/images/a.jpg'"
-    ),
-    "image-src-javascript.md": (
-        "field 'image.src': must be an absolute https URL, got 'JaVa ScRiPt:alert(document.cookie)'"
-    ),
     "priority-not-int.md": "field 'priority': must be a whole number (higher comes first), got 'high'",
     "tags-wrong-type.md": "field 'tags': must be a list of words, e.g. [syria, russia]",
 }
+DROPPED = {
+    "bad-url.md": (
+        "field 'url': must be an absolute http/https URL, got 'www.france24.com/en/middle-east'; link dropped"
+    ),
+    "image-src-http.md": (
+        "field 'image.src': must be an absolute https URL, got 'http://newsletter.example.org/images/a.jpg'; "
+        "image dropped"
+    ),
+    "image-src-javascript.md": (
+        "field 'image.src': must be an absolute https URL, got 'JaVa ScRiPt:alert(document.cookie)'; image dropped"
+    ),
+}
+BAD = LEFT_OUT | REPAIRED  # errors for `check`
 # Odd but acceptable: these build.
 ACCEPTED = {
     "bom.md": "Saved with a byte order mark",
@@ -78,7 +89,7 @@ EDITION_FILES = ["manifest.json", "newsletter.eml", "newsletter.html", "newslett
 
 
 def line(name: str) -> str:
-    return f"stories/{name}: {BAD[name]}"
+    return f"stories/{name}: {(BAD | DROPPED)[name]}"
 
 
 def in_load_order(names) -> list[str]:
@@ -111,7 +122,7 @@ def _no_env_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_fixture_set_matches_the_tables() -> None:
     on_disk = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.md")}
-    assert on_disk == set(BAD) | set(ACCEPTED)
+    assert on_disk == set(BAD) | set(DROPPED) | set(ACCEPTED)
     # The bytes that matter survived git: no checkout may normalise them.
     assert b"\r\n" in (FIXTURES / "crlf.md").read_bytes()
     assert (FIXTURES / "bom.md").read_bytes().startswith(b"\xef\xbb\xbf")
@@ -122,16 +133,42 @@ def test_fixture_set_matches_the_tables() -> None:
 # --- each bad file on its own ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(BAD))
+@pytest.mark.parametrize("name", list(BAD | DROPPED))
 def test_load_stories_gives_the_one_line_message(tmp_path: Path, name: str) -> None:
     root = make_root(tmp_path, [name])
     result = load_stories(root / "stories", root, BASE)
-    assert [str(e) for e in result.errors] == [line(name)]
-    assert result.stories == [] and result.warnings == []
-    assert result.errors[0].path == f"stories/{name}"
+    if name in DROPPED:
+        assert [str(w) for w in result.warnings] == [line(name)] and result.errors == []
+    else:
+        assert [str(e) for e in result.errors] == [line(name)] and result.warnings == []
+        assert result.errors[0].path == f"stories/{name}"
+    assert len(result.stories) == (name not in LEFT_OUT)  # left out only when it cannot be shown
+    assert [s.path for s in result.skipped] == ([f"stories/{name}"] if name in LEFT_OUT else [])
 
 
-@pytest.mark.parametrize("name", list(BAD))
+@pytest.mark.parametrize("name", list(REPAIRED | DROPPED))
+def test_a_repaired_story_is_built_and_still_reported(tmp_path: Path, name: str) -> None:
+    root = make_root(tmp_path, [name])
+    write_story(root, "good.md", "title: A good story\npublished: 2016-12-30T05:40:00+01:00")
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["check", "--root", str(root)])
+    if name in REPAIRED:  # the editor still has something to fix
+        assert checked.exit_code == 1 and line(name) in checked.stderr.splitlines()
+    else:
+        assert checked.exit_code == 0 and f"warning: {line(name)}" in checked.stderr.splitlines()
+    built = runner.invoke(cli, ["build", "--root", str(root)])
+    assert built.exit_code == 0, built.output
+    assert f"warning: {line(name)}" in built.stderr.splitlines()
+    manifest = json.loads((root / "outbox" / "2016-12-30" / "manifest.json").read_text(encoding="utf-8"))
+    assert sorted(s["file"] for s in manifest["stories"]) == sorted(["stories/good.md", f"stories/{name}"])
+    html = (root / "outbox" / "2016-12-30" / "newsletter.html").read_text(encoding="utf-8")
+    assert "javascript:" not in html.lower().replace(" ", "").replace("\t", "")
+    assert "www.france24.com/en/middle-east" not in html and "http://newsletter.example.org/images" not in html
+    if name == "image-no-alt.md":
+        assert re.search(r'<img [^>]*alt=""', html)
+
+
+@pytest.mark.parametrize("name", list(LEFT_OUT))
 def test_cli_check_and_build_refuse_with_the_same_line(tmp_path: Path, name: str) -> None:
     root = make_root(tmp_path, [name])
     write_story(root, "good.md", "title: A good story\npublished: 2016-12-30T05:40:00+01:00")
@@ -171,17 +208,19 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def everything(tmp_path: Path) -> Path:
-    return make_root(tmp_path, [*BAD, *ACCEPTED])
+    return make_root(tmp_path, [*BAD, *DROPPED, *ACCEPTED])
 
 
 def test_check_lists_every_problem_in_one_run(everything: Path) -> None:
     proc = run_cli("check", "--root", str(everything), cwd=everything.parent)
     assert proc.returncode == 1
     assert proc.stdout == ""
+    per_file = {f"stories/{n}": line(n) for n in DROPPED} | {"stories/misspelt-field.md": ACCEPTED_WARNINGS[0]}
+    warnings = [per_file[f"stories/{n}"] for n in in_load_order([*DROPPED, "misspelt-field.md"])]
     assert proc.stderr.splitlines() == [
-        *(f"warning: {w}" for w in ACCEPTED_WARNINGS),
+        *(f"warning: {w}" for w in [*warnings, *ACCEPTED_WARNINGS[1:]]),
         *(line(n) for n in in_load_order(BAD)),
-        f"Error: {len(BAD)} error(s), {len(ACCEPTED_WARNINGS)} warning(s)",
+        f"Error: {len(BAD)} error(s), {len(ACCEPTED_WARNINGS) + len(DROPPED)} warning(s)",
     ]
     assert outbox_files(everything) == []
 
@@ -191,8 +230,8 @@ def test_build_refuses_listing_every_problem_and_writes_nothing(everything: Path
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
-        *(line(n) for n in in_load_order(BAD)),
-        f"Error: {len(BAD)} problem(s) in {len(BAD)} story file(s); fix them or pass --skip-invalid",
+        *(line(n) for n in in_load_order(LEFT_OUT)),
+        f"Error: {len(LEFT_OUT)} problem(s) in {len(LEFT_OUT)} story file(s); fix them or pass --skip-invalid",
     ]
     assert outbox_files(everything) == []
 
@@ -201,19 +240,22 @@ def test_build_skip_invalid_builds_the_rest_naming_each_skipped_file(everything:
     proc = run_cli("build", "--root", str(everything), "--skip-invalid", cwd=everything.parent)
     assert proc.returncode == 0, proc.stderr
     assert [ln for ln in proc.stderr.splitlines() if ln.endswith(" (skipped)")] == [
-        f"{line(n)} (skipped)" for n in in_load_order(BAD)
+        f"{line(n)} (skipped)" for n in in_load_order(LEFT_OUT)
     ]
-    assert proc.stdout.startswith(f"Built edition 2016-12-30: {len(ACCEPTED)} stories in ")
+    shown = {**ACCEPTED, **REPAIRED, **DROPPED}
+    assert proc.stdout.startswith(f"Built edition 2016-12-30: {len(shown)} stories in ")
     assert outbox_files(everything) == ["2016-12-30", *(f"2016-12-30/{f}" for f in EDITION_FILES)]
 
     out = everything / "outbox" / "2016-12-30"
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["skipped_files"] == sorted(f"stories/{n}" for n in BAD)
-    assert sorted(s["file"] for s in manifest["stories"]) == sorted(f"stories/{n}" for n in ACCEPTED)
+    assert manifest["skipped_files"] == sorted(f"stories/{n}" for n in LEFT_OUT)
+    assert [f"{e['file']}: field '{e['field']}': {e['problem']}" if e["field"] else f"{e['file']}: {e['problem']}"
+            for e in manifest["skipped"]] == [line(n) for n in in_load_order(LEFT_OUT)]  # fmt: skip
+    assert sorted(s["file"] for s in manifest["stories"]) == sorted(f"stories/{n}" for n in shown)
     html = (out / "newsletter.html").read_text(encoding="utf-8")
     for title in ACCEPTED.values():
         assert title in html
-    for name in BAD:
+    for name in LEFT_OUT:
         assert name.removesuffix(".md") not in html
     # Both same-named stories are there, each with its own anchor.
     assert html.count('id="briefing"') == 1 and html.count('id="briefing-2"') == 1

@@ -43,9 +43,24 @@ def ok(front: str, body: str = "Body text.\n") -> Story:
 
 
 def errors_of(front: str, body: str = "Body text.\n") -> list[str]:
+    """The errors of a story that cannot be shown at all (left out)."""
     story, errors, _ = parse(front, body)
     assert story is None
     return errors
+
+
+def repaired(front: str, body: str = "Body text.\n") -> tuple[Story, list[str]]:
+    """A story shown all the same, and the errors `check` still reports for it."""
+    story, errors, _ = parse(front, body)
+    assert story is not None and errors
+    return story, errors
+
+
+def dropped(front: str) -> tuple[Story, list[str]]:
+    """A story shown without an unsafe field, and the warnings saying so."""
+    story, errors, warnings = parse(front)
+    assert story is not None and errors == []
+    return story, warnings
 
 
 def body_html(story: Story) -> str:
@@ -199,15 +214,27 @@ def test_tags_accept_a_comma_separated_string() -> None:
     ],
 )
 def test_bad_optional_fields(front: str, message: str) -> None:
-    assert errors_of(f"{MINIMAL}\n{front}") == [f"stories/x.md: {message}"]
+    """Repaired, not left out: the field falls back to its default; `check` still reports it."""
+    if front.startswith("kind:"):
+        story, warnings = dropped(f"{MINIMAL}\n{front}")
+        assert story.kind == "article" and warnings == [f"stories/x.md: {message}; shown as an article"]
+        return
+    story, errors = repaired(f"{MINIMAL}\n{front}")
+    assert errors == [f"stories/x.md: {message}"]
+    default = ok(MINIMAL)
+    name = front.split(":")[0]
+    assert getattr(story, name) == getattr(default, name)
 
 
 def test_several_bad_fields_are_all_reported_at_once() -> None:
-    assert errors_of("title: ''\npublished: soon\npriority: high\nurl: ftp://x.example/a") == [
+    story, errors, warnings = parse("title: ''\npublished: soon\npriority: high\nurl: ftp://x.example/a")
+    assert story is None and errors == [
         "stories/x.md: field 'title': must not be empty",
         "stories/x.md: field 'published': not an ISO 8601 datetime: 'soon'",
-        "stories/x.md: field 'url': must be an absolute http/https URL, got 'ftp://x.example/a'",
         "stories/x.md: field 'priority': must be a whole number (higher comes first), got 'high'",
+    ]
+    assert warnings == [
+        "stories/x.md: field 'url': must be an absolute http/https URL, got 'ftp://x.example/a'; link dropped"
     ]
 
 
@@ -217,12 +244,12 @@ def test_yaml_one_one_booleans_stay_text() -> None:
     assert (story.title, story.section, story.lang, story.byline) == ("Yes", "No", "no", "off")
 
 
-def test_unusual_kind_is_a_warning_not_an_error() -> None:
+def test_unknown_kind_falls_back_to_article_with_a_warning() -> None:
     story, errors, warnings = parse(f"{MINIMAL}\nkind: livestream")
-    assert errors == [] and story is not None and story.kind == "livestream"
+    assert errors == [] and story is not None and story.kind == "article"
     assert warnings == [
-        "stories/x.md: field 'kind': unusual kind 'livestream' (usual: article, video, audio, podcast, gallery, "
-        "analysis, opinion, interview, live)"
+        "stories/x.md: field 'kind': unknown kind 'livestream', shown as an article (known: article, video, audio, "
+        "podcast, gallery, analysis, opinion, interview, live)"
     ]
 
 
@@ -298,17 +325,22 @@ def test_yaml_aliases_cannot_blow_up_an_error_message() -> None:
 def test_url_must_be_absolute_http_or_https() -> None:
     assert ok(f"{MINIMAL}\nurl: http://example.com/a?b=1#c").url == "http://example.com/a?b=1#c"
     assert ok(f"{MINIMAL}\nurl: '  https://example.com/a  '").url == "https://example.com/a"
-    assert errors_of(f"{MINIMAL}\nurl: /2016/12/30/story") == [
-        "stories/x.md: field 'url': must be an absolute http/https URL, got '/2016/12/30/story'"
+    story, warnings = dropped(f"{MINIMAL}\nurl: /2016/12/30/story")
+    assert story.url == "" and warnings == [
+        "stories/x.md: field 'url': must be an absolute http/https URL, got '/2016/12/30/story'; link dropped"
     ]
-    assert errors_of(f"{MINIMAL}\nurl: 'https://'") == ["stories/x.md: field 'url': has no host: 'https://'"]
-    assert errors_of(f"{MINIMAL}\nurl: [https://a.example]") == ["stories/x.md: field 'url': must be a URL, got list"]
+    assert dropped(f"{MINIMAL}\nurl: 'https://'")[1] == [
+        "stories/x.md: field 'url': has no host: 'https://'; link dropped"
+    ]
+    assert dropped(f"{MINIMAL}\nurl: [https://a.example]")[1] == [
+        "stories/x.md: field 'url': must be a URL, got list; link dropped"
+    ]
 
 
 def test_url_with_a_space_is_refused_not_silently_rewritten() -> None:
     assert ok(f"{MINIMAL}\nurl: 'https://example.com/a b'").url == "https://example.com/a%20b"
-    assert errors_of(f"{MINIMAL}\nurl: 'ht tps://example.com/'") == [
-        "stories/x.md: field 'url': must be an absolute http/https URL, got 'ht tps://example.com/'"
+    assert dropped(f"{MINIMAL}\nurl: 'ht tps://example.com/'")[1] == [
+        "stories/x.md: field 'url': must be an absolute http/https URL, got 'ht tps://example.com/'; link dropped"
     ]
 
 
@@ -334,22 +366,21 @@ SCRIPT_URLS = [
 
 @pytest.mark.parametrize("value", SCRIPT_URLS)
 def test_front_matter_url_refuses_script_urls_however_obfuscated(value: str) -> None:
-    errors = errors_of(f'{MINIMAL}\nurl: "{value}"')
-    assert len(errors) == 1
-    assert errors[0].startswith("stories/x.md: field 'url': must be an absolute http/https URL, got '")
-    assert "\n" not in errors[0] and "\t" not in errors[0]
+    story, warnings = dropped(f'{MINIMAL}\nurl: "{value}"')
+    assert story.url == "" and len(warnings) == 1  # the link is dropped, the story kept
+    assert warnings[0].startswith("stories/x.md: field 'url': must be an absolute http/https URL, got '")
+    assert warnings[0].endswith("; link dropped") and "\n" not in warnings[0] and "\t" not in warnings[0]
 
 
 @pytest.mark.parametrize("value", SCRIPT_URLS)
 def test_image_src_never_becomes_a_script_url(value: str) -> None:
     """Refused, or — for text that is no scheme at all, such as `&#106;avascript:` — a path on our host."""
-    story, errors, _ = parse(f'{MINIMAL}\nimage:\n  src: "{value}"\n  alt: A photo')
-    if story is None:
-        assert len(errors) == 1
-        assert errors[0].startswith("stories/x.md: field 'image.src': must be an absolute https URL, got '")
+    story, warnings = dropped(f'{MINIMAL}\nimage:\n  src: "{value}"\n  alt: A photo')
+    if story.image is None:  # dropped, the story kept
+        assert len(warnings) == 1 and warnings[0].endswith("; image dropped")
+        assert warnings[0].startswith("stories/x.md: field 'image.src': must be an absolute https URL, got '")
     else:
-        assert story.image is not None
-        assert story.image.src.startswith(BASE + "/")
+        assert story.image.src.startswith(BASE + "/") and warnings == []
 
 
 def test_entity_or_percent_spelt_schemes_in_image_src_are_plain_paths() -> None:
@@ -377,9 +408,17 @@ def test_entity_or_percent_spelt_schemes_in_image_src_are_plain_paths() -> None:
     ],
 )
 def test_bad_images(image: str, message: str) -> None:
-    errors = errors_of(f"{MINIMAL}\n{image}")
-    assert len(errors) == 1
-    assert errors[0].startswith(f"stories/x.md: {message}")
+    """Never the story's end: an unsafe src drops the image (a warning); without alt it shows with alt=""."""
+    story, errors, warnings = parse(f"{MINIMAL}\n{image}")
+    assert story is not None
+    problems = warnings if "image.src'" in message else errors
+    assert len(problems) == 1 and problems[0].startswith(f"stories/x.md: {message}")
+    if "image.alt': missing" in message or "write image as a mapping" in message:
+        assert story.image is not None and story.image.alt == "" and story.image.src == "https://x.example/a.jpg"
+    elif "image.credit" in message:
+        assert story.image is not None and story.image.alt == "A" and story.image.credit == ""
+    elif "alt': must be text" not in message:
+        assert story.image is None
 
 
 def test_relative_and_protocol_relative_image_src_become_absolute_https() -> None:

@@ -36,6 +36,8 @@ def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
     for lang, why in editions.left_out:
         _echo_err(f"edition {editions.day} ({lang}) not built: {why}", level="warning")
     for result in editions.builds:
+        for note in result.warnings:  # problems of the edition's own stories, repaired
+            _echo_err(f"warning: {note}", level="warning")
         out = write_edition(result, mjml=mjml)
         ed, rendered = result.edition, result.rendered
         which = f" ({result.language})" if settings.multilingual else ""

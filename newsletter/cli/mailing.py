@@ -108,6 +108,8 @@ def send(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     report = result.combined()
+    for line in report.stories_skipped:
+        _echo_err(f"story left out: {line}")
     for warning in report.warnings:
         _echo_err(f"warning: {warning}", level="warning")
     _print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)

@@ -53,6 +53,7 @@ class SendReport:
     warnings: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     senders: list[dict[str, Any]] = field(default_factory=list)  # per sender, when several share a mailing
+    stories_skipped: list[str] = field(default_factory=list)  # stories of the edition left out, one line each
 
     @property
     def complete(self) -> bool:
@@ -82,9 +83,10 @@ class SendReport:
         head = f"Dry run of {what}: would send {self.sent_now}" if self.dry_run else f"Edition {what}: sent {self.sent}"
         if not self.dry_run and self.sent_now != self.sent:
             head += f" ({self.sent_now} this run)"
+        left_out = f", {len(self.stories_skipped)} story(ies) left out" if self.stories_skipped else ""
         return (
             f"{head}, failed {self.failed}, skipped {self.skipped}{f' ({skipped})' if skipped else ''}, "
-            f"retried {self.retried}, pending {self.pending}{rate} — {self.sink}"
+            f"retried {self.retried}, pending {self.pending}{rate}{left_out} — {self.sink}"
         )
 
 

@@ -99,7 +99,7 @@ def send_edition(
     if limit is not None and limit < 0:
         raise ConfigError(f"--limit must be 0 or more, got {limit}")
     if to is not None:
-        built = build(settings, day)
+        built = build(settings, day, skip_invalid=True)
         test_sink = sink or make_sink(settings, built.edition.date, smtp=smtp, connections=1, kind="test")
         line = _send_one(settings, built, secret, test_sink, to, now)
         return SendReport(
@@ -114,10 +114,11 @@ def send_edition(
         source = spec if isinstance(spec, SubscriberSource) else SubscriberSource(spec, settings.root)
     else:
         source = None
-    built = build(settings, day)
+    built = build(settings, day, skip_invalid=True)  # send what can be shown; say what was left out
     day = built.edition.date
     personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))
     report = SendReport(0, 0, 0, 0, 0, edition=day, dry_run=dry_run)
+    report.stories_skipped = [str(error) for error in built.skipped]  # the CLI and the scheduler log them
     if not personalizer.fast:
         report.warnings.append(
             "the templates use the personal fields in a way the fast path cannot splice "
@@ -312,7 +313,7 @@ def send_test(settings: Settings, day: date | None, address: str) -> str:
     real send later is not taken for a duplicate of it.
     """
     secret = secret_from_env()
-    built = build(settings, day)
+    built = build(settings, day, skip_invalid=True)
     sink = make_sink(settings, built.edition.date, connections=1, kind="test")
     return _send_one(settings, built, secret, sink, address, None)
 

@@ -21,7 +21,7 @@ Public face: the names in `__all__`; the delivery, schedule and web subsystems i
 from __future__ import annotations
 
 from .body import sanitize_html
-from .build import Build, StoriesInvalid, build, choose_date, read, stories_for, write_edition
+from .build import Build, StoriesInvalid, build, choose_date, own_skipped, read, stories_for, write_edition
 from .i18n import language_name, text_direction, translations
 from .languages import Editions, build_editions, languages_present
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
@@ -65,6 +65,7 @@ __all__ = [
     "load_stories",
     "make_environment",
     "newest_edition_date",
+    "own_skipped",
     "parse_story",
     "personal_line",
     "read",

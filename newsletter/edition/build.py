@@ -21,8 +21,8 @@ from ..errors import EditionError, NewsletterError, StoryError
 from ..fsutil import write_all_atomic
 from .message import list_copy, serialize
 from .render import Rendered, make_environment, render_edition, render_mjml
-from .select import Edition, newest_edition_date, select_edition
-from .stories import LoadResult, Story, load_stories
+from .select import Edition, newest_edition_date, select_edition, window
+from .stories import LoadResult, Skipped, Story, load_stories
 
 
 @dataclass
@@ -32,8 +32,8 @@ class Build:
     rendered: Rendered
     eml: bytes
     manifest: dict[str, Any]
-    warnings: list[StoryError] = field(default_factory=list)
-    skipped: list[StoryError] = field(default_factory=list)
+    warnings: list[StoryError] = field(default_factory=list)  # about this edition's stories (repairs included)
+    skipped: list[StoryError] = field(default_factory=list)  # why this edition's left-out stories were left out
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -59,11 +59,21 @@ class StoriesInvalid(EditionError):
             super().__init__(f"{len(errors)} problem(s) in {files} story file(s); fix them or pass --skip-invalid")
 
 
-def read(settings: Settings, *, skip_invalid: bool = False) -> LoadResult:
+def read(settings: Settings, *, skip_invalid: bool = True) -> LoadResult:
+    """Every story that can be shown; `StoriesInvalid` when none can and some are broken.
+
+    With `skip_invalid=False`, any file left out is an error (the strict reading `check` takes).
+    """
     result = load_stories(settings.stories_dir, settings.root, settings.base_url)
-    if result.errors and not (skip_invalid and result.stories):
-        raise StoriesInvalid(result.errors, all_invalid=not result.stories)
+    if result.skipped and not (skip_invalid and result.stories):
+        raise StoriesInvalid([e for sk in result.skipped for e in sk.errors], all_invalid=not result.stories)
     return result
+
+
+def own_skipped(loaded: LoadResult, day: date, settings: Settings) -> list[Skipped]:
+    """The left-out files that belong to edition `day`: published in its window, or of unknown date."""
+    start, end = window(day, settings)
+    return [sk for sk in loaded.skipped if sk.published is None or start <= sk.published < end]
 
 
 def choose_date(stories: list[Story], settings: Settings, day: date | None) -> date:
@@ -98,12 +108,19 @@ def build(
 
     `now`/`unique` freeze Date and Message-ID; `loaded` reuses stories already read (the editions of
     one run share one read). Without `day`, the newest date with stories in any language.
+
+    Only the edition's own stories matter: a broken file outside its window changes nothing. A story of
+    the edition that cannot be shown raises `StoriesInvalid` unless `skip_invalid` (then it is left out
+    and listed in `skipped` and the manifest); repaired ones are shown, their problems in `warnings`.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    loaded = loaded or read(settings, skip_invalid=skip_invalid)
+    loaded = loaded or read(settings)
     t1 = time.perf_counter()
     day = choose_date(loaded.stories, settings, day)
+    skipped = own_skipped(loaded, day, settings)
+    if skipped and not skip_invalid:
+        raise StoriesInvalid([e for sk in skipped for e in sk.errors])
     edition = select_edition(stories_for(loaded.stories, settings), day, settings)
     t2 = time.perf_counter()
     rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
@@ -123,17 +140,11 @@ def build(
     eml = serialize(msg)
     t4 = time.perf_counter()
     timings.update(read=t1 - t0, select=t2 - t1, **rendered.timings, mime=t4 - t3)
-    manifest = _manifest(settings, rendered, eml, now, loaded)
-    return Build(
-        settings,
-        rendered.edition,
-        rendered,
-        eml,
-        manifest,
-        loaded.warnings,
-        loaded.errors if skip_invalid else [],
-        timings,
-    )
+    reasons = [e for sk in skipped for e in sk.errors]
+    manifest = _manifest(settings, rendered, eml, now, reasons)
+    shown = {s.path for s in edition.stories}
+    notes = [e for e in loaded.errors + loaded.warnings if e.path in shown]
+    return Build(settings, rendered.edition, rendered, eml, manifest, notes, reasons, timings)
 
 
 def write_edition(result: Build, *, mjml: bool = False) -> Path:
@@ -165,7 +176,9 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _manifest(settings: Settings, rendered: Rendered, eml: bytes, now: datetime, loaded: LoadResult) -> dict[str, Any]:
+def _manifest(
+    settings: Settings, rendered: Rendered, eml: bytes, now: datetime, skipped: list[StoryError]
+) -> dict[str, Any]:
     ed = rendered.edition
     placement = {ed.lead.id: "lead"}
     placement.update({s.id: "section" for sec in ed.sections for s in sec.stories})
@@ -203,7 +216,8 @@ def _manifest(settings: Settings, rendered: Rendered, eml: bytes, now: datetime,
             "gmail_clip_bytes": 102 * 1024,
         },
         "hashes": {"newsletter.html": _sha(html), "newsletter.txt": _sha(text)},
-        "skipped_files": sorted({e.path for e in loaded.errors}),
+        "skipped_files": sorted({e.path for e in skipped}),
+        "skipped": [{"file": e.path, "field": e.field, "problem": e.message} for e in skipped],
         "generator": f"newsletter {__version__}",
         "built_at": now.astimezone(UTC).isoformat(timespec="seconds"),
     }

@@ -43,7 +43,7 @@ def build_editions(
     languages: tuple[str, ...] | None = None,
 ) -> Editions:
     """Build every language edition of `day` (default: the newest date with stories in any language)."""
-    loaded = read(settings, skip_invalid=skip_invalid)
+    loaded = read(settings)  # lenient: only the edition's own broken stories matter (build decides)
     day = choose_date(loaded.stories, settings, day)
     present, left_out = languages_present(settings, day, loaded.stories, languages)
     builds = [

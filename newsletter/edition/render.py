@@ -28,7 +28,7 @@ from ..config import Settings
 from ..errors import EditionError, TemplateError
 from .i18n import N_, text_direction, translations
 from .mjmlcheck import find_in_templates, locate_mjml_problem
-from .select import Edition, demotable, demote
+from .select import Edition, demotable, demote, select_edition
 from .stories import Block, Story
 from .templates import HTML_TEMPLATE, make_environment, render_template
 from .text import render_text
@@ -280,6 +280,29 @@ def render_mjml(settings: Settings, context: dict[str, Any], env: jinja2.Environ
     return render_template(env or make_environment(settings), HTML_TEMPLATE, context, settings.root)
 
 
+def _name_the_story(
+    exc: TemplateError, edition: Edition, attempt: Callable[[Edition], Any], settings: Settings
+) -> TemplateError:
+    """A compile error the templates alone do not cause: find the story that does and name it.
+
+    Each story is rendered alone (only on this error path); one that fails while another renders is the
+    culprit. When every one fails, the templates are at fault and the error stays as it was.
+    """
+    failing: list[Story] = []
+    renders = False
+    for story in edition.stories:
+        try:
+            attempt(select_edition([story], edition.date, settings))
+            renders = True
+        except TemplateError:
+            failing.append(story)
+        except EditionError:
+            continue
+    if failing and renders:
+        return TemplateError(failing[0].path, None, f"breaks the email template ({exc})")
+    return exc
+
+
 def render_edition(
     edition: Edition,
     settings: Settings,
@@ -301,7 +324,10 @@ def render_edition(
         ctx = build_context(ed, settings, personal)
         return ctx, render_html(env, ctx, settings.root, timings)
 
-    context, html = attempt(edition)
+    try:
+        context, html = attempt(edition)
+    except TemplateError as exc:
+        raise _name_the_story(exc, edition, attempt, settings) from None
     budget = settings.html_budget
     if len(html.encode()) > budget:
         low, high = 1, demotable(edition)

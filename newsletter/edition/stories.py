@@ -4,10 +4,20 @@ A story file is UTF-8 (a BOM and CRLF line endings are accepted and normalised),
 line, a YAML mapping, another `---` line, then an optional CommonMark body. Every problem found in a file
 is reported, each naming the file and the field, so an editor can fix them all in one pass.
 The body is rendered and sanitised by `body.py`.
+
+A story is left out only when it cannot be shown at all: an unreadable or non-UTF-8 file, no front
+matter, no title, no or an unparseable publication time, a body over the size or nesting limits.
+Everything else is repaired and reported, so one careless field never costs an edition its story: an
+image without `alt` gets `alt=""` (still an error for `check`), an unsafe or relative `url` or `image.src`
+is dropped with a warning, an unknown `kind` becomes `article`, any other bad optional field falls back
+to its default (an error for `check`). Characters that cannot appear in XML/HTML — C0 controls but tab,
+LF and CR, C1 controls, non-characters such as U+FFFE — are removed as the file is read (a form feed
+becomes a paragraph break), so no story can break the template.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import html as htmllib
@@ -23,6 +33,7 @@ import yaml
 from ..errors import StoryError
 from ..textutil import clean_url, one_line, show, slugify
 from .body import Block, render_blocks, text_direction
+from .cleaning import MAX_BODY_BYTES, MAX_NESTING, clean_characters, nesting
 
 REQUIRED_FIELDS = ("title", "published")
 OPTIONAL_FIELDS = ("summary", "section", "url", "byline", "kind", "image", "tags", "priority", "lang")
@@ -100,11 +111,21 @@ class Story:
         return sum(b.words for b in self.blocks)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A story file left out because it cannot be shown; `published` None when that is unknown too."""
+
+    path: str
+    errors: tuple[StoryError, ...]
+    published: datetime | None = None
+
+
 @dataclass
 class LoadResult:
-    stories: list[Story] = field(default_factory=list)
-    errors: list[StoryError] = field(default_factory=list)
+    stories: list[Story] = field(default_factory=list)  # every story that can be shown, repaired if need be
+    errors: list[StoryError] = field(default_factory=list)  # every error, left-out files and repairs alike
     warnings: list[StoryError] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # the files left out
 
 
 def find_story_files(stories_dir: Path) -> list[Path]:
@@ -122,17 +143,20 @@ def load_stories(stories_dir: Path, root: Path, base_url: str) -> LoadResult:
     """Read every story under `stories_dir`; bad files land in `errors`, never half in `stories`."""
     result = LoadResult()
     for path in find_story_files(stories_dir):
-        story, errors, warnings = read_story(path, root, stories_dir, base_url)
+        found: dict[str, Any] = {}
+        story, errors, warnings = read_story(path, root, stories_dir, base_url, found)
         result.errors.extend(errors)
         result.warnings.extend(warnings)
         if story is not None:
             result.stories.append(story)
+        elif errors:
+            result.skipped.append(Skipped(errors[0].path, tuple(errors), found.get("published")))
     result.warnings.extend(_duplicate_slug_warnings(result.stories))
     return result
 
 
 def read_story(
-    path: Path, root: Path, stories_dir: Path, base_url: str
+    path: Path, root: Path, stories_dir: Path, base_url: str, found: dict[str, Any] | None = None
 ) -> tuple[Story | None, list[StoryError], list[StoryError]]:
     shown = _shown_path(path, root)
     try:
@@ -140,13 +164,18 @@ def read_story(
     except OSError as exc:
         return None, [StoryError(shown, None, f"cannot read file ({exc.strerror})")], []
     story_id = path.relative_to(stories_dir).with_suffix("").as_posix()
-    return parse_story(raw, shown, story_id, base_url)
+    return parse_story(raw, shown, story_id, base_url, found)
 
 
 def parse_story(
-    raw: bytes, shown: str, story_id: str, base_url: str
+    raw: bytes, shown: str, story_id: str, base_url: str, found: dict[str, Any] | None = None
 ) -> tuple[Story | None, list[StoryError], list[StoryError]]:
-    """Parse one story from its bytes. Returns (story or None, errors, warnings)."""
+    """Parse one story from its bytes. Returns (story or None, errors, warnings).
+
+    The story is None only when it cannot be shown (see the module docstring); a repaired story comes
+    back with its errors. `found["published"]` is set when the publication time could be read, even for
+    a story left out (so a caller can tell which edition it belonged to).
+    """
     errors: list[StoryError] = []
     warnings: list[StoryError] = []
 
@@ -163,6 +192,7 @@ def parse_story(
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
         return fail(None, "contains NUL bytes; not a text file")
+    text = clean_characters(text)
 
     match = re.match(r"---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|$)", text, re.S)
     if not match:
@@ -193,6 +223,15 @@ def parse_story(
     if not isinstance(meta, dict):
         return fail(None, "front matter must be a YAML mapping of field: value")
     body = text[match.end() :]
+    if isinstance(meta.get("published"), str | int | float) and found is not None:
+        with contextlib.suppress(ValueError):
+            found["published"] = _published(meta["published"], base_url)
+    size = len(body.encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        return fail(None, f"the body is {size / 1e6:.1f} MB, more than a story may have ({MAX_BODY_BYTES / 1e6:g} MB)")
+    depth = nesting(body)
+    if depth > MAX_NESTING:
+        return fail(None, f"the body's HTML nests {depth} levels deep (at most {MAX_NESTING})")
 
     for key in meta:
         if not isinstance(key, str) or key not in KNOWN_FIELDS:
@@ -201,6 +240,7 @@ def parse_story(
             warnings.append(StoryError(shown, str(key), f"unknown field, ignored{hint}"))
 
     values: dict[str, Any] = {}
+    repairs: list[StoryError] = []  # errors for `check`; the story is shown all the same
     for name in KNOWN_FIELDS:
         if name not in meta or meta[name] is None:
             if name in REQUIRED_FIELDS:
@@ -209,11 +249,25 @@ def parse_story(
         try:
             values[name] = _CHECKERS[name](meta[name], base_url)
         except ValueError as exc:
-            errors.append(StoryError(shown, name, str(exc)))
+            if name in REQUIRED_FIELDS:
+                errors.append(StoryError(shown, name, str(exc)))
+            elif name == "url":
+                warnings.append(StoryError(shown, name, f"{exc}; link dropped"))
+            elif name == "kind":
+                warnings.append(StoryError(shown, name, f"{exc}; shown as an article"))
+            else:
+                repairs.append(StoryError(shown, name, str(exc)))
         except _ImageFieldError as exc:
-            errors.append(StoryError(shown, f"image.{exc.field}", exc.message))
+            if exc.image is not None:  # no alt: shown with alt="", the editor still has to describe it
+                values["image"] = exc.image
+                repairs.append(StoryError(shown, f"image.{exc.field}", exc.message))
+            elif exc.field == "src":
+                warnings.append(StoryError(shown, "image.src", f"{exc.message}; image dropped"))
+            else:
+                repairs.append(StoryError(shown, f"image.{exc.field}", exc.message))
     if errors:
-        return None, errors, warnings
+        return None, errors + repairs, warnings
+    errors = repairs
 
     page_url = values.get("url") or base_url + "/"
     trackers: list[str] = []
@@ -231,7 +285,10 @@ def parse_story(
                 )
     kind = values.get("kind", "article")
     if kind not in KINDS:
-        warnings.append(StoryError(shown, "kind", f"unusual kind {kind!r} (usual: {', '.join(KINDS)})"))
+        warnings.append(
+            StoryError(shown, "kind", f"unknown kind {kind!r}, shown as an article (known: {', '.join(KINDS)})")
+        )
+        kind = "article"
     story = Story(
         id=story_id,
         slug=slugify(story_id.rsplit("/", 1)[-1]),
@@ -263,15 +320,16 @@ def _char_at(text: str, line: int, column: int) -> str:
 
 
 class _ImageFieldError(Exception):
-    def __init__(self, field_name: str, message: str) -> None:
+    def __init__(self, field_name: str, message: str, image: Image | None = None) -> None:
         self.field = field_name
         self.message = message
+        self.image = image  # what can be shown all the same (an image without alt), or None
 
 
 def _text(value: Any, *, max_len: int = 2000) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"must be text, got {type(value).__name__}")
-    text = one_line(str(value))
+    text = clean_characters(one_line(str(value)))  # YAML escapes ("\uFFFE") are decoded after the file is read
     if len(text) > max_len:
         raise ValueError(f"too long ({len(text)} characters, at most {max_len})")
     return text
@@ -308,7 +366,11 @@ def _url(value: Any, _base: str) -> str:
 
 def _image(value: Any, base: str) -> Image:
     if isinstance(value, str):
-        raise _ImageFieldError("alt", "describe the photo: write image as a mapping with src, alt and credit")
+        try:
+            bare = Image(src=clean_url(value, base + "/", schemes=("https",)), alt="")
+        except ValueError as exc:
+            raise _ImageFieldError("src", str(exc)) from None
+        raise _ImageFieldError("alt", "describe the photo: write image as a mapping with src, alt and credit", bare)
     if not isinstance(value, dict):
         raise ValueError("must be a mapping with src, alt and credit")
     unknown = sorted(set(map(str, value)) - set(IMAGE_FIELDS))
@@ -324,12 +386,15 @@ def _image(value: Any, base: str) -> Image:
         alt = _text(value.get("alt") or "", max_len=500)
     except ValueError as exc:
         raise _ImageFieldError("alt", str(exc)) from None
-    if not alt:
-        raise _ImageFieldError("alt", "missing: describe the photo for readers who cannot see it")
     try:
-        return Image(src=src, alt=alt, credit=_text(value.get("credit") or "", max_len=300))
+        credit = _text(value.get("credit") or "", max_len=300)
     except ValueError as exc:
-        raise _ImageFieldError("credit", str(exc)) from None
+        raise _ImageFieldError("credit", str(exc), Image(src=src, alt=alt)) from None
+    if not alt:
+        raise _ImageFieldError(
+            "alt", "missing: describe the photo for readers who cannot see it", Image(src=src, alt="", credit=credit)
+        )
+    return Image(src=src, alt=alt, credit=credit)
 
 
 def _tags(value: Any, _base: str) -> tuple[str, ...]:

@@ -310,6 +310,9 @@ class Morning:
         took = _time.monotonic() - started
         counts = {k: int(getattr(report, k, 0)) for k in ("sent", "failed", "skipped", "retried", "pending")}
         summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+        left_out = len(getattr(report, "stories_skipped", []))
+        if left_out:
+            summary += f", {left_out} story(ies) left out"
         self._log_details(day, report)
         sink = getattr(report, "sink", "")
         if sink:
@@ -332,6 +335,8 @@ class Morning:
 
     def _log_details(self, day: date, report: Report) -> None:
         """The mailing report's warnings and permanent failures, capped: a bad list is not a log flood."""
+        for line in getattr(report, "stories_skipped", ()):
+            log.error("edition %s: story left out: %s", day, line)
         for warning in getattr(report, "warnings", ()):
             log.warning("edition %s: %s", day, warning)
         failures = list(getattr(report, "failures", ()))
@@ -379,11 +384,11 @@ class Morning:
 
     def _empty_window(self, day: date) -> str | None:
         """A one-line reason when no story falls in the edition's window (and none is broken)."""
-        from ..edition import load_stories, window
+        from ..edition import load_stories, own_skipped, window
 
         loaded = load_stories(self.settings.stories_dir, self.settings.root, self.settings.base_url)
-        if loaded.errors:
-            return None  # let the build report every broken file rather than call the morning empty
+        if own_skipped(loaded, day, self.settings):
+            return None  # let the send report the morning's broken files rather than call the morning empty
         start, end = window(day, self.settings)
         if any(start <= s.published < end for s in loaded.stories):
             return None
