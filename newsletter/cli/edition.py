@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +77,8 @@ def check(root: Path, day: Any) -> None:
     from ..edition import check_newsletter
 
     settings = load(root)
-    found = check_newsletter(settings, as_date(day))
+    with _file_progress(settings.stories_dir) as tick:
+        found = check_newsletter(settings, as_date(day), on_file=tick)
     errors, warnings = found.errors, found.warnings
     for w in warnings:
         _echo_err(f"warning: {w}", level="warning")
@@ -83,3 +87,27 @@ def check(root: Path, day: Any) -> None:
     if errors:
         raise click.ClickException(f"{len(errors)} error(s), {len(warnings)} warning(s)")
     click.echo(f"OK: {found.stories} stories, {len(warnings)} warning(s)")
+
+
+@contextlib.contextmanager
+def _file_progress(stories_dir: Path) -> Iterator[Callable[[], None] | None]:
+    """A rich progress bar over the story files, on a terminal only (a big archive takes a while)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..edition import walk_stories
+
+    total = len(walk_stories(stories_dir))
+    with Progress(
+        TextColumn("checking stories"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("stories", total=total)
+        yield lambda: bar.advance(task)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings, edition_language
-from ..edition import choose_date, languages_present, read
+from ..edition import languages_present, read_window
 from ..errors import SubscriberError
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition
@@ -144,8 +144,7 @@ def send_languages(
     if spec is None:
         raise SubscriberError("no subscriber list: pass --subscribers FILE or set [mailing] subscribers")
     base = SubscriberSource(spec, settings.root)
-    loaded = read(settings, skip_invalid=True)
-    the_day = choose_date(loaded.stories, settings, day)
+    loaded, the_day = read_window(settings, day)
     wanted = (settings.for_language(language).language,) if language else settings.languages
     present, left_out = languages_present(settings, the_day, loaded.stories, wanted)
     result = LanguageSend(the_day, left_out=left_out)

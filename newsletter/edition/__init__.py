@@ -4,7 +4,9 @@ In:  `stories/**/*.md` and the settings.
 Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy as a MIME message, and —
      only through `build.write_edition` — `outbox/<date>/` (HTML, text, `.eml`, `manifest.json`).
 
-    stories.py    Markdown + YAML front matter → `Story` (body.py renders and sanitises the body)
+    stories.py    Markdown + YAML front matter → `Story` (body.py renders and sanitises the body;
+                  cleaning.py: characters and body limits)
+    index.py      data/story-index.sqlite: each file's publication time, so a build reads its window only
     select.py     the window since the last edition, the order, the sections, the lead → `Edition`
     templates.py  the Jinja environment; one template rendered, errors naming file and line
     render.py     Jinja → MJML → HTML (mjml-python), CSS inlined (css-inline); the size budget
@@ -21,8 +23,10 @@ Public face: the names in `__all__`; the delivery, schedule and web subsystems i
 from __future__ import annotations
 
 from .body import sanitize_html
-from .build import Build, StoriesInvalid, build, choose_date, own_skipped, read, stories_for, write_edition
+from .build import Build, StoriesInvalid, build, choose_date, own_skipped, read, read_window, stories_for, write_edition
 from .i18n import language_name, text_direction, translations
+from .index import StoryIndex
+from .index import walk as walk_stories
 from .languages import Editions, build_editions, languages_present
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
 from .message import build_message, list_copy, list_id_header, serialize
@@ -44,6 +48,7 @@ __all__ = [
     "Rendered",
     "StoriesInvalid",
     "Story",
+    "StoryIndex",
     "build",
     "build_context",
     "build_editions",
@@ -70,6 +75,7 @@ __all__ = [
     "personal_line",
     "read",
     "read_story",
+    "read_window",
     "render_edition",
     "render_html",
     "render_mjml",
@@ -82,6 +88,7 @@ __all__ = [
     "text_direction",
     "tracker_host",
     "translations",
+    "walk_stories",
     "window",
     "write_edition",
 ]

@@ -19,9 +19,10 @@ from .. import __version__
 from ..config import Settings, edition_language
 from ..errors import EditionError, NewsletterError, StoryError
 from ..fsutil import write_all_atomic
+from .index import INDEX_FILE, StoryIndex
 from .message import list_copy, serialize
 from .render import Rendered, make_environment, render_edition, render_mjml
-from .select import Edition, newest_edition_date, select_edition, window
+from .select import Edition, edition_date_for, newest_edition_date, select_edition, window
 from .stories import LoadResult, Skipped, Story, load_stories
 
 
@@ -70,6 +71,22 @@ def read(settings: Settings, *, skip_invalid: bool = True) -> LoadResult:
     return result
 
 
+def read_window(settings: Settings, day: date | None) -> tuple[LoadResult, date]:
+    """The stories of edition `day` (None: the newest) without parsing the archive: the story index
+    (index.py) says which files to read in full — those of the window, and those of unknown date."""
+    with StoryIndex(settings.root / "data" / INDEX_FILE) as index:
+        files = index.published(settings.stories_dir)
+    if day is None:
+        dates = [edition_date_for(moment, settings) for _, moment in files if moment is not None]
+        if not dates:
+            loaded = load_stories(settings.stories_dir, settings.root, settings.base_url)
+            return loaded, choose_date(loaded.stories, settings, None)
+        day = max(dates)
+    start, end = window(day, settings)
+    wanted = [path for path, moment in files if moment is None or start <= moment < end]
+    return load_stories(settings.stories_dir, settings.root, settings.base_url, paths=wanted), day
+
+
 def own_skipped(loaded: LoadResult, day: date, settings: Settings) -> list[Skipped]:
     """The left-out files that belong to edition `day`: published in its window, or of unknown date."""
     start, end = window(day, settings)
@@ -115,10 +132,13 @@ def build(
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    loaded = loaded or read(settings)
+    if loaded is None:
+        loaded, day = read_window(settings, day)
     t1 = time.perf_counter()
     day = choose_date(loaded.stories, settings, day)
     skipped = own_skipped(loaded, day, settings)
+    if skipped and not loaded.stories:
+        raise StoriesInvalid([e for sk in skipped for e in sk.errors], all_invalid=True)
     if skipped and not skip_invalid:
         raise StoriesInvalid([e for sk in skipped for e in sk.errors])
     edition = select_edition(stories_for(loaded.stories, settings), day, settings)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from ..config import Settings
 from ..errors import EditionError
-from .build import Build, build, choose_date, read, stories_for
+from .build import Build, build, read_window, stories_for
 from .select import window
 from .stories import Story
 
@@ -43,8 +43,9 @@ def build_editions(
     languages: tuple[str, ...] | None = None,
 ) -> Editions:
     """Build every language edition of `day` (default: the newest date with stories in any language)."""
-    loaded = read(settings)  # lenient: only the edition's own broken stories matter (build decides)
-    day = choose_date(loaded.stories, settings, day)
+    # The window's stories only (the story index), read once for every language; only the edition's own
+    # broken stories matter, and `build` decides about those.
+    loaded, day = read_window(settings, day)
     present, left_out = languages_present(settings, day, loaded.stories, languages)
     builds = [
         build(settings.for_language(lang), day, skip_invalid=skip_invalid, now=now, unique=unique, loaded=loaded)

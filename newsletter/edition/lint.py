@@ -3,7 +3,7 @@ which runs every check over a newsletter folder."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from html.parser import HTMLParser
@@ -149,9 +149,13 @@ class CheckReport:
     warnings: list[str]
 
 
-def check_newsletter(settings: Settings, day: date | None = None) -> CheckReport:
-    """Validate every story and template, then lint the rendered edition of `day` (default: the newest)."""
-    loaded = load_stories(settings.stories_dir, settings.root, settings.base_url)
+def check_newsletter(
+    settings: Settings, day: date | None = None, on_file: Callable[[], None] | None = None
+) -> CheckReport:
+    """Validate every story and template, then lint the rendered edition of `day` (default: the newest).
+
+    `on_file` is called after each story file is read (the CLI's progress bar over a big archive)."""
+    loaded = load_stories(settings.stories_dir, settings.root, settings.base_url, on_file=on_file)
     errors: list[str] = [str(e) for e in loaded.errors]
     warnings: list[str] = [str(w) for w in loaded.warnings]
     env = make_environment(settings)

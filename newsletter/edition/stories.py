@@ -22,7 +22,7 @@ import difflib
 import hashlib
 import html as htmllib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +77,23 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 _FrontMatterLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+
+FRONT_MATTER = re.compile(r"---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|$)", re.S)
+_PUBLISHED = re.compile(r"^published:[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|([^'\"#\n]*?))[ \t]*(?:#.*)?$", re.M)
+
+
+def read_published(front: str) -> datetime | None:
+    """The `published` time of a front matter (its YAML text), or None; for the story index, which must
+    not pay for a full parse. A plain `published:` line is read directly, anything else through YAML."""
+    found = _PUBLISHED.search(front)
+    try:
+        if found:
+            return _published(next(g for g in found.groups() if g is not None), "")
+        meta = yaml.load(front, Loader=_FrontMatterLoader)
+        return _published(meta["published"], "") if isinstance(meta, dict) and "published" in meta else None
+    except (ValueError, yaml.YAMLError, TypeError, KeyError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -139,10 +156,17 @@ def find_story_files(stories_dir: Path) -> list[Path]:
     )
 
 
-def load_stories(stories_dir: Path, root: Path, base_url: str) -> LoadResult:
-    """Read every story under `stories_dir`; bad files land in `errors`, never half in `stories`."""
+def load_stories(
+    stories_dir: Path,
+    root: Path,
+    base_url: str,
+    paths: Sequence[Path] | None = None,
+    on_file: Callable[[], None] | None = None,
+) -> LoadResult:
+    """Read every story under `stories_dir` (or only `paths`); bad files land in `errors`, never half in
+    `stories`. `on_file` is called after each file (a progress bar)."""
     result = LoadResult()
-    for path in find_story_files(stories_dir):
+    for path in find_story_files(stories_dir) if paths is None else paths:
         found: dict[str, Any] = {}
         story, errors, warnings = read_story(path, root, stories_dir, base_url, found)
         result.errors.extend(errors)
@@ -151,6 +175,8 @@ def load_stories(stories_dir: Path, root: Path, base_url: str) -> LoadResult:
             result.stories.append(story)
         elif errors:
             result.skipped.append(Skipped(errors[0].path, tuple(errors), found.get("published")))
+        if on_file is not None:
+            on_file()
     result.warnings.extend(_duplicate_slug_warnings(result.stories))
     return result
 
@@ -194,7 +220,7 @@ def parse_story(
         return fail(None, "contains NUL bytes; not a text file")
     text = clean_characters(text)
 
-    match = re.match(r"---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|$)", text, re.S)
+    match = FRONT_MATTER.match(text)
     if not match:
         if text.startswith("---"):
             return fail(None, "front matter is not closed (add a '---' line after the YAML)")
