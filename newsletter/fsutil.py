@@ -53,3 +53,19 @@ def write_all_atomic(files: dict[Path, bytes | str]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+
+
+def remove_temp_files(folder: Path) -> int:
+    """Remove the temp files `write_atomic` leaves behind when a process is killed mid-write (hidden
+    `.<name>.<random>.tmp`); how many. Call it only where no other process may be writing (under a lock)."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed

@@ -345,7 +345,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 def test_cli_send_status_and_exit_codes(paper: Path, smtp_server) -> None:
     root = str(paper)
     code, out, err = run_cli("status", "--root", root, "--date", "2016-12-30")
-    assert code == 0 and "not sent yet" in out
+    assert code == 5 and "not sent yet" in out and "Status: not started" in out
     code, out, err = run_cli(
         "send", "--root", root, "--date", "2016-12-30", "--subscribers", "subscribers.csv", "--smtp", smtp_server.url,
         "--limit", "3",
@@ -355,14 +355,14 @@ def test_cli_send_status_and_exit_codes(paper: Path, smtp_server) -> None:
     assert "sending 2016-12-30: 3/3 (100%)" in err  # not a terminal: plain progress lines
     assert "subscribers.csv:4:" in err  # the skipped entries are listed with file and line
     code, out, err = run_cli("status", "--root", root, "--date", "2016-12-30")
-    assert code == 0
+    assert code == 4  # incomplete
     assert "sent 3, failed 0, skipped 4, pending 5" in out and "Status: incomplete" in out
     code, out, err = run_cli(
         "send", "--root", root, "--date", "2016-12-30", "--subscribers", "subscribers.csv", "--smtp", smtp_server.url
     )
     assert code == 0 and "sent 8 (5 this run)" in out
     code, out, err = run_cli("status", "--root", root, "--date", "2016-12-30")
-    assert "Status: complete" in out
+    assert code == 0 and "Status: complete" in out
 
 
 def test_cli_errors_are_one_line(paper: Path) -> None:

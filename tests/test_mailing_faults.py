@@ -108,6 +108,7 @@ def test_exit_codes_tell_cron_what_happened(paper: Path, fault_server: SmtpTestS
     second = CliRunner().invoke(cli, args, env={SECRET_ENV: SECRET})
     assert second.exit_code == 3, second.output  # all attempted, one refused for good
     status = CliRunner().invoke(cli, ["status", "--root", str(paper), "--date", "2016-12-30", "--failed"])
+    assert status.exit_code == 3  # complete, with failures
     assert "failed: r3@example.com: 554 5.7.1" in status.stdout and "complete, with failures" in status.stdout
 
 

@@ -281,15 +281,31 @@ def test_daemon_refuses_to_start_when_no_morning_could_be_sent(tmp_path: Path, m
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {SECRET_ENV} is not set: every message needs a signed unsubscribe link")
     assert len(result.output.strip().splitlines()) == 1
-    monkeypatch.setenv(SECRET_ENV, SECRET)
+    assert not sched.lock_path(settings).exists()  # refused before taking the lock
+
+
+def test_with_no_subscriber_list_the_morning_builds_into_the_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The simplest morning job needs neither a subscriber list nor the unsubscribe secret."""
+    caplog.set_level(logging.INFO, logger="newsletter.schedule")
+    day = today()
+    settings = make_paper(tmp_path, "smtp://127.0.0.1:25", "06:00:00", day)
     config = settings.root / "newsletter.toml"
     config.write_text(config.read_text().replace('subscribers = "subscribers.csv"\n', ""))
-    result = runner.invoke(cli, ["schedule", "--root", str(settings.root)])
-    assert (result.exit_code, result.output) == (
-        1,
-        "Error: no subscriber list: set [mailing] subscribers in newsletter.toml\n",
-    )
-    assert not sched.lock_path(settings).exists()  # refused before taking the lock
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    result = CliRunner().invoke(cli, ["schedule", "--root", str(settings.root), "--run-now"])
+    assert result.exit_code == 0, result.output
+    out = settings.root / "outbox" / day.isoformat()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "newsletter.eml", "newsletter.html",
+                                                     "newsletter.txt"]  # fmt: skip
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"edition {day}: built {out} (") and m.endswith("; no subscriber list: nothing sent")
+               for m in messages), messages  # fmt: skip
+    row = RunStore(sched.store_path(settings)).get(day)
+    assert row is not None and row.state == State.COMPLETED
+    assert ledger_report(settings, day) is None  # no ledger: nobody to send to
+    sched.preflight(load_settings(settings.root, environ={}))  # the daemon would start too
 
 
 def test_daemon_keeps_running_and_retries_while_the_smtp_server_is_down(

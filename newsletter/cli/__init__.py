@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -66,6 +67,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(exc)) from None
         except NewsletterError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # permissions, a full disk, a missing folder: what and where, on one line
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+        except sqlite3.Error as exc:  # a record file that is read-only, full, locked or corrupt
+            raise click.ClickException(f"database error: {' '.join(str(exc).split())}") from None
 
     return wrapper
 

@@ -16,6 +16,7 @@ from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_op
 EXIT_OK = 0
 EXIT_FAILED = 3  # everything was attempted, some recipients refused permanently (5xx)
 EXIT_INCOMPLETE = 4  # some recipients are still pending (transient errors, stopped, --limit): run again
+EXIT_NOT_STARTED = 5  # `status`: nobody enrolled yet for that edition
 SHOWN = 20  # problems printed in full; the rest are counted
 
 
@@ -133,30 +134,57 @@ def send(
 @root_option
 @date_option
 @click.option("--failed", "show_failed", is_flag=True, help="List the permanent failures with the server's reply.")
+@click.option(
+    "--check", "check_morning", is_flag=True, help="For monitoring: exit 0 if this morning's edition went out on time."
+)
 @handle_errors
-def status(root: Path, day: Any, show_failed: bool) -> None:
+def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None:
     """Show where sending an edition stands: the ledger's counts (sent, failed, skipped, pending).
+
+    Without --date: the last scheduled mornings (date, outcome, counts, stories left out), then the
+    newest edition. Exit status with --date: 0 complete, 3 complete with permanent failures, 4
+    incomplete, 5 not started. --check (for Nagios, cron or a systemd timer): 0 when the latest
+    scheduled morning's edition was built or sent by its time plus the grace period (or that time
+    has not passed yet), 1 when it failed or is late — one line saying which.
 
     With several [list] languages, one line per language edition and the total.
     With PostgreSQL, one line per sender too: its run's status, what it recorded, the rows it holds.
 
     \b
-    Example:
+    Examples:
       newsletter status --date 2016-12-30
+      newsletter status --check
     """
     from ..delivery import language_status, ledger_path, ledger_report
-    from ..edition import choose_date, read
+    from ..edition import read_window
 
     settings = load(root)
-    the_day = as_date(day) or choose_date(read(settings, skip_invalid=True).stories, settings, None)
+    if check_morning:
+        from .morning_check import check_line
+
+        ok, line = check_line(settings)
+        click.echo(line)
+        sys.exit(EXIT_OK if ok else 1)
+    if day is None:
+        from .morning_check import recent_runs
+
+        for line in recent_runs(settings):
+            click.echo(line)
+    the_day = as_date(day) or read_window(settings, None)[1]  # the newest edition, via the story index
     if settings.multilingual:
         _language_status(settings, the_day, language_status(settings, the_day), show_failed)
         return
     report = ledger_report(settings, the_day)
-    if report is None:
-        where = "nothing in the database" if settings.database_url else f"no ledger at {ledger_path(settings, the_day)}"
+    if report is None or report.total == 0:
+        if report is not None:
+            where = "nobody enrolled"
+        elif settings.database_url:
+            where = "nothing in the database"
+        else:
+            where = f"no ledger at {ledger_path(settings, the_day)}"
         click.echo(f"Edition {the_day}: not sent yet ({where})")
-        return
+        click.echo("Status: not started")
+        sys.exit(EXIT_NOT_STARTED)
     click.echo(
         f"Edition {the_day}: {report.total} recipient(s) — sent {report.sent}, failed {report.failed}, "
         f"skipped {report.skipped}, pending {report.pending}; retried {report.retried}"
@@ -173,6 +201,7 @@ def status(root: Path, day: Any, show_failed: bool) -> None:
             click.echo(f"  failed: {line}")
     state = "complete" if report.ok else ("complete, with failures" if report.complete else "incomplete")
     click.echo(f"Status: {state}")
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED if report.complete else EXIT_INCOMPLETE)
 
 
 def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_failed: bool) -> None:

@@ -103,6 +103,7 @@ class LanguageSend:
         for flag in ("dry_run", "test", "stopped", "limited"):
             setattr(total, flag, any(getattr(r, flag) for r in reports))
         total.sink = reports[0].sink if reports else ""
+        total.stories_skipped = sorted({line for r in reports for line in r.stories_skipped})
         for lang, r in self.reports.items():
             total.problems += r.problems
             total.warnings += [f"{lang}: {w}" for w in r.warnings]

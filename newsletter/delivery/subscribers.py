@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -27,7 +28,8 @@ from .personalize import clean_name
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 DEFAULT_TABLE = "subscribers"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-csv.field_size_limit(1 << 20)  # a pathological row fails alone with a clear reason rather than at 128 KB
+MAX_LINE = 1 << 20  # a longer line is one bad row, reported, and never held in memory whole
+csv.field_size_limit(MAX_LINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,7 @@ class SubscriberSource:
 
     def rows(self, on_problem: Callable[[Problem], None] | None = None) -> Iterator[Subscriber]:
         report = on_problem or self.problems.append
-        raw = self._csv_rows() if self.kind == "csv" else self._sqlite_rows()
+        raw = self._csv_rows(report) if self.kind == "csv" else self._sqlite_rows()
         for line, email, name, locale, zone in raw:
             try:
                 address = check_address(email)
@@ -128,15 +130,23 @@ class SubscriberSource:
     def __iter__(self) -> Iterator[Subscriber]:
         return self.rows()
 
-    def _csv_rows(self) -> Iterator[tuple[int, str, str, str, str]]:
+    def _csv_rows(self, report: Callable[[Problem], None]) -> Iterator[tuple[int, str, str, str, str]]:
+        """Rows decoded and parsed one at a time: a bad byte, a stray quote or a field over 1 MiB costs that
+        row alone (reported with its line), never the rows after it. A quoted field may span lines (the
+        row's line is its last), up to MAX_RECORD_LINES."""
         try:
-            with self.path.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.reader(fh, strict=True)  # a stray quote must not swallow the rows after it
+            with self.path.open("rb") as fh:
+                lines = _physical_lines(fh)
+                first = next(((n, t, p) for n, t, p in lines if t is None or t.strip()), None)
+                if first is None:
+                    raise SubscriberError(f"{self.path}: empty file; expected a header row email,name,locale")
+                if first[1] is None:
+                    raise SubscriberError(f"{self.path}:{first[0]}: the header row is {first[2]}")
+                header = first[1]
                 try:
-                    header = next(reader)
-                except StopIteration:
-                    raise SubscriberError(f"{self.path}: empty file; expected a header row email,name,locale") from None
-                columns = [h.strip().lower() for h in header]
+                    columns = [h.strip().lower() for h in next(csv.reader([header], strict=True))]
+                except csv.Error as exc:
+                    raise SubscriberError(f"{self.path}:1: the header row cannot be read ({exc})") from None
                 if "email" not in columns:
                     raise SubscriberError(
                         f"{self.path}:1: no 'email' column in the header row (found: {', '.join(columns) or 'nothing'})"
@@ -145,24 +155,23 @@ class SubscriberSource:
                 at_name = columns.index("name") if "name" in columns else None
                 at_locale = columns.index("locale") if "locale" in columns else None
                 at_zone = columns.index("timezone") if "timezone" in columns else None
-                while True:
+                for line, text in _records(lines, report, self.path.name):
+                    if not text.strip():
+                        continue
                     try:
-                        row = next(reader)
-                    except StopIteration:
-                        return
+                        row = next(csv.reader([text], strict=True), [])
                     except csv.Error as exc:
-                        raise SubscriberError(f"{self.path}:{reader.line_num}: {exc}") from None
-                    if not row or all(not cell.strip() for cell in row):
+                        report(Problem(self.path.name, line, f"cannot read the row ({exc})"))
+                        continue
+                    if all(not cell.strip() for cell in row):
                         continue
                     yield (
-                        reader.line_num,
+                        line,
                         row[at_email] if at_email < len(row) else "",
                         row[at_name] if at_name is not None and at_name < len(row) else "",
                         row[at_locale] if at_locale is not None and at_locale < len(row) else "",
                         row[at_zone] if at_zone is not None and at_zone < len(row) else "",
                     )
-        except UnicodeDecodeError as exc:
-            raise SubscriberError(f"{self.path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         except OSError as exc:
             raise SubscriberError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
 
@@ -196,3 +205,93 @@ class SubscriberSource:
             raise SubscriberError(f"{self.path}: {exc}") from None
         finally:
             conn.close()
+
+
+MAX_RECORD_LINES = 20  # a quote still open after this many lines is a stray one, not a multi-line field
+
+
+def _open_quote(text: str, inside: bool) -> bool:
+    """Whether a quoted field is still open at the end of `text` (CSV rules: a quote opens a field only at
+    its start; inside one, a doubled quote is a quote)."""
+    start = not inside
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if inside:
+            if c == '"':
+                if i + 1 < n and text[i + 1] == '"':
+                    i += 2
+                    continue
+                inside = False
+        elif c == '"' and start:
+            inside = True
+        start = c == "," and not inside
+        i += 1
+    return inside
+
+
+def _records(
+    lines: Iterator[tuple[int, str | None, str]], report: Callable[[Problem], None], name: str
+) -> Iterator[tuple[int, str]]:
+    """Physical lines joined into CSV records (a quoted field may hold line breaks). A record whose quote
+    never closes, or that does not parse once joined, is reported at its first line, and the lines after
+    it are read again as rows of their own."""
+    pending: list[tuple[int, str | None, str]] = []
+    source = iter(lines)
+    while True:
+        item = pending.pop(0) if pending else next(source, None)
+        if item is None:
+            return
+        line, text, problem = item
+        if text is None:
+            report(Problem(name, line, problem))
+            continue
+        parts, last, broken = [text], line, False
+        taken: list[tuple[int, str | None, str]] = []
+        inside = _open_quote(text, False)
+        while inside:
+            more = pending.pop(0) if pending else next(source, None)
+            if more is None or more[1] is None or len(taken) >= MAX_RECORD_LINES:
+                if more is not None:
+                    taken.append(more)
+                broken = True
+                break
+            taken.append(more)
+            parts.append(more[1])
+            last = more[0]
+            inside = _open_quote(more[1], True)
+        record = "\n".join(parts)
+        if taken and not broken:
+            try:
+                next(csv.reader([record], strict=True))
+            except csv.Error:
+                broken = True
+        if broken:
+            report(Problem(name, line, "a quote that is never closed; row skipped"))
+            pending = taken + pending
+            continue
+        yield last, record
+
+
+def _physical_lines(fh: BinaryIO) -> Iterator[tuple[int, str | None, str]]:
+    """(line number, text, "") per line; (line number, None, reason) for a line that is not UTF-8 or is
+    longer than MAX_LINE bytes (read on to its end in bounded chunks)."""
+    number = 0
+    while True:
+        raw = fh.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            while (more := fh.readline(MAX_LINE)) and not more.endswith(b"\n"):
+                pass
+            yield number, None, f"line longer than {MAX_LINE // (1 << 20)} MiB"
+            continue
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, None, f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+            continue
+        yield number, text.rstrip("\r\n"), ""

@@ -54,21 +54,33 @@ def send_with_mailing(
 ) -> Report:
     """The real job: `newsletter.delivery.send_languages` builds each language edition and delivers it
     through the configured sink to its readers, recording every recipient in its ledger (a rerun resumes).
-    `join`: help the mailings another daemon started (PostgreSQL)."""
-    from ..delivery import send_languages
+    `join`: help the mailings another daemon started (PostgreSQL).
 
-    return send_languages(settings, day, stop=stop, progress=False, join=join).combined()
+    With no subscriber list configured (and nothing to join), the simplest morning job: the editions
+    are built into `outbox/<date>/` and nothing is sent (no unsubscribe secret needed)."""
+    from ..delivery import MailingOptions, SendReport, send_languages
+
+    if join or MailingOptions.from_settings(settings).subscribers is not None:
+        return send_languages(settings, day, stop=stop, progress=False, join=join).combined()
+    from ..edition import build_editions, write_edition
+
+    editions = build_editions(settings, day, skip_invalid=True)
+    outs = [write_edition(built) for built in editions.builds]
+    stories = sum(len(built.edition.stories) for built in editions.builds)
+    where = ", ".join(str(out) for out in outs)
+    log.info("edition %s: built %s (%d stories); no subscriber list: nothing sent", day, where, stories)
+    report = SendReport(0, 0, 0, 0, 0, edition=day, sink=f"outbox {where} (no subscriber list)")
+    report.stories_skipped = sorted({str(e) for built in editions.builds for e in built.skipped})
+    return report
 
 
 def preflight(settings: Settings) -> None:
     """What would make every morning fail, found at start-up: a daemon that cannot send refuses to start
     (one clear line under systemd) rather than log the same failure each morning."""
     from ..delivery import MailingOptions, config_from_settings, secret_from_env, smtp_url
-    from ..errors import SubscriberError
 
-    secret_from_env()
-    if MailingOptions.from_settings(settings).subscribers is None:
-        raise SubscriberError("no subscriber list: set [mailing] subscribers in newsletter.toml")
+    if MailingOptions.from_settings(settings).subscribers is not None:  # else: build into the outbox only
+        secret_from_env()
     if smtp_url(settings) is not None:
         config_from_settings(settings)
     if settings.section("intake").get("feeds"):

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ...errors import DeliveryError, WriteError
-from ...fsutil import write_atomic
+from ...fsutil import remove_temp_files, write_atomic
 from .base import Envelope, Outcome, Sink
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
@@ -36,6 +36,8 @@ class OutboxSink(Sink):
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DeliveryError(f"{self.folder}: cannot create the outbox folder ({exc.strerror or exc})") from None
+        # A run killed mid-write left its temp files; this run holds the edition's lock, so none is live.
+        remove_temp_files(self.folder)
 
     def send(self, envelope: Envelope) -> Outcome:
         path = self.folder / file_name(envelope.recipient)

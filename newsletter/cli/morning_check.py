@@ -1,0 +1,48 @@
+"""What `newsletter status` says about the scheduled mornings: the recent runs, and the monitoring check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ..config import Settings
+
+RECENT = 7
+
+
+def recent_runs(settings: Settings) -> list[str]:
+    """One line per recent scheduled morning (newest first); nothing when the scheduler never ran."""
+    from ..schedule import RunStore, store_path
+
+    path = store_path(settings)
+    if not path.is_file():
+        return []
+    rows = sorted(RunStore(path).rows(), key=lambda r: r.edition, reverse=True)[:RECENT]
+    lines = [f"Scheduled mornings (last {len(rows)}):"]
+    for row in rows:
+        lines.append(f"  {row.edition}  {row.state:<11}  attempts {row.attempts}  {row.detail}".rstrip())
+    return lines
+
+
+def check_line(settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
+    """(ok, one line) for the latest scheduled morning: done, not due yet, failed, or late."""
+    from ..schedule import RunStore, State, latest_fire, read_config, store_path
+
+    config = read_config(settings)
+    now = now or datetime.now(UTC)
+    latest = latest_fire(config.trigger(), now)
+    if latest is None:
+        return True, "OK: no morning scheduled in the last week"
+    local = latest.astimezone(config.timezone)
+    day = local.date()
+    deadline = local + config.grace
+    path = store_path(settings)
+    row = RunStore(path).get(day) if path.is_file() else None
+    if row is not None and row.state in (State.COMPLETED, State.EMPTY):
+        return True, f"OK: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
+    if row is not None and row.state in (State.FAILED, State.SKIPPED):
+        return False, f"CRITICAL: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
+    if now <= deadline:
+        state = row.state.value if row is not None else "not started"
+        return True, f"OK: edition {day} {state}; due by {deadline.isoformat(timespec='minutes')}"
+    state = row.state.value if row is not None else "never started"
+    return False, f"CRITICAL: edition {day} is late ({state}); it was due by {deadline.isoformat(timespec='minutes')}"
