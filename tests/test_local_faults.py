@@ -4,6 +4,7 @@ by a killed run removed by the next."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,6 @@ from newsletter.delivery.unsubscribe import SECRET_ENV
 
 
 def newsletter(*args: str) -> subprocess.CompletedProcess[str]:
-    import os
-
     env = {**os.environ, SECRET_ENV: SECRET}
     return subprocess.run([sys.executable, "-m", "newsletter", *args], capture_output=True, text=True, env=env,
                           timeout=300)  # fmt: skip
