@@ -85,7 +85,7 @@ def test_a_corrupt_or_deleted_index_is_rebuilt_silently(demo_root: Path) -> None
     index.write_bytes(b"this is not a database" * 100)
     assert titles(demo_root) == expected
     with sqlite3.connect(index) as db:
-        assert db.execute("SELECT count(*) FROM stories").fetchone()[0] == len(list(demo_root.rglob("*.md")))
+        assert db.execute("SELECT count(*) FROM files").fetchone()[0] == len(list(demo_root.rglob("*.md")))
     index.unlink()
     assert titles(demo_root) == expected and index.is_file()
 

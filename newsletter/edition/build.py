@@ -77,14 +77,16 @@ def read_window(settings: Settings, day: date | None) -> tuple[LoadResult, date]
     with StoryIndex(settings.root / "data" / INDEX_FILE) as index:
         files = index.published(settings.stories_dir)
     if day is None:
-        dates = [edition_date_for(moment, settings) for _, moment in files if moment is not None]
-        if not dates:
+        newest = max((stamp for _, stamp in files if stamp is not None), default=None)
+        if newest is None:
             loaded = load_stories(settings.stories_dir, settings.root, settings.base_url)
             return loaded, choose_date(loaded.stories, settings, None)
-        day = max(dates)
+        day = edition_date_for(datetime.fromtimestamp(newest, UTC), settings)
     start, end = window(day, settings)
-    wanted = [path for path, moment in files if moment is None or start <= moment < end]
-    return load_stories(settings.stories_dir, settings.root, settings.base_url, paths=wanted), day
+    lo, hi = start.timestamp(), end.timestamp()
+    wanted = sorted((rel for rel, stamp in files if stamp is None or lo <= stamp < hi), key=lambda r: r.split("/"))
+    stories_dir = settings.stories_dir
+    return load_stories(stories_dir, settings.root, settings.base_url, paths=[stories_dir / r for r in wanted]), day
 
 
 def own_skipped(loaded: LoadResult, day: date, settings: Settings) -> list[Skipped]:
