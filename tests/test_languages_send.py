@@ -139,3 +139,26 @@ def test_every_language_edition_is_personalized_on_the_fast_path(lang):
     assert p.fast, p.mismatch
     for name in ("", "Ann", "كريم", "Jean-Baptiste Alexandre de la Rochefoucauld-Montmorency " * 2, "Eve <b>"):
         assert compare_messages(p.message("r@example.org", name), p.naive("r@example.org", name)) is None, name
+
+
+def test_status_of_language_editions_exits_by_state(languages_root):
+    """Not started (5) until a language is sent, incomplete (4) while a language with stories of its own
+    has no ledger, complete (0) once every language edition is out."""
+    root = str(languages_root)
+    subs = write_list(languages_root)
+    before = run("status", "--root", root, "--date", "2016-12-30")
+    assert before.exit_code == 5, before.output
+    assert "Status: not started" in before.output
+
+    one = run("send", "--root", root, "--date", "2016-12-30", "--subscribers", str(subs), "--lang", "en")
+    assert one.exit_code == 0, one.output
+    partial = run("status", "--root", root, "--date", "2016-12-30")
+    assert partial.exit_code == 4, partial.output
+    assert "Edition 2016-12-30 (fr): not sent yet" in partial.output
+    assert "Status: incomplete" in partial.output
+
+    rest = run("send", "--root", root, "--date", "2016-12-30", "--subscribers", str(subs))
+    assert rest.exit_code == 0, rest.output
+    done = run("status", "--root", root, "--date", "2016-12-30")
+    assert done.exit_code == 0, done.output
+    assert "Status: complete" in done.output

@@ -205,11 +205,21 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
 
 
 def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_failed: bool) -> None:
+    """One line per language edition and the total; exits like the one-language status. A language whose
+    window has stories of its own but no ledger has not been sent: the mailing is incomplete."""
+    from ..edition import languages_present, read_window
+
+    loaded, _ = read_window(settings, day)
+    due, _ = languages_present(settings, day, loaded.stories)
     totals = dict.fromkeys(("total", "sent", "failed", "skipped", "pending"), 0)
     complete = True
     for lang, report in reports.items():
-        if report is None:
-            click.echo(f"Edition {day} ({lang}): not sent yet")
+        if report is None or report.total == 0:
+            if lang in due:
+                complete = False
+                click.echo(f"Edition {day} ({lang}): not sent yet")
+            else:
+                click.echo(f"Edition {day} ({lang}): no stories of its own, nothing to send")
             continue
         click.echo(
             f"Edition {day} ({lang}): {report.total} recipient(s) — sent {report.sent}, failed {report.failed}, "
@@ -221,17 +231,18 @@ def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_fail
         if show_failed:
             for line in report.failures:
                 click.echo(f"  failed: {line}")
-    if all(r is None for r in reports.values()):
+    if totals["total"] == 0:
         click.echo(f"Edition {day}: not sent yet in any language")
-        return
+        click.echo("Status: not started")
+        sys.exit(EXIT_NOT_STARTED)
     click.echo(
         f"Edition {day} (all languages): {totals['total']} recipient(s) — sent {totals['sent']}, "
         f"failed {totals['failed']}, skipped {totals['skipped']}, pending {totals['pending']}"
     )
-    state = (
-        "complete" if complete and not totals["failed"] else ("complete, with failures" if complete else "incomplete")
-    )
+    failed = bool(totals["failed"])
+    state = "complete" if complete and not failed else ("complete, with failures" if complete else "incomplete")
     click.echo(f"Status: {state}")
+    sys.exit(EXIT_OK if complete and not failed else EXIT_FAILED if complete else EXIT_INCOMPLETE)
 
 
 @cli.command()
