@@ -58,7 +58,18 @@ DEFAULTS: dict[str, Any] = {
     "database_url": "",
 }
 # Tables owned by later stages: free-form here, validated by the stage that reads them.
-OPEN_SECTIONS = ("smtp", "schedule", "intake", "preview", "mailing", "bounces", "webhooks")
+OPEN_SECTIONS = (
+    "smtp",
+    "schedule",
+    "intake",
+    "preview",
+    "mailing",
+    "bounces",
+    "webhooks",
+    "subscribers",
+    "site",
+    "web",
+)
 
 
 @dataclass(frozen=True)

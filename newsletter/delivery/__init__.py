@@ -28,19 +28,32 @@ from .languages import LanguageSend, ReaderFilter, language_status, reader_langu
 from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition, send_test
+from .sinks import Envelope, Outcome, make_sink
 from .sinks.smtp import config_from_settings, smtp_url
 from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
-from .subscribers import Subscriber, SubscriberSource, check_address
+from .subscribers import Subscriber, SubscriberSource, check_address, has_subscriber_list, subscriber_store
 from .suppression import PgSuppressionList, Suppression, SuppressionList, open_suppression, suppression_path
-from .unsubscribe import SECRET_ENV, handle_request, make_token, secret_from_env, verify_token
+from .unsubscribe import (
+    SECRET_ENV,
+    ForgedTokenError,
+    MalformedTokenError,
+    handle_request,
+    make_token,
+    secret_from_env,
+    verify_token,
+)
 from .verp import ReturnPath
 
 __all__ = [
     "SECRET_ENV",
+    "Envelope",
+    "ForgedTokenError",
     "LanguageSend",
     "Ledger",
     "LedgerStore",
     "MailingOptions",
+    "MalformedTokenError",
+    "Outcome",
     "PgSuppressionList",
     "ReaderFilter",
     "ReturnPath",
@@ -52,11 +65,13 @@ __all__ = [
     "check_address",
     "config_from_settings",
     "handle_request",
+    "has_subscriber_list",
     "language_status",
     "ledger_dir",
     "ledger_exists",
     "ledger_path",
     "ledger_report",
+    "make_sink",
     "make_token",
     "open_ledger",
     "open_suppression",
@@ -68,6 +83,7 @@ __all__ = [
     "send_languages",
     "send_test",
     "smtp_url",
+    "subscriber_store",
     "suppression_path",
     "verify_token",
 ]

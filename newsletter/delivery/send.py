@@ -20,7 +20,7 @@ every message the same way, or a sink that cannot write locally stops the run wi
 ledger intact for the rerun.
 
     [mailing]
-    subscribers = "subscribers.csv"   # default for --subscribers
+    subscribers = "subscribers.csv"   # default for --subscribers (else the subscriber store)
     max_attempts = 5                  # tries per message for transient errors
     retry_base = 1.0                  # seconds before the first retry; doubles each time
     retry_max = 60.0                  # longest wait between two tries
@@ -55,7 +55,7 @@ from .sinks import configured_rate, make_sink
 from .sinks.base import Envelope, Sink
 from .sinks.memory import NullSink
 from .stores import LedgerStore, ledger_exists, open_ledger
-from .subscribers import Problem, SubscriberSource, check_address
+from .subscribers import Problem, SubscriberSource, check_address, store_source
 from .suppression import Suppression, open_suppression
 from .unsubscribe import secret_from_env
 from .verp import ReturnPath
@@ -106,14 +106,12 @@ def send_edition(
             1, 0, 0, 0, 0, edition=built.edition.date, sent_now=1, test=True, sink=line, elapsed=_since(started)
         )
     spec = subscribers or options.subscribers
-    if spec is None and not (join and settings.database_url):
-        raise SubscriberError("no subscriber list: pass --subscribers FILE or set [mailing] subscribers")
     if join:  # a worker joins mailings; the list is another sender's to enrol
         source = None
     elif spec is not None:
         source = spec if isinstance(spec, SubscriberSource) else SubscriberSource(spec, settings.root)
-    else:
-        source = None
+    else:  # without a list named, the subscriber store is the list (its confirmed rows)
+        source = store_source(settings)
     built = build(settings, day, skip_invalid=True)  # send what can be shown; say what was left out
     day = built.edition.date
     personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))

@@ -3,6 +3,7 @@
     subscribers.csv                 email,name,locale,timezone,… (a header row; other columns are ignored)
     subscribers.sqlite              the table `subscribers` (columns email, and optionally name, locale, timezone)
     subscribers.sqlite#members      another table
+    (no list given)                 the subscriber store (`data/subscribers.sqlite`): confirmed rows only
 
 Rows are read one at a time, never the whole list, so a million subscribers cost no more memory than
 ten. Each address is checked with email-validator (syntax only, no DNS): a bad row is reported with
@@ -22,7 +23,9 @@ from typing import BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
+from ..config import Settings
 from ..errors import SubscriberError
+from ..storage import SubscriberStore, open_store, store_location
 from .personalize import clean_name
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -94,6 +97,7 @@ class SubscriberSource:
     """Iterate to get valid `Subscriber`s; problems go to `on_problem` (default: collected in `.problems`)."""
 
     def __init__(self, spec: str | Path, root: Path | None = None) -> None:
+        self.store: SubscriberStore | None = None
         text = str(spec)
         table = DEFAULT_TABLE
         path_text, hash_, fragment = text.partition("#")
@@ -112,13 +116,26 @@ class SubscriberSource:
             raise SubscriberError(f"{path}: subscriber list not found")
         self.problems: list[Problem] = []
 
+    @classmethod
+    def from_store(cls, store: SubscriberStore, name: str) -> SubscriberSource:
+        """The confirmed subscribers of `store` (named `name` in reports)."""
+        source = cls.__new__(cls)
+        source.store, source.path, source.table, source.kind = store, Path(name), DEFAULT_TABLE, "store"
+        source.problems = []
+        return source
+
     @property
     def name(self) -> str:
+        if self.kind == "store":
+            return str(self.path)
         return str(self.path) + (f"#{self.table}" if self.kind == "sqlite" and self.table != DEFAULT_TABLE else "")
 
     def rows(self, on_problem: Callable[[Problem], None] | None = None) -> Iterator[Subscriber]:
         report = on_problem or self.problems.append
-        raw = self._csv_rows(report) if self.kind == "csv" else self._sqlite_rows()
+        if self.kind == "store":
+            raw = self._stored()
+        else:
+            raw = self._csv_rows(report) if self.kind == "csv" else self._sqlite_rows()
         for line, email, name, locale, zone in raw:
             try:
                 address = check_address(email)
@@ -174,6 +191,11 @@ class SubscriberSource:
                     )
         except OSError as exc:
             raise SubscriberError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+
+    def _stored(self) -> Iterator[tuple[int, str, str, str, str]]:
+        assert self.store is not None
+        for record in self.store.records("confirmed"):
+            yield record.id, record.email, record.name, record.locale, ""  # the store keeps no time zone
 
     def _sqlite_rows(self) -> Iterator[tuple[int, str, str, str, str]]:
         try:
@@ -295,3 +317,26 @@ def _physical_lines(fh: BinaryIO) -> Iterator[tuple[int, str | None, str]]:
             yield number, None, f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
             continue
         yield number, text.rstrip("\r\n"), ""
+
+
+def subscriber_store(settings: Settings) -> SubscriberStore:
+    """The newsletter's subscriber store (`[subscribers] path`, default `data/subscribers.sqlite`)."""
+    return open_store(settings.root, settings.section("subscribers").get("path"))
+
+
+def has_subscriber_list(settings: Settings) -> bool:
+    """Is there a list to send to: `[mailing] subscribers`, or a subscriber store that exists?"""
+    named = settings.section("mailing").get("subscribers")
+    return named is not None or store_location(settings.root, settings.section("subscribers").get("path")).is_file()
+
+
+def store_source(settings: Settings) -> SubscriberSource:
+    """The confirmed subscribers of the store, as a list `send` streams like any other."""
+    if not store_location(settings.root, settings.section("subscribers").get("path")).is_file():
+        raise SubscriberError(
+            "no subscriber list: pass --subscribers FILE, set [mailing] subscribers, or add subscribers to the "
+            "store (newsletter subscribers add|import)"
+        )
+    store = subscriber_store(settings)
+    name = getattr(store, "path", "subscriber store")
+    return SubscriberSource.from_store(store, str(name))

@@ -56,11 +56,11 @@ def send_with_mailing(
     through the configured sink to its readers, recording every recipient in its ledger (a rerun resumes).
     `join`: help the mailings another daemon started (PostgreSQL).
 
-    With no subscriber list configured (and nothing to join), the simplest morning job: the editions
-    are built into `outbox/<date>/` and nothing is sent (no unsubscribe secret needed)."""
-    from ..delivery import MailingOptions, SendReport, send_languages
+    With no subscriber list configured and no subscriber store (and nothing to join), the simplest morning
+    job: the editions are built into `outbox/<date>/` and nothing is sent (no unsubscribe secret needed)."""
+    from ..delivery import SendReport, has_subscriber_list, send_languages
 
-    if join or MailingOptions.from_settings(settings).subscribers is not None:
+    if join or has_subscriber_list(settings):
         return send_languages(settings, day, stop=stop, progress=False, join=join).combined()
     from ..edition import build_editions, write_edition
 
@@ -77,9 +77,10 @@ def send_with_mailing(
 def preflight(settings: Settings) -> None:
     """What would make every morning fail, found at start-up: a daemon that cannot send refuses to start
     (one clear line under systemd) rather than log the same failure each morning."""
-    from ..delivery import MailingOptions, config_from_settings, secret_from_env, smtp_url
+    from ..delivery import MailingOptions, config_from_settings, has_subscriber_list, secret_from_env, smtp_url
 
-    if MailingOptions.from_settings(settings).subscribers is not None:  # else: build into the outbox only
+    MailingOptions.from_settings(settings)  # a bad [mailing] table stops start-up
+    if has_subscriber_list(settings):  # else: build into the outbox only
         secret_from_env()
     if smtp_url(settings) is not None:
         config_from_settings(settings)

@@ -9,6 +9,7 @@ Out: connections set up the same way everywhere (WAL, busy timeout), the one-pro
     records.py     SQLite connections, Meta, ProcessLock, owners
     database.py    Postgres: connect, upgrade (migrations/NNNN_*.sql), schema check, advisory lock keys
     migrate.py     copy an existing set of SQLite files into PostgreSQL, row for row
+    subscribers.py the subscriber store: one small interface (`SubscriberStore`), SQLite by default
 
 Each record store (delivery's ledger and suppression list, the schedule's runs) has a SQLite class and
 a PostgreSQL class with the same methods; `open_*` factories in those subsystems pick by the settings.
@@ -21,18 +22,36 @@ from __future__ import annotations
 from .database import Postgres, head_version, lock_key, open_postgres, redact
 from .migrate import Moved, migrate_from_sqlite
 from .records import Meta, ProcessLock, connect, owner_alive, this_owner
+from .subscribers import (
+    STATUSES,
+    Consent,
+    SqliteSubscriberStore,
+    SubscriberRecord,
+    SubscriberStore,
+    now_iso,
+    open_store,
+    store_location,
+)
 
 __all__ = [
+    "STATUSES",
+    "Consent",
     "Meta",
     "Moved",
     "Postgres",
     "ProcessLock",
+    "SqliteSubscriberStore",
+    "SubscriberRecord",
+    "SubscriberStore",
     "connect",
     "head_version",
     "lock_key",
     "migrate_from_sqlite",
+    "now_iso",
     "open_postgres",
+    "open_store",
     "owner_alive",
     "redact",
+    "store_location",
     "this_owner",
 ]
