@@ -149,6 +149,7 @@ image:
 tags: [syria, russia, peace talks]
 priority: 10
 lang: en-GB
+private: true
 """
 
 
@@ -169,6 +170,7 @@ def test_every_optional_field_is_read() -> None:
     assert story.tags == ("syria", "russia", "peace talks")
     assert story.priority == 10
     assert story.lang == "en-GB"
+    assert story.private is True
     assert set(KNOWN_FIELDS) == {line.split(":")[0] for line in FULL.splitlines() if line and line[0] != " "}
 
 
@@ -877,3 +879,9 @@ def test_body_images_are_asked_for_over_https() -> None:
     html = "".join(b.html for b in story.blocks)
     assert 'src="https://photos.example/a.jpg"' in html and 'src="https://photos.example/b.jpg"' in html
     assert "http://photos" not in html
+
+
+def test_private_must_be_true_or_false() -> None:
+    story, errors, _ = parse('title: "T"\npublished: 2016-12-30T05:30:00+01:00\nprivate: "yes"\n')
+    assert story is None
+    assert [str(e) for e in errors] == ["stories/x.md: field 'private': must be true or false, got 'yes'"]

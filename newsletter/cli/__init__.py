@@ -7,6 +7,7 @@ Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the co
     mailing.py   send, status, unsubscribe, worker     bounces.py   bounces
     database.py  db upgrade, db migrate-from-sqlite
     schedule.py  schedule              preview.py   preview
+    web.py       serve, subscribers    (edition.py also has `site`)
 """
 
 from __future__ import annotations
@@ -100,7 +101,16 @@ def cli() -> None:
 
 # Each command family lives in its own module and registers itself on `cli` when imported; one name
 # here per module.
-_COMMAND_MODULES: tuple[str, ...] = ("edition", "schedule", "preview", "intake", "mailing", "bounces", "database")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "edition",
+    "schedule",
+    "preview",
+    "intake",
+    "mailing",
+    "bounces",
+    "database",
+    "web",
+)
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(f"newsletter.cli.{_module}")

@@ -25,12 +25,16 @@ def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
     With several [list] languages, one edition per language into outbox/<date>/<lang>/ (a language
     without stories of its own that day is left out, with a warning).
 
+    Their web side goes into site/ too: each edition's page, its stories' pages, the index, feed and
+    sitemap.
+
     \b
     Example:
       newsletter build --date 2016-12-30
       newsletter build --mjml     # also newsletter.mjml, to open in the MJML app or an editor plugin
     """
     from ..edition import build_editions, write_edition
+    from ..web import publish_edition, site_dir
 
     settings = load(root)
     editions = build_editions(settings, as_date(day), skip_invalid=skip_invalid)
@@ -59,6 +63,38 @@ def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
             f"Built edition {ed.date.isoformat()}{which}: {len(ed.stories)} stories in {len(ed.sections)} section(s), "
             f"HTML {rendered.html_bytes / 1000:.1f} KB of {settings.html_budget / 1000:.0f} KB → {shown}/"
         )
+        site = publish_edition(result.settings, result.manifest, ed.stories)
+        for warning in site.warnings:
+            _echo_err(f"warning: {warning}", level="warning")
+        click.echo(site.summary(_shown(site_dir(settings))))
+
+
+def _shown(path: Path) -> Path:
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+@cli.command()
+@root_option
+@handle_errors
+def site(root: Path) -> None:
+    """Rebuild the whole web archive in site/ from every edition in outbox/ and the current stories.
+
+    Pages whose content did not change are left untouched.
+
+    \b
+    Example:
+      newsletter site
+    """
+    from ..web import rebuild_site, site_dir
+
+    settings = load(root)
+    report = rebuild_site(settings)
+    for warning in report.warnings:
+        _echo_err(f"warning: {warning}", level="warning")
+    click.echo(report.summary(_shown(site_dir(settings))))
 
 
 @cli.command()

@@ -29,12 +29,22 @@ from .index import StoryIndex
 from .index import walk as walk_stories
 from .languages import Editions, build_editions, languages_present
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
-from .message import build_message, list_copy, list_id_header, serialize
+from .message import build_message, list_copy, list_id_header, make_message_id, serialize
 from .plain import personal_line
-from .render import Personal, Rendered, build_context, render_edition, render_html, render_mjml
+from .render import (
+    Personal,
+    Rendered,
+    build_context,
+    compile_mjml,
+    edition_url,
+    render_edition,
+    render_html,
+    render_mjml,
+    story_page_url,
+)
 from .select import Edition, edition_date_for, edition_dates, newest_edition_date, select_edition, window
 from .stories import LoadResult, Story, load_stories, parse_story, read_story
-from .templates import default_templates_dir, make_environment
+from .templates import default_templates_dir, make_environment, render_template
 from .text import render_text, right_to_left
 from .trackers import drop_tracking_images, tracker_host
 
@@ -56,10 +66,12 @@ __all__ = [
     "check_newsletter",
     "check_templates",
     "choose_date",
+    "compile_mjml",
     "default_templates_dir",
     "drop_tracking_images",
     "edition_date_for",
     "edition_dates",
+    "edition_url",
     "language_name",
     "languages_present",
     "lint_html",
@@ -69,6 +81,7 @@ __all__ = [
     "list_id_header",
     "load_stories",
     "make_environment",
+    "make_message_id",
     "newest_edition_date",
     "own_skipped",
     "parse_story",
@@ -79,12 +92,14 @@ __all__ = [
     "render_edition",
     "render_html",
     "render_mjml",
+    "render_template",
     "render_text",
     "right_to_left",
     "sanitize_html",
     "select_edition",
     "serialize",
     "stories_for",
+    "story_page_url",
     "text_direction",
     "tracker_host",
     "translations",

@@ -87,6 +87,14 @@ def edition_url(settings: Settings, edition: Edition) -> str:
     return f"{settings.base_url}{prefix}/editions/{edition.date.isoformat()}/"
 
 
+def story_page_url(settings: Settings, edition: Edition, story: Story) -> str:
+    """Where a story without a `url` of its own is read in full: `<base_url>/YYYY/MM/DD/<anchor>` (under
+    `/<lang>/` for a language edition other than the default), the edition's date and the story's anchor
+    (unique within the edition), so the address never collides."""
+    prefix = f"/{settings.language}" if settings.language != settings.languages[0] else ""
+    return f"{settings.base_url}{prefix}/{edition.date.strftime('%Y/%m/%d')}/{edition.anchor(story)}"
+
+
 def build_context(edition: Edition, settings: Settings, personal: Personal | None = None) -> dict[str, Any]:
     personal = personal or Personal()
     lang = settings.locale.replace("_", "-")
@@ -99,7 +107,7 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         anchor = edition.anchor(story)
         # Cards are for skimming: the standfirst when there is one, else the start of the body.
         blocks, truncated = _excerpt(story.blocks, words if lead or not story.summary else 0)
-        read_more_url = story.url or f"{view_url}#{anchor}"
+        read_more_url = story.url or story_page_url(settings, edition, story)
         kind = _(KIND_LABELS[story.kind]) if story.kind in KIND_LABELS else story.kind.capitalize()
         meta = [
             p

@@ -36,7 +36,7 @@ from .body import Block, render_blocks, text_direction
 from .cleaning import MAX_BODY_BYTES, MAX_NESTING, clean_characters, nesting
 
 REQUIRED_FIELDS = ("title", "published")
-OPTIONAL_FIELDS = ("summary", "section", "url", "byline", "kind", "image", "tags", "priority", "lang")
+OPTIONAL_FIELDS = ("summary", "section", "url", "byline", "kind", "image", "tags", "priority", "lang", "private")
 KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 IMAGE_FIELDS = ("src", "alt", "credit")
 KINDS = ("article", "video", "audio", "podcast", "gallery", "analysis", "opinion", "interview", "live")
@@ -122,6 +122,7 @@ class Story:
     dir: str = "ltr"
     blocks: tuple[Block, ...] = ()
     content_hash: str = ""
+    private: bool = False  # in the email and on its own page, but not in the web archive's index, feed, sitemap
 
     @property
     def words(self) -> int:
@@ -333,6 +334,7 @@ def parse_story(
         dir=direction,
         blocks=blocks,
         content_hash=hashlib.sha256(raw).hexdigest(),
+        private=values.get("private", False),
     )
     return story, errors, warnings
 
@@ -430,6 +432,12 @@ def _tags(value: Any, _base: str) -> tuple[str, ...]:
     return tuple(t for t in (_text(i, max_len=80) for i in items) if t)
 
 
+def _private(value: Any, _base: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {show(value)}")
+    return value
+
+
 def _priority(value: Any, _base: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"must be a whole number (higher comes first), got {show(value)}")
@@ -464,6 +472,7 @@ _CHECKERS = {
     "tags": _tags,
     "priority": _priority,
     "lang": _lang,
+    "private": _private,
 }
 
 

@@ -1,0 +1,213 @@
+"""Render the web archive's pages, feed and sitemap: values in, text out (no files touched here).
+
+Templates live in this package (`templates/`), styles in `static/site.css` (every colour is a custom
+property at its top, with a `prefers-color-scheme: dark` set beside it). Pages carry no script, no
+tracking and nothing personal; story text is data (Jinja autoescaping), story bodies are the sanitised
+HTML the email uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+
+import jinja2
+from babel.dates import format_date, format_time
+from markupsafe import Markup
+
+from ...config import Settings
+from .model import PageStory, WebEdition, base_path
+
+_RTL = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("newsletter.web.site", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def site_context(settings: Settings, assets: str | None = None) -> dict[str, Any]:
+    """What every page (of the archive and of the web app) needs to know about the newsletter.
+
+    `assets` is the URL folder of `site.css`: the archive's own `/assets/` unless a server (the
+    preview) serves it elsewhere.
+    """
+    lang = settings.locale.replace("_", "-")
+    base = settings.base_url.rstrip("/")
+    return {
+        "title": settings.title,
+        "tagline": settings.tagline,
+        "base_url": base,
+        "home": base + "/",
+        "css": (assets if assets is not None else base_path(settings) + "/assets/") + "site.css",
+        "feed": base + "/feed.xml",
+        "subscribe": base + "/subscribe",
+        "lang": lang,
+        "dir": "rtl" if lang.split("-")[0].lower() in _RTL else "ltr",
+        "mailto": settings.list.unsubscribe_mailto,
+        "year": datetime.now(UTC).year,
+    }
+
+
+def render(template: str, settings: Settings, assets: str | None = None, **context: Any) -> str:
+    return environment().get_template(template).render(site=site_context(settings, assets), **context)
+
+
+def _story_view(settings: Settings, item: PageStory) -> dict[str, Any]:
+    story = item.story
+    blocks = story.blocks
+    meta = [story.byline] if story.byline else []
+    meta.append(format_time(story.published.astimezone(settings.timezone), format="short", locale=settings.locale))
+    return {
+        "item": item,
+        "story": story,
+        "anchor": item.anchor,
+        "link": item.link,
+        "external": item.page_url is None and bool(story.url),
+        "meta": " · ".join(meta),
+        "published_iso": story.published.isoformat(),
+        "body": Markup("".join(b.html for b in blocks)),
+        # The edition page is for skimming: the standfirst, else the first paragraphs.
+        "excerpt": Markup("".join(b.html for b in blocks[:2])) if not story.summary else Markup(""),
+        "lang": story.lang,
+        "dir": story.dir,
+    }
+
+
+def _image(edition: WebEdition) -> str:
+    for item in edition.stories:
+        if item.story.image is not None:
+            return item.story.image.src
+    return ""
+
+
+def edition_page(settings: Settings, edition: WebEdition, assets: str | None = None) -> str:
+    """`editions/<date>/index.html`: the stories in the email's order, lead first, by section."""
+    lead = edition.stories[0]
+    sections: list[tuple[str, list[dict[str, Any]]]] = []
+    more = []
+    for item in edition.stories[1:]:
+        if item.placement == "more":
+            more.append(_story_view(settings, item))
+            continue
+        if not sections or sections[-1][0] != item.story.section:
+            sections.append((item.story.section, []))
+        sections[-1][1].append(_story_view(settings, item))
+    return render(
+        "edition.html",
+        settings,
+        assets,
+        edition=edition,
+        date_long=format_date(edition.date, format="full", locale=settings.locale),
+        lead=_story_view(settings, lead),
+        sections=sections,
+        more=more,
+        canonical=edition.url,
+        description=edition.preheader,
+        image=_image(edition),
+        noindex=edition.private,
+    )
+
+
+def story_page(settings: Settings, edition: WebEdition, item: PageStory, assets: str | None = None) -> str:
+    """A story in full, at the URL the email links to."""
+    image = item.story.image.src if item.story.image is not None else ""
+    return render(
+        "story.html",
+        settings,
+        assets,
+        edition=edition,
+        date_long=format_date(edition.date, format="full", locale=settings.locale),
+        s=_story_view(settings, item),
+        canonical=item.page_url,
+        description=item.story.summary or edition.preheader,
+        image=image,
+        noindex=edition.private or item.private,
+    )
+
+
+def index_page(settings: Settings, entries: Sequence[dict[str, Any]], page: int, pages: int) -> str:
+    """One page of the archive's index (entries are catalog dicts, newest first)."""
+    base = settings.base_url.rstrip("/")
+
+    def page_url(n: int) -> str:
+        return f"{base}/" if n == 1 else f"{base}/page/{n}/"
+
+    return render(
+        "index.html",
+        settings,
+        entries=entries,
+        page=page,
+        pages=pages,
+        newer=page_url(page - 1) if page > 1 else None,
+        older=page_url(page + 1) if page < pages else None,
+        canonical=page_url(page),
+        description=settings.tagline,
+        image="",
+        noindex=False,
+    )
+
+
+def feed_xml(settings: Settings, entries: Sequence[tuple[dict[str, Any], str]]) -> bytes:
+    """The Atom feed: the newest public editions, each with its full content (feedgen)."""
+    from feedgen.feed import FeedGenerator
+
+    base = settings.base_url.rstrip("/")
+    fg = FeedGenerator()
+    fg.id(base + "/")
+    fg.title(settings.title)
+    fg.subtitle(settings.tagline or settings.title)
+    fg.link(href=base + "/", rel="alternate")
+    fg.link(href=base + "/feed.xml", rel="self")
+    fg.language(settings.locale.replace("_", "-"))
+    fg.author({"name": settings.sender.name})
+    newest = max((e["built_at"] for e, _ in entries), default="") or datetime.now(UTC).isoformat()
+    fg.updated(newest)
+    # feedgen lists entries newest-added first: add the oldest first.
+    for entry, content in reversed(list(entries)):
+        fe = fg.add_entry()
+        fe.id(entry["url"])
+        fe.title(entry["subject"])
+        fe.link(href=entry["url"], rel="alternate")
+        fe.updated(entry["built_at"] or newest)
+        fe.published(entry["built_at"] or newest)
+        if entry["preheader"]:
+            fe.summary(entry["preheader"])
+        fe.content(content, type="html")
+    return bytes(fg.atom_str(pretty=True))
+
+
+def sitemap_xml(urls: Sequence[tuple[str, str]]) -> str:
+    """(url, lastmod) pairs → sitemap.xml (the format allows 50,000 URLs per file)."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
+    for url, lastmod in urls:
+        mod = f"<lastmod>{xml_escape(lastmod[:10])}</lastmod>" if lastmod else ""
+        lines.append(f"  <url><loc>{xml_escape(url)}</loc>{mod}</url>")
+    lines.append("</urlset>")
+    return "\n".join(lines) + "\n"
+
+
+def robots_txt(settings: Settings) -> str:
+    path = base_path(settings)
+    return (
+        "User-agent: *\n"
+        f"Disallow: {path}/u/\n"
+        f"Disallow: {path}/confirm/\n"
+        f"Allow: {path}/\n"
+        f"Sitemap: {settings.base_url.rstrip('/')}/sitemap.xml\n"
+    )
+
+
+def feed_content(settings: Settings, edition: WebEdition) -> str:
+    """The HTML of an edition's feed entry: its public stories in full."""
+    items = [_story_view(settings, s) for s in edition.public_stories]
+    return environment().get_template("feed_entry.html").render(items=items, edition=edition)

@@ -1,0 +1,188 @@
+"""Write the web archive into `site/`: one edition after a build, or all of them from the outbox.
+
+    site/editions/<date>/index.html     the edition (what "view in your browser" opens)
+    site/YYYY/MM/DD/<slug>/index.html   a story in full, at the URL the email links to
+    site/index.html, page/N/index.html  every public edition, newest first
+    site/latest/index.html              a redirect page to the newest public edition
+    site/feed.xml, sitemap.xml          Atom (full content) and sitemap of the public pages
+    site/unsubscribe/index.html         how to unsubscribe (the list copy's generic link)
+    site/robots.txt, 404.html, assets/site.css
+
+Incremental: a build writes its own edition's pages and then the shared lists (index, feed, sitemap,
+latest), which are made from a small catalog (`data/site/<date>.json`, plus the feed entry's HTML) so no
+other edition is read or rendered again. Every file is written through a temp file and a rename, and only
+when its bytes change, so an unchanged page keeps its modification time (and its HTTP caches).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date
+
+from ...config import Settings
+from ...edition import Story, load_stories
+from ...errors import NewsletterError
+from ...fsutil import write_atomic
+from . import pages
+from .model import FEED_ENTRIES, PER_PAGE, WebEdition, file_for, site_dir, story_pages, web_edition
+
+_CSS = Path(__file__).with_name("static") / "site.css"
+
+
+@dataclass
+class SiteReport:
+    editions: int = 0
+    written: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self, root: Path) -> str:
+        return (
+            f"web archive: {self.editions} edition(s), {len(self.written)} file(s) written, {self.unchanged} "
+            f"unchanged → {root}/ ({self.seconds:.2f} s)"
+        )
+
+
+def catalog_dir(settings: Settings) -> Path:
+    return settings.root / "data" / "site"
+
+
+class _Writer:
+    def __init__(self, settings: Settings, report: SiteReport) -> None:
+        self.settings = settings
+        self.report = report
+        self.root = site_dir(settings)
+
+    def put(self, path: Path, data: str | bytes) -> None:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        try:
+            if path.is_file() and path.stat().st_size == len(raw) and path.read_bytes() == raw:
+                self.report.unchanged += 1
+                return
+            # No fsync: the archive is rebuilt from the outbox at will; the rename alone keeps it whole.
+            write_atomic(path, raw, fsync=False)
+        except OSError as exc:
+            raise NewsletterError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
+        self.report.written.append(path)
+
+    def page(self, url: str, html: str) -> None:
+        target = file_for(self.settings, url)
+        if target is None:  # not under base_url: never happens for pages we make
+            raise NewsletterError(f"{url} is not under base_url {self.settings.base_url}")
+        self.put(target, html)
+
+    def edition(self, edition: WebEdition) -> None:
+        """The edition's page, its stories' pages, and its catalog entry."""
+        settings = self.settings
+        self.page(edition.url, pages.edition_page(settings, edition))
+        for item in story_pages(edition):
+            assert item.page_url is not None
+            self.page(item.page_url, pages.story_page(settings, edition, item))
+        entry = {
+            "date": edition.date.isoformat(),
+            "date_long": format_date(edition.date, format="full", locale=settings.locale),
+            "url": edition.url,
+            "subject": edition.subject,
+            "preheader": edition.preheader,
+            "lead_title": edition.lead.story.title,
+            "private": edition.private,
+            "built_at": edition.built_at,
+            "pages": [[item.page_url, item.private] for item in story_pages(edition)],
+        }
+        folder = catalog_dir(settings)
+        self.put(folder / f"{edition.date.isoformat()}.json", json.dumps(entry, ensure_ascii=False, indent=1))
+        self.put(folder / f"{edition.date.isoformat()}.html", pages.feed_content(settings, edition))
+        self.report.editions += 1
+
+    def shared(self) -> None:
+        """Index pages, latest/, feed, sitemap, and the fixed pages, from the catalog."""
+        settings = self.settings
+        entries = _catalog(settings)
+        public = [e for e in entries if not e["private"]]
+        count = max(1, -(-len(public) // PER_PAGE))
+        base = settings.base_url.rstrip("/")
+        for n in range(1, count + 1):
+            chunk = public[(n - 1) * PER_PAGE : n * PER_PAGE]
+            self.page(f"{base}/" if n == 1 else f"{base}/page/{n}/", pages.index_page(settings, chunk, n, count))
+        if public:
+            self.put(
+                self.root / "latest" / "index.html", pages.render("latest.html", settings, target=public[0]["url"])
+            )
+        feed = []
+        for entry in public[:FEED_ENTRIES]:
+            content = catalog_dir(settings) / f"{entry['date']}.html"
+            feed.append((entry, content.read_text(encoding="utf-8") if content.is_file() else ""))
+        self.put(self.root / "feed.xml", pages.feed_xml(settings, feed))
+        urls: list[tuple[str, str]] = [(f"{base}/", public[0]["built_at"] if public else "")]
+        for entry in public:
+            urls.append((entry["url"], entry["built_at"]))
+            urls.extend((url, entry["built_at"]) for url, private in entry["pages"] if not private)
+        self.put(self.root / "sitemap.xml", pages.sitemap_xml(urls))
+        self.put(self.root / "robots.txt", pages.robots_txt(settings))
+        no_meta = {"canonical": None, "description": "", "image": "", "noindex": True}
+        self.put(self.root / "404.html", pages.render("404.html", settings, **no_meta))
+        self.page(f"{base}/unsubscribe", pages.render("unsubscribe.html", settings, **no_meta))
+        self.put(self.root / "assets" / "site.css", _CSS.read_bytes())
+
+
+def _catalog(settings: Settings) -> list[dict[str, Any]]:
+    """Every catalogued edition, newest first."""
+    folder = catalog_dir(settings)
+    entries = []
+    for path in sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []:
+        try:
+            entries.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise NewsletterError(f"{path}: unreadable archive catalog entry ({exc}); run `newsletter site`") from None
+    return entries
+
+
+def publish_edition(settings: Settings, manifest: Mapping[str, Any], stories: Sequence[Story]) -> SiteReport:
+    """After `newsletter build`: this edition's pages, then the shared lists. Nothing else is rewritten."""
+    started = time.perf_counter()
+    report = SiteReport()
+    writer = _Writer(settings, report)
+    edition = web_edition(settings, manifest, {s.id: s for s in stories}, report.warnings)
+    if edition is not None:
+        writer.edition(edition)
+    writer.shared()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def rebuild_site(settings: Settings) -> SiteReport:
+    """`newsletter site`: every edition built into the outbox, from its manifest and the current stories."""
+    started = time.perf_counter()
+    report = SiteReport()
+    writer = _Writer(settings, report)
+    loaded = load_stories(settings.stories_dir, settings.root, settings.base_url)
+    report.warnings.extend(str(e) for e in loaded.errors)
+    stories = {s.id: s for s in loaded.stories}
+    seen: set[str] = set()
+    manifests = sorted(settings.outbox_dir.glob("*/manifest.json")) if settings.outbox_dir.is_dir() else []
+    for path in manifests:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            edition = web_edition(settings, manifest, stories, report.warnings)
+        except (OSError, ValueError, KeyError) as exc:
+            report.warnings.append(f"{path}: not an edition manifest ({exc}); skipped")
+            continue
+        if edition is not None:
+            writer.edition(edition)
+            seen.add(edition.date.isoformat())
+    # Editions no longer in the outbox leave the lists (their pages stay, so old links keep working).
+    folder = catalog_dir(settings)
+    for stale in folder.glob("*.json") if folder.is_dir() else []:
+        if stale.stem not in seen:
+            stale.unlink(missing_ok=True)
+            stale.with_suffix(".html").unlink(missing_ok=True)
+    writer.shared()
+    report.seconds = time.perf_counter() - started
+    return report
