@@ -68,7 +68,16 @@ from .parts import (
     shown_path,
     smtp_configured,
 )
-from .security import EMAIL_CSP, PAGE_CSP, UNSUBSCRIBE_CSP, CsrfGuard, HostGuard, SecurityHeaders, allowed_hosts
+from .security import (
+    EMAIL_CSP,
+    PAGE_CSP,
+    PREVIEW_HOST_MESSAGE,
+    UNSUBSCRIBE_CSP,
+    CsrfGuard,
+    HostGuard,
+    SecurityHeaders,
+    allowed_hosts,
+)
 from .state import EditionView, Previewer
 
 GMAIL_CLIP = 102 * 1024
@@ -474,7 +483,7 @@ def create_app(
             Route("/events", events),
             Mount("/static", StaticFiles(packages=[("newsletter.web.preview", "static")]), name="static"),
         ],
-        middleware=[Middleware(SecurityHeaders), Middleware(HostGuard, hosts=hosts)],
+        middleware=[Middleware(SecurityHeaders), Middleware(HostGuard, hosts=hosts, message=PREVIEW_HOST_MESSAGE)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )

@@ -1,26 +1,13 @@
-"""Guards for a server on 127.0.0.1: web pages in the same browser are the attackers.
-
-- DNS rebinding: a page on evil.example can make its own name resolve to 127.0.0.1 and then read our
-  responses as same-origin. It cannot change the `Host` header its requests carry, so we answer only
-  when the host is a loopback name with our port.
-- Cross-site forms: a page anywhere can POST a form to 127.0.0.1. The state-changing forms carry a
-  token that only pages served here know, and a foreign `Origin` is refused outright. The RFC 8058
-  unsubscribe endpoint is the exception by design: mail providers POST to it without cookies or tokens,
-  and its own signed token is the authorisation.
+"""What is particular to a server on 127.0.0.1, where web pages in the same browser are the attackers:
+loopback-only binding, the `Host` values a local browser sends, the pages' CSPs. The guards themselves
+(Host allow-list, CSRF, security headers) are shared with the public app in `newsletter/web/security.py`.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
-import secrets
-from collections.abc import Iterable
-from typing import Any
-from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from ..security import CsrfGuard, HostGuard, SecurityHeaders
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
@@ -65,84 +52,18 @@ def allowed_hosts(bound: str, port: int) -> frozenset[str]:
     return frozenset(values)
 
 
-class HostGuard:
-    """ASGI middleware: 403 for any request whose Host header is not ours (DNS rebinding)."""
-
-    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
-        self.app = app
-        self.hosts = frozenset(hosts)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            host = Headers(scope=scope).get("host", "").lower()
-            if host not in self.hosts:
-                response = PlainTextResponse(
-                    "Host not allowed: open the preview at the http://127.0.0.1 address it printed.\n",
-                    status_code=403,
-                    headers={"X-Content-Type-Options": "nosniff"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-class CsrfGuard:
-    """A per-server-run secret that the forms of our own pages carry in a hidden field."""
-
-    field = "csrf"
-
-    def __init__(self) -> None:
-        self.token = secrets.token_urlsafe(32)
-
-    def check(self, submitted: object, origin: str | None, hosts: frozenset[str]) -> str | None:
-        """None when the request may change something, else why not (one line)."""
-        if origin is not None:
-            parts = urlsplit(origin)
-            if origin == "null" or parts.scheme != "http" or parts.netloc.lower() not in hosts:
-                return "this form was sent from another site"
-        if not isinstance(submitted, str) or not hmac.compare_digest(submitted, self.token):
-            return "the form is out of date or did not come from this preview; reload the page and try again"
-        return None
+PREVIEW_HOST_MESSAGE = "Host not allowed: open the preview at the http://127.0.0.1 address it printed.\n"
 
 
 __all__ = [
     "EMAIL_CSP",
     "PAGE_CSP",
+    "PREVIEW_HOST_MESSAGE",
     "UNSUBSCRIBE_CSP",
     "CsrfGuard",
     "HostGuard",
+    "SecurityHeaders",
     "allowed_hosts",
     "loopback_host",
     "url_host",
 ]
-
-
-class SecurityHeaders:
-    """Headers every response carries, whatever produced it (pages, static files, errors)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                for name, value in (
-                    (b"x-content-type-options", b"nosniff"),
-                    # Not no-referrer: under it, browsers send `Origin: null` with our own forms.
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"cross-origin-opener-policy", b"same-origin"),
-                    (b"cross-origin-resource-policy", b"same-origin"),
-                ):
-                    if name not in present:
-                        headers.append((name, value))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
