@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
 from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
+from .personalize import clean_name
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
@@ -63,6 +64,7 @@ __all__ = [
     "Suppression",
     "SuppressionList",
     "check_address",
+    "clean_name",
     "config_from_settings",
     "handle_request",
     "has_subscriber_list",

@@ -1,0 +1,60 @@
+"""`[web]` settings of the public app, checked once at start-up (each bad value is one line).
+
+[web]
+hosts = ["newsletter.example.org"]   # Host values answered (default: the host of base_url)
+confirm_hours = 48                   # how long a confirmation link works
+max_body_kb = 16                     # larger request bodies get 413
+subscribe_per_ip = 10                # sign-ups per client IP per window
+subscribe_per_address = 3            # confirmation emails per address per window
+window_minutes = 60
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ...config import Settings
+from ...errors import ConfigError
+
+_KNOWN = {"hosts", "confirm_hours", "max_body_kb", "subscribe_per_ip", "subscribe_per_address", "window_minutes"}
+
+
+@dataclass(frozen=True)
+class WebOptions:
+    hosts: frozenset[str]
+    confirm_hours: int = 48
+    max_body: int = 16 * 1024
+    per_ip: int = 10
+    per_address: int = 3
+    window: float = 3600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebOptions:
+        table = settings.section("web")
+        unknown = sorted(set(table) - _KNOWN)
+        if unknown:
+            raise ConfigError(f"[web] unknown setting '{unknown[0]}' (known: {', '.join(sorted(_KNOWN))})")
+        hosts = table.get("hosts", [urlsplit(settings.base_url).netloc])
+        if isinstance(hosts, str):
+            hosts = [h for h in hosts.split(",") if h.strip()]
+        if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h.strip() for h in hosts):
+            raise ConfigError(f"[web] hosts must be a list of host names, got {hosts!r}")
+
+        def number(key: str, default: int, low: int, high: int) -> int:
+            value: Any = table.get(key, default)
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"[web] {key} must be a whole number from {low} to {high}, got {value!r}")
+            return value
+
+        return cls(
+            hosts=frozenset(h.strip().lower() for h in hosts),
+            confirm_hours=number("confirm_hours", 48, 1, 24 * 30),
+            max_body=number("max_body_kb", 16, 1, 1024) * 1024,
+            per_ip=number("subscribe_per_ip", 10, 0, 1_000_000),
+            per_address=number("subscribe_per_address", 3, 0, 1_000_000),
+            window=number("window_minutes", 60, 1, 24 * 60) * 60.0,
+        )
