@@ -93,7 +93,14 @@ def walk_dead_links(root: Path) -> tuple[int, list[str]]:
         documents.append((str(html), html.read_text(encoding="utf-8")))
     for xml in ("feed.xml", "sitemap.xml"):
         text = (root / "site" / xml).read_text(encoding="utf-8")
-        documents.append((xml, "".join(f'<a href="{u}">' for u in re.findall(r"<loc>([^<]+)</loc>|href=\"([^\"]+)\"", text) for u in u if u)))
+        documents.append(
+            (
+                xml,
+                "".join(
+                    f'<a href="{u}">' for u in re.findall(r"<loc>([^<]+)</loc>|href=\"([^\"]+)\"", text) for u in u if u
+                ),
+            )
+        )
     for where, html in documents:
         for href in links(html).hrefs:
             url, fragment = urldefrag(href)
@@ -247,5 +254,7 @@ def test_a_story_url_on_a_reserved_path_gets_no_page(empty_root: Path) -> None:
     settings = load_settings(empty_root)
     result = build(settings, date(2017, 3, 1))
     report = publish_edition(settings, result.manifest, result.edition.stories)
-    assert report.warnings == [f"stories/a.md: field 'url': {BASE}/feed.xml is a path the archive uses; no page written"]
+    assert report.warnings == [
+        f"stories/a.md: field 'url': {BASE}/feed.xml is a path the archive uses; no page written"
+    ]
     assert b"<feed" in (empty_root / "site/feed.xml").read_bytes()

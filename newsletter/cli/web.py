@@ -87,7 +87,7 @@ def add(root: Path, address: str, name: str, locale: str, status: str) -> None:
     Example:
       newsletter subscribers add reader@example.org --name "Ann"
     """
-    from ..delivery.personalize import clean_name
+    from ..delivery import clean_name
 
     store = _store(root)
     new = store.add(_address(address), name=clean_name(name), locale=locale.strip(), status=status)

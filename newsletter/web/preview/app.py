@@ -7,6 +7,7 @@ Pages                                   what
                                         (every edition page takes ?lang=fr for a language edition)
 /editions/<date>/text                   the plain-text part
 /editions/<date>/manifest               stories, window, sizes against Gmail's 102 KB clip, checks
+/editions/<date>/web                    the edition's page of the web archive, in a frame (web.html)
 /editions/<date>/email.html             the HTML itself (?scheme=dark|light: as a client in that mode shows it)
 /editions/<date>/newsletter.eml|.txt    downloads; manifest.json; newsletter.mjml (for MJML's own tools)
 /editions/<date>/send-test   POST       send the edition to one address (CSRF token)
@@ -73,12 +74,14 @@ from .security import (
     PAGE_CSP,
     PREVIEW_HOST_MESSAGE,
     UNSUBSCRIBE_CSP,
+    WEB_CSP,
     CsrfGuard,
     HostGuard,
     SecurityHeaders,
     allowed_hosts,
 )
 from .state import EditionView, Previewer
+from .webpage import web_page_html
 
 GMAIL_CLIP = 102 * 1024
 WIDTHS = ("320", "375", "600", "full")
@@ -243,6 +246,20 @@ def create_app(
     def manifest_page(request: Request) -> Response:
         view = view_of(parse_day(request), lang=parse_lang(request))
         return page("edition_manifest.html", **edition_context(view, request, "manifest"))
+
+    def web_page(request: Request) -> Response:
+        view = view_of(parse_day(request), lang=parse_lang(request))
+        context = edition_context(view, request, "web")
+        lang_param = f"&lang={view.language}" if view.language else ""
+        context["web_src"] = f"/editions/{view.day.isoformat()}/web.html?v={view.version}{lang_param}"
+        return page("edition_web.html", **context)
+
+    def web_html(request: Request) -> Response:
+        view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
+        assert view.build is not None
+        html = web_page_html(view.build.settings, view.build.manifest, view.build.edition.stories)
+        headers = {"Content-Security-Policy": WEB_CSP, "Cache-Control": "no-store", "X-Frame-Options": "SAMEORIGIN"}
+        return HTMLResponse(html, headers=headers)
 
     def email_html(request: Request) -> Response:
         view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
@@ -471,6 +488,8 @@ def create_app(
             Route("/editions/{day}/", edition_page),
             Route("/editions/{day}/text", text_page),
             Route("/editions/{day}/manifest", manifest_page),
+            Route("/editions/{day}/web", web_page),
+            Route("/editions/{day}/web.html", web_html),
             Route("/editions/{day}/email.html", email_html),
             Route("/editions/{day}/newsletter.eml", eml),
             Route("/editions/{day}/newsletter.txt", text_raw),
@@ -482,6 +501,7 @@ def create_app(
             Route("/u/{token}", unsubscribe, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
             Route("/events", events),
             Mount("/static", StaticFiles(packages=[("newsletter.web.preview", "static")]), name="static"),
+            Mount("/site-assets", StaticFiles(packages=[("newsletter.web.site", "static")]), name="site-assets"),
         ],
         middleware=[Middleware(SecurityHeaders), Middleware(HostGuard, hosts=hosts, message=PREVIEW_HOST_MESSAGE)],
         exception_handlers={HTTPException: http_error},

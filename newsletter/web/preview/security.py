@@ -21,6 +21,11 @@ EMAIL_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; font-src https: data:; "
     "form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
+# The edition's web-archive page: its own stylesheet, remote images, no script; framed only by us.
+WEB_CSP = (
+    "default-src 'none'; style-src 'self'; img-src https: http: data:; form-action 'none'; base-uri 'none'; "
+    "frame-ancestors 'self'"
+)
 # The unsubscribe pages come from the mailing stage with one inline <style>.
 UNSUBSCRIBE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
 
@@ -60,6 +65,7 @@ __all__ = [
     "PAGE_CSP",
     "PREVIEW_HOST_MESSAGE",
     "UNSUBSCRIBE_CSP",
+    "WEB_CSP",
     "CsrfGuard",
     "HostGuard",
     "SecurityHeaders",

@@ -126,7 +126,7 @@ class _Writer:
             urls.extend((url, entry["built_at"]) for url, private in entry["pages"] if not private)
         self.put(self.root / "sitemap.xml", pages.sitemap_xml(urls))
         self.put(self.root / "robots.txt", pages.robots_txt(settings))
-        no_meta = {"canonical": None, "description": "", "image": "", "noindex": True}
+        no_meta: dict[str, Any] = {"canonical": None, "description": "", "image": "", "noindex": True}
         self.put(self.root / "404.html", pages.render("404.html", settings, **no_meta))
         self.page(f"{base}/unsubscribe", pages.render("unsubscribe.html", settings, **no_meta))
         self.put(self.root / "assets" / "site.css", _CSS.read_bytes())
