@@ -54,7 +54,6 @@ def site_context(settings: Settings, assets: str | None = None) -> dict[str, Any
         "lang": lang,
         "dir": "rtl" if lang.split("-")[0].lower() in _RTL else "ltr",
         "mailto": settings.list.unsubscribe_mailto,
-        "year": datetime.now(UTC).year,
     }
 
 
