@@ -1,0 +1,199 @@
+"""Web figures: the public app under load, and the archive's build times.
+
+- one-click unsubscribe POSTs per second handled by one worker (`newsletter serve`, a real uvicorn
+  subprocess; distinct signed tokens, each recorded in the suppression list and the store);
+- subscribe POSTs per second, counted until every confirmation email is in the outbox (each one is
+  rendered from MJML and written after its answer);
+- the demo edition's web side after a build (`publish_edition`): first write and an unchanged rewrite;
+- a whole archive of 1,000 editions × 15 stories rebuilt by `rebuild_site` (story files read and
+  rendered, 16,000 pages written). The manifests are made by the real selection (`select_edition`)
+  rather than by building 1,000 emails, which is not what is measured here.
+
+python bench/run.py web
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from newsletter.config import load_settings
+from newsletter.delivery import make_token
+from newsletter.edition import build, load_stories, select_edition
+from newsletter.web import publish_edition, rebuild_site
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-bench-secret"
+LIST_ID = "morning-brief.newsletter.example.org"
+CLIENTS = 8
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Server:
+    def __init__(self, root: Path) -> None:
+        self.port = _port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+        env["NEWSLETTER_UNSUBSCRIBE_SECRET"] = SECRET
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "serve", "--root", str(root), "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(300):
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("serve did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=20)
+
+
+def _hammer(url: str, requests: list[tuple[str, dict[str, str]]]) -> float:
+    """POST every (path, form) from CLIENTS keep-alive connections; requests per second."""
+    chunks = [requests[i::CLIENTS] for i in range(CLIENTS)]
+    failures: list[int] = []
+
+    def worker(chunk: list[tuple[str, dict[str, str]]]) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for path, form in chunk:
+                r = client.post(path, data=form, headers={"X-Forwarded-For": form.get("_ip", "192.0.2.1")})
+                if r.status_code not in (200, 303):
+                    failures.append(r.status_code)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} failed requests, e.g. {failures[0]}")
+    return len(requests) / elapsed
+
+
+def _app_figures(tmp: Path) -> Iterator[tuple[str, float, str]]:
+    root = tmp / "app"
+    root.mkdir()
+    (root / "newsletter.toml").write_text(
+        '[web]\nhosts = ["127.0.0.1"]\nsubscribe_per_ip = 0\nsubscribe_per_address = 0\n', encoding="utf-8"
+    )
+    server = _Server(root)
+    try:
+        tokens = [make_token(SECRET.encode(), LIST_ID, f"reader{n}@example.org") for n in range(4000)]
+        _hammer(server.url, [(f"/u/{t}", {"List-Unsubscribe": "One-Click"}) for t in tokens[:300]])  # warm up
+        rate = _hammer(server.url, [(f"/u/{t}", {"List-Unsubscribe": "One-Click"}) for t in tokens[300:]])
+        yield "one-click unsubscribe POSTs, 1 worker", rate, "requests/s"
+        page = httpx.get(server.url + "/subscribe").text
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        n = 400
+        forms = [("/subscribe", {"email": f"new{k}@example.org", "csrf": csrf, "_ip": f"10.0.{k // 250}.{k % 250}"})
+                 for k in range(n)]  # fmt: skip
+        outbox = root / "outbox" / datetime.now(UTC).astimezone(load_settings(root).timezone).date().isoformat()
+        started = time.perf_counter()
+        answered = _hammer(server.url, forms)
+        while len(list((outbox / "confirm").glob("*.eml"))) < n:
+            time.sleep(0.02)
+        yield "subscribe POSTs answered, 1 worker", answered, "requests/s"
+        yield "subscribe POSTs with confirmation email written, 1 worker", n / (time.perf_counter() - started), "/s"
+    finally:
+        server.stop()
+
+
+def _demo_figures(tmp: Path) -> Iterator[tuple[str, float, str]]:
+    root = tmp / "demo"
+    shutil.copytree(REPO / "stories", root / "stories")
+    settings = load_settings(root)
+    result = build(settings, date(2016, 12, 30))
+    first, again = [], []
+    for _ in range(9):
+        shutil.rmtree(root / "site", ignore_errors=True)
+        shutil.rmtree(root / "data", ignore_errors=True)
+        t0 = time.perf_counter()
+        publish_edition(settings, result.manifest, result.edition.stories)
+        t1 = time.perf_counter()
+        publish_edition(settings, result.manifest, result.edition.stories)
+        first.append(t1 - t0)
+        again.append(time.perf_counter() - t1)
+    yield "demo edition web side, first write", statistics.median(first), "s"
+    yield "demo edition web side, unchanged rewrite", statistics.median(again), "s"
+
+
+def _archive_figures(tmp: Path) -> Iterator[tuple[str, float, str]]:
+    root = tmp / "archive"
+    body = "\n\n".join(
+        "Paragraph {n} of the story: officials said on Thursday that the plan would go ahead, "
+        "with [details](https://www.example.org/details) still to come and *more* later." for _ in range(6)
+    )
+    start = date(2014, 1, 1)
+    for e in range(1000):
+        day = start + timedelta(days=e)
+        folder = root / "stories" / day.strftime("%Y/%m/%d")
+        folder.mkdir(parents=True)
+        for s in range(15):
+            published = datetime.combine(day - timedelta(days=1), datetime.min.time()).replace(hour=8, minute=s)
+            (folder / f"story-{s}.md").write_text(
+                f'---\ntitle: "Story {s} of {day}"\npublished: {published.isoformat()}+01:00\n'
+                f'summary: "What happened, in one line."\nsection: "Section {s % 4}"\npriority: {15 - s}\n---\n'
+                + body.replace("{n}", str(s)),
+                encoding="utf-8",
+            )
+    settings = load_settings(root)
+    stories = load_stories(settings.stories_dir, root, settings.base_url).stories
+    import json
+
+    for e in range(1000):
+        day = start + timedelta(days=e)
+        ed = select_edition(stories, day, settings)
+        manifest = {
+            "edition": day.isoformat(),
+            "subject": f"{settings.title} — {day.isoformat()}",
+            "preheader": ed.lead.summary,
+            "stories": [
+                {"id": s.id, "file": s.path, "title": s.title, "placement": "lead" if s is ed.lead else "section",
+                 "anchor": ed.anchor(s)} for s in ed.stories
+            ],  # fmt: skip
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        out = settings.outbox_dir / day.isoformat()
+        out.mkdir(parents=True)
+        (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    t0 = time.perf_counter()
+    report = rebuild_site(settings)
+    elapsed = time.perf_counter() - t0
+    assert report.editions == 1000 and len(report.written) > 16_000, report.summary(root)
+    yield "archive of 1000 editions x 15 stories, full rebuild", elapsed, "s"
+    t0 = time.perf_counter()
+    rebuild_site(settings)
+    yield "same archive, rebuild with nothing changed", time.perf_counter() - t0, "s"
+
+
+def figures() -> Iterator[tuple[str, float, str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        yield from _demo_figures(Path(tmp))
+        yield from _app_figures(Path(tmp))
+        yield from _archive_figures(Path(tmp))
