@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from email import message_from_bytes, policy
+from html import unescape
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -388,3 +389,23 @@ def test_several_workers_share_the_port(tmp_path: Path) -> None:
     finally:
         assert srv.stop() == 0
     assert urlsplit(srv.url).hostname == "127.0.0.1"
+
+
+def test_the_cached_confirmation_html_is_what_a_full_render_makes(tmp_path: Path) -> None:
+    from newsletter.web.app.mail import ConfirmationMailer, confirmation_message
+
+    settings = load_settings(make_root(tmp_path))
+    mailer = ConfirmationMailer(settings, 48)
+    url = "https://newsletter.example.org/confirm/YWJj.ZGVm"
+    for name in ("", 'Zoë <O\'Brien> & "co"'):
+        for _ in range(2):  # the second one from the cache
+            fast = message_from_bytes(mailer.message("a@example.org", name, url), policy=policy.default)
+            full = message_from_bytes(
+                confirmation_message(settings, "a@example.org", name, url, 48), policy=policy.default
+            )
+            for kind in ("html", "plain"):
+                # The same document; quotes in text may be written as entities or not.
+                got, want = (unescape(m.get_body((kind,)).get_content()) for m in (fast, full))  # type: ignore[union-attr]
+                assert got == want
+        html_part = fast.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "<O'Brien>" not in html_part and (not name or "&lt;O&#x27;Brien&gt;" in html_part)

@@ -132,11 +132,13 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
     suppression = SuppressionList(suppression_path(settings))
     per_ip = SlidingWindow(options.per_ip, options.window)
     per_address = SlidingWindow(options.per_address, options.window)
+    mailer = mail.ConfirmationMailer(settings, options.confirm_hours)
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(
             [jinja2.PackageLoader("newsletter.web.app", "templates"), jinja2.PackageLoader("newsletter.web.site")]
         ),
         autoescape=True,
+        auto_reload=False,  # templates ship in the package: no stat() of them on every request
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -247,7 +249,7 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
                 return  # already getting it: nothing to confirm, and the answer was the same
             token = tokens.make_confirm_token(secret, settings.list.id, address, source, options.confirm_hours)
             url = f"{base}/confirm/{token}"
-            data = mail.confirmation_message(settings, address, record.name or name, url, options.confirm_hours)
+            data = mailer.message(address, record.name or name, url)
             mail.send_confirmation(settings, address, data)
 
         # After the answer, so a new address takes no longer to answer than a known one.

@@ -8,8 +8,11 @@ It carries no List-Unsubscribe: it is a one-off answer to a request, not list ma
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import UTC, datetime
 from email.headerregistry import Address
+from html import escape
+from typing import Any
 
 from ...config import Settings
 from ...delivery import Envelope, Outcome, make_sink
@@ -19,12 +22,38 @@ from ...errors import DeliveryError
 _RTL = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
 
 
-def confirmation_message(settings: Settings, address: str, name: str, confirm_url: str, hours: int) -> bytes:
-    """The whole message (CRLF line ends), ready for a sink."""
-    env = make_environment(settings)
+# Stand-ins rendered into the HTML once; each message gets the real (escaped) values spliced in.
+_URL_MARK = "https://confirm.invalid/NLCONFIRMURL"
+_NAME_MARK = "NLCONFIRMNAME"
+
+
+class ConfirmationMailer:
+    """Builds confirmation emails for one server run. Compiling MJML costs far more than the rest of a
+    sign-up, so the HTML is compiled once per variant (with or without a name) and the address-specific
+    parts are spliced in; the text part is rendered each time. A changed template needs a restart."""
+
+    def __init__(self, settings: Settings, hours: int) -> None:
+        self.settings = settings
+        self.hours = hours
+        self._html: dict[bool, str] = {}
+        self._lock = threading.Lock()
+
+    def message(self, address: str, name: str, confirm_url: str) -> bytes:
+        with self._lock:
+            if bool(name) not in self._html:
+                env = make_environment(self.settings)
+                context = _context(self.settings, _NAME_MARK if name else "", _URL_MARK, self.hours)
+                source = render_template(env, "confirm.mjml.j2", context, self.settings.root)
+                self._html[bool(name)] = compile_mjml(source, env, self.settings.root)
+            template = self._html[bool(name)]
+        html = template.replace(_URL_MARK, escape(confirm_url)).replace(_NAME_MARK, escape(name))
+        return confirmation_message(self.settings, address, name, confirm_url, self.hours, html=html)
+
+
+def _context(settings: Settings, name: str, confirm_url: str, hours: int) -> dict[str, Any]:
     lang = settings.locale.replace("_", "-")
     subject = f"Confirm your subscription to {settings.title}"
-    context = {
+    return {
         "newsletter": {
             "title": settings.title,
             "tagline": settings.tagline,
@@ -38,7 +67,17 @@ def confirmation_message(settings: Settings, address: str, name: str, confirm_ur
         "hours": hours,
         "name": name,
     }
-    html = compile_mjml(render_template(env, "confirm.mjml.j2", context, settings.root), env, settings.root)
+
+
+def confirmation_message(
+    settings: Settings, address: str, name: str, confirm_url: str, hours: int, *, html: str | None = None
+) -> bytes:
+    """The whole message (CRLF line ends), ready for a sink. `html`: the HTML part, when already made."""
+    env = make_environment(settings)
+    context = _context(settings, name, confirm_url, hours)
+    subject = context["subject"]
+    if html is None:
+        html = compile_mjml(render_template(env, "confirm.mjml.j2", context, settings.root), env, settings.root)
     text = render_template(env, "confirm.txt.j2", context, settings.root)
     # The display name is untrusted: Address quotes or encodes it; an empty one leaves the bare address.
     to = Address(display_name=name, addr_spec=address) if name else Address(addr_spec=address)
