@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import json
 import re
+import shutil
 from datetime import date, timedelta
 from email import policy
 from html.parser import HTMLParser
@@ -241,6 +242,11 @@ def test_index_is_paginated_and_site_rebuilds_everything(empty_root: Path) -> No
     assert f'href="{BASE}/page/2/" rel="next"' in first and f'href="{BASE}/" rel="prev"' in second
     again = rebuild_site(settings)
     assert again.written == [] and again.unchanged > 0  # nothing changed: nothing rewritten
+    files = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    shutil.rmtree(site)
+    shared = rebuild_site(settings, processes=3)  # the editions shared out among worker processes
+    assert shared.editions == 23 and shared.warnings == []
+    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == files
     out = run("site", "--root", str(empty_root))
     assert "23 edition(s), 0 file(s) written" in out
 

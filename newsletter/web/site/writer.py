@@ -17,8 +17,10 @@ when its bytes change, so an unchanged page keeps its modification time (and its
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,14 @@ from typing import Any
 from babel.dates import format_date
 
 from ...config import Settings
-from ...edition import Story, load_stories
+from ...edition import Story, read_story
 from ...errors import NewsletterError
 from ...fsutil import write_atomic
 from . import pages
 from .model import FEED_ENTRIES, PER_PAGE, WebEdition, file_for, site_dir, story_pages, web_edition
 
 _CSS = Path(__file__).with_name("static") / "site.css"
+_PARALLEL_FROM = 40  # editions: below this, starting worker processes costs more than it saves
 
 
 @dataclass
@@ -157,32 +160,71 @@ def publish_edition(settings: Settings, manifest: Mapping[str, Any], stories: Se
     return report
 
 
-def rebuild_site(settings: Settings) -> SiteReport:
-    """`newsletter site`: every edition built into the outbox, from its manifest and the current stories."""
-    started = time.perf_counter()
+def _read_named(settings: Settings, manifest: Mapping[str, Any], cache: dict[str, Story | None]) -> dict[str, Story]:
+    """The stories a manifest names, read from their files (only those: not the whole stories tree)."""
+    found: dict[str, Story] = {}
+    for entry in manifest.get("stories", []):
+        shown = str(entry.get("file", ""))
+        if shown and shown not in cache:
+            path = settings.root / shown
+            story = None
+            if path.is_file():
+                story, _errors, _warnings = read_story(path, settings.root, settings.stories_dir, settings.base_url)
+            cache[shown] = story
+        story = cache.get(shown)
+        if story is not None:
+            found[story.id] = story
+    return found
+
+
+def _rebuild_editions(settings: Settings, manifests: Sequence[Path]) -> tuple[SiteReport, list[str]]:
+    """Write the pages of the editions `manifests` describe: (what was done, the dates written)."""
     report = SiteReport()
     writer = _Writer(settings, report)
-    loaded = load_stories(settings.stories_dir, settings.root, settings.base_url)
-    report.warnings.extend(str(e) for e in loaded.errors)
-    stories = {s.id: s for s in loaded.stories}
-    seen: set[str] = set()
-    manifests = sorted(settings.outbox_dir.glob("*/manifest.json")) if settings.outbox_dir.is_dir() else []
+    cache: dict[str, Story | None] = {}
+    seen = []
     for path in manifests:
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-            edition = web_edition(settings, manifest, stories, report.warnings)
+            edition = web_edition(settings, manifest, _read_named(settings, manifest, cache), report.warnings)
         except (OSError, ValueError, KeyError) as exc:
             report.warnings.append(f"{path}: not an edition manifest ({exc}); skipped")
             continue
         if edition is not None:
             writer.edition(edition)
-            seen.add(edition.date.isoformat())
+            seen.append(edition.date.isoformat())
+    return report, seen
+
+
+def rebuild_site(settings: Settings, *, processes: int | None = None) -> SiteReport:
+    """`newsletter site`: every edition built into the outbox, from its manifest and its stories' files.
+
+    A large archive is shared out among `processes` worker processes (default: one per CPU, at most 8):
+    reading and rendering the stories is most of the work, and each edition's pages are its own files.
+    """
+    started = time.perf_counter()
+    report = SiteReport()
+    manifests = sorted(settings.outbox_dir.glob("*/manifest.json")) if settings.outbox_dir.is_dir() else []
+    workers = processes if processes is not None else min(os.cpu_count() or 1, 8)
+    seen: set[str] = set()
+    if workers > 1 and (processes is not None or len(manifests) >= _PARALLEL_FROM):
+        chunks = [manifests[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_rebuild_editions, [settings] * workers, chunks))
+    else:
+        results = [_rebuild_editions(settings, manifests)]
+    for part, dates in results:
+        report.editions += part.editions
+        report.written += part.written
+        report.unchanged += part.unchanged
+        report.warnings += part.warnings
+        seen.update(dates)
     # Editions no longer in the outbox leave the lists (their pages stay, so old links keep working).
     folder = catalog_dir(settings)
     for stale in folder.glob("*.json") if folder.is_dir() else []:
         if stale.stem not in seen:
             stale.unlink(missing_ok=True)
             stale.with_suffix(".html").unlink(missing_ok=True)
-    writer.shared()
+    _Writer(settings, report).shared()
     report.seconds = time.perf_counter() - started
     return report
