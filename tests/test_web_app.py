@@ -334,6 +334,15 @@ def test_no_open_redirect(server: PublicServer) -> None:
         assert r.status_code == 404 and "location" not in r.headers
 
 
+def test_the_webhooks_are_mounted_behind_the_same_guards(server: PublicServer) -> None:
+    with server.client() as c:
+        # Not configured here (no signing key): the webhook itself answers, past the 4 KB form limit.
+        r = c.post("/webhooks/mailgun", content=b"{" + b" " * 8000 + b"}", headers={"Content-Type": "application/json"})
+        assert r.status_code == 503 and "NEWSLETTER_MAILGUN_SIGNING_KEY" in r.text
+        assert c.post("/webhooks/mailgun", content=b"x" * 300_000).status_code == 413
+        assert c.post("/webhooks/mailgun", headers={"Host": "evil.example"}, content=b"{}").status_code == 403
+
+
 def test_oversized_bodies_are_refused(server: PublicServer) -> None:
     token = make_token(SECRET.encode(), LIST_ID, "big@example.org")
     big = b"List-Unsubscribe=One-Click&pad=" + b"x" * 8000

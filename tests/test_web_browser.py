@@ -68,8 +68,9 @@ def test_dark_mode_follows_the_system(browser, server: PublicServer, artifacts_d
     context, pg = new_page(browser, 375, scheme="dark")
     try:
         pg.goto(server.url + PAGES["edition"])
-        assert pg.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(14, 16, 19)"
-        assert pg.evaluate("getComputedStyle(document.querySelector('main')).color") == "rgb(232, 234, 237)"
+        # The email's dark palette (templates/palette.j2): page #0e1116, ink #e3e6ea.
+        assert pg.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(14, 17, 22)"
+        assert pg.evaluate("getComputedStyle(document.querySelector('main')).color") == "rgb(227, 230, 234)"
         pg.screenshot(path=str(artifacts_dir / "web-edition-375-dark.png"), full_page=True)
     finally:
         context.close()

@@ -11,7 +11,7 @@ POST /subscribe             → 303 /subscribe/sent, the same for every address 
 GET  /confirm/<token>       a page with a button; changes nothing (link scanners follow GETs)
 POST /confirm/<token>       confirms, with a consent record (time, form, keyed hash of the IP)
 GET  /assets/site.css       the pages' styles
-(extra routes)              whatever `mounts.extra_routes` adds (e.g. mail-provider webhooks)
+POST /webhooks/ses|mailgun   bounce and complaint events (`newsletter/web/webhooks.py`, via `mounts.py`)
 GET  /<anything else>       with `site`: the static archive (`<path>`, then `<path>/index.html`), else 404
 
 Tokens: unsubscribe 400 malformed / 403 forged; confirmation 400 / 403 / 410 expired. Forms carry a
@@ -51,14 +51,13 @@ from ...delivery import (
 )
 from ...storage import Consent, now_iso
 from ..security import HostGuard, SecurityHeaders, SignedCsrf, host_name
-from ..site import site_context
+from ..site import site_context, stylesheet
 from ..site.model import base_path
 from . import mail, tokens
 from .limits import SlidingWindow
-from .mounts import extra_routes
+from .mounts import BODY_LIMITS, extra_routes
 from .options import WebOptions
 
-_CSS = Path(__file__).resolve().parent.parent / "site" / "static" / "site.css"
 _NAME_MAX = 100
 _TAGS = re.compile(r"<[^>]*>")
 
@@ -80,16 +79,18 @@ class BodyLimit:
     """413 for a request body over `limit` bytes, declared or streamed; the body is read before the app
     sees it (it is small by construction), so a slow or endless upload never reaches a handler."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, prefixes: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.prefixes = prefixes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = next((n for p, n in self.prefixes.items() if scope["path"].startswith(p)), self.default)
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        too_big = declared.isdigit() and int(declared) > self.limit
+        too_big = declared.isdigit() and int(declared) > limit
         chunks: list[bytes] = []
         size = 0
         while not too_big:
@@ -97,7 +98,7 @@ class BodyLimit:
             if message["type"] == "http.disconnect":
                 return
             size += len(message.get("body", b""))
-            too_big = size > self.limit
+            too_big = size > limit
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
@@ -294,8 +295,10 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
 
     # --- files -----------------------------------------------------------------------------------------
 
+    css_text = stylesheet(settings)
+
     def css(request: Request) -> Response:
-        return FileResponse(_CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+        return Response(css_text, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
     prefix = base_path(settings)
 
@@ -334,7 +337,7 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
         middleware=[
             Middleware(SecurityHeaders, csp=_csp(settings)),
             Middleware(HostGuard, hosts=options.hosts, any_port=True, exempt=("/healthz",)),
-            Middleware(BodyLimit, limit=options.max_body),
+            Middleware(BodyLimit, limit=options.max_body, prefixes=BODY_LIMITS),
         ],
     )
     app.state.settings = settings

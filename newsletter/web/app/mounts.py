@@ -7,12 +7,18 @@ headers as every other route, and before the static archive's catch-all, so thei
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 
 from ...config import Settings
+from ..webhooks import MAX_BODY as WEBHOOK_MAX_BODY
+from ..webhooks import webhook_routes
+
+# Request bodies some mounted routes accept beyond the app's `max_body_kb` (path prefix → bytes).
+BODY_LIMITS: dict[str, int] = {"/webhooks/": WEBHOOK_MAX_BODY}
 
 
 def extra_routes(settings: Settings) -> list[BaseRoute]:
     """The routes mounted beside unsubscribe and subscribe. Add a line here to mount more."""
-    routes: list[BaseRoute] = []
-    return routes
+    return [
+        Mount("/webhooks", app=webhook_routes(settings)),  # bounce and complaint events (SES, Mailgun)
+    ]

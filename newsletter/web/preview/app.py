@@ -81,7 +81,7 @@ from .security import (
     allowed_hosts,
 )
 from .state import EditionView, Previewer
-from .webpage import web_page_html
+from .webpage import site_stylesheet, web_page_html
 
 GMAIL_CLIP = 102 * 1024
 WIDTHS = ("320", "375", "600", "full")
@@ -253,6 +253,11 @@ def create_app(
         lang_param = f"&lang={view.language}" if view.language else ""
         context["web_src"] = f"/editions/{view.day.isoformat()}/web.html?v={view.version}{lang_param}"
         return page("edition_web.html", **context)
+
+    def site_css(request: Request) -> Response:
+        return Response(
+            site_stylesheet(previewer.settings), media_type="text/css", headers={"Cache-Control": "no-store"}
+        )
 
     def web_html(request: Request) -> Response:
         view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
@@ -501,7 +506,7 @@ def create_app(
             Route("/u/{token}", unsubscribe, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
             Route("/events", events),
             Mount("/static", StaticFiles(packages=[("newsletter.web.preview", "static")]), name="static"),
-            Mount("/site-assets", StaticFiles(packages=[("newsletter.web.site", "static")]), name="site-assets"),
+            Route("/site-assets/site.css", site_css),
         ],
         middleware=[Middleware(SecurityHeaders), Middleware(HostGuard, hosts=hosts, message=PREVIEW_HOST_MESSAGE)],
         exception_handlers={HTTPException: http_error},

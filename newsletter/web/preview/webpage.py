@@ -8,7 +8,7 @@ from typing import Any
 
 from ...config import Settings
 from ...edition import Story
-from ..site import edition_page, web_edition
+from ..site import edition_page, stylesheet, web_edition
 
 
 def web_page_html(settings: Settings, manifest: Mapping[str, Any], stories: Sequence[Story]) -> str:
@@ -18,3 +18,8 @@ def web_page_html(settings: Settings, manifest: Mapping[str, Any], stories: Sequ
     if edition is None:
         return "<!doctype html><title>No web page</title><p>" + html.escape("; ".join(warnings))
     return edition_page(settings, edition, assets="/site-assets/")
+
+
+def site_stylesheet(settings: Settings) -> str:
+    """The archive's stylesheet with the newsletter's palette (re-read on every request: live edits)."""
+    return stylesheet(settings)

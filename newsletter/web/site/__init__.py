@@ -8,7 +8,7 @@ writer.py   writing `site/` incrementally after a build, or all of it from the o
 from __future__ import annotations
 
 from .model import WebEdition, file_for, site_dir, web_edition
-from .pages import edition_page, render, site_context
+from .pages import edition_page, render, site_context, stylesheet
 from .writer import SiteReport, publish_edition, rebuild_site
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "render",
     "site_context",
     "site_dir",
+    "stylesheet",
     "web_edition",
 ]

@@ -8,9 +8,10 @@ HTML the email uses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
@@ -19,9 +20,45 @@ from babel.dates import format_date, format_time
 from markupsafe import Markup
 
 from ...config import Settings
+from ...edition import make_environment
 from .model import PageStory, WebEdition, base_path
 
 _RTL = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
+
+
+# CSS custom property → role in templates/palette.j2 (the email's colours, light and dark).
+_PALETTE_ROLES = {
+    "ink": "ink",
+    "muted": "muted",
+    "paper": "card",
+    "canvas": "page",
+    "brand": "masthead",
+    "brand-ink": "masthead_text",
+    "brand-soft": "masthead_sub",
+    "accent": "accent",
+    "headline": "headline",
+    "standfirst": "standfirst",
+    "rule": "rule",
+}
+_CSS = Path(__file__).with_name("static") / "site.css"
+
+
+def stylesheet(settings: Settings) -> str:
+    """`site.css`: the colours of `palette.j2` (the newsletter's own, or the built-in one) as custom
+    properties, light and `prefers-color-scheme: dark`, then the rules of `static/site.css`."""
+    palette = make_environment(settings).get_template("palette.j2").module
+
+    def block(scheme: Mapping[str, str]) -> str:
+        return "".join(f"  --{name}: {scheme[role]};\n" for name, role in _PALETTE_ROLES.items())
+
+    light, dark = palette.light, palette.dark  # type: ignore[attr-defined]
+    return (
+        "/* Colours from templates/palette.j2. */\n:root {\n" + block(light) + "}\n"
+        "@media (prefers-color-scheme: dark) {\n  :root {\n"
+        + block(dark).replace("  --", "    --")
+        + "  }\n}\n"
+        + _CSS.read_text(encoding="utf-8")
+    )
 
 
 @lru_cache(maxsize=1)

@@ -34,7 +34,6 @@ from ...fsutil import write_atomic
 from . import pages
 from .model import FEED_ENTRIES, PER_PAGE, WebEdition, file_for, site_dir, story_pages, web_edition
 
-_CSS = Path(__file__).with_name("static") / "site.css"
 _PARALLEL_FROM = 40  # editions: below this, starting worker processes costs more than it saves
 
 
@@ -132,7 +131,7 @@ class _Writer:
         no_meta: dict[str, Any] = {"canonical": None, "description": "", "image": "", "noindex": True}
         self.put(self.root / "404.html", pages.render("404.html", settings, **no_meta))
         self.page(f"{base}/unsubscribe", pages.render("unsubscribe.html", settings, **no_meta))
-        self.put(self.root / "assets" / "site.css", _CSS.read_bytes())
+        self.put(self.root / "assets" / "site.css", pages.stylesheet(settings))
 
 
 def _catalog(settings: Settings) -> list[dict[str, Any]]:
