@@ -264,3 +264,18 @@ def test_a_story_url_on_a_reserved_path_gets_no_page(empty_root: Path) -> None:
         f"stories/a.md: field 'url': {BASE}/feed.xml is a path the archive uses; no page written"
     ]
     assert b"<feed" in (empty_root / "site/feed.xml").read_bytes()
+
+
+def test_each_language_edition_has_its_part_of_the_archive(languages_root: Path) -> None:
+    run("build", "--root", str(languages_root))
+    site = languages_root / "site"
+    for prefix in ("", "fr/", "ar/"):
+        assert (site / prefix / "editions/2016-12-30/index.html").is_file(), prefix
+        assert (site / prefix / "index.html").is_file() and (site / prefix / "feed.xml").is_file()
+    arabic = (site / "ar/editions/2016-12-30/index.html").read_text(encoding="utf-8")
+    assert 'lang="ar" dir="rtl"' in arabic and f'href="{BASE}/ar/editions/2016-12-30/"' in arabic
+    robots = (site / "robots.txt").read_text(encoding="utf-8")
+    assert f"Sitemap: {BASE}/fr/sitemap.xml" in robots
+    checked, dead = walk_dead_links(languages_root)
+    assert dead == [] and checked > 50
+    assert "3 edition(s)" in run("site", "--root", str(languages_root))

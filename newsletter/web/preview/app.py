@@ -69,19 +69,9 @@ from .parts import (
     shown_path,
     smtp_configured,
 )
-from .security import (
-    EMAIL_CSP,
-    PAGE_CSP,
-    PREVIEW_HOST_MESSAGE,
-    UNSUBSCRIBE_CSP,
-    WEB_CSP,
-    CsrfGuard,
-    HostGuard,
-    SecurityHeaders,
-    allowed_hosts,
-)
+from .security import EMAIL_CSP, PAGE_CSP, UNSUBSCRIBE_CSP, CsrfGuard, HostGuard, SecurityHeaders, allowed_hosts
 from .state import EditionView, Previewer
-from .webpage import site_stylesheet, web_page_html
+from .webpage import css_response, web_response
 
 GMAIL_CLIP = 102 * 1024
 WIDTHS = ("320", "375", "600", "full")
@@ -249,22 +239,11 @@ def create_app(
 
     def web_page(request: Request) -> Response:
         view = view_of(parse_day(request), lang=parse_lang(request))
-        context = edition_context(view, request, "web")
-        lang_param = f"&lang={view.language}" if view.language else ""
-        context["web_src"] = f"/editions/{view.day.isoformat()}/web.html?v={view.version}{lang_param}"
-        return page("edition_web.html", **context)
-
-    def site_css(request: Request) -> Response:
-        return Response(
-            site_stylesheet(previewer.settings), media_type="text/css", headers={"Cache-Control": "no-store"}
-        )
+        src = f"/editions/{view.day.isoformat()}/web.html?v={view.version}&lang={view.language}"
+        return page("edition_web.html", **edition_context(view, request, "web"), web_src=src)
 
     def web_html(request: Request) -> Response:
-        view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
-        assert view.build is not None
-        html = web_page_html(view.build.settings, view.build.manifest, view.build.edition.stories)
-        headers = {"Content-Security-Policy": WEB_CSP, "Cache-Control": "no-store", "X-Frame-Options": "SAMEORIGIN"}
-        return HTMLResponse(html, headers=headers)
+        return web_response(view_of(parse_day(request), require_build=True, lang=parse_lang(request)))
 
     def email_html(request: Request) -> Response:
         view = view_of(parse_day(request), require_build=True, lang=parse_lang(request))
@@ -506,9 +485,9 @@ def create_app(
             Route("/u/{token}", unsubscribe, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
             Route("/events", events),
             Mount("/static", StaticFiles(packages=[("newsletter.web.preview", "static")]), name="static"),
-            Route("/site-assets/site.css", site_css),
+            Route("/site-assets/site.css", lambda request: css_response(previewer.settings)),
         ],
-        middleware=[Middleware(SecurityHeaders), Middleware(HostGuard, hosts=hosts, message=PREVIEW_HOST_MESSAGE)],
+        middleware=[Middleware(SecurityHeaders), Middleware(HostGuard, hosts=hosts)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )

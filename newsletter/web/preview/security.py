@@ -6,8 +6,12 @@ loopback-only binding, the `Host` values a local browser sends, the pages' CSPs.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
-from ..security import CsrfGuard, HostGuard, SecurityHeaders
+from starlette.types import ASGIApp
+
+from ..security import CsrfGuard, SecurityHeaders
+from ..security import HostGuard as _HostGuard
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
@@ -58,6 +62,13 @@ def allowed_hosts(bound: str, port: int) -> frozenset[str]:
 
 
 PREVIEW_HOST_MESSAGE = "Host not allowed: open the preview at the http://127.0.0.1 address it printed.\n"
+
+
+class HostGuard(_HostGuard):
+    """The shared Host guard, telling a refused browser where the preview is."""
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        super().__init__(app, hosts, message=PREVIEW_HOST_MESSAGE)
 
 
 __all__ = [

@@ -6,9 +6,13 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from starlette.responses import HTMLResponse, Response
+
 from ...config import Settings
 from ...edition import Story
 from ..site import edition_page, stylesheet, web_edition
+from .security import WEB_CSP
+from .state import EditionView
 
 
 def web_page_html(settings: Settings, manifest: Mapping[str, Any], stories: Sequence[Story]) -> str:
@@ -20,6 +24,14 @@ def web_page_html(settings: Settings, manifest: Mapping[str, Any], stories: Sequ
     return edition_page(settings, edition, assets="/site-assets/")
 
 
-def site_stylesheet(settings: Settings) -> str:
-    """The archive's stylesheet with the newsletter's palette (re-read on every request: live edits)."""
-    return stylesheet(settings)
+def web_response(view: EditionView) -> HTMLResponse:
+    """The edition's web page, framed by the preview only, with no script."""
+    assert view.build is not None
+    html = web_page_html(view.build.settings, view.build.manifest, view.build.edition.stories)
+    headers = {"Content-Security-Policy": WEB_CSP, "Cache-Control": "no-store", "X-Frame-Options": "SAMEORIGIN"}
+    return HTMLResponse(html, headers=headers)
+
+
+def css_response(settings: Settings) -> Response:
+    """The archive's stylesheet with the newsletter's palette (made on every request: live edits)."""
+    return Response(stylesheet(settings), media_type="text/css", headers={"Cache-Control": "no-store"})

@@ -79,6 +79,16 @@ def private_dates(settings: Settings) -> frozenset[str]:
     return frozenset(v.isoformat() if isinstance(v, date) else v for v in value)
 
 
+def lang_prefix(settings: Settings) -> str:
+    """`/<lang>` for a language edition other than the list's first (default) one, else ''."""
+    return f"/{settings.language}" if settings.language != settings.languages[0] else ""
+
+
+def lang_base(settings: Settings) -> str:
+    """Where this language edition's part of the archive lives: base_url, or base_url + `/<lang>`."""
+    return settings.base_url.rstrip("/") + lang_prefix(settings)
+
+
 def base_path(settings: Settings) -> str:
     """The path part of base_url without its trailing slash ('' for a site at the root)."""
     return urlsplit(settings.base_url).path.rstrip("/")
@@ -117,6 +127,7 @@ def web_edition(
     """The web side of the edition a manifest describes; stories gone since are skipped with a warning."""
     day = date.fromisoformat(str(manifest["edition"]))
     base = settings.base_url.rstrip("/")
+    home = lang_base(settings)
     placed: list[PageStory] = []
     for entry in manifest.get("stories", []):
         story = stories.get(str(entry.get("id")))
@@ -125,7 +136,7 @@ def web_edition(
             continue
         anchor = str(entry.get("anchor") or story.slug)
         if not story.url:
-            page: str | None = f"{base}/{day.strftime('%Y/%m/%d')}/{anchor}"
+            page: str | None = f"{home}/{day.strftime('%Y/%m/%d')}/{anchor}"
         elif own_page(settings, story.url):
             page = story.url
         else:
@@ -140,7 +151,7 @@ def web_edition(
         date=day,
         subject=str(manifest.get("subject", "")),
         preheader=str(manifest.get("preheader", "")),
-        url=f"{base}/editions/{day.isoformat()}/",
+        url=f"{home}/editions/{day.isoformat()}/",
         stories=tuple(placed),
         private=day.isoformat() in private_dates(settings),
         built_at=str(manifest.get("built_at", "")),

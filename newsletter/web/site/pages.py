@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from ...config import Settings
 from ...edition import make_environment
-from .model import PageStory, WebEdition, base_path
+from .model import PageStory, WebEdition, base_path, lang_base
 
 _RTL = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
 
@@ -84,9 +84,9 @@ def site_context(settings: Settings, assets: str | None = None) -> dict[str, Any
         "title": settings.title,
         "tagline": settings.tagline,
         "base_url": base,
-        "home": base + "/",
+        "home": lang_base(settings) + "/",
         "css": (assets if assets is not None else base_path(settings) + "/assets/") + "site.css",
-        "feed": base + "/feed.xml",
+        "feed": lang_base(settings) + "/feed.xml",
         "subscribe": base + "/subscribe",
         "lang": lang,
         "dir": "rtl" if lang.split("-")[0].lower() in _RTL else "ltr",
@@ -173,7 +173,7 @@ def story_page(settings: Settings, edition: WebEdition, item: PageStory, assets:
 
 def index_page(settings: Settings, entries: Sequence[dict[str, Any]], page: int, pages: int) -> str:
     """One page of the archive's index (entries are catalog dicts, newest first)."""
-    base = settings.base_url.rstrip("/")
+    base = lang_base(settings)
 
     def page_url(n: int) -> str:
         return f"{base}/" if n == 1 else f"{base}/page/{n}/"
@@ -197,7 +197,7 @@ def feed_xml(settings: Settings, entries: Sequence[tuple[dict[str, Any], str]]) 
     """The Atom feed: the newest public editions, each with its full content (feedgen)."""
     from feedgen.feed import FeedGenerator
 
-    base = settings.base_url.rstrip("/")
+    base = lang_base(settings)
     fg = FeedGenerator()
     fg.id(base + "/")
     fg.title(settings.title)
@@ -233,14 +233,12 @@ def sitemap_xml(urls: Sequence[tuple[str, str]]) -> str:
 
 
 def robots_txt(settings: Settings) -> str:
+    """robots.txt, naming the sitemap of every language edition."""
     path = base_path(settings)
-    return (
-        "User-agent: *\n"
-        f"Disallow: {path}/u/\n"
-        f"Disallow: {path}/confirm/\n"
-        f"Allow: {path}/\n"
-        f"Sitemap: {settings.base_url.rstrip('/')}/sitemap.xml\n"
+    sitemaps = "".join(
+        f"Sitemap: {lang_base(settings.for_language(lang))}/sitemap.xml\n" for lang in settings.languages
     )
+    return f"User-agent: *\nDisallow: {path}/u/\nDisallow: {path}/confirm/\nAllow: {path}/\n" + sitemaps
 
 
 def feed_content(settings: Settings, edition: WebEdition) -> str:

@@ -32,7 +32,17 @@ from ...edition import Story, read_story
 from ...errors import NewsletterError
 from ...fsutil import write_atomic
 from . import pages
-from .model import FEED_ENTRIES, PER_PAGE, WebEdition, file_for, site_dir, story_pages, web_edition
+from .model import (
+    FEED_ENTRIES,
+    PER_PAGE,
+    WebEdition,
+    file_for,
+    lang_base,
+    lang_prefix,
+    site_dir,
+    story_pages,
+    web_edition,
+)
 
 _PARALLEL_FROM = 40  # editions: below this, starting worker processes costs more than it saves
 
@@ -53,7 +63,9 @@ class SiteReport:
 
 
 def catalog_dir(settings: Settings) -> Path:
-    return settings.root / "data" / "site"
+    """`data/site/` (the default language edition), `data/site/<lang>/` (another)."""
+    base = settings.root / "data" / "site"
+    return base / settings.language if lang_prefix(settings) else base
 
 
 class _Writer:
@@ -109,7 +121,9 @@ class _Writer:
         entries = _catalog(settings)
         public = [e for e in entries if not e["private"]]
         count = max(1, -(-len(public) // PER_PAGE))
-        base = settings.base_url.rstrip("/")
+        base = lang_base(settings)
+        home = file_for(settings, base + "/")
+        assert home is not None
         for n in range(1, count + 1):
             chunk = public[(n - 1) * PER_PAGE : n * PER_PAGE]
             self.page(f"{base}/" if n == 1 else f"{base}/page/{n}/", pages.index_page(settings, chunk, n, count))
@@ -121,16 +135,16 @@ class _Writer:
         for entry in public[:FEED_ENTRIES]:
             content = catalog_dir(settings) / f"{entry['date']}.html"
             feed.append((entry, content.read_text(encoding="utf-8") if content.is_file() else ""))
-        self.put(self.root / "feed.xml", pages.feed_xml(settings, feed))
+        self.put(home.parent / "feed.xml", pages.feed_xml(settings, feed))
         urls: list[tuple[str, str]] = [(f"{base}/", public[0]["built_at"] if public else "")]
         for entry in public:
             urls.append((entry["url"], entry["built_at"]))
             urls.extend((url, entry["built_at"]) for url, private in entry["pages"] if not private)
-        self.put(self.root / "sitemap.xml", pages.sitemap_xml(urls))
+        self.put(home.parent / "sitemap.xml", pages.sitemap_xml(urls))
         self.put(self.root / "robots.txt", pages.robots_txt(settings))
         no_meta: dict[str, Any] = {"canonical": None, "description": "", "image": "", "noindex": True}
         self.put(self.root / "404.html", pages.render("404.html", settings, **no_meta))
-        self.page(f"{base}/unsubscribe", pages.render("unsubscribe.html", settings, **no_meta))
+        self.page(f"{settings.base_url.rstrip('/')}/unsubscribe", pages.render("unsubscribe.html", settings, **no_meta))
         self.put(self.root / "assets" / "site.css", pages.stylesheet(settings))
 
 
@@ -196,14 +210,24 @@ def _rebuild_editions(settings: Settings, manifests: Sequence[Path]) -> tuple[Si
 
 
 def rebuild_site(settings: Settings, *, processes: int | None = None) -> SiteReport:
-    """`newsletter site`: every edition built into the outbox, from its manifest and its stories' files.
+    """`newsletter site`: every edition built into the outbox, from its manifest and its stories' files
+    (each language edition of a multilingual list under its own `/<lang>/`).
 
     A large archive is shared out among `processes` worker processes (default: one per CPU, at most 8):
     reading and rendering the stories is most of the work, and each edition's pages are its own files.
     """
     started = time.perf_counter()
     report = SiteReport()
-    manifests = sorted(settings.outbox_dir.glob("*/manifest.json")) if settings.outbox_dir.is_dir() else []
+    for lang in settings.languages:
+        one = settings.for_language(lang) if settings.multilingual else settings
+        pattern = f"*/{lang}/manifest.json" if settings.multilingual else "*/manifest.json"
+        found = sorted(settings.outbox_dir.glob(pattern)) if settings.outbox_dir.is_dir() else []
+        _rebuild_language(one, found, processes, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _rebuild_language(settings: Settings, manifests: list[Path], processes: int | None, report: SiteReport) -> None:
     workers = processes if processes is not None else min(os.cpu_count() or 1, 8)
     seen: set[str] = set()
     if workers > 1 and (processes is not None or len(manifests) >= _PARALLEL_FROM):
@@ -225,5 +249,3 @@ def rebuild_site(settings: Settings, *, processes: int | None = None) -> SiteRep
             stale.unlink(missing_ok=True)
             stale.with_suffix(".html").unlink(missing_ok=True)
     _Writer(settings, report).shared()
-    report.seconds = time.perf_counter() - started
-    return report
