@@ -28,11 +28,10 @@ from typing import Any
 
 from ..config import Settings, edition_language
 from ..edition import languages_present, read_window
-from ..errors import SubscriberError
 from .report import MailingOptions, SendReport
 from .send import ledger_report, send_edition
 from .stores import LedgerStore, ledger_exists, open_ledger
-from .subscribers import Problem, Subscriber, SubscriberSource
+from .subscribers import Problem, Subscriber, SubscriberSource, store_source
 
 _CLAIMED = ("sent", "failed")  # states that mean "this reader had this date's email (or was refused)"
 
@@ -142,9 +141,8 @@ def send_languages(
         report = send_edition(settings, day, subscribers=subscribers, **options)
         return LanguageSend(report.edition or date.min, {settings.language: report})
     spec = subscribers or MailingOptions.from_settings(settings).subscribers
-    if spec is None:
-        raise SubscriberError("no subscriber list: pass --subscribers FILE or set [mailing] subscribers")
-    base = SubscriberSource(spec, settings.root)
+    # Without a list named, the subscriber store is the list (its confirmed rows).
+    base = SubscriberSource(spec, settings.root) if spec is not None else store_source(settings)
     loaded, the_day = read_window(settings, day)
     wanted = (settings.for_language(language).language,) if language else settings.languages
     present, left_out = languages_present(settings, the_day, loaded.stories, wanted)

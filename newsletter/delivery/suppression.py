@@ -242,6 +242,12 @@ class PgSuppressionList:
             )
             return cur.rowcount == 1
 
+    def remove(self, address: str) -> bool:
+        """Take `address` off the list (it confirmed a new subscription); True when it was on it."""
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM suppression WHERE key = %s", (_key(address),))
+            return cur.rowcount == 1
+
     def __contains__(self, address: object) -> bool:
         if not isinstance(address, str):
             return False

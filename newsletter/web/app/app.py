@@ -41,12 +41,11 @@ from ...config import Settings
 from ...delivery import (
     ForgedTokenError,
     MalformedTokenError,
-    SuppressionList,
     check_address,
     clean_name,
+    open_suppression,
     secret_from_env,
     subscriber_store,
-    suppression_path,
     verify_token,
 )
 from ...storage import Consent, now_iso
@@ -130,7 +129,7 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
     secret = secret_from_env()
     csrf = SignedCsrf(secret)
     store = subscriber_store(settings)
-    suppression = SuppressionList(suppression_path(settings))
+    suppression = open_suppression(settings)  # SQLite, or PostgreSQL with database_url
     per_ip = SlidingWindow(options.per_ip, options.window)
     per_address = SlidingWindow(options.per_address, options.window)
     mailer = mail.ConfirmationMailer(settings, options.confirm_hours)
