@@ -123,3 +123,14 @@ def test_send_mails_the_confirmed_subscribers_of_the_store_by_default(
     assert (report.sent, report.skipped) == (1, 1)
     mail = sorted(p.name for p in (demo_root / "outbox/2016-12-30/mail").glob("*.eml"))
     assert mail == ["confirmed@example.org.eml"]
+
+
+def test_without_a_list_or_a_store_send_says_how_to_get_one(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    result = CliRunner().invoke(cli, ["send", "--root", str(demo_root), "--date", "2016-12-30"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: no subscriber list: pass --subscribers FILE, set [mailing] subscribers, or add subscribers to the "
+        "store (newsletter subscribers add|import)\n"
+    )
+    assert not (demo_root / "data" / "subscribers.sqlite").exists()  # nothing created by asking
