@@ -86,3 +86,10 @@ def count_words(text: str) -> int:
             w = _SEA.sub(" ", w)
         total += len(_CJK.findall(w)) + len(_CJK.sub(" ", w).split())
     return total
+
+
+def true_or_false(value: Any) -> bool:
+    """A YAML/TOML boolean as it is; anything else (`"yes"`, 1) is a ValueError naming what was given."""
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {show(value)}")
+    return value

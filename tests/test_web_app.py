@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import REPO, free_port
+from conftest import REPO, check_eml_tool, free_port
 
 from newsletter.config import load_settings
 from newsletter.delivery import SuppressionList, make_token, subscriber_store, suppression_path
@@ -26,7 +26,6 @@ from newsletter.web.app.tokens import make_confirm_token
 
 SECRET = "a-long-random-secret-for-the-tests"
 LIST_ID = "morning-brief.newsletter.example.org"
-CHECK_EML = Path("/work/shared/tools/check_eml.py")
 CONFIG = """\
 [web]
 hosts = ["newsletter.example.org", "127.0.0.1"]
@@ -226,7 +225,7 @@ def test_subscribe_mail_confirm_with_a_consent_record(server: PublicServer) -> N
         mail = confirmation_mail(server.root, address)
         msg = message_from_bytes(mail.read_bytes(), policy=policy.default)
         assert msg["To"].addresses[0].addr_spec == address and "List-Unsubscribe" not in msg
-        check = subprocess.run([sys.executable, str(CHECK_EML), str(mail)], capture_output=True, text=True)
+        check = subprocess.run([sys.executable, str(check_eml_tool()), str(mail)], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout
         assert store.get(address).status == "pending"  # type: ignore[union-attr]
         link = confirm_link(mail)

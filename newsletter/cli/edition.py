@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ..errors import NewsletterError
 from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_option
 
 
@@ -63,7 +64,11 @@ def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
             f"Built edition {ed.date.isoformat()}{which}: {len(ed.stories)} stories in {len(ed.sections)} section(s), "
             f"HTML {rendered.html_bytes / 1000:.1f} KB of {settings.html_budget / 1000:.0f} KB → {shown}/"
         )
-        site = publish_edition(result.settings, result.manifest, ed.stories)
+        try:
+            site = publish_edition(result.settings, result.manifest, ed.stories)
+        except NewsletterError as exc:  # the email is built; its web page can be written later
+            _echo_err(f"warning: web archive not updated: {exc}; run `newsletter site` once fixed", level="warning")
+            continue
         for warning in site.warnings:
             _echo_err(f"warning: {warning}", level="warning")
         click.echo(site.summary(_shown(site_dir(settings))))

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from ..errors import StoryError
-from ..textutil import clean_url, one_line, show, slugify
+from ..textutil import clean_url, one_line, show, slugify, true_or_false
 from .body import Block, render_blocks, text_direction
 from .cleaning import MAX_BODY_BYTES, MAX_NESTING, clean_characters, nesting
 
@@ -282,6 +282,9 @@ def parse_story(
                 warnings.append(StoryError(shown, name, f"{exc}; link dropped"))
             elif name == "kind":
                 warnings.append(StoryError(shown, name, f"{exc}; shown as an article"))
+            elif name == "private":  # the editor meant something: keep the story out of the lists
+                values[name] = True
+                repairs.append(StoryError(shown, name, f"{exc}; kept private"))
             else:
                 repairs.append(StoryError(shown, name, str(exc)))
         except _ImageFieldError as exc:
@@ -432,12 +435,6 @@ def _tags(value: Any, _base: str) -> tuple[str, ...]:
     return tuple(t for t in (_text(i, max_len=80) for i in items) if t)
 
 
-def _private(value: Any, _base: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {show(value)}")
-    return value
-
-
 def _priority(value: Any, _base: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"must be a whole number (higher comes first), got {show(value)}")
@@ -472,7 +469,7 @@ _CHECKERS = {
     "tags": _tags,
     "priority": _priority,
     "lang": _lang,
-    "private": _private,
+    "private": lambda v, b: true_or_false(v),
 }
 
 
