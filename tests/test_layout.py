@@ -23,7 +23,7 @@ SHARED = {"newsletter", "newsletter.config", "newsletter.errors", "newsletter.fs
 ALLOWED: dict[str, set[str]] = {
     "cli": {"web", "schedule", "bounces", "delivery", "intake", "edition", "storage"},
     "web": {"bounces", "delivery", "edition", "storage"},
-    "schedule": {"bounces", "delivery", "intake", "edition", "storage"},
+    "schedule": {"web", "bounces", "delivery", "intake", "edition", "storage"},
     "bounces": {"delivery", "storage"},
     "delivery": {"edition", "storage"},
     "intake": {"edition", "storage"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -226,6 +227,13 @@ def test_run_now_sends_once_and_reports(tmp_path: Path, smtp_server: SmtpTestSer
     assert again.exit_code == 0, again.output
     assert again.stdout.startswith(f"edition {day}: already done: already completed at ")
     assert recipients(smtp_server) == sorted(SUBSCRIBERS)
+    # The morning wrote its edition where the email's links lead before sending: the outbox (with the
+    # manifest) and the web archive, so "view in browser" answers when the email arrives.
+    assert (settings.root / "outbox" / day.isoformat() / "manifest.json").is_file()
+    html = smtp_server.received[0].message.get_body(("html",)).get_content()
+    view = re.search(r'href="' + re.escape(settings.base_url) + r'/(editions/[^"]+)"', html)
+    assert view is not None, "no view-in-browser link"
+    assert (settings.root / "site" / view.group(1) / "index.html").is_file()
 
 
 def test_run_now_resumes_a_crashed_run_without_resending(

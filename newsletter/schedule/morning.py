@@ -52,26 +52,45 @@ class SendFn(Protocol):
 def send_with_mailing(
     settings: Settings, day: date, *, stop: threading.Event | None = None, join: bool = False
 ) -> Report:
-    """The real job: `newsletter.delivery.send_languages` builds each language edition and delivers it
-    through the configured sink to its readers, recording every recipient in its ledger (a rerun resumes).
+    """The real job. First the editions are written where their links lead — `outbox/<date>/` (with the
+    manifest naming any story left out) and the web archive in `site/` — so "view in browser" and every
+    story link answer the moment the email arrives. Then `newsletter.delivery.send_languages` delivers
+    each language edition to its readers, recording every recipient in its ledger (a rerun resumes).
     `join`: help the mailings another daemon started (PostgreSQL).
 
-    With no subscriber list configured and no subscriber store (and nothing to join), the simplest morning
-    job: the editions are built into `outbox/<date>/` and nothing is sent (no unsubscribe secret needed)."""
+    With no subscriber list configured and no subscriber store (and nothing to join), that first step is
+    the whole morning: nothing is sent and no unsubscribe secret is needed."""
     from ..delivery import SendReport, has_subscriber_list, send_languages
 
+    where, skipped = _publish(settings, day)
     if join or has_subscriber_list(settings):
-        return send_languages(settings, day, stop=stop, progress=False, join=join).combined()
+        report = send_languages(settings, day, stop=stop, progress=False, join=join).combined()
+        report.stories_skipped = sorted(set(report.stories_skipped) | set(skipped))
+        return report
+    log.info("edition %s: built %s; no subscriber list: nothing sent", day, where)
+    report = SendReport(0, 0, 0, 0, 0, edition=day, sink=f"outbox {where} (no subscriber list)")
+    report.stories_skipped = skipped
+    return report
+
+
+def _publish(settings: Settings, day: date) -> tuple[str, list[str]]:
+    """Write each language edition of `day` to the outbox and its web side to the archive. A web archive
+    that cannot be written is logged and never stops the morning: the email still goes out."""
     from ..edition import build_editions, write_edition
+    from ..web import publish_edition
 
     editions = build_editions(settings, day, skip_invalid=True)
-    outs = [write_edition(built) for built in editions.builds]
-    stories = sum(len(built.edition.stories) for built in editions.builds)
-    where = ", ".join(str(out) for out in outs)
-    log.info("edition %s: built %s (%d stories); no subscriber list: nothing sent", day, where, stories)
-    report = SendReport(0, 0, 0, 0, 0, edition=day, sink=f"outbox {where} (no subscriber list)")
-    report.stories_skipped = sorted({str(e) for built in editions.builds for e in built.skipped})
-    return report
+    outs = []
+    for built in editions.builds:
+        outs.append(f"{write_edition(built)} ({len(built.edition.stories)} stories)")
+        try:
+            site = publish_edition(built.settings, built.manifest, built.edition.stories)
+        except NewsletterError as exc:
+            log.error("edition %s: web archive not updated: %s; run `newsletter site` once fixed", day, exc)
+            continue
+        for warning in site.warnings:
+            log.warning("edition %s: web archive: %s", day, warning)
+    return ", ".join(outs), sorted({str(e) for built in editions.builds for e in built.skipped})
 
 
 def preflight(settings: Settings) -> None:
