@@ -43,6 +43,7 @@ def test_a_disk_that_fills_under_the_ledger(demo_root: Path) -> None:
     assert "Traceback" not in sent.stderr
     last = sent.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and ("full" in last or "No space left" in last), sent.stderr
+    assert str(demo_root / "data") in last, last  # the line names the file that could not be written
 
 
 def test_temp_files_of_a_killed_run_are_removed(demo_root: Path) -> None:

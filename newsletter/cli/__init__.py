@@ -72,7 +72,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except sqlite3.Error as exc:  # a record file that is read-only, full, locked or corrupt
-            raise click.ClickException(f"database error: {' '.join(str(exc).split())}") from None
+            where = "".join(f"{note}: " for note in getattr(exc, "__notes__", ()))  # the file, when known
+            raise click.ClickException(f"database error: {where}{' '.join(str(exc).split())}") from None
 
     return wrapper
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -32,7 +31,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..storage import Meta, ProcessLock, connect
+from ..storage import FileLock, Meta, ProcessLock, connect
 from .batching import Result, ResultBuffer, runs_of
 
 DEFAULT_DIR = "data/ledger"
@@ -131,17 +130,18 @@ class Ledger:
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
-        if readonly:
-            self._db = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-            )
-        else:
-            # WAL, synchronous=NORMAL: a committed row survives a process crash (kill -9); only a power cut
-            # may lose the last commits, which then get resent — the same bound as a crash.
-            self._db = connect(self.path, wal=True, shared=True)
-            self._db.executescript(Meta.SCHEMA + _SCHEMA)
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._lock = FileLock(self.path)
+        with self._lock:  # a file that cannot be opened or written is named in the error
+            if readonly:
+                self._db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+                )
+            else:
+                # WAL, synchronous=NORMAL: a committed row survives a process crash (kill -9); only a power cut
+                # may lose the last commits, which then get resent — the same bound as a crash.
+                self._db = connect(self.path, wal=True, shared=True)
+                self._db.executescript(Meta.SCHEMA + _SCHEMA)
+            self._db.execute("PRAGMA busy_timeout=30000")
         self._results = ResultBuffer(self._write_results)
 
     def describe(self) -> str:

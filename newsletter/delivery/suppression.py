@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..storage import open_postgres
+from ..storage import FileLock, open_postgres
 
 DEFAULT_PATH = "data/suppression.sqlite"
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
@@ -88,7 +88,7 @@ class SuppressionList:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = FileLock(self.path)
         self._conn: sqlite3.Connection | None = None
 
     def _db(self) -> sqlite3.Connection:

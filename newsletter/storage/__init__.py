@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .database import Postgres, head_version, lock_key, open_postgres, redact
 from .migrate import Moved, migrate_from_sqlite
-from .records import Meta, ProcessLock, connect, owner_alive, this_owner
+from .records import FileLock, Meta, ProcessLock, connect, owner_alive, this_owner
 from .subscribers import (
     STATUSES,
     Consent,
@@ -36,6 +36,7 @@ from .subscribers import (
 __all__ = [
     "STATUSES",
     "Consent",
+    "FileLock",
     "Meta",
     "Moved",
     "Postgres",

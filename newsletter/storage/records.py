@@ -12,8 +12,10 @@ import fcntl
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 from ..errors import LockedError
 
@@ -107,3 +109,22 @@ class ProcessLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class FileLock:
+    """A thread lock around one records file's connection that names the file in any database error
+    raised while it is held, so "database or disk is full" reaches the user with the path it is about.
+    The path rides on the exception as a note (`exc.__notes__`), which the CLI prints in front."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> FileLock:
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._lock.release()
+        if isinstance(exc, sqlite3.Error) and str(self.path) not in getattr(exc, "__notes__", ()):
+            exc.add_note(str(self.path))
