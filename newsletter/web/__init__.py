@@ -16,13 +16,42 @@ Public face: the names in `__all__`.
 
 from __future__ import annotations
 
-from .app import create_app as create_public_app
-from .app import serve_public
-from .preview.security import loopback_host
-from .preview.server import serve
-from .preview.state import Previewer
-from .site import publish_edition, rebuild_site, site_dir
-from .webhooks import create_app, webhook_routes
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import create_app as create_public_app
+    from .app import serve_public
+    from .preview.security import loopback_host
+    from .preview.server import serve
+    from .preview.state import Previewer
+    from .site import publish_edition, rebuild_site, site_dir
+    from .webhooks import create_app, webhook_routes
+
+# Imported when first asked for: `newsletter build` writes the archive (site) and should not pay for the
+# web servers (Starlette, uvicorn, the delivery and bounce stacks) it never starts.
+_WHERE = {
+    "Previewer": (".preview.state", "Previewer"),
+    "create_app": (".webhooks", "create_app"),
+    "create_public_app": (".app", "create_app"),
+    "loopback_host": (".preview.security", "loopback_host"),
+    "publish_edition": (".site", "publish_edition"),
+    "rebuild_site": (".site", "rebuild_site"),
+    "serve": (".preview.server", "serve"),
+    "serve_public": (".app", "serve_public"),
+    "site_dir": (".site", "site_dir"),
+    "webhook_routes": (".webhooks", "webhook_routes"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _WHERE[name]
+    value = getattr(importlib.import_module(module, __name__), attr)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Previewer",
