@@ -13,13 +13,13 @@ from click.testing import CliRunner
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
-from newsletter.delivery import SuppressionList, ledger_report, send_edition, suppression_path
+from newsletter.delivery import SuppressionList, ledger_report, send_edition, subscriber_store, suppression_path
 from newsletter.delivery.ledger_pg import PgLedger
 from newsletter.delivery.sinks.memory import MemorySink
 from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.errors import ConfigError
 from newsletter.schedule import RunStore, State, store_path
-from newsletter.storage import Postgres, head_version
+from newsletter.storage import Consent, PgSubscriberStore, Postgres, head_version
 
 DAY = date(2016, 12, 30)
 
@@ -43,7 +43,8 @@ def test_db_upgrade_applies_the_migrations_once(pg_cluster: Any, tmp_path: Path)
         Postgres(url).require_current()
     code, out = run_cli("db", "upgrade", "--root", tmp_path, env=env)
     assert code == 0, out
-    assert "applied 0001_records" in out and f"schema version {head_version()}" in out
+    assert "applied 0001_records" in out and "applied 0002_subscribers" in out
+    assert f"schema version {head_version()}" in out
     code, out = run_cli("db", "upgrade", "--root", tmp_path, env=env)
     assert code == 0 and "already current" in out and "applied" not in out
     Postgres(url).require_current()
@@ -78,6 +79,17 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     store.advance(now)
     before = ledger_report(sqlite_settings, DAY)
     assert before is not None and before.pending > 0
+    people = subscriber_store(sqlite_settings)
+    for i in range(1200):  # more than a page of records
+        people.add(
+            f"s{i}@example.org", name=f"S {i}", locale="fr" if i % 2 else "", timezone="Asia/Tokyo" * (i % 3 == 0)
+        )
+    people.request("pending@example.org", name="P")
+    consent = Consent("2016-12-29T09:00:00+00:00", "subscribe", "ab" * 16)
+    people.confirm("pending@example.org", consent)
+    people.add("gone@example.org", status="unsubscribed")
+    sqlite_people = list(people.records())
+    people.close()
 
     url = pg_cluster.new_database(upgrade=False)
     env = {"NEWSLETTER_DATABASE_URL": url}
@@ -87,8 +99,20 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)
     assert code == 0, out
     assert "ledger_recipients: 30 row(s)" in out and "suppression: 1 row(s)" in out and "schedule_runs: 1" in out
+    assert "subscribers: 1202 row(s) copied" in out
 
     pg_settings = load_settings(root, environ=env)
+    pg_people = subscriber_store(pg_settings)
+    assert isinstance(pg_people, PgSubscriberStore)
+    moved_people = list(pg_people.records())
+    strip = [
+        (r.email, r.name, r.locale, r.timezone, r.status, r.created_at, r.confirmed_at, r.consent) for r in moved_people
+    ]
+    assert strip == [
+        (r.email, r.name, r.locale, r.timezone, r.status, r.created_at, r.confirmed_at, r.consent)
+        for r in sqlite_people
+    ]
+    assert pg_people.get("pending@example.org").consent == consent  # type: ignore[union-attr]
     after = ledger_report(pg_settings, DAY)
     assert after is not None
     assert (after.sent, after.failed, after.pending, after.total) == (
@@ -99,6 +123,9 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     )
     code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)  # twice: nothing doubles
     assert code == 0 and "left alone" in out and "ledger_recipients" not in out
+    assert "1202 subscriber(s) already in the database" in out and "subscribers: 0 row(s) copied" in out
+    assert pg_people.counts() == {"pending": 0, "confirmed": 1201, "unsubscribed": 1, "bounced": 0}
+    pg_people.close()
     code, out = run_cli("unsubscribe", "--root", root, "--check", "M3@example.com", env=env)
     assert "suppressed (unsubscribed" in out
     # The move goes on where SQLite stopped: the rest are sent, nobody twice, the suppressed one skipped.

@@ -54,7 +54,8 @@ def upgrade(root: Path) -> None:
 @root_option
 @handle_errors
 def migrate_from_sqlite(root: Path) -> None:
-    """Copy the SQLite records under data/ (suppression list, ledgers, scheduler runs) into the database.
+    """Copy the SQLite records under data/ (subscribers, suppression list, ledgers, scheduler runs) into the
+    database.
 
     Every file is copied in one transaction and counted on both sides; the files themselves are only
     read. An edition the database already has is left alone, so running it twice does no harm.
@@ -66,6 +67,7 @@ def migrate_from_sqlite(root: Path) -> None:
     from ..delivery import ledger_dir, parse_ledger_name, suppression_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
+    from ..storage import store_location
 
     settings = load(root)
     pg = _postgres(settings)
@@ -74,7 +76,14 @@ def migrate_from_sqlite(root: Path) -> None:
     for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
         if parse_ledger_name(path.stem) is not None:  # not a backup someone made, a dry run's copy
             ledgers.append((path.stem, path))
-    moved = move(pg, suppression=suppression_path(settings), ledgers=ledgers, schedule=store_path(settings))
+    subscribers = store_location(settings.root, settings.section("subscribers").get("path"))
+    moved = move(
+        pg,
+        suppression=suppression_path(settings),
+        ledgers=ledgers,
+        schedule=store_path(settings),
+        subscribers=subscribers,
+    )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")
     for table, n in sorted(moved.rows.items()):

@@ -46,7 +46,8 @@ def serve(root: Path, host: str, port: int, workers: int, with_site: bool, forwa
 
 @cli.group()
 def subscribers() -> None:
-    """The subscriber store (data/subscribers.sqlite): add, remove, import, export, list, count.
+    """The subscriber store (data/subscribers.sqlite, or PostgreSQL with database_url): add, remove, import,
+    export, list, count.
 
     `send` and the scheduler mail its confirmed subscribers unless --subscribers names another list.
 
@@ -79,18 +80,24 @@ def _address(raw: str) -> str:
 @click.option("--name", default="", help="Shown in the greeting.")
 @click.option("--locale", default="", help="e.g. fr, en-GB.")
 @click.option("--status", type=STATUS, default="confirmed", show_default=True)
+@click.option("--timezone", default="", help="IANA name, e.g. America/New_York (for [schedule] per_timezone).")
 @handle_errors
-def add(root: Path, address: str, name: str, locale: str, status: str) -> None:
-    """Add an address (or update its name, locale and status).
+def add(root: Path, address: str, name: str, locale: str, status: str, timezone: str) -> None:
+    """Add an address (or update its name, locale, status and time zone).
+
+    A time zone that is not an IANA name is stored as none (the schedule's zone), with a warning.
 
     \b
     Example:
-      newsletter subscribers add reader@example.org --name "Ann"
+      newsletter subscribers add reader@example.org --name "Ann" --timezone Europe/Paris
     """
     from ..delivery import clean_name
+    from ..storage import clean_zone
 
+    if timezone.strip() and not clean_zone(timezone):
+        _echo_err(f"--timezone: unknown time zone {timezone.strip()!r}; the schedule's zone applies", level="warning")
     store = _store(root)
-    new = store.add(_address(address), name=clean_name(name), locale=locale.strip(), status=status)
+    new = store.add(_address(address), name=clean_name(name), locale=locale.strip(), status=status, timezone=timezone)
     click.echo(f"{'added' if new else 'updated'} {address} ({status})")
 
 
@@ -116,7 +123,9 @@ def remove(root: Path, address: str) -> None:
 @click.option("--status", type=STATUS, default="confirmed", show_default=True, help="Status of the rows imported.")
 @handle_errors
 def import_(root: Path, file: Path, status: str) -> None:
-    """Import a CSV file (email,name,locale header). Bad rows are listed by line; the rest are imported.
+    """Import a CSV file (email,name,locale,timezone header). Bad rows are listed by line; the rest are imported.
+
+    A `timezone` that is not an IANA name is imported as none (the schedule's zone).
 
     Exit 1 when any row was bad.
 
@@ -132,7 +141,7 @@ def import_(root: Path, file: Path, status: str) -> None:
         raise click.ClickException(f"{file}: expected a .csv file")
     new = updated = 0
     for row in source:
-        if store.add(row.address, name=row.name, locale=row.locale, status=status):
+        if store.add(row.address, name=row.name, locale=row.locale, status=status, timezone=row.timezone):
             new += 1
         else:
             updated += 1
@@ -159,12 +168,12 @@ def export(root: Path, status: str | None, with_consent: bool) -> None:
       newsletter subscribers export --status confirmed > subscribers.csv
     """
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    head = ["email", "name", "locale", "status", "created_at", "confirmed_at"]
+    head = ["email", "name", "locale", "timezone", "status", "created_at", "confirmed_at"]
     writer.writerow(
         head + (["consent_at", "consent_form", "consent_method", "consent_ip_hash"] if with_consent else [])
     )
     for r in _store(root).records(status):
-        row = [r.email, r.name, r.locale, r.status, r.created_at, r.confirmed_at or ""]
+        row = [r.email, r.name, r.locale, r.timezone, r.status, r.created_at, r.confirmed_at or ""]
         if with_consent:
             c = r.consent
             row += [c.at, c.form, c.method, c.ip_hash] if c else ["", "", "", ""]

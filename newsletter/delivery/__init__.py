@@ -32,7 +32,14 @@ from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
 from .sinks.smtp import config_from_settings, smtp_url
 from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
-from .subscribers import Subscriber, SubscriberSource, check_address, has_subscriber_list, subscriber_store
+from .subscribers import (
+    Subscriber,
+    SubscriberSource,
+    check_address,
+    has_subscriber_list,
+    store_source,
+    subscriber_store,
+)
 from .suppression import PgSuppressionList, Suppression, SuppressionList, open_suppression, suppression_path
 from .unsubscribe import (
     SECRET_ENV,
@@ -85,6 +92,7 @@ __all__ = [
     "send_languages",
     "send_test",
     "smtp_url",
+    "store_source",
     "subscriber_store",
     "suppression_path",
     "verify_token",

@@ -3,7 +3,8 @@
     subscribers.csv                 email,name,locale,timezone,… (a header row; other columns are ignored)
     subscribers.sqlite              the table `subscribers` (columns email, and optionally name, locale, timezone)
     subscribers.sqlite#members      another table
-    (no list given)                 the subscriber store (`data/subscribers.sqlite`): confirmed rows only
+    (no list given)                 the subscriber store (`data/subscribers.sqlite`, or PostgreSQL with
+                                    `database_url`): confirmed rows only, with their time zones
 
 Rows are read one at a time, never the whole list, so a million subscribers cost no more memory than
 ten. Each address is checked with email-validator (syntax only, no DNS): a bad row is reported with
@@ -195,7 +196,7 @@ class SubscriberSource:
     def _stored(self) -> Iterator[tuple[int, str, str, str, str]]:
         assert self.store is not None
         for record in self.store.records("confirmed"):
-            yield record.id, record.email, record.name, record.locale, ""  # the store keeps no time zone
+            yield record.id, record.email, record.name, record.locale, record.timezone
 
     def _sqlite_rows(self) -> Iterator[tuple[int, str, str, str, str]]:
         try:
@@ -320,23 +321,31 @@ def _physical_lines(fh: BinaryIO) -> Iterator[tuple[int, str | None, str]]:
 
 
 def subscriber_store(settings: Settings) -> SubscriberStore:
-    """The newsletter's subscriber store (`[subscribers] path`, default `data/subscribers.sqlite`)."""
-    return open_store(settings.root, settings.section("subscribers").get("path"))
+    """The newsletter's subscriber store: PostgreSQL when `database_url` is set, else `[subscribers] path`
+    (default `data/subscribers.sqlite`)."""
+    return open_store(settings.root, settings.section("subscribers").get("path"), settings.database_url)
+
+
+def _store_exists(settings: Settings) -> bool:
+    # The PostgreSQL table exists once `newsletter db upgrade` has run (the store checks the schema).
+    return (
+        bool(settings.database_url)
+        or store_location(settings.root, settings.section("subscribers").get("path")).is_file()
+    )
 
 
 def has_subscriber_list(settings: Settings) -> bool:
     """Is there a list to send to: `[mailing] subscribers`, or a subscriber store that exists?"""
-    named = settings.section("mailing").get("subscribers")
-    return named is not None or store_location(settings.root, settings.section("subscribers").get("path")).is_file()
+    return settings.section("mailing").get("subscribers") is not None or _store_exists(settings)
 
 
 def store_source(settings: Settings) -> SubscriberSource:
     """The confirmed subscribers of the store, as a list `send` streams like any other."""
-    if not store_location(settings.root, settings.section("subscribers").get("path")).is_file():
+    if not _store_exists(settings):
         raise SubscriberError(
             "no subscriber list: pass --subscribers FILE, set [mailing] subscribers, or add subscribers to the "
             "store (newsletter subscribers add|import)"
         )
     store = subscriber_store(settings)
-    name = getattr(store, "path", "subscriber store")
+    name = getattr(store, "path", None) or getattr(store, "name", "subscriber store")
     return SubscriberSource.from_store(store, str(name))

@@ -11,8 +11,8 @@ Each zone is a `Morning` of its own — its own runs file (`data/schedule-zones/
 the same grace period, retries and catch-up rules, "never twice" per edition and zone — whose trigger
 fires only at the zone's batch times (`BatchTrigger`) and whose send narrows the list to the zone's
 readers. The mailing ledger is the edition's, shared by all batches: a reader is never sent twice
-whichever batch they fall in. A reader's zone is the list's `timezone` column; empty or not an IANA
-name → the schedule's zone.
+whichever batch they fall in. A reader's zone is the list's `timezone` column (or the subscriber
+store's `timezone`); empty or not an IANA name → the schedule's zone.
 """
 
 from __future__ import annotations
@@ -142,14 +142,16 @@ def zone_sender(zone: str, default: ZoneInfo) -> SendFn:
 
 
 def subscriber_zones(settings: Settings, default: ZoneInfo) -> dict[str, int]:
-    """Each zone of the subscriber list (`[mailing] subscribers`) and how many readers it has."""
-    from ..delivery import MailingOptions, SubscriberSource
+    """Each zone of the subscriber list (`[mailing] subscribers`, else the subscriber store's confirmed
+    readers, as `send` reads them) and how many readers it has."""
+    from ..delivery import MailingOptions, SubscriberSource, has_subscriber_list, store_source
 
     spec = MailingOptions.from_settings(settings).subscribers
-    if spec is None:
+    if spec is None and not has_subscriber_list(settings):
         return {default.key: 0}
+    source = SubscriberSource(spec, settings.root) if spec is not None else store_source(settings)
     counts: dict[str, int] = {}
-    for sub in SubscriberSource(spec, settings.root).rows(lambda _p: None):
+    for sub in source.rows(lambda _p: None):
         key = reader_zone(sub.timezone, default).key
         counts[key] = counts.get(key, 0) + 1
     return counts or {default.key: 0}

@@ -10,6 +10,7 @@ Out: connections set up the same way everywhere (WAL, busy timeout), the one-pro
     database.py    Postgres: connect, upgrade (migrations/NNNN_*.sql), schema check, advisory lock keys
     migrate.py     copy an existing set of SQLite files into PostgreSQL, row for row
     subscribers.py the subscriber store: one small interface (`SubscriberStore`), SQLite by default
+    subscribers_pg.py  the same store in PostgreSQL, and `open_store`, which picks the backend
 
 Each record store (delivery's ledger and suppression list, the schedule's runs) has a SQLite class and
 a PostgreSQL class with the same methods; `open_*` factories in those subsystems pick by the settings.
@@ -28,10 +29,11 @@ from .subscribers import (
     SqliteSubscriberStore,
     SubscriberRecord,
     SubscriberStore,
+    clean_zone,
     now_iso,
-    open_store,
     store_location,
 )
+from .subscribers_pg import PgSubscriberStore, open_store
 
 __all__ = [
     "STATUSES",
@@ -39,11 +41,13 @@ __all__ = [
     "FileLock",
     "Meta",
     "Moved",
+    "PgSubscriberStore",
     "Postgres",
     "ProcessLock",
     "SqliteSubscriberStore",
     "SubscriberRecord",
     "SubscriberStore",
+    "clean_zone",
     "connect",
     "head_version",
     "lock_key",

@@ -1,6 +1,7 @@
 """Move an existing set-up's SQLite files into PostgreSQL without losing a row.
 
-What moves: the suppression list, every edition's ledger (recipients, runs, meta; run ids are renumbered
+What moves: the suppression list, the subscriber store (in insertion order, consent records and all),
+every edition's ledger (recipients, runs, meta; run ids are renumbered
 and the recipients' `seen_run` follows them), the scheduler's runs and meta. Each source file is copied in
 one transaction and then counted on both sides; a mismatch rolls that file back and is an error. An
 edition the database already holds is left alone and reported, so running the move twice is harmless.
@@ -58,7 +59,12 @@ def _check(pg_db: Any, what: str, sql: str, params: tuple[Any, ...], want: int) 
 
 
 def migrate_from_sqlite(
-    pg: Postgres, *, suppression: Path | None, ledgers: list[tuple[str, Path]], schedule: Path | None
+    pg: Postgres,
+    *,
+    suppression: Path | None,
+    ledgers: list[tuple[str, Path]],
+    schedule: Path | None,
+    subscribers: Path | None = None,
 ) -> Moved:
     """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema.
 
@@ -81,6 +87,9 @@ def migrate_from_sqlite(
                 keys = [r[0] for r in rows]
                 _check(db, str(suppression), "SELECT count(*) FROM suppression WHERE key = ANY(%s)", (keys,), len(rows))
                 moved.add("suppression", len(rows))
+        if subscribers is not None and subscribers.exists():
+            with _read(subscribers) as src, db.transaction():
+                _subscribers(db, src, subscribers, moved)
         for day, path in ledgers:
             if db.execute("SELECT 1 FROM ledger_recipients WHERE edition = %s LIMIT 1", (day,)).fetchone():
                 moved.skipped.append(f"{path}: edition {day} is already in the database")
@@ -131,3 +140,22 @@ def _ledger(db: Any, src: sqlite3.Connection, day: str, path: Path, moved: Moved
     moved.add("ledger_recipients", len(rows))
     moved.add("ledger_runs", len(new_id))
     moved.add("ledger_meta", len(meta))
+
+
+def _subscribers(db: Any, src: sqlite3.Connection, path: Path, moved: Moved) -> None:
+    """Every row of the subscriber store, oldest first (ids follow); an address already there is kept as is."""
+    have = {r[1] for r in _rows(src, "SELECT * FROM pragma_table_info('subscribers')")}
+    zone = "timezone" if "timezone" in have else "''"  # files from before readers had a zone
+    cols = "key, email, name, locale, status, created_at, confirmed_at, updated_at, consent"
+    rows = _rows(src, f"SELECT {cols}, {zone} FROM subscribers ORDER BY rowid")
+    before = int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
+    db.cursor().executemany(
+        f"INSERT INTO subscribers ({cols}, timezone) VALUES ({', '.join(['%s'] * 10)}) ON CONFLICT (key) DO NOTHING",
+        rows,
+    )
+    keys = [r[0] for r in rows]
+    _check(db, str(path), "SELECT count(*) FROM subscribers WHERE key = ANY(%s)", (keys,), len(rows))
+    copied = int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0]) - before
+    if copied < len(rows):
+        moved.skipped.append(f"{path}: {len(rows) - copied} subscriber(s) already in the database, kept as they are")
+    moved.add("subscribers", copied)

@@ -2,14 +2,16 @@
 
 One small interface, `SubscriberStore`, so the rest of the package never knows where subscribers live;
 `SqliteSubscriberStore` keeps them in `data/subscribers.sqlite` (WAL mode: the send loop reads while the
-web app writes). Another backend implements the same eight methods and nothing else.
+web app writes); `PgSubscriberStore` (subscribers_pg.py) keeps them in PostgreSQL when `database_url` is
+set. A backend implements the same eight methods and nothing else.
 
 Statuses: `pending` (asked, not yet confirmed), `confirmed` (mailed), `unsubscribed`, `bounced`. Only
 `confirmed` rows are sent to. Addresses compare case-insensitively (the key is the lower-cased address);
 the address is kept as first given. Callers validate addresses before they reach the store.
 
 The consent record says how a confirmed subscriber agreed: when, through which form, and a keyed hash of
-the IP address the confirmation came from (never the address itself).
+the IP address the confirmation came from (never the address itself). A subscriber may have a time
+zone (an IANA name, for `[schedule] per_timezone`); a value that is not one is kept as none.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError
 from .records import connect
@@ -39,7 +42,8 @@ CREATE TABLE IF NOT EXISTS subscribers (
     created_at   TEXT NOT NULL,
     confirmed_at TEXT,
     updated_at   TEXT NOT NULL,
-    consent      TEXT                    -- JSON of a Consent, or NULL
+    consent      TEXT,                   -- JSON of a Consent, or NULL
+    timezone     TEXT NOT NULL DEFAULT ''  -- IANA name, or empty (the schedule's zone)
 );
 CREATE INDEX IF NOT EXISTS subscribers_status ON subscribers (status);
 """
@@ -66,6 +70,7 @@ class SubscriberRecord:
     confirmed_at: str | None
     consent: Consent | None
     id: int  # insertion order; stable, reported as the "line" of a list
+    timezone: str = ""  # IANA name, or empty: the schedule's zone
 
 
 @runtime_checkable
@@ -75,8 +80,11 @@ class SubscriberStore(Protocol):
     def get(self, email: str) -> SubscriberRecord | None:
         """The record for `email` (any case), or None."""
 
-    def add(self, email: str, *, name: str = "", locale: str = "", status: str = "confirmed") -> bool:
-        """Insert, or update the name, locale and status of an existing address; True when it was new."""
+    def add(
+        self, email: str, *, name: str = "", locale: str = "", status: str = "confirmed", timezone: str = ""
+    ) -> bool:
+        """Insert, or update the name, locale, status and time zone of an existing address; True when it was
+        new. A time zone that is not an IANA name is stored as none (see `clean_zone`)."""
 
     def request(self, email: str, *, name: str = "", locale: str = "") -> SubscriberRecord:
         """A sign-up: a new address becomes `pending`; an existing record is returned unchanged (its
@@ -105,6 +113,18 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def clean_zone(value: str) -> str:
+    """`value` when it is an IANA time zone name (e.g. Europe/Paris), else "" (the schedule's zone)."""
+    name = (value or "").strip()
+    if not name:
+        return ""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
+    return name
+
+
 def _key(email: str) -> str:
     key = email.strip().lower()
     if not key:
@@ -115,6 +135,16 @@ def _key(email: str) -> str:
 def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+
+
+def make_record(row: tuple[object, ...]) -> SubscriberRecord:
+    """A record from a row of (id, email, name, locale, status, created, confirmed, consent, timezone)."""
+    rowid, email, name, locale, status, created, confirmed, consent, zone = row
+    parsed = Consent(**json.loads(str(consent))) if consent else None
+    confirmed_at = None if confirmed is None else str(confirmed)
+    return SubscriberRecord(
+        str(email), str(name), str(locale), str(status), str(created), confirmed_at, parsed, int(str(rowid)), str(zone)
+    )
 
 
 class SqliteSubscriberStore:
@@ -130,47 +160,44 @@ class SqliteSubscriberStore:
             try:
                 conn = connect(self.path, wal=True, shared=True)
                 conn.executescript(_SCHEMA)
+                columns = {str(r[1]) for r in conn.execute("SELECT * FROM pragma_table_info('subscribers')")}
+                if "timezone" not in columns:  # a file written before readers had a zone
+                    conn.execute("ALTER TABLE subscribers ADD COLUMN timezone TEXT NOT NULL DEFAULT ''")
             except (sqlite3.Error, OSError) as exc:
                 raise ConfigError(f"{self.path}: cannot open the subscriber store ({exc})") from None
             self._conn = conn
         return self._conn
 
-    @staticmethod
-    def _record(row: tuple[object, ...]) -> SubscriberRecord:
-        rowid, email, name, locale, status, created, confirmed, consent = row
-        parsed = Consent(**json.loads(str(consent))) if consent else None
-        confirmed_at = None if confirmed is None else str(confirmed)
-        return SubscriberRecord(
-            str(email), str(name), str(locale), str(status), str(created), confirmed_at, parsed, int(str(rowid))
-        )
-
-    _COLUMNS = "rowid, email, name, locale, status, created_at, confirmed_at, consent"
+    _COLUMNS = "rowid, email, name, locale, status, created_at, confirmed_at, consent, timezone"
 
     def get(self, email: str) -> SubscriberRecord | None:
         with self._lock:
             row = (
                 self._db().execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE key = ?", (_key(email),)).fetchone()
             )
-        return None if row is None else self._record(row)
+        return None if row is None else make_record(row)
 
-    def add(self, email: str, *, name: str = "", locale: str = "", status: str = "confirmed") -> bool:
+    def add(
+        self, email: str, *, name: str = "", locale: str = "", status: str = "confirmed", timezone: str = ""
+    ) -> bool:
         _check_status(status)
         now = now_iso()
         confirmed = now if status == "confirmed" else None
+        zone = clean_zone(timezone)
         with self._lock:
             db = self._db()
             cur = db.execute(
                 "INSERT OR IGNORE INTO subscribers (key, email, name, locale, status, created_at, confirmed_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (_key(email), email.strip(), name, locale, status, now, confirmed, now),
+                "updated_at, timezone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_key(email), email.strip(), name, locale, status, now, confirmed, now, zone),
             )
             if cur.rowcount == 1:
                 return True
             db.execute(
-                "UPDATE subscribers SET name = ?, locale = ?, status = ?, updated_at = ?, "
+                "UPDATE subscribers SET name = ?, locale = ?, status = ?, timezone = ?, updated_at = ?, "
                 "confirmed_at = CASE WHEN ? = 'confirmed' THEN coalesce(confirmed_at, ?) ELSE confirmed_at END "
                 "WHERE key = ?",
-                (name, locale, status, now, status, now, _key(email)),
+                (name, locale, status, zone, now, status, now, _key(email)),
             )
             return False
 
@@ -188,7 +215,7 @@ class SqliteSubscriberStore:
                 (name, locale, now, _key(email)),
             )
             row = db.execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE key = ?", (_key(email),)).fetchone()
-        return self._record(row)
+        return make_record(row)
 
     def confirm(self, email: str, consent: Consent) -> SubscriberRecord:
         now = now_iso()
@@ -206,7 +233,7 @@ class SqliteSubscriberStore:
                 (consent.at or now, data, now, _key(email)),
             )
             row = db.execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE key = ?", (_key(email),)).fetchone()
-        return self._record(row)
+        return make_record(row)
 
     def set_status(self, email: str, status: str) -> bool:
         _check_status(status)
@@ -238,7 +265,7 @@ class SqliteSubscriberStore:
             if not rows:
                 return
             for row in rows:
-                yield self._record(row)
+                yield make_record(row)
             last = int(rows[-1][0])
 
     def counts(self) -> dict[str, int]:
@@ -267,8 +294,3 @@ def store_location(root: Path, setting: object = None) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"[subscribers] path must be a file path, got {value!r}")
     return (root / value).resolve()
-
-
-def open_store(root: Path, setting: object = None) -> SubscriberStore:
-    """The configured store (created on first use). A PostgreSQL implementation will be chosen here."""
-    return SqliteSubscriberStore(store_location(root, setting))
