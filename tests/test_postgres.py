@@ -50,6 +50,19 @@ def test_db_upgrade_applies_the_migrations_once(pg_cluster: Any, tmp_path: Path)
     Postgres(url).require_current()
 
 
+def test_a_database_error_mid_command_is_one_line(pg_cluster: Any, tmp_path: Path) -> None:
+    """The server answers but a statement fails part-way (here: a table an operator dropped by hand)."""
+    import psycopg
+
+    url = pg_cluster.new_database()
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("DROP TABLE subscribers")
+    code, out = run_cli("subscribers", "count", "--root", tmp_path, env={"NEWSLETTER_DATABASE_URL": url})
+    assert code == 1, out
+    assert out.startswith("Error: database error: ") and "subscribers" in out, out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+
+
 def test_database_url_errors_are_one_line(tmp_path: Path, pg_cluster: Any) -> None:
     code, out = run_cli("db", "upgrade", "--root", tmp_path, env={})
     assert code == 1 and "database_url is not set" in out

@@ -74,6 +74,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except sqlite3.Error as exc:  # a record file that is read-only, full, locked or corrupt
             where = "".join(f"{note}: " for note in getattr(exc, "__notes__", ()))  # the file, when known
             raise click.ClickException(f"database error: {where}{' '.join(str(exc).split())}") from None
+        except Exception as exc:
+            # PostgreSQL going away mid-command (psycopg is imported only when a database_url asks for it).
+            if type(exc).__module__.split(".")[0] != "psycopg":
+                raise
+            raise click.ClickException(f"database error: {' '.join(str(exc).split())}") from None
 
     return wrapper
 
