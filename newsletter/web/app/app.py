@@ -48,11 +48,13 @@ from ...delivery import (
     subscriber_store,
     verify_token,
 )
+from ...edition import translations
 from ...storage import Consent, now_iso
 from ..security import HostGuard, SecurityHeaders, SignedCsrf, host_name
-from ..site import site_context, stylesheet
+from ..site import page_environment, site_context, stylesheet
 from ..site.model import base_path
 from . import mail, tokens
+from .language import pick_language
 from .limits import SlidingWindow
 from .mounts import BODY_LIMITS, extra_routes
 from .options import WebOptions
@@ -132,31 +134,38 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
     suppression = open_suppression(settings)  # SQLite, or PostgreSQL with database_url
     per_ip = SlidingWindow(options.per_ip, options.window)
     per_address = SlidingWindow(options.per_address, options.window)
-    mailer = mail.ConfirmationMailer(settings, options.confirm_hours)
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(
-            [jinja2.PackageLoader("newsletter.web.app", "templates"), jinja2.PackageLoader("newsletter.web.site")]
-        ),
-        autoescape=True,
-        auto_reload=False,  # templates ship in the package: no stat() of them on every request
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+    # Every page and confirmation email exists in each language edition, made once at start-up.
+    editions = {lang: settings.for_language(lang) for lang in settings.languages}
+    mailers = {lang: mail.ConfirmationMailer(s, options.confirm_hours) for lang, s in editions.items()}
+    loader = jinja2.ChoiceLoader(
+        [jinja2.PackageLoader("newsletter.web.app", "templates"), jinja2.PackageLoader("newsletter.web.site")]
     )
+    envs = {lang: page_environment(loader, s.locale) for lang, s in editions.items()}
+    texts = {lang: translations(s.locale).gettext for lang, s in editions.items()}
+    site_infos = {lang: site_context(s, assets="/assets/") for lang, s in editions.items()}
     base = settings.base_url.rstrip("/")
     host_names = frozenset(host_name(h) for h in options.hosts)
-    site_info = site_context(settings, assets="/assets/")
     page_defaults = {"canonical": None, "description": "", "image": "", "noindex": True}
 
-    def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(template).render(site=site_info, **{**page_defaults, **context})
-        return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+    def language_of(request: Request, form: FormData | None = None) -> str:
+        form_lang = form.get("lang") if form is not None else None
+        return pick_language(
+            settings, request.query_params.get("lang"), str(form_lang or ""), request.headers.get("accept-language")
+        )
 
-    def message(status: int, heading: str, *lines: str, **context: Any) -> HTMLResponse:
+    def with_lang(path: str, lang: str) -> str:
+        """`path` for a page in `lang`: the default language needs no parameter."""
+        return path if lang == settings.languages[0] else f"{path}?lang={lang}"
+
+    def page(template: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = envs[lang].get_template(template).render(site=site_infos[lang], **{**page_defaults, **context})
+        return HTMLResponse(html, status, headers={"Cache-Control": "no-store", "Content-Language": lang})
+
+    def message(lang: str, status: int, heading: str, *lines: str, **context: Any) -> HTMLResponse:
         context.setdefault("action", "")
         context.setdefault("fields", [])
         context.setdefault("home", True)
-        return page("message.html", status, heading=heading, lines=lines, csrf=csrf.issue(), **context)
+        return page("message.html", lang, status, heading=heading, lines=lines, csrf=csrf.issue(), **context)
 
     def client_ip(request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -184,59 +193,77 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
     async def unsubscribe(request: Request) -> Response:
         if request.method not in ("GET", "HEAD", "POST"):
             return PlainTextResponse("Method not allowed.\n", 405, headers={"Allow": "GET, HEAD, POST"})
+        lang = language_of(request)
+        _ = texts[lang]
         try:
             address = verify_token(secret, settings.list.id, request.path_params["token"])
         except MalformedTokenError:
-            return message(400, "Link not recognised", "This unsubscribe link is incomplete; please use the full link.")
+            return message(
+                lang, 400, _("Link not recognised"), _("This unsubscribe link is incomplete; please use the full link.")
+            )
         except ForgedTokenError:
-            return message(403, "Link not valid", "This unsubscribe link is not valid for this newsletter.")
+            return message(lang, 403, _("Link not valid"), _("This unsubscribe link is not valid for this newsletter."))
         if request.method != "POST":
             # The same page whether or not the address is still subscribed; the button POSTs.
             return message(
+                lang,
                 200,
-                "Unsubscribe?",
-                f"Stop sending {settings.title} to {address}? Press the button to confirm.",
-                action="Unsubscribe",
+                _("Unsubscribe?"),
+                _("Stop sending %(title)s to %(address)s? Press the button to confirm.")
+                % {"title": settings.title, "address": address},
+                action=_("Unsubscribe"),
                 fields=[("List-Unsubscribe", "One-Click")],
                 home=False,
             )
         form = await form_of(request)
         if "csrf" in form and not (csrf.valid(form.get("csrf")) and origin_ok(request)):
-            return message(403, "Refused", "This form is out of date or came from another site; open the link again.")
+            return message(
+                lang, 403, _("Refused"), _("This form is out of date or came from another site; open the link again.")
+            )
         if form.get("List-Unsubscribe") != "One-Click":
-            return message(400, "Bad request", "Expected the form field List-Unsubscribe=One-Click.")
+            return message(lang, 400, _("Bad request"), _("Expected the form field List-Unsubscribe=One-Click."))
 
         def record() -> None:
             suppression.add(address, "unsubscribed", f"one-click {settings.list.id}")
             store.set_status(address, "unsubscribed")
 
         await run_in_threadpool(record)
-        return message(200, "Unsubscribed", f"{address} will receive no more emails from {settings.title}.")
+        return message(
+            lang,
+            200,
+            _("Unsubscribed"),
+            _("%(address)s will receive no more emails from %(title)s.")
+            % {"address": address, "title": settings.title},
+        )
 
     # --- subscribe (double opt-in) ---------------------------------------------------------------------
 
     def subscribe_form(request: Request) -> Response:
-        return page("subscribe.html", csrf=csrf.issue(), error="", email="", name="", canonical=f"{base}/subscribe")
+        lang = language_of(request)
+        canonical = base + with_lang("/subscribe", lang)
+        return page("subscribe.html", lang, csrf=csrf.issue(), error="", email="", name="", canonical=canonical)
 
     async def subscribe(request: Request) -> Response:
         form = await form_of(request)
+        lang = language_of(request, form)
+        _ = texts[lang]
         token_ok = csrf.valid(form.get("csrf"))
         # The form on the archive's static pages carries no token: its Origin must then be ours.
         if not origin_ok(request) or not (token_ok or request.headers.get("origin")):
-            return message(403, "Refused", "This form came from another site or is out of date; reload it.")
-        done = RedirectResponse("/subscribe/sent", status_code=303)
+            return message(lang, 403, _("Refused"), _("This form came from another site or is out of date; reload it."))
+        done = RedirectResponse(with_lang("/subscribe/sent", lang), status_code=303)
         if str(form.get("website", "")).strip():
             return done  # the honeypot: a bot filled the field people cannot see; answer as usual
         raw, name = str(form.get("email", "")), _clean_form_name(str(form.get("name", "")))
         try:
             address = check_address(raw[:320])
         except ValueError:
-            error = "Please enter a valid email address."
-            return page("subscribe.html", 400, csrf=csrf.issue(), error=error, email=raw[:320], name=name)
+            error = _("Please enter a valid email address.")
+            return page("subscribe.html", lang, 400, csrf=csrf.issue(), error=error, email=raw[:320], name=name)
         for window, key in ((per_ip, client_ip(request)), (per_address, address.lower())):
             wait = window.hit(key)
             if wait is not None:
-                response = message(429, "Too many requests", "Please wait a while and try again.")
+                response = message(lang, 429, _("Too many requests"), _("Please wait a while and try again."))
                 response.headers["Retry-After"] = str(int(wait + 0.999))
                 return response
         source = str(form.get("form", "subscribe"))[:200]
@@ -248,8 +275,8 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
             if record.status == "confirmed" and address not in suppression:
                 return  # already getting it: nothing to confirm, and the answer was the same
             token = tokens.make_confirm_token(secret, settings.list.id, address, source, options.confirm_hours)
-            url = f"{base}/confirm/{token}"
-            data = mailer.message(address, record.name or name, url)
+            url = base + with_lang(f"/confirm/{token}", lang)  # the confirmation page in the sign-up's language
+            data = mailers[lang].message(address, record.name or name, url)
             mail.send_confirmation(settings, address, data)
 
         # After the answer, so a new address takes no longer to answer than a known one.
@@ -257,32 +284,48 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
         return done
 
     def subscribe_sent(request: Request) -> Response:
+        lang = language_of(request)
+        _ = texts[lang]
         return message(
+            lang,
             200,
-            "Check your inbox",
-            "If the address can receive it, an email with a confirmation link is on its way.",
-            "Open it and press the button to start receiving the newsletter. Nothing is sent until you do.",
+            _("Check your inbox"),
+            _("If the address can receive it, an email with a confirmation link is on its way."),
+            _("Open it and press the button to start receiving the newsletter. Nothing is sent until you do."),
         )
 
     # --- confirm ---------------------------------------------------------------------------------------
 
     async def confirm(request: Request) -> Response:
+        lang = language_of(request)
+        _ = texts[lang]
         try:
             found = tokens.read_confirm_token(secret, settings.list.id, request.path_params["token"])
         except tokens.ConfirmTokenError as exc:
-            lines = {410: "Subscribe again to get a new link.", 403: "Use the link from the email."}
-            return message(exc.status, "Link not valid", f"{str(exc).capitalize()}.", lines.get(exc.status, ""))
+            why = {
+                400: _("Malformed confirmation link."),
+                403: _("This confirmation link is not valid for this newsletter."),
+                410: _("This confirmation link has expired."),
+            }
+            lines = {410: _("Subscribe again to get a new link."), 403: _("Use the link from the email.")}
+            return message(
+                lang, exc.status, _("Link not valid"), why.get(exc.status, str(exc)), lines.get(exc.status, "")
+            )
         if request.method != "POST":
             return message(
+                lang,
                 200,
-                "Confirm your subscription",
-                f"Press the button to receive {settings.title} at {found.address}.",
-                action="Confirm my subscription",
+                _("Confirm your subscription"),
+                _("Press the button to receive %(title)s at %(address)s.")
+                % {"title": settings.title, "address": found.address},
+                action=_("Confirm my subscription"),
                 home=False,
             )
         form = await form_of(request)
         if not (csrf.valid(form.get("csrf")) and origin_ok(request)):
-            return message(403, "Refused", "This form is out of date or came from another site; open the link again.")
+            return message(
+                lang, 403, _("Refused"), _("This form is out of date or came from another site; open the link again.")
+            )
         consent = Consent(at=now_iso(), form=found.form, ip_hash=tokens.ip_hash(secret, client_ip(request)))
 
         def record() -> None:
@@ -290,7 +333,13 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
             suppression.remove(found.address)  # a new, confirmed request outranks an old unsubscribe
 
         await run_in_threadpool(record)
-        return message(200, "You are subscribed", f"{found.address} will receive {settings.title} from tomorrow.")
+        return message(
+            lang,
+            200,
+            _("You are subscribed"),
+            _("%(address)s will receive %(title)s from tomorrow.")
+            % {"address": found.address, "title": settings.title},
+        )
 
     # --- files -----------------------------------------------------------------------------------------
 
@@ -312,13 +361,18 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
                 continue
             if path.is_file() and path.is_relative_to(root) and not any(p.startswith(".") for p in path.parts):
                 return FileResponse(path)
-        missing = root / "404.html"
+        first = rel.split("/", 1)[0]
+        missing = root / first / "404.html" if first in settings.languages else root / "404.html"
+        if not missing.is_file():
+            missing = root / "404.html"
         if missing.is_file():
             return FileResponse(missing, status_code=404, media_type="text/html")
         return PlainTextResponse("Not found.\n", 404)
 
     def not_found(request: Request) -> Response:
-        return message(404, "Page not found", "There is nothing at this address.")
+        lang = language_of(request)
+        _ = texts[lang]
+        return message(lang, 404, _("Page not found"), _("There is nothing at this address."))
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

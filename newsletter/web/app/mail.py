@@ -16,11 +16,17 @@ from typing import Any
 
 from ...config import Settings
 from ...delivery import Envelope, Outcome, make_sink
-from ...edition import build_message, compile_mjml, make_environment, make_message_id, render_template, serialize
+from ...edition import (
+    build_message,
+    compile_mjml,
+    make_environment,
+    make_message_id,
+    render_template,
+    serialize,
+    text_direction,
+    translations,
+)
 from ...errors import DeliveryError
-
-_RTL = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
-
 
 # Stand-ins rendered into the HTML once; each message gets the real (escaped) values spliced in.
 _URL_MARK = "https://confirm.invalid/NLCONFIRMURL"
@@ -52,17 +58,19 @@ class ConfirmationMailer:
 
 def _context(settings: Settings, name: str, confirm_url: str, hours: int) -> dict[str, Any]:
     lang = settings.locale.replace("_", "-")
-    subject = f"Confirm your subscription to {settings.title}"
+    # In the language of the sign-up (settings.for_language): the templates' `_()` use the same catalogue.
+    _ = translations(settings.locale).gettext
+    subject = _("Confirm your subscription to %(title)s") % {"title": settings.title}
     return {
         "newsletter": {
             "title": settings.title,
-            "tagline": settings.tagline,
+            "tagline": _(settings.tagline) if settings.tagline else "",
             "site": settings.base_url.split("://", 1)[-1],
         },
         "lang": lang,
-        "dir": "rtl" if lang.split("-")[0].lower() in _RTL else "ltr",
+        "dir": text_direction(lang),
         "subject": subject,
-        "preheader": f"One click to start receiving {settings.title}.",
+        "preheader": _("One click to start receiving %(title)s.") % {"title": settings.title},
         "confirm_url": confirm_url,
         "hours": hours,
         "name": name,

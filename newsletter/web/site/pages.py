@@ -20,11 +20,8 @@ from babel.dates import format_date, format_time
 from markupsafe import Markup
 
 from ...config import Settings
-from ...edition import make_environment
+from ...edition import make_environment, text_direction, translations
 from .model import PageStory, WebEdition, base_path, lang_base
-
-_RTL = {"ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb", "sd", "ug"}
-
 
 # CSS custom property → role in templates/palette.j2 (the email's colours, light and dark).
 _PALETTE_ROLES = {
@@ -61,15 +58,26 @@ def stylesheet(settings: Settings) -> str:
     )
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("newsletter.web.site", "templates"),
+def page_environment(loader: jinja2.BaseLoader, locale: str) -> jinja2.Environment:
+    """A Jinja environment for pages in `locale`: its gettext catalogue installed (new-style `_()`,
+    which escapes the values it formats in), English where the catalogue has no translation."""
+    env = jinja2.Environment(
+        loader=loader,
         autoescape=True,
+        auto_reload=False,  # templates ship in the package
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+@lru_cache(maxsize=16)
+def environment(locale: str = "en") -> jinja2.Environment:
+    """The archive's templates, speaking `locale` (one environment per language, kept)."""
+    return page_environment(jinja2.PackageLoader("newsletter.web.site", "templates"), locale)
 
 
 def site_context(settings: Settings, assets: str | None = None) -> dict[str, Any]:
@@ -82,20 +90,26 @@ def site_context(settings: Settings, assets: str | None = None) -> dict[str, Any
     base = settings.base_url.rstrip("/")
     return {
         "title": settings.title,
-        "tagline": settings.tagline,
+        # The default tagline is in the catalogues; a list's own tagline shows as written.
+        "tagline": translations(settings.locale).gettext(settings.tagline) if settings.tagline else "",
         "base_url": base,
         "home": lang_base(settings) + "/",
         "css": (assets if assets is not None else base_path(settings) + "/assets/") + "site.css",
         "feed": lang_base(settings) + "/feed.xml",
-        "subscribe": base + "/subscribe",
+        # A language edition's sign-up link asks for its language (the default one needs no parameter).
+        "subscribe": base
+        + "/subscribe"
+        + ("" if settings.language == settings.languages[0] else f"?lang={settings.language}"),
         "lang": lang,
-        "dir": "rtl" if lang.split("-")[0].lower() in _RTL else "ltr",
+        "language": settings.language,
+        "dir": text_direction(lang),
         "mailto": settings.list.unsubscribe_mailto,
     }
 
 
 def render(template: str, settings: Settings, assets: str | None = None, **context: Any) -> str:
-    return environment().get_template(template).render(site=site_context(settings, assets), **context)
+    env = environment(settings.locale)
+    return env.get_template(template).render(site=site_context(settings, assets), **context)
 
 
 def _story_view(settings: Settings, item: PageStory) -> dict[str, Any]:
@@ -244,4 +258,4 @@ def robots_txt(settings: Settings) -> str:
 def feed_content(settings: Settings, edition: WebEdition) -> str:
     """The HTML of an edition's feed entry: its public stories in full."""
     items = [_story_view(settings, s) for s in edition.public_stories]
-    return environment().get_template("feed_entry.html").render(items=items, edition=edition)
+    return environment(settings.locale).get_template("feed_entry.html").render(items=items, edition=edition)

@@ -7,6 +7,7 @@
     site/feed.xml, sitemap.xml          Atom (full content) and sitemap of the public pages
     site/unsubscribe/index.html         how to unsubscribe (the list copy's generic link)
     site/robots.txt, 404.html, assets/site.css
+    site/<lang>/…                       the same for each other language edition, in its language
 
 Incremental: a build writes its own edition's pages and then the shared lists (index, feed, sitemap,
 latest), which are made from a small catalog (`data/site/<date>.json`, plus the feed entry's HTML) so no
@@ -143,8 +144,10 @@ class _Writer:
         self.put(home.parent / "sitemap.xml", pages.sitemap_xml(urls))
         self.put(self.root / "robots.txt", pages.robots_txt(settings))
         no_meta: dict[str, Any] = {"canonical": None, "description": "", "image": "", "noindex": True}
-        self.put(self.root / "404.html", pages.render("404.html", settings, **no_meta))
-        self.page(f"{settings.base_url.rstrip('/')}/unsubscribe", pages.render("unsubscribe.html", settings, **no_meta))
+        # In the edition's language: `404.html` and `unsubscribe` at the root for the default language,
+        # under `<lang>/` for the others (the server answers a miss there with that language's 404).
+        self.put(home.parent / "404.html", pages.render("404.html", settings, **no_meta))
+        self.page(f"{base}/unsubscribe", pages.render("unsubscribe.html", settings, **no_meta))
         self.put(self.root / "assets" / "site.css", pages.stylesheet(settings))
 
 
