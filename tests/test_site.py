@@ -17,6 +17,7 @@ import feedparser
 import pytest
 from click.testing import CliRunner
 from conftest import write_story
+from uitext import english_left, visible_text
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
@@ -279,3 +280,33 @@ def test_each_language_edition_has_its_part_of_the_archive(languages_root: Path)
     checked, dead = walk_dead_links(languages_root)
     assert dead == [] and checked > 50
     assert "3 edition(s)" in run("site", "--root", str(languages_root))
+
+
+@pytest.mark.parametrize("lang", ["fr", "ar"])
+def test_archive_pages_of_a_language_edition_have_no_english_interface_string(languages_root: Path, lang: str) -> None:
+    run("build", "--root", str(languages_root))
+    folder = languages_root / "site" / lang
+    stories = sorted(p for p in folder.glob("2*/**/index.html"))
+    assert stories, f"no story page under site/{lang}/"
+    pages = {
+        "edition": folder / "editions/2016-12-30/index.html",
+        "story": stories[0],
+        "index": folder / "index.html",
+        "unsubscribe": folder / "unsubscribe/index.html",
+        "404": folder / "404.html",
+    }
+    direction = "rtl" if lang == "ar" else "ltr"
+    for name, path in pages.items():
+        html = path.read_text(encoding="utf-8")
+        assert f'<html lang="{lang}" dir="{direction}">' in html, (lang, name)
+        # Story text is the story's own (marked with its lang when it differs): only the interface is checked.
+        interface = re.sub(r'<article[^>]* lang="(?!' + lang + r')[^"]*".*?</article>', " ", html, flags=re.S)
+        assert english_left(visible_text(interface), lang) == [], (lang, name)
+        assert f'name="lang" value="{lang}"' in html or name == "unsubscribe", (lang, name)
+    expected = {"fr": ("Toutes les éditions", "Se désabonner"), "ar": ("جميع الأعداد", "إلغاء الاشتراك")}[lang]
+    index = pages["index"].read_text(encoding="utf-8")
+    assert all(words in index for words in expected)
+    assert f"/subscribe?lang={lang}" in index
+    # The default edition keeps its English pages, at the root.
+    english = (languages_root / "site" / "404.html").read_text(encoding="utf-8")
+    assert '<html lang="en" dir="ltr">' in english and "Page not found" in english

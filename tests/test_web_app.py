@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from conftest import REPO, check_eml_tool, free_port
+from uitext import english_left, visible_text
 
 from newsletter.config import load_settings
 from newsletter.delivery import SuppressionList, make_token, subscriber_store, suppression_path
@@ -115,10 +116,11 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def confirmation_mail(root: Path, address: str, timeout: float = 10) -> Path:
+def confirmation_mail(root: Path, address: str, timeout: float = 10, lang: str = "") -> Path:
+    """The confirmation email in the outbox (`lang`: the language edition's folder, on a multilingual list)."""
     settings = load_settings(root)
     day = datetime.now(settings.timezone).date().isoformat()
-    path = root / "outbox" / day / "confirm" / f"{address}.eml"
+    path = root / "outbox" / day / lang / "confirm" / f"{address}.eml"
     deadline = time.monotonic() + timeout
     while not path.is_file():
         if time.monotonic() > deadline:
@@ -417,3 +419,138 @@ def test_the_cached_confirmation_html_is_what_a_full_render_makes(tmp_path: Path
                 assert got == want
         html_part = fast.get_body(("html",)).get_content()  # type: ignore[union-attr]
         assert "<O'Brien>" not in html_part and (not name or "&lt;O&#x27;Brien&gt;" in html_part)
+
+
+# --- language editions -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicServer]:
+    root = make_root(tmp_path_factory.mktemp("languages"), CONFIG + '\n[list]\nlanguages = ["en", "fr", "ar"]\n')
+    srv = PublicServer(root)
+    try:
+        yield srv
+    finally:
+        assert srv.stop() == 0
+
+
+def page_language(html: str) -> tuple[str, str]:
+    match = re.search(r'<html lang="([^"]+)" dir="([^"]+)">', html)
+    assert match, html[:200]
+    return match.group(1), match.group(2)
+
+
+def in_language(response: httpx.Response, lang: str) -> str:
+    """The page's visible text, after checking it is in `lang`, right to left for Arabic, with no English left."""
+    assert page_language(response.text) == (lang, "rtl" if lang == "ar" else "ltr"), response.url
+    assert response.headers["content-language"] == lang
+    text = visible_text(response.text)
+    assert english_left(text, lang) == [], (str(response.url), text)
+    return text
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang"),
+    [
+        ("fr-CA,fr;q=0.9,en;q=0.5", "fr"),
+        ("ar-EG", "ar"),
+        ("de-DE,de;q=0.9,ar;q=0.4", "ar"),  # the first language the list publishes
+        ("fr;q=0, en", "en"),  # q=0: not French
+        ("de", "en"),
+        ("", "en"),
+        ("*;q=0.1, not a tag!!", "en"),
+    ],
+)
+def test_the_page_language_follows_accept_language(multilingual: PublicServer, accept: str, lang: str) -> None:
+    with multilingual.client() as c:
+        assert page_language(c.get("/subscribe", headers={"Accept-Language": accept}).text)[0] == lang
+
+
+def test_the_lang_parameter_and_the_form_field_outrank_accept_language(multilingual: PublicServer) -> None:
+    with multilingual.client("198.51.100.60") as c:
+        arabic = {"Accept-Language": "ar"}
+        assert page_language(c.get("/subscribe?lang=fr", headers=arabic).text)[0] == "fr"
+        assert page_language(c.get("/subscribe?lang=xx", headers=arabic).text)[0] == "ar"  # not an edition
+        form = c.get("/subscribe?lang=fr")
+        assert 'name="lang" value="fr"' in form.text
+        r = c.post(
+            "/subscribe", data={"email": "not an address", "csrf": csrf_of(form.text), "lang": "fr"}, headers=arabic
+        )
+        assert r.status_code == 400 and "Veuillez saisir une adresse e-mail valable." in in_language(r, "fr")
+
+
+@pytest.mark.parametrize("lang", ["fr", "ar"])
+def test_every_public_page_in_french_and_arabic(multilingual: PublicServer, lang: str) -> None:
+    address = f"reader.{lang}@example.org"
+    token = make_token(SECRET.encode(), LIST_ID, address)
+    with multilingual.client(f"198.51.100.7{len(lang)}{ord(lang[0]) % 10}") as c:
+        in_language(c.get(f"/subscribe?lang={lang}"), lang)
+        in_language(c.get(f"/subscribe/sent?lang={lang}"), lang)
+        in_language(c.get(f"/u/{token}?lang={lang}"), lang)
+        page = c.get(f"/u/{token}", headers={"Accept-Language": lang})
+        in_language(page, lang)
+        done = c.post(f"/u/{token}?lang={lang}", data={"csrf": csrf_of(page.text), "List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200 and address in in_language(done, lang)
+        for path, status in (
+            ("/u/not-a-token", 400),
+            (f"/u/{make_token(b'another secret', LIST_ID, address)}", 403),
+            ("/confirm/not-a-token", 400),
+            ("/nothing/here", 404),
+        ):
+            r = c.get(f"{path}?lang={lang}")
+            assert r.status_code == status
+            in_language(r, lang)
+        refused = c.post(f"/u/{token}?lang={lang}", data={"csrf": "1.forged", "List-Unsubscribe": "One-Click"})
+        assert refused.status_code == 403
+        in_language(refused, lang)
+
+
+def test_a_french_sign_up_gets_its_email_and_pages_in_french(multilingual: PublicServer) -> None:
+    address = "lectrice@example.org"
+    store = subscriber_store(load_settings(multilingual.root))
+    with multilingual.client("198.51.100.90") as c:
+        form = c.get("/subscribe", headers={"Accept-Language": "fr-FR"})
+        in_language(form, "fr")
+        data = {"email": address, "csrf": csrf_of(form.text), "form": "subscribe", "lang": "fr", "name": "Léa"}
+        r = c.post("/subscribe", data=data)
+        assert r.status_code == 303 and r.headers["location"] == "/subscribe/sent?lang=fr"
+        assert "Consultez votre boîte de réception" in in_language(c.get(r.headers["location"]), "fr")
+        mail = confirmation_mail(multilingual.root, address, lang="fr")
+        msg = message_from_bytes(mail.read_bytes(), policy=policy.default)
+        assert msg["Subject"] == "Confirmez votre abonnement à The Morning Brief"
+        assert msg["Content-Language"] == "fr"
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "Léa, merci de confirmer votre abonnement" in " ".join(text.split())
+        assert english_left(text, "fr") == [], text
+        assert english_left(visible_text(html), "fr") == []
+        assert '<html lang="fr" dir="ltr"' in html and "Confirmer mon abonnement" in html
+        link = confirm_link(mail)
+        assert link.endswith("?lang=fr")
+        page = c.get(link)  # no Accept-Language: the link itself says French
+        assert "Confirmer mon abonnement" in in_language(page, "fr")
+        done = c.post(link, data={"csrf": csrf_of(page.text)})
+        assert done.status_code == 200 and "Vous êtes abonné" in in_language(done, "fr")
+    assert store.get(address).status == "confirmed"  # type: ignore[union-attr]
+
+
+def test_an_arabic_confirmation_email_is_right_to_left(multilingual: PublicServer) -> None:
+    address = "qari@example.org"
+    with multilingual.client("198.51.100.91") as c:
+        form = c.get("/subscribe", headers={"Accept-Language": "ar"})
+        assert subscribe_form_lang(form.text) == "ar"
+        r = c.post("/subscribe", data={"email": address, "csrf": csrf_of(form.text), "lang": "ar"})
+        assert r.status_code == 303
+    msg = message_from_bytes(
+        confirmation_mail(multilingual.root, address, lang="ar").read_bytes(), policy=policy.default
+    )
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert '<html lang="ar" dir="rtl"' in html and msg["Subject"] == "أكّد اشتراكك في The Morning Brief"
+    assert english_left(visible_text(html), "ar") == [] and english_left(text, "ar") == []
+
+
+def subscribe_form_lang(html: str) -> str:
+    match = re.search(r'name="lang" value="([^"]+)"', html)
+    assert match
+    return match.group(1)

@@ -277,7 +277,7 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
             token = tokens.make_confirm_token(secret, settings.list.id, address, source, options.confirm_hours)
             url = base + with_lang(f"/confirm/{token}", lang)  # the confirmation page in the sign-up's language
             data = mailers[lang].message(address, record.name or name, url)
-            mail.send_confirmation(settings, address, data)
+            mail.send_confirmation(editions[lang], address, data)  # outbox: that edition's folder
 
         # After the answer, so a new address takes no longer to answer than a known one.
         done.background = BackgroundTask(run_in_threadpool, request_and_mail)
