@@ -83,8 +83,12 @@ class Rendered:
 def edition_url(settings: Settings, edition: Edition) -> str:
     """The web copy of the edition ("view in your browser"): the default language's at `/editions/<date>/`,
     another language's at `/<lang>/editions/<date>/`."""
-    prefix = f"/{settings.language}" if settings.language != settings.languages[0] else ""
-    return f"{settings.base_url}{prefix}/editions/{edition.date.isoformat()}/"
+    return f"{settings.base_url}{_lang_prefix(settings)}/editions/{edition.date.isoformat()}/"
+
+
+def _lang_prefix(settings: Settings) -> str:
+    """`/<lang>` for a language edition other than the list's first one, else '' (the archive's layout)."""
+    return f"/{settings.language}" if settings.language != settings.languages[0] else ""
 
 
 def story_page_url(settings: Settings, edition: Edition, story: Story) -> str:
@@ -190,7 +194,8 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         "greeting": greeting,
         "greeting_html": greeting_html,
         "view_url": view_url,
-        "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}/unsubscribe",
+        # The list copy's generic link: the archive's unsubscribe page in this edition's language.
+        "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}{_lang_prefix(settings)}/unsubscribe",
     }
 
 
