@@ -118,12 +118,7 @@ class SuppressionList:
         message_id: str = "",
     ) -> bool:
         """Record `address`; True when it was not on the list yet (the first reason is kept)."""
-        if reason not in REASONS:
-            raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
-        key = _key(address)
-        if not key:
-            raise ValueError("empty address")
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        key, now = _new_entry(address, reason)
         with self._lock:
             cur = self._db().execute(
                 "INSERT OR IGNORE INTO suppression (key, address, reason, source, created_at, diagnostic, message_id)"
@@ -228,12 +223,7 @@ class PgSuppressionList:
         message_id: str = "",
     ) -> bool:
         """Record `address`; True when it was not on the list yet (the first reason is kept)."""
-        if reason not in REASONS:
-            raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
-        key = _key(address)
-        if not key:
-            raise ValueError("empty address")
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        key, now = _new_entry(address, reason)
         with self._lock:
             cur = self._conn.execute(
                 "INSERT INTO suppression (key, address, reason, source, created_at, diagnostic, message_id) "
@@ -312,3 +302,13 @@ def open_suppression(settings: Settings) -> Suppression:
     if settings.database_url:
         return PgSuppressionList(settings.database_url)
     return SuppressionList(suppression_path(settings))
+
+
+def _new_entry(address: str, reason: str) -> tuple[str, str]:
+    """The key and timestamp of an entry to add, both backends alike; ValueError for a bad reason or address."""
+    if reason not in REASONS:
+        raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
+    key = _key(address)
+    if not key:
+        raise ValueError("empty address")
+    return key, datetime.now(UTC).isoformat(timespec="seconds")
