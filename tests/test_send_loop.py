@@ -212,6 +212,38 @@ def test_load_signals_are_told_from_one_recipients_deferral(demo_root: Path) -> 
     assert report.throttled == 2  # the 4xx to MAIL FROM and the 421; not the two greylisted recipients
 
 
+def test_a_local_sink_is_sent_to_from_the_loops_own_thread_retries_and_all(
+    demo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inline sink gets no worker threads; deferrals still come back, even past a full retry backlog."""
+    import newsletter.delivery.loop as loop
+
+    monkeypatch.setattr(loop, "RETRY_BACKLOG", 3)  # a backlog the loop itself must work off before going on
+    paper(demo_root, 25, "retry_base = 0.01\nretry_max = 0.02")
+
+    class Greylisting(MemorySink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: Counter[str] = Counter()
+            self.threads: set[str] = set()
+
+        def send(self, envelope: Envelope) -> Outcome:
+            self.threads.add(threading.current_thread().name)
+            self.seen[envelope.recipient] += 1
+            if self.seen[envelope.recipient] == 1:  # every first try is deferred
+                return Outcome("transient", 451, "451 4.7.1 greylisted, come back later", stage="rcpt")
+            return super().send(envelope)
+
+    sink = Greylisting()
+    assert sink.inline and sink.concurrency == 1
+    report = send_edition(load_settings(demo_root, environ={}), DAY, subscribers="list.csv", sink=sink,
+                          progress=False)  # fmt: skip
+    assert (report.sent, report.retried, report.pending, report.failed) == (25, 25, 0, 0)
+    assert sorted(e.recipient for e in sink.sent) == sorted(f"r{i}@example.com" for i in range(25))
+    assert sink.threads == {threading.current_thread().name}  # no worker thread was started
+    assert set(sink.seen.values()) == {2}
+
+
 def test_due_queue_hands_out_due_retries_first_then_fresh_then_ends() -> None:
     stop = threading.Event()
     now = [100.0]

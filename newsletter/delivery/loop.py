@@ -17,6 +17,10 @@ Some faults end the run at once, because no retry can help: a sink that cannot w
 fails `stop_after_same_failures` messages in a row in the same way (the last reply is in the error). The
 rest stay pending; nothing is lost.
 
+A local sink (`sink.inline`: the null sink, memory) is sent to from the loop's own thread, through the
+same queue: for a message that costs microseconds to deliver, waking a worker would cost more than the
+send — on a million-recipient null-sink run, about half the time.
+
 At most `sink.concurrency` messages are ever in flight, each outcome committed before its worker takes
 the next one — the most a crash can duplicate.
 """
@@ -114,7 +118,13 @@ class DueQueue:
             self._work.notify()
             return True
 
-    def take(self) -> Job | None:
+    def full(self) -> bool:
+        """Whether `put` would wait now."""
+        with self._lock:
+            return len(self._fresh) >= self._fresh_limit or len(self._retry) >= RETRY_BACKLOG
+
+    def take(self, *, block: bool = True) -> Job | None:
+        """The next job; None when everything is done — or, with `block=False`, when none is ready now."""
         # Waits are short (0.2 s at most) so a stop or a retry falling due is seen without a wake-up call.
         with self._lock:
             while True:
@@ -128,6 +138,8 @@ class DueQueue:
                     self._space.notify()
                 elif self._closed and not self._fresh and not self._retry and self._busy == 0:
                     self._work.notify_all()
+                    return None
+                elif not block:
                     return None
                 else:
                     wait = min(0.2, self._retry[0].due - now) if self._retry else 0.2
@@ -318,8 +330,8 @@ class Delivery:
 
     # --- the run ---------------------------------------------------------------------------------------
 
-    def _worker(self) -> None:
-        while (job := self.queue.take()) is not None:
+    def _worker(self, *, block: bool = True) -> None:
+        while (job := self.queue.take(block=block)) is not None:
             if job.attempts:
                 self.progress.waiting(-1)
             try:
@@ -333,17 +345,27 @@ class Delivery:
 
     def run(self, jobs: Iterator[tuple[Row, Envelope]]) -> None:
         """Deliver every job; returns when all are done, or the run is stopped or given up."""
+        inline = self.sink.inline and self.sink.concurrency <= 1
         threads = [
             threading.Thread(target=self._worker, name=f"send-{i}", daemon=True)
-            for i in range(max(1, self.sink.concurrency))
+            for i in range(0 if inline else max(1, self.sink.concurrency))
         ]
         for t in threads:
             t.start()
         try:
             for row, envelope in jobs:
-                if not self.queue.put(row, envelope):
+                # Inline, a full backlog of retries is worked off here: no worker thread will.
+                while inline and self.queue.full() and self.crash is None and not self._ending():
+                    self._worker(block=False)
+                    if self.queue.full():
+                        time.sleep(0.01)  # the retries are not due yet
+                if self.crash is not None or not self.queue.put(row, envelope):
                     break
+                if inline:  # a local sink: sending costs less than handing the message to a thread
+                    self._worker(block=False)
             self.queue.close()
+            if inline and self.crash is None:
+                self._worker()  # the retries still waiting for their due time
         except BaseException:
             self.queue.cancel()
             raise

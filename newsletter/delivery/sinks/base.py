@@ -8,7 +8,9 @@
     describe()      one line for logs and summaries (never a secret)
 
 `concurrency` says how many `send` calls the sink takes at once, from different threads: the send loop
-runs that many workers. Retries, backoff, rate limits and the ledger are the loop's business, not the
+runs that many workers. A sink whose `send` is quick and local (`inline = True`, one at a time) is
+called from the loop's own thread instead: handing each message to a worker would cost more than
+sending it. Retries, backoff, rate limits and the ledger are the loop's business, not the
 sink's, so every sink gets them for free.
 """
 
@@ -46,6 +48,7 @@ class Sink:
     """Base class; see the module docstring for the contract."""
 
     concurrency: int = 1
+    inline: bool = False  # send() never waits on a network: no worker threads when concurrency is 1
 
     def open(self) -> None:
         """Prepare to send; raise `DeliveryError` when nothing can be delivered."""

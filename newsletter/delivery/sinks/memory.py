@@ -10,6 +10,8 @@ from .base import Envelope, Outcome, Sink
 class MemorySink(Sink):
     """Keeps every envelope in `.sent`, in order."""
 
+    inline = True
+
     def __init__(self, concurrency: int = 1) -> None:
         self.concurrency = concurrency
         self.sent: list[Envelope] = []
@@ -26,6 +28,8 @@ class MemorySink(Sink):
 
 class NullSink(Sink):
     """Accepts and drops everything, counting messages and bytes: the ceiling of the rest of the pipeline."""
+
+    inline = True
 
     def __init__(self, concurrency: int = 1) -> None:
         self.concurrency = concurrency
