@@ -17,6 +17,7 @@ from newsletter.config import load_settings
 from newsletter.delivery.personalize import (
     MAX_NAME,
     Personalizer,
+    _clean,
     clean_name,
     compare_messages,
     format_address,
@@ -259,6 +260,19 @@ def test_name_in_an_attribute_is_escaped_for_attributes(tmp_path: Path) -> None:
 )
 def test_clean_name(raw: object, clean: str) -> None:
     assert clean_name(raw) == clean
+
+
+NAMES = [
+    "Ann Smith", "José Ñandú", "用户 名字", "O'Brien & Sons", "Jose\u0301", " Ann", "Ann ", "Ann  Smith",
+    "Ann\u00a0Smith", "Ann\tSmith", "{{ x }}", "50% {%", "👩\u200d👩\u200d👧", "سارا\u200cجان", "x" * MAX_NAME,
+    "x" * (MAX_NAME + 1), "é" * MAX_NAME + " y", "\u2060", "a\u2028b", "\ue000private", "\U000e0001tag", "Ω",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", NAMES)
+def test_clean_name_takes_a_clean_name_as_it_is_and_the_quick_path_agrees(raw: str) -> None:
+    assert clean_name(raw) == _clean(raw)  # the quick check for an already clean name changes nothing
+    assert clean_name(clean_name(raw)) == clean_name(raw)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from conftest import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build
-from newsletter.edition.plain import display_width, personal_line, plain, wrap
+from newsletter.edition.plain import _fill, display_width, personal_line, plain, wrap
 
 
 @pytest.fixture
@@ -130,3 +130,13 @@ def test_a_long_name_is_wrapped_in_the_greeting(name: str) -> None:
     # Only line breaks were added: words split where the line ends, nothing lost or reordered.
     assert "".join(line.split()) == "".join(f"Good morning, {name}.".split())
     assert "\u200d\n" not in line and "\n\u0301" not in line  # a ZWJ sequence or an accent stays whole
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "Dear Ann,", "x" * 72, "x" * 73, "Dear  Ann,", " Dear Ann,", "Dear Ann, ", "用户 名字" * 7, "用户" * 36,
+     "用户" * 37, "a\nb", "Dear 👩\u200d👩\u200d👧,", "Zoe\u0308 " * 14],
+)  # fmt: skip
+def test_wrap_gives_a_line_that_fits_back_as_it_is_and_the_quick_path_agrees(text: str) -> None:
+    for break_long in (False, True):
+        assert wrap(text, break_long=break_long) == _fill(text, 72, "", None, break_long)

@@ -77,6 +77,19 @@ def clean_name(raw: object) -> str:
     nothing that reads as a template tag."""
     if not isinstance(raw, str) or not raw:
         return ""
+    if (
+        raw.isprintable()  # no control, format, private, unassigned or separator character but the space
+        and len(raw) <= MAX_NAME
+        and not raw.startswith(" ")
+        and not raw.endswith(" ")
+        and "  " not in raw
+        and (raw.isascii() or unicodedata.is_normalized("NFC", raw))
+    ):  # already clean, the common case: `_clean` would keep every character
+        return _TEMPLATE_PAIR.sub(_BREAK, raw) if "{" in raw or "%" in raw else raw
+    return _clean(raw)
+
+
+def _clean(raw: str) -> str:
     text = unicodedata.normalize("NFC", raw)
     kept = []
     for ch in text:
@@ -115,17 +128,17 @@ def header_display_name(name: str) -> str:
     return display
 
 
+# RFC 2047 "Q" for a phrase: letters, digits and !*+-/ as they are, space as "_", every other octet =XX.
+_Q = [
+    chr(c) if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"!*+-/") else "_" if c == 32 else f"={c:02X}"
+    for c in range(256)
+]
+
+
 def _encoded_word(text: str) -> str:
     raw = text.encode("utf-8")
     b = base64.b64encode(raw).decode("ascii")
-    q = "".join(
-        chr(c)
-        if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"!*+-/")
-        else "_"
-        if c == 32
-        else f"={c:02X}"
-        for c in raw
-    )
+    q = "".join(map(_Q.__getitem__, raw))
     return f"=?utf-8?q?{q}?=" if len(q) <= len(b) else f"=?utf-8?b?{b}?="
 
 
@@ -180,9 +193,9 @@ def message_id(settings: Settings, secret: bytes, day: str, address: str) -> str
 
     Keyed with the secret so the id does not reveal a guessable hash of the address.
     """
-    digest = hmac.new(
+    digest = hmac.digest(
         secret, b"message-id\0" + settings.list.id.encode() + b"\0" + day.encode() + b"\0" + address.encode(), "sha256"
-    ).digest()
+    )
     domain = settings.sender.address.rsplit("@", 1)[-1]
     return f"<{day}.{base64.b32encode(digest[:15]).decode('ascii').lower()}@{domain}>"
 

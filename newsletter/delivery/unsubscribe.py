@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import html
 import os
@@ -77,7 +76,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(secret: bytes, list_id: str, address: bytes) -> bytes:
-    return hmac.new(secret, _DOMAIN + b"\0" + list_id.encode("utf-8") + b"\0" + address, hashlib.sha256).digest()
+    return hmac.digest(secret, _DOMAIN + b"\0" + list_id.encode("utf-8") + b"\0" + address, "sha256")
 
 
 def make_token(secret: bytes, list_id: str, address: str) -> str:

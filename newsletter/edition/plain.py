@@ -91,6 +91,12 @@ def wrap(
 ) -> str:
     """Fill `text` to `width` display columns; never splits a word or URL (CJK splits between characters),
     unless `break_long`: then a word too wide for a line is cut wherever the line ends."""
+    if not indent and "\x00" not in text and display_width(text) <= width and text == " ".join(text.split()):
+        return text  # one line already (a greeting, a heading): what `_fill` would give back
+    return _fill(text, width, indent, subsequent, break_long)
+
+
+def _fill(text: str, width: int, indent: str, subsequent: str | None, break_long: bool) -> str:
     subsequent = indent if subsequent is None else subsequent
     lines: list[str] = []
     line, line_w = indent, display_width(indent)
