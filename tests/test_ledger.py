@@ -6,12 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from newsletter.delivery.batching import FLUSH_SECONDS
+from newsletter.delivery.batching import FLUSH_ROWS, FLUSH_SECONDS, Result, ResultBuffer
 from newsletter.delivery.ledger import EditionLock, Ledger
 from newsletter.errors import LockedError
 
@@ -133,3 +134,67 @@ def test_lock_is_released_when_its_process_is_killed(tmp_path: Path) -> None:
         except LockedError:
             assert time.monotonic() < deadline
             time.sleep(0.01)
+
+
+# --- the result buffer ------------------------------------------------------------------------------
+
+
+class SlowStore:
+    """A write that takes a while, as a database server's would; records what it got and from where."""
+
+    def __init__(self, seconds: float, fail_at: int | None = None) -> None:
+        self.seconds = seconds
+        self.fail_at = fail_at
+        self.written: list[Result] = []
+        self.batches: list[int] = []
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+
+    def write(self, items: list[Result]) -> None:
+        time.sleep(self.seconds)
+        with self.lock:
+            if self.fail_at is not None and len(self.written) + len(items) > self.fail_at:
+                raise OSError("disk full")
+            self.written.extend(items)
+            self.batches.append(len(items))
+            self.threads.add(threading.current_thread().name)
+
+
+def test_written_behind_never_more_than_the_window_unwritten() -> None:
+    store = SlowStore(0.01)
+    buffer = ResultBuffer(store.write, behind=True)
+    worst = 0
+    for i in range(3 * FLUSH_ROWS + 7):
+        buffer.add("sent", (i,))
+        with store.lock:
+            worst = max(worst, i + 1 - len(store.written))
+    assert worst <= FLUSH_ROWS  # a crash loses no more records than that
+    assert store.threads == {"ledger-flush"}  # the send loop's thread never wrote
+    assert len(store.batches) >= 3 and max(store.batches) <= FLUSH_ROWS
+    buffer.close()
+    assert [p[0] for _, p in store.written] == list(range(3 * FLUSH_ROWS + 7))  # all of them, in order
+
+
+def test_not_behind_the_callers_thread_writes_a_full_buffer_and_the_writer_the_time_window() -> None:
+    store = SlowStore(0.0)
+    buffer = ResultBuffer(store.write)
+    for i in range(FLUSH_ROWS):
+        buffer.add("sent", (i,))
+    assert store.batches == [FLUSH_ROWS] and store.threads == {threading.current_thread().name}
+    buffer.add("sent", (FLUSH_ROWS,))  # a lone result: written by the writer thread within the window
+    deadline = time.monotonic() + FLUSH_SECONDS * 40
+    while len(store.written) <= FLUSH_ROWS and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert store.batches == [FLUSH_ROWS, 1] and "ledger-flush" in store.threads
+    buffer.close()
+
+
+@pytest.mark.parametrize("behind", [True, False])
+def test_a_failed_write_is_raised_in_the_send_loop_not_dropped(behind: bool) -> None:
+    store = SlowStore(0.001, fail_at=FLUSH_ROWS // 2)
+    buffer = ResultBuffer(store.write, behind=behind)
+    with pytest.raises(OSError, match="disk full"):
+        for i in range(10 * FLUSH_ROWS):
+            buffer.add("sent", (i,))
+            time.sleep(0.0001)
+    assert len(store.written) < FLUSH_ROWS // 2 + 1

@@ -203,6 +203,31 @@ def test_claims_are_disjoint_and_a_dead_senders_lease_lapses(pg_url: str) -> Non
         b.close()
 
 
+def test_pending_reads_ahead_and_still_takes_rows_a_dead_sender_left_behind(pg_url: str) -> None:
+    """The next batch is claimed after the last one; rows before it (a lapsed lease) are picked up too."""
+    pg = Postgres(pg_url)
+    a = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-a:1")
+    b = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-b:2")
+    try:
+        run = a.start_run("list.csv", "memory")
+        with a.enrolment(run), a.batch():
+            a.enrol_many(run, subs([f"r{i}@example.com" for i in range(25)]))
+        lost = a.claim(3)  # the first rows of the list, then a "dies"
+        a._renewing.set()
+        seen: list[int] = []
+        for row in b.pending(batch=4):  # b starts after a's rows, and reads ahead a batch at a time
+            seen.append(row.id)
+            b.mark_sent(row.id, 1, 250, "ok")
+        # b waited for a's lease to lapse, then took its rows, which lie before everything b had done.
+        assert sorted(seen) == sorted(set(seen)) and len(seen) == 25
+        assert seen[-3:] == [r.id for r in lost]
+        b.flush()
+        assert b.counts().sent == 25
+    finally:
+        a._db.close()
+        b.close()
+
+
 def test_status_shows_each_sender(demo_root: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_ENV, "s")
     (demo_root / "list.csv").write_text("email\n" + "".join(f"s{i}@example.com\n" for i in range(12)))

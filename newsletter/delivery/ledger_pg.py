@@ -26,6 +26,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,11 @@ class PgLedger:
         self.stop: threading.Event | None = None  # set by the send loop: ends a wait for other senders
         self._lock = threading.Lock()
         self._db = pg.connect()
-        self._results = ResultBuffer(self._write_results)
+        # Outcomes are written behind the send loop on a connection of their own, so a claim never waits
+        # for a write to commit (nor a write for a claim).
+        self._results = ResultBuffer(self._write_results, behind=True)
+        self._writer_lock = threading.Lock()
+        self._writer: Any = None  # that connection, opened with the first write
         self._readonly = readonly
         self._renewing = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -106,6 +111,9 @@ class PgLedger:
             if self._renewer is not None:
                 self._renewer.join()
             self._results.close()
+            with self._writer_lock:
+                if self._writer is not None:
+                    self._writer.close()
             if not self._readonly:
                 self._q(
                     "UPDATE ledger_recipients SET lease_owner = NULL, lease_until = NULL WHERE edition = %s "
@@ -126,13 +134,30 @@ class PgLedger:
         self._results.flush()
 
     def _write_results(self, items: list[Result]) -> None:
-        with self._lock, self._db.transaction():
-            for kind, group in runs_of(items):
-                if len({params[-1] for params in group}) < len(group):  # one row twice: apply them in order
-                    for params in group:
-                        self._db.execute(_RESULT_SQL[kind], [[value] for value in params])
-                else:
-                    self._db.execute(_RESULT_SQL[kind], [list(column) for column in zip(*group, strict=True)])
+        import psycopg
+
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = self.pg.connect()
+            for attempt in range(1, 4):
+                try:
+                    with self._writer.transaction():
+                        self._apply(self._writer, items)
+                    return
+                except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                    # Another statement locked the same rows in another order (a lease renewal): the
+                    # server rolled this transaction back; applying it again is safe.
+                    if attempt == 3:
+                        raise
+
+    @staticmethod
+    def _apply(db: Any, items: list[Result]) -> None:
+        for kind, group in runs_of(items):
+            if len({params[-1] for params in group}) < len(group):  # one row twice: apply them in order
+                for params in group:
+                    db.execute(_RESULT_SQL[kind], [[value] for value in params])
+            else:
+                db.execute(_RESULT_SQL[kind], [list(column) for column in zip(*group, strict=True)])
 
     # --- metadata and runs ---------------------------------------------------------------------------
 
@@ -250,17 +275,17 @@ class PgLedger:
 
     # --- claiming and sending ------------------------------------------------------------------------
 
-    def claim(self, n: int = CLAIM_BATCH) -> list[Row]:
-        """Lease up to `n` pending rows no live sender holds, in list order, each looked up in the
-        suppression list at the same moment (one query for the batch instead of one per row)."""
+    def claim(self, n: int = CLAIM_BATCH, after: int = 0) -> list[Row]:
+        """Lease up to `n` pending rows no live sender holds, in list order (from row id `after` on), each
+        looked up in the suppression list at the same moment (one query for the batch, not one per row)."""
         self._start_renewing()
         rows = self._q(
             "UPDATE ledger_recipients SET lease_owner = %s, lease_until = now() + make_interval(secs => %s) "
-            "WHERE id IN (SELECT id FROM ledger_recipients WHERE edition = %s AND state = 'pending' "
+            "WHERE id IN (SELECT id FROM ledger_recipients WHERE edition = %s AND state = 'pending' AND id > %s "
             "AND (lease_until IS NULL OR lease_until < now()) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
             "RETURNING id, address, name, attempts, "
             "EXISTS (SELECT 1 FROM suppression s WHERE s.key = ledger_recipients.key)",
-            (self.owner, self.lease, self.edition, n),
+            (self.owner, self.lease, self.edition, after, n),
         )
         return [Row(int(r[0]), str(r[1]), str(r[2]), int(r[3]), bool(r[4])) for r in sorted(rows)]
 
@@ -284,19 +309,26 @@ class PgLedger:
 
         Each claim looks the rows up in the suppression list itself (`suppressed` is not needed here).
         """
-        while True:
+        with ThreadPoolExecutor(1, thread_name_prefix="ledger-claim") as ahead:
             rows = self.claim(batch)
-            if rows:
-                yield from rows
-                continue
-            if not self.held_elsewhere():
-                return
-            # Another sender holds rows: wait; if it dies, its lease lapses and the next claim takes them.
-            if self.stop is not None:
-                if self.stop.wait(min(1.0, self.lease / 4)):
+            while True:
+                if rows:
+                    # The next batch is claimed while this one is sent: the loop never waits for a claim. It
+                    # starts after this batch, not at the edition's first row: the index is not walked
+                    # again through every row already done.
+                    following = ahead.submit(self.claim, batch, rows[-1].id)
+                    yield from rows
+                    rows = following.result() or self.claim(batch)  # from the start: lapsed leases, given-back rows
+                    continue
+                if not self.held_elsewhere():
                     return
-            else:
-                threading.Event().wait(min(1.0, self.lease / 4))
+                # Another sender holds rows: wait; if it dies, its lease lapses and the next claim takes them.
+                if self.stop is not None:
+                    if self.stop.wait(min(1.0, self.lease / 4)):
+                        return
+                else:
+                    threading.Event().wait(min(1.0, self.lease / 4))
+                rows = self.claim(batch)
 
     def _start_renewing(self) -> None:
         if self._renewer is None and not self._readonly:

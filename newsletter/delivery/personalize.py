@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import re
 import secrets
 import unicodedata
@@ -54,7 +53,7 @@ from ..edition import (
     right_to_left,
 )
 from ..textutil import one_line
-from .unsubscribe import ONE_CLICK, make_token
+from .unsubscribe import ONE_CLICK, keyed, make_token
 
 MAX_NAME = 100  # characters; a greeting, not a biography, and it keeps every header line short
 _KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ/ZWJ: needed by Persian, Indic scripts and emoji sequences
@@ -193,9 +192,9 @@ def message_id(settings: Settings, secret: bytes, day: str, address: str) -> str
 
     Keyed with the secret so the id does not reveal a guessable hash of the address.
     """
-    digest = hmac.digest(
-        secret, b"message-id\0" + settings.list.id.encode() + b"\0" + day.encode() + b"\0" + address.encode(), "sha256"
-    )
+    mac = keyed(secret, b"message-id\0" + settings.list.id.encode() + b"\0" + day.encode() + b"\0").copy()
+    mac.update(address.encode())
+    digest = mac.digest()
     domain = settings.sender.address.rsplit("@", 1)[-1]
     return f"<{day}.{base64.b32encode(digest[:15]).decode('ascii').lower()}@{domain}>"
 
