@@ -278,34 +278,34 @@ class Ledger:
     # --- sending -------------------------------------------------------------------------------------
 
     def pending(
-        self, run: int | None = None, batch: int = 500, *, suppressed: Callable[[list[str]], set[str]] | None = None
+        self,
+        run: int | None = None,
+        batch: int = 500,
+        *,
+        suppressed: Callable[[list[str]], set[str]] | None = None,
+        part: tuple[int, int] = (0, 1),
     ) -> Iterator[Row]:
         """Pending rows in list order, fetched a batch at a time (rows change state while we iterate).
 
         `suppressed(addresses)` answers which are on the suppression list, asked for 200 rows at a time just
         before they are handed on (so an unsubscribe mid-run counts) and written into `Row.suppressed`.
+        `part=(k, n)`: only the rows whose id is k modulo n — sender process k of n (processes.py).
         """
         after = 0
+        k, n = part
         while True:
             with self._lock:
-                if run is None:
-                    rows = self._db.execute(
-                        "SELECT id, address, name, attempts FROM recipients "
-                        "WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?",
-                        (after, batch),
-                    ).fetchall()
-                else:
-                    rows = self._db.execute(
-                        "SELECT id, address, name, attempts FROM recipients "
-                        "WHERE state = 'pending' AND seen_run = ? AND id > ? ORDER BY id LIMIT ?",
-                        (run, after, batch),
-                    ).fetchall()
+                rows = self._db.execute(
+                    "SELECT id, address, name, attempts FROM recipients WHERE state = 'pending' "
+                    "AND (? IS NULL OR seen_run = ?) AND (? = 1 OR id % ? = ?) AND id > ? ORDER BY id LIMIT ?",
+                    (run, run, n, n, k, after, batch),
+                ).fetchall()
             if not rows:
                 return
             for i in range(0, len(rows), 200):
-                part = rows[i : i + 200]
-                blocked = suppressed([r[1] for r in part]) if suppressed is not None else None
-                for row in part:
+                some = rows[i : i + 200]
+                blocked = suppressed([r[1] for r in some]) if suppressed is not None else None
+                for row in some:
                     yield Row(row[0], row[1], row[2], row[3], None if blocked is None else row[1] in blocked)
             after = rows[-1][0]
 

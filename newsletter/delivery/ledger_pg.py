@@ -304,10 +304,12 @@ class PgLedger:
         batch: int = CLAIM_BATCH,
         *,
         suppressed: Callable[[list[str]], set[str]] | None = None,
+        part: tuple[int, int] = (0, 1),
     ) -> Iterator[Row]:
         """Claimed rows, a batch at a time, until no row is left to claim and no other sender holds one.
 
-        Each claim looks the rows up in the suppression list itself (`suppressed` is not needed here).
+        Each claim looks the rows up in the suppression list itself (`suppressed` is not needed here), and
+        claims share the rows out between senders (`part`, which splits SQLite's rows, is not needed either).
         """
         with ThreadPoolExecutor(1, thread_name_prefix="ledger-claim") as ahead:
             rows = self.claim(batch)

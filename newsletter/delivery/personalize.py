@@ -215,17 +215,44 @@ def _end_soft(data: bytes) -> bytes:
     return data + _SOFT_BREAK
 
 
+def _dot_safe(data: bytes) -> bytes:
+    """Encoded lines with no line starting with a dot: a leading `.` becomes `=2E`.
+
+    SMTP ends DATA at a line holding a lone dot and makes the client double every leading dot (RFC 5321
+    4.5.2) — a copy of the whole message per recipient. A message none of whose lines starts with a
+    dot needs no such copy, and reads the same once decoded. `data` starts at a line start; a line the
+    escape makes longer than 76 octets is split with a soft break.
+    """
+    if not data.startswith(b".") and b"\n." not in data:
+        return data
+    out: list[bytes] = []
+    for line in data.split(b"\r\n"):
+        while line.startswith(b"."):
+            line = b"=2E" + line[1:]
+            if len(line) <= 76:
+                break
+            cut = 75
+            if line[cut - 1 : cut] == b"=":  # never split an =XX escape
+                cut -= 1
+            elif line[cut - 2 : cut - 1] == b"=":
+                cut -= 2
+            out.append(line[:cut] + b"=")
+            line = line[cut:]
+        out.append(line)
+    return b"\r\n".join(out)
+
+
 def _qp_static(text: str) -> bytes:
-    """A static stretch of a body, quoted-printable, ending at the start of a line."""
+    """A static stretch of a body, quoted-printable, ending at the start of a line; no line starts with a dot."""
     data = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-    return data if data.endswith(b"\r\n") else _end_soft(data)
+    return _dot_safe(data if data.endswith(b"\r\n") else _end_soft(data))
 
 
 def _qp_piece(text: str) -> bytes:
     """A personal value (one line): encoded on its own lines so it cannot stretch the lines around it."""
     if not text:
         return b""
-    return _end_soft(binascii.b2a_qp(text.encode("utf-8"), istext=False).replace(b"=\n", _SOFT_BREAK))
+    return _dot_safe(_end_soft(binascii.b2a_qp(text.encode("utf-8"), istext=False).replace(b"=\n", _SOFT_BREAK)))
 
 
 def _escape_text(value: str) -> str:
@@ -297,7 +324,8 @@ class Personalizer:
     """Turns (address, name) into ready-to-send message bytes for one edition.
 
     `date` is the Date header of the run; `secret` signs unsubscribe tokens and Message-IDs.
-    `fast` tells whether the splicing path is in use (see the module docstring).
+    `fast` tells whether the splicing path is in use (see the module docstring); its messages are
+    `dot_safe`: no line starts with a dot, so SMTP sends them without a stuffed copy.
     """
 
     def __init__(
@@ -352,6 +380,10 @@ class Personalizer:
             self.mismatch = self._self_check()
             self.fast = self.mismatch is None
 
+    @property
+    def dot_safe(self) -> bool:
+        return self.fast
+
     def _render(self, name: str) -> tuple[dict[str, object], str, str]:
         ctx = build_context(
             self.edition, self.settings, Personal(name=name, unsubscribe_url=self.url_base + _TOKEN_MARK)
@@ -360,7 +392,10 @@ class Personalizer:
 
     # The per-subscriber work: keep it lean, it runs hundreds of thousands of times.
     def message(self, address: str, name: str = "", *, msg_id: str | None = None) -> bytes:
-        """The complete message for one subscriber (CRLF line ends, every line ≤ 998 octets)."""
+        """The complete message for one subscriber (CRLF line ends, every line ≤ 998 octets).
+
+        While `fast`, no line of it starts with a dot: SMTP can send it as it is (`Envelope.dot_safe`).
+        """
         if not self.fast:
             return self.naive(address, name, msg_id=msg_id)
         name = clean_name(name)

@@ -103,12 +103,13 @@ class MailingOptions:
     stop_after_same_failures: int = 20  # this many messages in a row failing the same way stop the run (0: never)
     suppress_bounces: bool = True
     return_path: str | None = None  # MAIL FROM, where bounces go (default: the sender address)
+    processes: int = 0  # sender processes over one mailing (0: one per core for SMTP; processes.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailingOptions:
         table = settings.section("mailing")
         known = {"subscribers", "max_attempts", "retry_base", "retry_max", "suppress_bounces", "suppression"}
-        known |= {"ledger_dir", "return_path", "max_defer", "stop_after_same_failures", "lease_seconds"}
+        known |= {"ledger_dir", "return_path", "max_defer", "stop_after_same_failures", "lease_seconds", "processes"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(f"[mailing]: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
@@ -145,6 +146,7 @@ class MailingOptions:
             stop_after_same_failures=int(number("stop_after_same_failures", 0, 1_000_000, 20)),
             suppress_bounces=bool(bounces),
             return_path=return_path,
+            processes=int(number("processes", 0, 256, 0)),
         )
 
     def backoff(self, attempt: int) -> float:

@@ -48,10 +48,11 @@ from ..errors import ConfigError, DeliveryError, SubscriberError
 from .ledger import EditionLock, Ledger, Row, ledger_path
 from .loop import Delivery
 from .personalize import Personalizer
+from .processes import PartResult, Plan, combined_failure, deliver_in_processes, process_count
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .report import MailingOptions, SendReport
-from .sinks import configured_rate, make_sink
+from .sinks import configured_rate, make_sink, smtp_url
 from .sinks.base import Envelope, Sink
 from .sinks.memory import NullSink
 from .stores import LedgerStore, ledger_exists, open_ledger
@@ -83,6 +84,7 @@ def send_edition(
     rate: float | None = None,
     now: datetime | None = None,
     join: bool = False,
+    processes: int | None = None,
 ) -> SendReport:
     """Send edition `day` (None: the newest) to every subscriber; see the module docstring.
 
@@ -90,12 +92,14 @@ def send_edition(
     uses none. `limit` sends to the first N pending subscribers only (recorded as usual, so the next run
     sends the rest); `to` sends one test copy to that address, outside the ledger. Setting `stop` makes
     the run finish the messages in flight and return. `join` (PostgreSQL only) sends without a subscriber
-    list, helping a mailing another sender enrolled.
+    list, helping a mailing another sender enrolled. `processes` sender processes share the delivery
+    (processes.py; default `[mailing] processes`, else one per core when sending through SMTP).
     """
     started = time.monotonic()
     secret = secret_from_env()  # before anything else: no message may go out without a working unsubscribe link
     options = MailingOptions.from_settings(settings)
-    limiter = RateLimiter(configured_rate(settings, rate))
+    per_second = configured_rate(settings, rate)
+    limiter = RateLimiter(per_second)
     if limit is not None and limit < 0:
         raise ConfigError(f"--limit must be 0 or more, got {limit}")
     if to is not None:
@@ -124,6 +128,13 @@ def send_edition(
         )
     path = ledger_path(settings, day)
     stop_event = stop or threading.Event()
+    sender = envelope_sender(settings, secret)
+
+    def feed(
+        ledger: LedgerStore, suppression: Suppression, delivery: Delivery, limit: int | None, part: tuple[int, int]
+    ) -> Iterator[tuple[Row, Envelope]]:
+        return _jobs(ledger, run, personalizer, suppression, delivery, sender, limit, part)
+
     with contextlib.ExitStack() as stack:
         ledger: LedgerStore
         if dry_run:
@@ -158,27 +169,41 @@ def send_edition(
             if limit is not None:
                 report.limited = to_send > limit
                 to_send = min(to_send, limit)
-            bar = Progress(progress, to_send, f"sending {day}")
-            delivery = Delivery(
-                ledger=ledger,
-                sink=the_sink,
-                limiter=limiter,
-                options=options,
-                suppression=suppression,
-                stop=stop_event,
-                progress=bar,
-                day=day,
-            )
+            workers = 1
+            if not dry_run and sink is None:  # a sink object given is one process's
+                workers = process_count(processes, options, smtp=smtp_url(settings, smtp) is not None, pending=to_send)
             sending = time.monotonic()
-            try:
-                delivery.run(_jobs(ledger, run, personalizer, suppression, delivery, settings, limit))
-            finally:
-                bar.close()
-                report.send_seconds = _since(sending)
+            if workers > 1:
+                the_sink.close()  # every process opens its own connections
+                plan = Plan(settings, day, options, per_second, smtp, connections, limit, stop_event, feed)
+                try:
+                    parts = deliver_in_processes(plan, workers)
+                finally:
+                    report.send_seconds = _since(sending)
+                _add_parts(report, parts)
+                error, fatal_status = combined_failure(parts)
+            else:
+                bar = Progress(progress, to_send, f"sending {day}")
+                delivery = Delivery(
+                    ledger=ledger,
+                    sink=the_sink,
+                    limiter=limiter,
+                    options=options,
+                    suppression=suppression,
+                    stop=stop_event,
+                    progress=bar,
+                    day=day,
+                )
+                try:
+                    delivery.run(feed(ledger, suppression, delivery, limit, (0, 1)))
+                finally:
+                    bar.close()
+                    report.send_seconds = _since(sending)
+                error, fatal_status = delivery.fatal, delivery.fatal_status
             report.stopped = stop_event.is_set() and ledger.count_pending(run) > 0
-            if delivery.fatal is not None:
-                status = delivery.fatal_status
-                raise delivery.fatal
+            if error is not None:
+                status = fatal_status
+                raise error
             status = "stopped" if report.stopped else "done"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -215,6 +240,22 @@ def send_edition(
 
 def _since(started: float) -> float:
     return time.monotonic() - started
+
+
+def _add_parts(report: SendReport, parts: list[PartResult]) -> None:
+    """What the sender processes did, added up into the run's report."""
+    for part in parts:
+        report.sent_now += part.sent
+        report.failed_now += part.failed
+        report.deferred += part.deferred
+        report.retried += part.retried
+        report.suppressed += part.suppressed
+        report.throttled += part.throttles
+        report.failures.extend(part.failures[: MAX_PROBLEMS - len(report.failures)])
+    lowest = [p.lowest for p in parts if p.lowest is not None]
+    finals = [p.final for p in parts if p.final is not None]
+    report.rate_lowest = sum(lowest) if lowest else None  # the mailing's rate: the parts' rates added up
+    report.rate_final = sum(finals) if finals else None
 
 
 def _check_edition(ledger: LedgerStore, html: str, text: str, report: SendReport) -> None:
@@ -262,13 +303,14 @@ def _jobs(
     personalizer: Personalizer,
     suppression: Suppression,
     delivery: Delivery,
-    settings: Settings,
+    sender: Callable[[str], str],
     limit: int | None,
+    part: tuple[int, int],
 ) -> Iterator[tuple[Row, Envelope]]:
-    sender = envelope_sender(settings, personalizer.secret)
     handed = 0
+    dot_safe = personalizer.dot_safe
     # Checked now, not at enrolment: an unsubscribe mid-run counts (looked up a batch at a time).
-    for row in ledger.pending(run, suppressed=suppression.which):
+    for row in ledger.pending(run, suppressed=suppression.which, part=part):
         if limit is not None and handed >= limit:
             return
         if row.suppressed or (row.suppressed is None and row.address in suppression):
@@ -277,7 +319,7 @@ def _jobs(
             continue
         handed += 1
         data = personalizer.message(row.address, row.name)
-        yield row, Envelope(sender(row.address), row.address, data, key=str(row.id))
+        yield row, Envelope(sender(row.address), row.address, data, key=str(row.id), dot_safe=dot_safe)
 
 
 def envelope_sender(settings: Settings, secret: bytes) -> Callable[[str], str]:

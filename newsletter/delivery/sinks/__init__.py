@@ -53,4 +53,5 @@ __all__ = [
     "configured_rate",
     "mail_folder",
     "make_sink",
+    "smtp_url",
 ]

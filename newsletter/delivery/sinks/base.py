@@ -29,6 +29,9 @@ class Envelope:
     recipient: str  # the one recipient (RCPT TO)
     data: bytes  # the whole message, CRLF line ends
     key: str = ""  # a stable name for the message within its edition (outbox file names)
+    # No line of `data` starts with a dot, so SMTP sends it without dot-stuffing a copy (the personalizer's
+    # messages are; a step that rewrites `data`, such as a signature header, keeps it so by adding no such line).
+    dot_safe: bool = False
 
 
 @dataclass(frozen=True, slots=True)

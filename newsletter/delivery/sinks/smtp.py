@@ -13,8 +13,10 @@ The password comes only from `NEWSLETTER_SMTP_PASSWORD`, never from the file or 
 printed. AUTH is refused over an unencrypted connection except to the loopback interface.
 
 Connections are pooled: a worker thread takes one, runs MAIL/RCPT/DATA and gives it back, so a run of
-ten thousand messages opens `connections` connections, not ten thousand. A connection the server drops
-is discarded and the message reported as transient; the send loop retries it on a fresh one.
+ten thousand messages opens `connections` connections, not ten thousand. smtplib opens them (TLS, AUTH);
+the transactions themselves are `wire.py`'s, pipelined (and chunked) where the server offers it. A
+connection the server drops is discarded and the message reported as transient; the send loop retries it
+on a fresh one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from urllib.parse import urlsplit
 from ...config import Settings
 from ...errors import ConfigError, DeliveryError
 from .base import Envelope, Outcome, Sink, Stage
+from .wire import Wire, WireError, one_line
 
 USERNAME_ENV = "NEWSLETTER_SMTP_USERNAME"
 PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
@@ -149,20 +152,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _one_line(reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return " ".join(text.split())[:500]
-
-
-def _outcome(code: int, reply: bytes | str, stage: Stage = "data") -> Outcome:
-    text = f"{code} {_one_line(reply)}".strip()
-    if 200 <= code < 300:
-        return Outcome("sent", code, text, stage=stage)
-    if 500 <= code < 600:
-        return Outcome("permanent", code, text, stage=stage)
-    return Outcome("transient", code, text, stage=stage)
-
-
 class _Unreachable(Exception):
     pass
 
@@ -181,7 +170,7 @@ class SmtpSink(Sink):
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self.concurrency = config.connections
-        self._pool: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue()
+        self._pool: queue.LifoQueue[tuple[smtplib.SMTP, Wire]] = queue.LifoQueue()
         self.connects = 0  # connections opened over the sink's life (tests check reuse)
 
     def describe(self) -> str:
@@ -205,8 +194,8 @@ class SmtpSink(Sink):
             raise DeliveryError(f"{cfg.url}: TLS failed ({exc.reason or exc})") from None
         except smtplib.SMTPConnectError as exc:
             if 400 <= exc.smtp_code < 500:
-                raise _Busy(exc.smtp_code, f"{exc.smtp_code} {_one_line(exc.smtp_error)} (at connect)") from None
-            raise DeliveryError(f"{cfg.url}: server refused us: {exc.smtp_code} {_one_line(exc.smtp_error)}") from None
+                raise _Busy(exc.smtp_code, f"{exc.smtp_code} {one_line(exc.smtp_error)} (at connect)") from None
+            raise DeliveryError(f"{cfg.url}: server refused us: {exc.smtp_code} {one_line(exc.smtp_error)}") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise _Unreachable(f"cannot reach SMTP server {cfg.url}: {_describe_os_error(exc)}") from None
         self.connects += 1
@@ -226,7 +215,7 @@ class SmtpSink(Sink):
         except smtplib.SMTPAuthenticationError as exc:
             conn.close()
             raise DeliveryError(
-                f"{cfg.url}: login refused for user {cfg.username!r}: {exc.smtp_code} {_one_line(exc.smtp_error)}"
+                f"{cfg.url}: login refused for user {cfg.username!r}: {exc.smtp_code} {one_line(exc.smtp_error)}"
             ) from None
         except ssl.SSLError as exc:
             conn.close()
@@ -236,10 +225,16 @@ class SmtpSink(Sink):
             raise _Unreachable(f"{cfg.url}: connection lost while greeting: {_describe_os_error(exc)}") from None
         return conn
 
+    def _connection(self) -> tuple[smtplib.SMTP, Wire]:
+        conn = self._connect()
+        assert conn.sock is not None  # connected by `_connect`
+        wire = Wire(conn.sock, pipelining=conn.has_extn("pipelining"), chunking=conn.has_extn("chunking"))
+        return conn, wire
+
     def open(self) -> None:
         """Connect once up front, so an unreachable server is an error before anything is sent."""
         try:
-            self._pool.put(self._connect())
+            self._pool.put(self._connection())
         except _Busy as exc:
             raise DeliveryError(f"{self.config.url}: server busy: {exc}") from None
         except _Unreachable as exc:
@@ -247,71 +242,36 @@ class SmtpSink(Sink):
 
     def send(self, envelope: Envelope) -> Outcome:
         try:
-            conn = self._pool.get_nowait()
+            conn, wire = self._pool.get_nowait()
         except queue.Empty:
             try:
-                conn = self._connect()
+                conn, wire = self._connection()
             except _Busy as exc:
                 return Outcome("transient", exc.code, str(exc), stage="connect")
             except _Unreachable as exc:
                 return Outcome("transient", None, str(exc), reachable=False, stage="connect")
         stage: list[Stage] = ["mail"]
         try:
-            outcome = self._transaction(conn, envelope, stage)
-        except (OSError, smtplib.SMTPException) as exc:
+            outcome = wire.transaction(envelope, stage)
+        except (OSError, WireError) as exc:
             # Dropped mid-transaction (or a reply we cannot read): this message did not go; the connection
             # is unusable.
             _discard(conn)
             return Outcome("transient", None, f"connection lost: {_describe_os_error(exc)}", stage=stage[0])
-        if outcome.code == 421:  # the server is closing this connection
+        if wire.closing:  # the server said 421: it is closing this connection
             _discard(conn)
         else:
-            self._pool.put(conn)
+            self._pool.put((conn, wire))
         return outcome
-
-    def _transaction(self, conn: smtplib.SMTP, envelope: Envelope, stage: list[Stage]) -> Outcome:
-        """MAIL, RCPT, DATA; `stage[0]` follows along, so a dropped connection says where it dropped."""
-        code, reply = conn.mail(envelope.sender)
-        if code != 250:
-            return self._abandon(conn, code, reply, "mail")
-        stage[0] = "rcpt"
-        code, reply = conn.rcpt(envelope.recipient)
-        if code not in (250, 251):
-            return self._abandon(conn, code, reply, "rcpt")
-        stage[0] = "data"
-        conn.putcmd("data")
-        code, reply = conn.getreply()
-        if code != 354:
-            return self._abandon(conn, code, reply, "data")
-        # The message is CRLF already; dot-stuffing it here (one C-level replace) is what smtplib.data()
-        # does with two regular expressions over the whole message.
-        data = envelope.data
-        if data.startswith(b"."):
-            data = b"." + data
-        data = data.replace(b"\r\n.", b"\r\n..")
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
-        conn.send(data + b".\r\n")
-        code, reply = conn.getreply()
-        return _outcome(code, reply)
-
-    @staticmethod
-    def _abandon(conn: smtplib.SMTP, code: int, reply: bytes, stage: Stage) -> Outcome:
-        if code != 421:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                conn.rset()
-        return _outcome(code, reply, stage)
 
     def close(self) -> None:
         while True:
             try:
-                conn = self._pool.get_nowait()
+                conn, wire = self._pool.get_nowait()
             except queue.Empty:
                 return
-            try:
-                conn.quit()
-            except (OSError, smtplib.SMTPException):
-                _discard(conn)
+            wire.quit()
+            _discard(conn)
 
 
 def _discard(conn: smtplib.SMTP) -> None:
@@ -326,4 +286,4 @@ def _describe_os_error(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    return _one_line(str(exc)) or type(exc).__name__
+    return one_line(str(exc)) or type(exc).__name__

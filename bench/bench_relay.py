@@ -1,0 +1,131 @@
+"""A fast relay: `newsletter send` against Postfix's `smtp-source` sending the same message to `smtp-sink`.
+
+python bench/run.py relay          (BENCH_RELAY_N=6000 messages per run by default)
+
+Postfix's `smtp-sink` (/usr/sbin/smtp-sink; no Postfix daemon needed) accepts and discards mail as fast
+as SMTP allows: the sender is the ceiling. `smtp-source` is the reference: C, a pre-formatted message
+file, connections kept open (`-d`). Both send the same ~122 KB personalized message of the 20-story
+edition over the same number of connections, side by side in one run; the figures are medians of 3 and
+the ratios newsletter / smtp-source.
+
+- 1 and 8 connections, one sender process (`--processes 1`);
+- 8 connections with `--processes 2` (this machine's cores), against one process in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from bench_edition import _twenty_story_root
+
+from newsletter.config import load_settings
+from newsletter.delivery.personalize import Personalizer
+from newsletter.delivery.unsubscribe import SECRET_ENV
+from newsletter.edition.build import build
+
+N = int(os.environ.get("BENCH_RELAY_N", "6000"))
+RUNS = 3
+SECRET = "bench-secret-not-a-real-one"
+
+_SEND = textwrap.dedent(
+    """
+    import sys
+    from datetime import date
+    from pathlib import Path
+    from newsletter.config import load_settings
+    from newsletter.delivery.send import send_edition
+
+    root, url, conns, procs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    report = send_edition(load_settings(root), date(2016, 12, 30), subscribers="list.csv", smtp=url,
+                          connections=conns, processes=procs, progress=False)
+    assert report.sent_now == int(sys.argv[5]) and report.ok, report.summary()
+    print(report.send_seconds, flush=True)
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sink() -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen(["smtp-sink", *user, f"127.0.0.1:{port}", "256"], stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("smtp-sink did not start")
+
+
+def _source(port: int, connections: int, message: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        ["smtp-source", "-d", "-s", str(connections), "-m", str(N), "-F", str(message)]
+        + ["-f", "morning@newsletter.example.org", "-t", "reader@example.com", f"127.0.0.1:{port}"],
+        check=True,
+    )
+    return N / (time.perf_counter() - t0)
+
+
+def _newsletter(root: Path, port: int, connections: int, processes: int) -> float:
+    shutil.rmtree(root / "data" / "ledger", ignore_errors=True)
+    env = {**os.environ, SECRET_ENV: SECRET}
+    out = subprocess.run(
+        [sys.executable, "-c", _SEND, str(root), f"smtp://127.0.0.1:{port}", str(connections), str(processes), str(N)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    return N / float(out.stdout.split()[-1])
+
+
+def figures() -> Iterator[tuple[str, float, str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = _twenty_story_root(Path(tmp))
+        with (root / "list.csv").open("w", encoding="utf-8") as fh:
+            fh.write("email,name\n")
+            fh.writelines(f"reader{i}@example.com,Reader {i}\n" for i in range(N))
+        settings = load_settings(root, environ={})
+        built = build(settings, date(2016, 12, 30))
+        p = Personalizer(settings, built.edition, secret=SECRET.encode(), date=datetime(2016, 12, 30, tzinfo=UTC))
+        sample = p.message("reader1@example.com", "Reader 1")
+        message = root / "message.txt"  # smtp-source adds CRLF to each line and stuffs the dots itself
+        message.write_bytes(sample.replace(b"\r\n", b"\n"))
+        yield "relay.message_size", len(sample) / 1000, "KB"
+        sink, port = _sink()
+        try:
+            for conns, procs in ((8, 2),) if os.environ.get("ONLY2") else ((1, 1), (8, 1), (8, 2)):
+                ref, ours = [], []
+                for _ in range(RUNS):
+                    ref.append(_source(port, conns, message))
+                    ours.append(_newsletter(root, port, conns, procs))
+                name = f"relay.{conns}_conn_{procs}_proc"
+                yield f"{name}.smtp_source.median", statistics.median(ref), "msg/s"
+                yield f"{name}.newsletter.median", statistics.median(ours), "msg/s"
+                yield f"{name}.of_smtp_source", statistics.median(ours) / statistics.median(ref), "x"
+                if (conns, procs) == (8, 1):
+                    one = statistics.median(ours)
+                if (conns, procs) == (8, 2):
+                    yield "relay.8_conn.2_proc_over_1_proc", statistics.median(ours) / one, "x"
+        finally:
+            sink.terminate()
+            sink.wait()
