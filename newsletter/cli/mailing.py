@@ -37,6 +37,11 @@ def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
 @click.option("--subscribers", "subscribers", metavar="FILE", help="CSV (email,name,locale) or SQLite file[#table].")
 @click.option("--smtp", metavar="URL", help="smtp://host:port, smtp+starttls://… or smtps://… (default: [smtp] url).")
 @click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections at once (default: [smtp]).")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    help="Sender processes sharing the mailing (default: [mailing] processes, else one per core for SMTP).",
+)
 @click.option("--rate", type=click.FloatRange(0), help="At most this many messages per second (0: no limit).")
 @click.option("--dry-run", is_flag=True, help="Render every message, send nothing, report the counts.")
 @click.option("--limit", type=click.IntRange(0), help="Send to the first N pending subscribers only.")
@@ -50,6 +55,7 @@ def send(
     subscribers: str | None,
     smtp: str | None,
     connections: int | None,
+    processes: int | None,
     rate: float | None,
     dry_run: bool,
     limit: int | None,
@@ -72,6 +78,7 @@ def send(
     \b
     Examples:
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --smtp smtp://127.0.0.1:8025
+      newsletter send --date 2016-12-30 --smtp smtp://relay:25 --connections 8 --processes 2
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --dry-run
       newsletter send --date 2016-12-30 --to me@example.org
     """
@@ -103,6 +110,7 @@ def send(
             progress=progress,
             smtp=smtp,
             connections=connections,
+            processes=processes,
             rate=rate,
         )
     finally:
@@ -302,10 +310,17 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
 @root_option
 @click.option("--smtp", metavar="URL", help="smtp://host:port, smtp+starttls://… or smtps://… (default: [smtp] url).")
 @click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections at once (default: [smtp]).")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    help="Sender processes sharing the mailing (default: [mailing] processes, else one per core for SMTP).",
+)
 @click.option("--poll", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds between looks.")
 @click.option("--once", is_flag=True, help="Help with what is pending now, then exit instead of waiting.")
 @handle_errors
-def worker(root: Path, smtp: str | None, connections: int | None, poll: float, once: bool) -> None:
+def worker(
+    root: Path, smtp: str | None, connections: int | None, processes: int | None, poll: float, once: bool
+) -> None:
     """Wait for mailings in the database and help send them (PostgreSQL; for a fleet started by systemd).
 
     A mailing starts with `newsletter send` (or the scheduler) on any machine; every worker then claims
@@ -337,7 +352,14 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
             edition = settings.for_language(lang) if lang else settings
             try:
                 report = send_edition(
-                    edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
+                    edition,
+                    day,
+                    stop=stop,
+                    join=True,
+                    progress=False,
+                    smtp=smtp,
+                    connections=connections,
+                    processes=processes,
                 )
             except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
                 _echo_err(f"edition {day}: {exc}")

@@ -172,6 +172,7 @@ class SmtpSink(Sink):
         self.concurrency = config.connections
         self._pool: queue.LifoQueue[tuple[smtplib.SMTP, Wire]] = queue.LifoQueue()
         self.connects = 0  # connections opened over the sink's life (tests check reuse)
+        self.extensions: frozenset[str] = frozenset()  # of PIPELINING, CHUNKING: what the last connection used
 
     def describe(self) -> str:
         return f"{self.config.url} ({self.config.connections} connection{'s' * (self.config.connections > 1)})"
@@ -229,6 +230,9 @@ class SmtpSink(Sink):
         conn = self._connect()
         assert conn.sock is not None  # connected by `_connect`
         wire = Wire(conn.sock, pipelining=conn.has_extn("pipelining"), chunking=conn.has_extn("chunking"))
+        self.extensions = frozenset(
+            name for name, used in (("PIPELINING", wire.pipelining), ("CHUNKING", wire.chunking)) if used
+        )
         return conn, wire
 
     def open(self) -> None:
