@@ -113,7 +113,7 @@ def figures() -> Iterator[tuple[str, float, str]]:
         yield "relay.message_size", len(sample) / 1000, "KB"
         sink, port = _sink()
         try:
-            for conns, procs in ((8, 2),) if os.environ.get("ONLY2") else ((1, 1), (8, 1), (8, 2)):
+            for conns, procs in ((1, 1), (8, 1), (8, 2)):
                 ref, ours = [], []
                 for _ in range(RUNS):
                     ref.append(_source(port, conns, message))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import re
 import shutil
 from datetime import date, timedelta
@@ -310,3 +311,39 @@ def test_archive_pages_of_a_language_edition_have_no_english_interface_string(la
     # The default edition keeps its English pages, at the root.
     english = (languages_root / "site" / "404.html").read_text(encoding="utf-8")
     assert '<html lang="en" dir="ltr">' in english and "Page not found" in english
+
+
+def test_site_renders_again_only_the_editions_whose_inputs_changed(empty_root: Path) -> None:
+    settings = load_settings(empty_root)
+    start = date(2017, 3, 1)
+    stories = []
+    for n in range(4):
+        day = start + timedelta(days=n)
+        stories.append(write_story(empty_root, f"s/{n}.md", f'title: "Story {n}"\npublished: {day}T04:00:00+01:00'))
+        write_edition(build(settings, day))
+    first = rebuild_site(settings)
+    assert (first.editions, first.skipped) == (4, 0) and first.written
+    again = rebuild_site(settings)
+    assert (again.editions, again.skipped, again.written) == (4, 4, [])
+    # Not even read: a story changed behind the key's back (same size, same modification time) goes unseen.
+    site = empty_root / "site"
+    page = site / "editions" / "2017-03-02" / "index.html"
+    text, st = stories[1].read_text(encoding="utf-8"), stories[1].stat()
+    stories[1].write_text(text.replace("Story 1", "Story X"), encoding="utf-8")
+    os.utime(stories[1], ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert rebuild_site(settings).skipped == 4 and "Story X" not in page.read_text(encoding="utf-8")
+    # Edited (a new modification time): that edition alone is rendered again, then the lists that show it.
+    stories[1].write_text(text.replace("Story 1", "Story Y"), encoding="utf-8")
+    os.utime(stories[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    edited = rebuild_site(settings)
+    assert (edited.editions, edited.skipped) == (4, 3) and "Story Y" in page.read_text(encoding="utf-8")
+    assert {p.relative_to(site).as_posix() for p in edited.written if p.is_relative_to(site)} >= {
+        "editions/2017-03-02/index.html",
+        "index.html",
+    }
+    # A page gone from site/ brings its edition back; a template edited brings every edition back.
+    page.unlink()
+    assert rebuild_site(settings).skipped == 3 and page.is_file()
+    (empty_root / "templates").mkdir(exist_ok=True)
+    (empty_root / "templates" / "notes.txt").write_text("a designer's note\n", encoding="utf-8")
+    assert rebuild_site(load_settings(empty_root)).skipped == 0

@@ -33,6 +33,7 @@ from ...edition import Story, read_story
 from ...errors import NewsletterError
 from ...fsutil import write_atomic
 from . import pages
+from .inputs import edition_key, fingerprint
 from .model import (
     FEED_ENTRIES,
     PER_PAGE,
@@ -53,13 +54,14 @@ class SiteReport:
     editions: int = 0
     written: list[Path] = field(default_factory=list)
     unchanged: int = 0
+    skipped: int = 0  # editions whose inputs had not changed: not read nor rendered again (inputs.py)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary(self, root: Path) -> str:
         return (
             f"web archive: {self.editions} edition(s), {len(self.written)} file(s) written, {self.unchanged} "
-            f"unchanged → {root}/ ({self.seconds:.2f} s)"
+            f"unchanged ({self.skipped} edition(s) not rendered again) → {root}/ ({self.seconds:.2f} s)"
         )
 
 
@@ -93,8 +95,8 @@ class _Writer:
             raise NewsletterError(f"{url} is not under base_url {self.settings.base_url}")
         self.put(target, html)
 
-    def edition(self, edition: WebEdition) -> None:
-        """The edition's page, its stories' pages, and its catalog entry."""
+    def edition(self, edition: WebEdition, key: str = "") -> None:
+        """The edition's page, its stories' pages, and its catalog entry (with `key`: see inputs.py)."""
         settings = self.settings
         self.page(edition.url, pages.edition_page(settings, edition))
         for item in story_pages(edition):
@@ -110,11 +112,30 @@ class _Writer:
             "private": edition.private,
             "built_at": edition.built_at,
             "pages": [[item.page_url, item.private] for item in story_pages(edition)],
+            "key": key,
         }
         folder = catalog_dir(settings)
         self.put(folder / f"{edition.date.isoformat()}.json", json.dumps(entry, ensure_ascii=False, indent=1))
         self.put(folder / f"{edition.date.isoformat()}.html", pages.feed_content(settings, edition))
         self.report.editions += 1
+
+    def unchanged(self, day: str, key: str) -> bool:
+        """Whether edition `day`'s pages were written from inputs with this key and are all still there."""
+        folder = catalog_dir(self.settings)
+        try:
+            entry = json.loads((folder / f"{day}.json").read_text(encoding="utf-8"))
+            urls = [str(entry["url"]), *(str(url) for url, _private in entry["pages"])]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not key or entry.get("key") != key:
+            return False
+        files = [file_for(self.settings, url) for url in urls] + [folder / f"{day}.html"]
+        if not all(f is not None and f.is_file() for f in files):
+            return False
+        self.report.unchanged += len(files) + 1
+        self.report.editions += 1
+        self.report.skipped += 1
+        return True
 
     def shared(self) -> None:
         """Index pages, latest/, feed, sitemap, and the fixed pages, from the catalog."""
@@ -170,7 +191,8 @@ def publish_edition(settings: Settings, manifest: Mapping[str, Any], stories: Se
     writer = _Writer(settings, report)
     edition = web_edition(settings, manifest, {s.id: s for s in stories}, report.warnings)
     if edition is not None:
-        writer.edition(edition)
+        clean = not report.warnings
+        writer.edition(edition, edition_key(settings, fingerprint(settings), manifest) if clean else "")
     writer.shared()
     report.seconds = time.perf_counter() - started
     return report
@@ -194,20 +216,31 @@ def _read_named(settings: Settings, manifest: Mapping[str, Any], cache: dict[str
 
 
 def _rebuild_editions(settings: Settings, manifests: Sequence[Path]) -> tuple[SiteReport, list[str]]:
-    """Write the pages of the editions `manifests` describe: (what was done, the dates written)."""
+    """Write the pages of the editions `manifests` describe: (what was done, the dates written).
+
+    An edition whose inputs have not changed since its pages were written (inputs.py) is left alone:
+    no story of it is read or rendered.
+    """
     report = SiteReport()
     writer = _Writer(settings, report)
     cache: dict[str, Story | None] = {}
+    common = fingerprint(settings)
     seen = []
     for path in manifests:
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
+            day = str(manifest["edition"])
+            key = edition_key(settings, common, manifest)
+            if writer.unchanged(day, key):
+                seen.append(day)
+                continue
+            before = len(report.warnings)
             edition = web_edition(settings, manifest, _read_named(settings, manifest, cache), report.warnings)
         except (OSError, ValueError, KeyError) as exc:
             report.warnings.append(f"{path}: not an edition manifest ({exc}); skipped")
             continue
         if edition is not None:
-            writer.edition(edition)
+            writer.edition(edition, key if len(report.warnings) == before else "")
             seen.append(edition.date.isoformat())
     return report, seen
 
@@ -243,6 +276,7 @@ def _rebuild_language(settings: Settings, manifests: list[Path], processes: int 
         report.editions += part.editions
         report.written += part.written
         report.unchanged += part.unchanged
+        report.skipped += part.skipped
         report.warnings += part.warnings
         seen.update(dates)
     # Editions no longer in the outbox leave the lists (their pages stay, so old links keep working).
