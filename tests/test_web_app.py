@@ -3,6 +3,7 @@ the public app — one-click unsubscribe, double opt-in, rate limits, Host/CSRF/
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from conftest import REPO, check_eml_tool, free_port
+from markupsafe import escape
 from uitext import english_left, visible_text
 
 from newsletter.config import load_settings
@@ -179,6 +181,26 @@ def test_one_click_post_unsubscribes_and_a_repeat_is_harmless(server: PublicServ
             assert "set-cookie" not in r.headers
     with SuppressionList(suppression_path(load_settings(server.root))) as s:
         assert s.get("one.click@example.org")[0] == "unsubscribed"  # type: ignore[index]
+
+
+def test_one_click_posts_at_once_are_all_recorded_each_page_with_its_own_address(server: PublicServer) -> None:
+    """A burst of one-click POSTs (they are written together, oneclick.py): every one recorded, every page right."""
+    addresses = [f"burst{n}@example.org" for n in range(40)] + ["o&brien@example.org"]  # `&` shown escaped
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            posts = [
+                c.post(f"/u/{make_token(SECRET.encode(), LIST_ID, a)}", data={"List-Unsubscribe": "One-Click"})
+                for a in addresses
+            ]
+            return list(await asyncio.gather(*posts))
+
+    answers = asyncio.run(burst())
+    for address, r in zip(addresses, answers, strict=True):
+        assert r.status_code == 200 and "Unsubscribed" in r.text
+        assert str(escape(address)) in r.text and all(str(escape(o)) not in r.text for o in addresses if o != address)
+    with SuppressionList(suppression_path(load_settings(server.root))) as s:
+        assert all(s.get(a)[0] == "unsubscribed" for a in addresses)  # type: ignore[index]
 
 
 def test_get_shows_a_page_whose_button_posts_with_a_form_token(server: PublicServer) -> None:

@@ -127,6 +127,28 @@ class SuppressionList:
             )
             return cur.rowcount == 1
 
+    def add_many(self, addresses: list[str], reason: str = "unsubscribed", source: str = "") -> int:
+        """Record several addresses in one transaction (the first reason of each is kept); how many were new."""
+        rows = []
+        for address in addresses:
+            key, now = _new_entry(address, reason)
+            rows.append((key, address.strip(), reason, source, now))
+        with self._lock:
+            db = self._db()
+            before = db.total_changes
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT OR IGNORE INTO suppression (key, address, reason, source, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return db.total_changes - before
+
     def remove(self, address: str) -> bool:
         """Take `address` off the list (it confirmed a new subscription); True when it was on it."""
         with self._lock:
@@ -231,6 +253,23 @@ class PgSuppressionList:
                 (key, address.strip(), reason, source, now, diagnostic[:_MAX_FIELD], message_id[:_MAX_FIELD]),
             )
             return cur.rowcount == 1
+
+    def add_many(self, addresses: list[str], reason: str = "unsubscribed", source: str = "") -> int:
+        """Record several addresses in one transaction (the first reason of each is kept); how many were new."""
+        rows = []
+        for address in addresses:
+            key, now = _new_entry(address, reason)
+            rows.append((key, address.strip(), reason, source, now))
+        added = 0
+        with self._lock, self._conn.transaction():
+            for row in rows:
+                cur = self._conn.execute(
+                    "INSERT INTO suppression (key, address, reason, source, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                    row,
+                )
+                added += cur.rowcount
+        return added
 
     def remove(self, address: str) -> bool:
         """Take `address` off the list (it confirmed a new subscription); True when it was on it."""

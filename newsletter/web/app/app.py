@@ -57,6 +57,7 @@ from . import mail, tokens
 from .language import pick_language
 from .limits import SlidingWindow
 from .mounts import BODY_LIMITS, extra_routes
+from .oneclick import PLACEHOLDER, OneClickWriter, PerLanguagePage
 from .options import WebOptions
 
 _NAME_MAX = 100
@@ -223,18 +224,31 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
         if form.get("List-Unsubscribe") != "One-Click":
             return message(lang, 400, _("Bad request"), _("Expected the form field List-Unsubscribe=One-Click."))
 
-        def record() -> None:
-            suppression.add(address, "unsubscribed", f"one-click {settings.list.id}")
+        await one_click.record(address)
+        return HTMLResponse(
+            unsubscribed(lang, address), 200, headers={"Cache-Control": "no-store", "Content-Language": lang}
+        )
+
+    def record_unsubscribes(addresses: list[str]) -> None:
+        """A batch of one-click unsubscribes (oneclick.py): one suppression transaction, then the store."""
+        suppression.add_many(addresses, "unsubscribed", f"one-click {settings.list.id}")
+        for address in addresses:
             store.set_status(address, "unsubscribed")
 
-        await run_in_threadpool(record)
-        return message(
-            lang,
-            200,
-            _("Unsubscribed"),
-            _("%(address)s will receive no more emails from %(title)s.")
-            % {"address": address, "title": settings.title},
-        )
+    def unsubscribed_page(lang: str) -> str:
+        _ = texts[lang]
+        return bytes(
+            message(
+                lang,
+                200,
+                _("Unsubscribed"),
+                _("%(address)s will receive no more emails from %(title)s.")
+                % {"address": PLACEHOLDER, "title": settings.title},
+            ).body
+        ).decode("utf-8")
+
+    one_click = OneClickWriter(record_unsubscribes)
+    unsubscribed = PerLanguagePage(unsubscribed_page)
 
     # --- subscribe (double opt-in) ---------------------------------------------------------------------
 
