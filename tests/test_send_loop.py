@@ -104,6 +104,19 @@ def test_retries_interleave_with_first_tries(demo_root: Path, fault_server: Smtp
     assert [fault_server.handler.attempts[f"r{i}@example.com"] for i in (0, 1, 2)] == [2, 2, 2]
 
 
+def test_a_message_whose_connection_broke_is_retried_at_once(demo_root: Path, fault_server: SmtpTestServer) -> None:
+    """Dropped mid-DATA, or answered 421 (the server closes that connection): no verdict on the message, so
+    no backoff (here 15–30 s) before its retry on another connection; a 451 about the message still waits."""
+    paper(demo_root, 12, "retry_base = 30\nretry_max = 30")
+    fault_server.handler.script = {"r2@example.com": ["drop"], "r5@example.com": ["421"]}
+    settings = load_settings(demo_root, {"smtp.url": fault_server.url}, environ={})
+    t0 = time.monotonic()
+    report = send_edition(settings, DAY, subscribers="list.csv", progress=False)
+    assert time.monotonic() - t0 < 12, report.summary()
+    assert report.ok and report.sent == 12 and report.retried == 2
+    assert sorted(delivered(fault_server)) == sorted(f"r{i}@example.com" for i in range(12))
+
+
 def test_max_defer_leaves_a_message_pending_for_the_next_run(demo_root: Path, fault_server: SmtpTestServer) -> None:
     paper(demo_root, 12, "retry_base = 30\nretry_max = 60\nmax_defer = 5")
     fault_server.handler.script = {"r3@example.com": ["rcpt451"]}

@@ -7,7 +7,9 @@
 
 A deferred message goes back into the queue with its due time (exponential backoff with jitter) and the
 worker moves on to the next message at once: a due retry comes first, then the next fresh message, so
-retries interleave with first tries and a connection never sits idle through a backoff. A message leaves
+retries interleave with first tries and a connection never sits idle through a backoff. A message whose
+connection broke under it, or was closed with a 421, had no verdict: its first retry is due at once, on
+whichever connection is free. A message leaves
 the queue when it is sent, refused for good, or past `max_attempts` tries or `max_defer` seconds since
 its first try — then it stays pending in the ledger for the next run, as does every message still waiting
 when the run is stopped.
@@ -186,6 +188,13 @@ class DueQueue:
             return jobs
 
 
+def _no_verdict(outcome: Outcome) -> bool:
+    """Whether a transient failure said nothing about the message: its connection broke mid-transaction,
+    or the server closes that connection (421). Then another connection may take it at once; a refusal
+    of the message itself (451 greylisting, 452…) waits its backoff. Not at connect: that is the server."""
+    return outcome.reachable and outcome.stage != "connect" and (outcome.code is None or outcome.code == 421)
+
+
 def _same_way(outcome: Outcome) -> tuple[str, int | None, str]:
     """What two failures must share to count as the same: stage, code, the reply without names and numbers."""
     return (outcome.stage, outcome.code, _PERSONAL.sub("", outcome.reply)[:120])
@@ -278,6 +287,8 @@ class Delivery:
             )
             return
         delay = self.options.backoff(job.attempts)
+        if job.attempts == 1 and _no_verdict(outcome):
+            delay = 0.0  # whichever connection is free next takes it at once
         too_late = time.monotonic() + delay - job.first > self.options.max_defer
         if job.attempts >= self.options.max_attempts or too_late or self._ending():
             self._leave_pending(job)
