@@ -10,6 +10,9 @@ the ratios newsletter / smtp-source.
 
 - 1 and 8 connections, one sender process (`--processes 1`);
 - 8 connections with `--processes 2` (this machine's cores), against one process in the same run.
+
+BENCH_RELAY_BEFORE=/path/to/an/earlier/checkout adds that version's one-process figures to the same run
+(its package imported from there), for a before/after side by side.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ _SEND = textwrap.dedent(
     from newsletter.delivery.send import send_edition
 
     root, url, conns, procs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    extra = {"processes": procs} if procs > 1 else {}  # an earlier version (BENCH_RELAY_BEFORE) has no such flag
     report = send_edition(load_settings(root), date(2016, 12, 30), subscribers="list.csv", smtp=url,
-                          connections=conns, processes=procs, progress=False)
+                          connections=conns, progress=False, **extra)
     assert report.sent_now == int(sys.argv[5]) and report.ok, report.summary()
     print(report.send_seconds, flush=True)
     """
@@ -77,21 +81,26 @@ def _sink() -> tuple[subprocess.Popen[bytes], int]:
 def _source(port: int, connections: int, message: Path) -> float:
     t0 = time.perf_counter()
     subprocess.run(
-        ["smtp-source", "-d", "-s", str(connections), "-m", str(N), "-F", str(message)]
-        + ["-f", "morning@newsletter.example.org", "-t", "reader@example.com", f"127.0.0.1:{port}"],
+        [
+            *("smtp-source", "-d", "-s", str(connections), "-m", str(N), "-F", str(message)),
+            *("-f", "morning@newsletter.example.org", "-t", "reader@example.com", f"127.0.0.1:{port}"),
+        ],
         check=True,
     )
     return N / (time.perf_counter() - t0)
 
 
-def _newsletter(root: Path, port: int, connections: int, processes: int) -> float:
+def _newsletter(root: Path, port: int, connections: int, processes: int, tree: str = "") -> float:
     shutil.rmtree(root / "data" / "ledger", ignore_errors=True)
     env = {**os.environ, SECRET_ENV: SECRET}
+    if tree:
+        env["PYTHONPATH"] = tree
     out = subprocess.run(
         [sys.executable, "-c", _SEND, str(root), f"smtp://127.0.0.1:{port}", str(connections), str(processes), str(N)],
         env=env,
         capture_output=True,
         text=True,
+        cwd=tree or None,
     )
     if out.returncode:
         raise RuntimeError(out.stderr)
@@ -113,15 +122,21 @@ def figures() -> Iterator[tuple[str, float, str]]:
         yield "relay.message_size", len(sample) / 1000, "KB"
         sink, port = _sink()
         try:
+            before = os.environ.get("BENCH_RELAY_BEFORE", "")
             for conns, procs in ((1, 1), (8, 1), (8, 2)):
-                ref, ours = [], []
+                ref, ours, old = [], [], []
                 for _ in range(RUNS):
                     ref.append(_source(port, conns, message))
                     ours.append(_newsletter(root, port, conns, procs))
+                    if before and procs == 1:
+                        old.append(_newsletter(root, port, conns, procs, before))
                 name = f"relay.{conns}_conn_{procs}_proc"
                 yield f"{name}.smtp_source.median", statistics.median(ref), "msg/s"
                 yield f"{name}.newsletter.median", statistics.median(ours), "msg/s"
                 yield f"{name}.of_smtp_source", statistics.median(ours) / statistics.median(ref), "x"
+                if old:
+                    yield f"{name}.before.median", statistics.median(old), "msg/s"
+                    yield f"{name}.before.of_smtp_source", statistics.median(old) / statistics.median(ref), "x"
                 if (conns, procs) == (8, 1):
                     one = statistics.median(ours)
                 if (conns, procs) == (8, 2):

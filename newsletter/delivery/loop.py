@@ -9,10 +9,9 @@ A deferred message goes back into the queue with its due time (exponential backo
 worker moves on to the next message at once: a due retry comes first, then the next fresh message, so
 retries interleave with first tries and a connection never sits idle through a backoff. A message whose
 connection broke under it, or was closed with a 421, had no verdict: its first retry is due at once, on
-whichever connection is free. A message leaves
-the queue when it is sent, refused for good, or past `max_attempts` tries or `max_defer` seconds since
-its first try — then it stays pending in the ledger for the next run, as does every message still waiting
-when the run is stopped.
+whichever connection is free. A message leaves the queue when it is sent, refused for good, or past
+`max_attempts` tries or `max_defer` seconds since its first try — then it stays pending in the ledger for
+the next run, as does every message still waiting when the run is stopped.
 
 Some faults end the run at once, because no retry can help: a sink that cannot write locally
 (`WriteError`, naming the path), a server that cannot be reached after a message's tries, and a relay that
