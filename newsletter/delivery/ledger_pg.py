@@ -397,7 +397,9 @@ class PgLedger:
         return str(rows[0][0]) if rows else None
 
     def senders(self) -> list[dict[str, Any]]:
-        """Per sender (host:pid): its run's status, what it recorded, and the rows it holds right now."""
+        """Per sender (host:pid): its run's status, what it recorded, and the rows it holds right now.
+
+        A sender's processes (`<owner>+<k>`, processes.py) count as that sender."""
         self._results.flush()
         by: dict[str, dict[str, Any]] = {}
         for owner, status, started in self._q(
@@ -410,15 +412,17 @@ class PgLedger:
             "GROUP BY done_by, state",
             (self.edition,),
         ):
-            by.setdefault(str(owner), {"sender": owner, "status": "?", "started_at": "", "sent": 0, "failed": 0,
-                                       "skipped": 0, "holding": 0})[str(state)] = int(n)  # fmt: skip
+            owner = _sender_of(str(owner), by)
+            entry = by.setdefault(owner, {"sender": owner, "status": "?", "started_at": "", "sent": 0, "failed": 0,
+                                          "skipped": 0, "holding": 0})  # fmt: skip
+            entry[str(state)] = entry.get(str(state), 0) + int(n)
         for owner, n in self._q(
             "SELECT lease_owner, count(*) FROM ledger_recipients WHERE edition = %s AND state = 'pending' "
             "AND lease_until >= now() AND lease_until <> 'infinity' GROUP BY lease_owner",
             (self.edition,),
         ):
-            if str(owner) in by:
-                by[str(owner)]["holding"] = int(n)
+            if _sender_of(str(owner), by) in by:
+                by[_sender_of(str(owner), by)]["holding"] += int(n)
         return list(by.values())
 
     def backup_to(self, path: Path) -> None:
@@ -437,3 +441,9 @@ class PgLedger:
                 rows,
             )
             dest.commit()
+
+
+def _sender_of(owner: str, runs: dict[str, Any]) -> str:
+    """`host:pid/run+k` (process k of that run's sender) → `host:pid/run` when that run is known."""
+    base = owner.rpartition("+")[0]
+    return base if base and base in runs else owner

@@ -53,6 +53,7 @@ from ..edition import (
     right_to_left,
 )
 from ..textutil import one_line
+from .qp import dot_safe, end_soft
 from .unsubscribe import ONE_CLICK, keyed, make_token
 
 MAX_NAME = 100  # characters; a greeting, not a biography, and it keeps every header line short
@@ -202,57 +203,17 @@ def message_id(settings: Settings, secret: bytes, day: str, address: str) -> str
 # --- quoted-printable pieces ------------------------------------------------------------------------
 
 
-def _end_soft(data: bytes) -> bytes:
-    """End encoded `data` with a soft line break, keeping its last line within 76 octets with the `=`."""
-    start = data.rfind(b"\n") + 1
-    if len(data) - start >= 76:
-        cut = start + 75
-        if data[cut - 1 : cut] == b"=":  # never split an =XX escape
-            cut -= 1
-        elif data[cut - 2 : cut - 1] == b"=":
-            cut -= 2
-        data = data[:cut] + _SOFT_BREAK + data[cut:]
-    return data + _SOFT_BREAK
-
-
-def _dot_safe(data: bytes) -> bytes:
-    """Encoded lines with no line starting with a dot: a leading `.` becomes `=2E`.
-
-    SMTP ends DATA at a line holding a lone dot and makes the client double every leading dot (RFC 5321
-    4.5.2) — a copy of the whole message per recipient. A message none of whose lines starts with a
-    dot needs no such copy, and reads the same once decoded. `data` starts at a line start; a line the
-    escape makes longer than 76 octets is split with a soft break.
-    """
-    if not data.startswith(b".") and b"\n." not in data:
-        return data
-    out: list[bytes] = []
-    for line in data.split(b"\r\n"):
-        while line.startswith(b"."):
-            line = b"=2E" + line[1:]
-            if len(line) <= 76:
-                break
-            cut = 75
-            if line[cut - 1 : cut] == b"=":  # never split an =XX escape
-                cut -= 1
-            elif line[cut - 2 : cut - 1] == b"=":
-                cut -= 2
-            out.append(line[:cut] + b"=")
-            line = line[cut:]
-        out.append(line)
-    return b"\r\n".join(out)
-
-
 def _qp_static(text: str) -> bytes:
     """A static stretch of a body, quoted-printable, ending at the start of a line; no line starts with a dot."""
     data = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-    return _dot_safe(data if data.endswith(b"\r\n") else _end_soft(data))
+    return dot_safe(data if data.endswith(b"\r\n") else end_soft(data))
 
 
 def _qp_piece(text: str) -> bytes:
     """A personal value (one line): encoded on its own lines so it cannot stretch the lines around it."""
     if not text:
         return b""
-    return _dot_safe(_end_soft(binascii.b2a_qp(text.encode("utf-8"), istext=False).replace(b"=\n", _SOFT_BREAK)))
+    return dot_safe(end_soft(binascii.b2a_qp(text.encode("utf-8"), istext=False).replace(b"=\n", _SOFT_BREAK)))
 
 
 def _escape_text(value: str) -> str:

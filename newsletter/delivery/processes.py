@@ -25,6 +25,7 @@ rate limit is shared out evenly.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -38,6 +39,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import DeliveryError, NewsletterError
 from .ledger import Row
+from .ledger_pg import PgLedger
 from .loop import Delivery
 from .progress import Progress
 from .ratelimit import RateLimiter
@@ -47,6 +49,7 @@ from .sinks.base import Envelope
 from .stores import LedgerStore, open_ledger
 from .suppression import Suppression, open_suppression
 
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 MIN_PER_PROCESS = 500  # below this many messages a process more costs more than it gives
 
 # The rows of one part: (ledger, suppression list, send loop, limit, (k, n)) → the part's jobs.
@@ -79,6 +82,7 @@ class Plan:
     limit: int | None
     stop: threading.Event
     feed: Feed
+    owner: str = ""  # PostgreSQL: the parent's sender name; child k is `<owner>+<k>` (status adds them up)
 
 
 @dataclass
@@ -108,6 +112,7 @@ def _child(plan: Plan, k: int, n: int, out: Connection) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # the parent tells the user what is going on; here, just stop
         signal.signal(sig, lambda *_: stop.set())
+    _stop_with_parent(stop)
     result = PartResult()
     try:
         _deliver_part(plan, k, n, stop, result)
@@ -119,9 +124,21 @@ def _child(plan: Plan, k: int, n: int, out: Connection) -> None:
     out.close()
 
 
+def _stop_with_parent(stop: threading.Event) -> None:
+    """SIGTERM when the parent dies (Linux): a killed sender's processes finish their messages in flight
+    and stop, as its threads would have, instead of sending on without it."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        stop.set()
+
+
 def _deliver_part(plan: Plan, k: int, n: int, stop: threading.Event, result: PartResult) -> None:
     with contextlib.ExitStack() as stack:
         ledger = stack.enter_context(open_ledger(plan.settings, plan.day, stop=stop))
+        if isinstance(ledger, PgLedger) and plan.owner:  # its own leases, counted as the parent's sender
+            ledger.owner = f"{plan.owner}+{k + 1}"
         suppression = open_suppression(plan.settings)
         stack.callback(suppression.close)
         sink = make_sink(plan.settings, plan.day, smtp=plan.smtp, connections=plan.connections)

@@ -175,7 +175,8 @@ def send_edition(
             sending = time.monotonic()
             if workers > 1:
                 the_sink.close()  # every process opens its own connections
-                plan = Plan(settings, day, options, per_second, smtp, connections, limit, stop_event, feed)
+                owner = str(getattr(ledger, "owner", ""))
+                plan = Plan(settings, day, options, per_second, smtp, connections, limit, stop_event, feed, owner)
                 try:
                     parts = deliver_in_processes(plan, workers)
                 finally:
