@@ -69,6 +69,12 @@ def process_count(requested: int | None, options: MailingOptions, *, smtp: bool,
     return max(1, min(os.cpu_count() or 1, pending // MIN_PER_PROCESS))
 
 
+def claim_size(pending: int, n: int) -> int:
+    """Rows fetched (SQLite) or claimed (PostgreSQL) at a time by one of n processes: a quarter of its
+    share, 50 to 500, so that a small mailing is still shared out between processes and machines."""
+    return max(50, min(500, pending // (4 * n)))
+
+
 @dataclass
 class Plan:
     """What every child needs. Inherited through fork, never pickled: the personalizer comes ready."""

@@ -48,7 +48,7 @@ from ..errors import ConfigError, DeliveryError, SubscriberError
 from .ledger import EditionLock, Ledger, Row, ledger_path
 from .loop import Delivery
 from .personalize import Personalizer
-from .processes import PartResult, Plan, combined_failure, deliver_in_processes, process_count
+from .processes import PartResult, Plan, claim_size, combined_failure, deliver_in_processes, process_count
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .report import MailingOptions, SendReport
@@ -311,7 +311,8 @@ def _jobs(
     handed = 0
     dot_safe = personalizer.dot_safe
     # Checked now, not at enrolment: an unsubscribe mid-run counts (looked up a batch at a time).
-    for row in ledger.pending(run, suppressed=suppression.which, part=part):
+    batch = {} if part[1] == 1 else {"batch": claim_size(ledger.count_pending(run), part[1])}
+    for row in ledger.pending(run, suppressed=suppression.which, part=part, **batch):
         if limit is not None and handed >= limit:
             return
         if row.suppressed or (row.suppressed is None and row.address in suppression):
