@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -84,9 +85,29 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load(root: Path, **overrides: Any) -> Any:
+    """The settings of the newsletter folder `root`, and this process's metrics and logs set up by them."""
     from ..config import load_settings
 
-    return load_settings(root, overrides)
+    settings = load_settings(root, overrides)
+    _observe(settings)
+    return settings
+
+
+def _observe(settings: Any) -> None:
+    """Metrics into the shared folder; log lines as `[logging] format` says unless --log-format did."""
+    from .. import logs, metrics
+    from ..errors import ConfigError
+    from ..storage import this_owner
+
+    metrics.setup(settings)
+    logs.set_defaults(newsletter=settings.list.id, sender=this_owner(), run_id=logs.new_run_id())
+    configured = settings.section("logging").get("format", "")
+    if configured not in ("", *logs.FORMATS):
+        where = settings.config_file or "newsletter.toml"
+        raise ConfigError(f"{where}: [logging] format must be one of {', '.join(logs.FORMATS)}, got {configured!r}")
+    if configured == "json" and not os.environ.get(logs.FORMAT_ENV):
+        os.environ[logs.FORMAT_ENV] = "json"
+        logs.configure_json()
 
 
 def as_date(value: Any) -> date | None:
@@ -95,14 +116,28 @@ def as_date(value: Any) -> date | None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="newsletter")
-def cli() -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    envvar="NEWSLETTER_LOG_FORMAT",
+    help="Log lines for people (text, the default) or one JSON object per line for a log pipeline.",
+)
+def cli(log_format: str | None) -> None:
     """Build and send a daily newsletter from Markdown stories.
 
     \b
     Quick start (in a folder with stories/):
       newsletter build        # newest edition → outbox/<date>/
       newsletter check        # every problem in stories, templates and the rendered email
+      newsletter --log-format json schedule   # logs as JSON lines
     """
+    if log_format:
+        from .. import logs
+
+        os.environ[logs.FORMAT_ENV] = log_format  # uvicorn's worker processes read it too
+        if log_format == "json":
+            logs.configure_json()
 
 
 # Each command family lives in its own module and registers itself on `cli` when imported; one name

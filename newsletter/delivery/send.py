@@ -42,6 +42,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import metrics
 from ..config import Settings
 from ..edition import build
 from ..errors import ConfigError, DeliveryError, SubscriberError
@@ -169,6 +170,10 @@ def send_edition(
                 progress=bar,
                 day=day,
             )
+            if not dry_run:
+                labels = (settings.list.id, day.isoformat(), settings.language)
+                metrics.send_started(*labels, ledger.count_pending(None))
+                delivery.stats.hook = metrics.message_counter(*labels)
             sending = time.monotonic()
             try:
                 delivery.run(_jobs(ledger, run, personalizer, suppression, delivery, settings, limit))
@@ -209,6 +214,15 @@ def send_edition(
             counts.total,
         )
         report.skipped = report.invalid + report.duplicates + report.suppressed + report.removed
+        if not dry_run:
+            metrics.send_finished(
+                settings.list.id,
+                day.isoformat(),
+                settings.language,
+                pending=counts.pending,
+                sent=report.sent_now,
+                seconds=report.send_seconds,
+            )
     report.elapsed = _since(started)
     return report
 

@@ -1,0 +1,309 @@
+"""Prometheus metrics: what the senders, the scheduler and the public app count, in one place.
+
+In:  `setup(settings)` once per process (the CLI's `load` does it), then a handful of calls at clear points
+     (a message's outcome, a finished build, a morning's outcome, a bounce run, a request).
+Out: the Prometheus text format (`exposition()`), served by `newsletter serve` on `/metrics` (loopback only)
+     and by `schedule`/`worker` with `--metrics-port`.
+
+Every newsletter process on a host writes its counts into one folder (`[metrics] dir`, default
+`data/metrics`) through prometheus-client's multiprocess mode, so the public app's `/metrics` adds up its
+own workers, the morning run, `send` and `worker` alike, and a count survives the process that made it.
+With `dir = ""` each process counts only for itself.
+
+Label values are bounded: a list id, an edition date, a language, an outcome, a route template. Never a
+reader's address, a story's title or a raw path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+
+DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own switch; inherited by uvicorn's workers
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_DURATIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    messages: Any
+    send_rate: Any
+    backlog: Any
+    bounces: Any
+    runs: Any
+    last_good: Any
+    build_seconds: Any
+    render_seconds: Any
+    requests: Any
+    request_seconds: Any
+    unsubscribes: Any
+    signups: Any
+    confirmations: Any
+    confirmation_emails: Any
+
+
+_state: dict[str, Any] = {}
+
+
+def metrics_dir(settings: Settings) -> Path | None:
+    """`[metrics] dir` (relative to the newsletter folder), `data/metrics` by default; None when set to ""."""
+    raw = settings.section("metrics").get("dir", "data/metrics")
+    if not isinstance(raw, str):
+        from .errors import ConfigError
+
+        raise ConfigError(f"{settings.config_file or 'newsletter.toml'}: [metrics] dir must be a string")
+    if not raw:
+        return None
+    path = Path(raw)
+    return path if path.is_absolute() else settings.root / path
+
+
+def setup(settings: Settings) -> None:
+    """Choose where this process counts, before the first metric exists; later calls change nothing.
+
+    An environment that already names a folder (a uvicorn worker started by `serve`, an operator's unit
+    file) wins. A folder that cannot be made is no reason to stop a send: the process then counts alone."""
+    if "metrics" in _state:
+        return
+    if DIR_ENV not in os.environ and (folder := metrics_dir(settings)) is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.environ[DIR_ENV] = str(folder.resolve())
+        except OSError:
+            pass
+    _create()
+
+
+def _create() -> _Metrics:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+
+    values.ValueClass = values.get_value_class()  # multiprocess or not: decided now, not at import
+    registry = CollectorRegistry(auto_describe=True)
+    edition = ("newsletter", "edition", "language")
+    made = _Metrics(
+        messages=Counter(
+            "newsletter_messages",
+            "Messages by outcome: sent, failed (refused for good), deferred (left pending), retried, suppressed.",
+            (*edition, "outcome"),
+            registry=registry,
+        ),
+        send_rate=Gauge(
+            "newsletter_send_rate_messages_per_second",
+            "Messages sent per second by the latest send run of an edition.",
+            edition,
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        ),
+        backlog=Gauge(
+            "newsletter_ledger_pending",
+            "Recipients of an edition still pending in its ledger, as the latest sender saw it.",
+            edition,
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        ),
+        bounces=Counter(
+            "newsletter_bounces",
+            "Bounce reports read, by kind: hard, soft, complaint, autoreply, unrecognised, malformed.",
+            ("newsletter", "kind"),
+            registry=registry,
+        ),
+        runs=Counter(
+            "newsletter_scheduler_runs", "Scheduled mornings by outcome.", ("newsletter", "outcome"), registry=registry
+        ),
+        last_good=Gauge(
+            "newsletter_last_good_morning_timestamp_seconds",
+            "When the latest morning that completed (or was joined) ended, Unix time.",
+            ("newsletter",),
+            registry=registry,
+            multiprocess_mode="max",
+        ),
+        build_seconds=Histogram(
+            "newsletter_build_seconds",
+            "Building an edition: stories read, selected, rendered.",
+            ("newsletter", "language"),
+            registry=registry,
+            buckets=_DURATIONS,
+        ),
+        render_seconds=Histogram(
+            "newsletter_render_seconds",
+            "Rendering an edition's HTML and text (MJML, CSS inlining).",
+            ("newsletter", "language"),
+            registry=registry,
+            buckets=_DURATIONS,
+        ),
+        requests=Counter(
+            "newsletter_http_requests",
+            "Public app requests by route template, method and status.",
+            ("route", "method", "status"),
+            registry=registry,
+        ),
+        request_seconds=Histogram(
+            "newsletter_http_request_seconds",
+            "Public app response time by route template.",
+            ("route",),
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        ),
+        unsubscribes=Counter(
+            "newsletter_unsubscribes",
+            "One-click unsubscribes recorded by the public app.",
+            ("newsletter",),
+            registry=registry,
+        ),
+        signups=Counter(
+            "newsletter_signups", "Sign-up requests accepted by the public app.", ("newsletter",), registry=registry
+        ),
+        confirmations=Counter(
+            "newsletter_confirmations", "Subscriptions confirmed by their reader.", ("newsletter",), registry=registry
+        ),
+        confirmation_emails=Counter(
+            "newsletter_confirmation_emails",
+            "Sign-up confirmation emails by outcome (sent, failed).",
+            ("newsletter", "outcome"),
+            registry=registry,
+        ),
+    )
+    _state["metrics"] = made
+    _state["registry"] = registry
+    return made
+
+
+def _m() -> _Metrics:
+    found = _state.get("metrics")
+    return found if isinstance(found, _Metrics) else _create()
+
+
+def shared() -> bool:
+    """Whether this process counts into the shared folder (multiprocess mode)."""
+    return bool(os.environ.get(DIR_ENV)) and "metrics" in _state
+
+
+def exposition() -> bytes:
+    """Everything counted, in the Prometheus text format: every process's files when they are shared."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    _m()
+    if os.environ.get(DIR_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return bytes(generate_latest(registry))
+    return bytes(generate_latest(_state["registry"]))
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Answer scrapes on http://host:port/metrics from a background thread (`schedule`, `worker`)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class _Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = exposition() if self.path.split("?")[0] in ("/metrics", "/") else b"not found\n"
+            self.send_response(200 if body != b"not found\n" else 404)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+            return
+
+    server = ThreadingHTTPServer((host, port), _Handler)
+    Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+
+# --- the counting points ------------------------------------------------------------------------------
+
+
+def message_counter(newsletter: str, edition: str, language: str) -> Callable[[str, int], None]:
+    """A function the send loop calls with each outcome ("sent", "failed", …) and how many; it also keeps
+    the edition's backlog gauge moving."""
+    m = _m()
+    children = {
+        outcome: m.messages.labels(newsletter, edition, language, outcome)
+        for outcome in ("sent", "failed", "deferred", "retried", "suppressed")
+    }
+    backlog = m.backlog.labels(newsletter, edition, language)
+
+    def count(outcome: str, n: int = 1) -> None:
+        child = children.get(outcome)
+        if child is None:
+            return
+        child.inc(n)
+        if outcome in ("sent", "failed", "suppressed"):
+            backlog.dec(n)
+
+    return count
+
+
+def send_started(newsletter: str, edition: str, language: str, pending: int) -> None:
+    _m().backlog.labels(newsletter, edition, language).set(pending)
+
+
+def send_finished(newsletter: str, edition: str, language: str, *, pending: int, sent: int, seconds: float) -> None:
+    m = _m()
+    m.backlog.labels(newsletter, edition, language).set(pending)
+    if seconds > 0 and sent:
+        m.send_rate.labels(newsletter, edition, language).set(sent / seconds)
+
+
+def bounces(newsletter: str, counts: dict[str, int]) -> None:
+    m = _m()
+    for kind, n in counts.items():
+        if n:
+            m.bounces.labels(newsletter, kind).inc(n)
+
+
+def scheduler_run(newsletter: str, outcome: str) -> None:
+    m = _m()
+    m.runs.labels(newsletter, outcome).inc()
+    if outcome in ("completed", "joined"):
+        m.last_good.labels(newsletter).set(time.time())
+
+
+def build_timed(newsletter: str, language: str, *, build: float, render: float) -> None:
+    """One edition built in `build` seconds, of which `render` rendering."""
+    m = _m()
+    m.build_seconds.labels(newsletter, language).observe(build)
+    m.render_seconds.labels(newsletter, language).observe(render)
+
+
+def request(route: str, method: str, status: int, seconds: float) -> None:
+    m = _m()
+    m.requests.labels(route, method, str(status)).inc()
+    m.request_seconds.labels(route).observe(seconds)
+
+
+def public_event(which: str, newsletter: str, outcome: str = "") -> None:
+    """One unsubscribe, sign-up, confirmation or confirmation email ("unsubscribe", "signup", "confirm",
+    "confirmation_email" with outcome "sent" or "failed")."""
+    m = _m()
+    if which == "confirmation_email":
+        m.confirmation_emails.labels(newsletter, outcome or "sent").inc()
+    else:
+        {"unsubscribe": m.unsubscribes, "signup": m.signups, "confirm": m.confirmations}[which].labels(newsletter).inc()
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DIR_ENV",
+    "bounces",
+    "build_timed",
+    "exposition",
+    "message_counter",
+    "metrics_dir",
+    "public_event",
+    "request",
+    "scheduler_run",
+    "send_finished",
+    "send_started",
+    "serve_metrics",
+    "setup",
+    "shared",
+]
