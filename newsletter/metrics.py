@@ -17,6 +17,7 @@ reader's address, a story's title or a raw path.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,15 +222,18 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
 # --- the counting points ------------------------------------------------------------------------------
 
 
-def message_counter(newsletter: str, edition: str, language: str) -> Callable[[str, int], None]:
+def message_counter(newsletter: str, edition: str, language: str, pending: int) -> Callable[[str, int], None]:
     """A function the send loop calls with each outcome ("sent", "failed", …) and how many; it also keeps
-    the edition's backlog gauge moving."""
+    the edition's backlog gauge (`pending` at the start) moving."""
     m = _m()
     children = {
         outcome: m.messages.labels(newsletter, edition, language, outcome)
         for outcome in ("sent", "failed", "deferred", "retried", "suppressed")
     }
     backlog = m.backlog.labels(newsletter, edition, language)
+    backlog.set(pending)
+    left = [pending]
+    lock = threading.Lock()
 
     def count(outcome: str, n: int = 1) -> None:
         child = children.get(outcome)
@@ -237,13 +241,11 @@ def message_counter(newsletter: str, edition: str, language: str) -> Callable[[s
             return
         child.inc(n)
         if outcome in ("sent", "failed", "suppressed"):
-            backlog.dec(n)
+            with lock:  # the "mostrecent" gauge is set, not decremented: one value per process
+                left[0] -= n
+                backlog.set(max(left[0], 0))
 
     return count
-
-
-def send_started(newsletter: str, edition: str, language: str, pending: int) -> None:
-    _m().backlog.labels(newsletter, edition, language).set(pending)
 
 
 def send_finished(newsletter: str, edition: str, language: str, *, pending: int, sent: int, seconds: float) -> None:
@@ -302,7 +304,6 @@ __all__ = [
     "request",
     "scheduler_run",
     "send_finished",
-    "send_started",
     "serve_metrics",
     "setup",
     "shared",

@@ -172,8 +172,7 @@ def send_edition(
             )
             if not dry_run:
                 labels = (settings.list.id, day.isoformat(), settings.language)
-                metrics.send_started(*labels, ledger.count_pending(None))
-                delivery.stats.hook = metrics.message_counter(*labels)
+                delivery.stats.hook = metrics.message_counter(*labels, ledger.count_pending(None))
             sending = time.monotonic()
             try:
                 delivery.run(_jobs(ledger, run, personalizer, suppression, delivery, settings, limit))
