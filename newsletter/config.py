@@ -69,6 +69,8 @@ OPEN_SECTIONS = (
     "subscribers",
     "site",
     "web",
+    "metrics",  # read by newsletter/metrics.py and the public app's /metrics
+    "logging",  # read by the CLI when it sets up log lines
 )
 
 

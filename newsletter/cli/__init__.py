@@ -54,6 +54,25 @@ def date_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def metrics_port_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--metrics-port PORT: answer Prometheus scrapes on 127.0.0.1:PORT/metrics while the command runs."""
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (loopback only) while running.",
+    )(func)
+
+
+def serve_metrics(port: int) -> None:
+    from .. import metrics
+
+    try:
+        metrics.serve_metrics(port)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: {exc.strerror or exc}") from None
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Known errors become one clear line and exit 1; nothing else is swallowed."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_option
+from . import _echo_err, as_date, cli, date_option, handle_errors, load, metrics_port_option, root_option, serve_metrics
 
 # Exit codes a cron job can act on (1 is any error that stopped the run, from handle_errors).
 EXIT_OK = 0
@@ -304,8 +304,11 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
 @click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections at once (default: [smtp]).")
 @click.option("--poll", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds between looks.")
 @click.option("--once", is_flag=True, help="Help with what is pending now, then exit instead of waiting.")
+@metrics_port_option
 @handle_errors
-def worker(root: Path, smtp: str | None, connections: int | None, poll: float, once: bool) -> None:
+def worker(
+    root: Path, smtp: str | None, connections: int | None, poll: float, once: bool, metrics_port: int | None
+) -> None:
     """Wait for mailings in the database and help send them (PostgreSQL; for a fleet started by systemd).
 
     A mailing starts with `newsletter send` (or the scheduler) on any machine; every worker then claims
@@ -322,6 +325,8 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
     settings = load(root)
     if not settings.database_url:
         raise click.ClickException("a worker needs database_url (newsletter.toml or NEWSLETTER_DATABASE_URL)")
+    if metrics_port is not None:
+        serve_metrics(metrics_port)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
