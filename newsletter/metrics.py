@@ -26,7 +26,8 @@ from typing import Any
 
 from .config import Settings
 
-DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own switch; inherited by uvicorn's workers
+DIR_ENV = "NEWSLETTER_METRICS_DIR"  # the folder `serve` hands to its uvicorn worker processes
+_CLIENT_ENV = "PROMETHEUS_MULTIPROC_DIR"  # where prometheus-client opens its files
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _DURATIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
@@ -66,25 +67,62 @@ def metrics_dir(settings: Settings) -> Path | None:
 
 
 def setup(settings: Settings) -> None:
-    """Choose where this process counts, before the first metric exists; later calls change nothing.
-
-    An environment that already names a folder (a uvicorn worker started by `serve`, an operator's unit
-    file) wins. A folder that cannot be made is no reason to stop a send: the process then counts alone."""
-    if "metrics" in _state:
-        return
-    if DIR_ENV not in os.environ and (folder := metrics_dir(settings)) is not None:
+    """Choose where this process counts: the folder a parent process named (`serve` for its workers), else
+    `[metrics] dir`. Called again for another folder (tests invoking the CLI in one process), it starts
+    counting there. A folder that cannot be made is no reason to stop a send: the process counts alone."""
+    named = os.environ.get(DIR_ENV)
+    folder = Path(named) if named else metrics_dir(settings)
+    if folder is not None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            os.environ[DIR_ENV] = str(folder.resolve())
+            folder = folder.resolve()
         except OSError:
-            pass
-    _create()
+            folder = None
+    if "metrics" in _state and _state.get("folder") == folder:
+        return
+    _create(folder)
 
 
-def _create() -> _Metrics:
+def folder() -> Path | None:
+    """The folder this process counts into (None: in memory only)."""
+    found = _state.get("folder")
+    return found if isinstance(found, Path) else None
+
+
+_env_lock = threading.Lock()
+
+
+def _value_class(where: Path | None) -> Any:
+    """prometheus-client's value class for `where`: its multiprocess files there, or plain memory.
+
+    The client reads the folder from its environment variable when a value's file is first opened; it
+    is set for that moment only, so the variable never leaks into other processes this one starts."""
+    from prometheus_client import values
+
+    if where is None:
+        return values.MutexValue
+    base: Any = values.MultiProcessValue()
+
+    class _Pinned(base):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            with _env_lock:
+                before = os.environ.get(_CLIENT_ENV)
+                os.environ[_CLIENT_ENV] = str(where)
+                try:
+                    super().__init__(*args, **kwargs)
+                finally:
+                    if before is None:
+                        del os.environ[_CLIENT_ENV]
+                    else:
+                        os.environ[_CLIENT_ENV] = before
+
+    return _Pinned
+
+
+def _create(where: Path | None = None) -> _Metrics:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-    values.ValueClass = values.get_value_class()  # multiprocess or not: decided now, not at import
+    values.ValueClass = _value_class(where)  # read by each metric as its labelled values are made
     registry = CollectorRegistry(auto_describe=True)
     edition = ("newsletter", "edition", "language")
     made = _Metrics(
@@ -170,8 +208,7 @@ def _create() -> _Metrics:
             registry=registry,
         ),
     )
-    _state["metrics"] = made
-    _state["registry"] = registry
+    _state.update(metrics=made, registry=registry, folder=where)
     return made
 
 
@@ -180,20 +217,16 @@ def _m() -> _Metrics:
     return found if isinstance(found, _Metrics) else _create()
 
 
-def shared() -> bool:
-    """Whether this process counts into the shared folder (multiprocess mode)."""
-    return bool(os.environ.get(DIR_ENV)) and "metrics" in _state
-
-
 def exposition() -> bytes:
     """Everything counted, in the Prometheus text format: every process's files when they are shared."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
     _m()
-    if os.environ.get(DIR_ENV):
+    where = folder()
+    if where is not None:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry, path=str(where))
         return bytes(generate_latest(registry))
     return bytes(generate_latest(_state["registry"]))
 
@@ -298,6 +331,7 @@ __all__ = [
     "bounces",
     "build_timed",
     "exposition",
+    "folder",
     "message_counter",
     "metrics_dir",
     "public_event",
@@ -306,5 +340,4 @@ __all__ = [
     "send_finished",
     "serve_metrics",
     "setup",
-    "shared",
 ]

@@ -42,6 +42,8 @@ def serve_public(
     os.environ[ROOT_ENV] = str(Path(root).resolve())
     os.environ[SITE_ENV] = "1" if site else "0"
     app = from_environment()  # fail here, with one line, rather than in every worker
+    if (counted := metrics.folder()) is not None:  # the workers count into the same folder
+        os.environ[metrics.DIR_ENV] = str(counted)
     if site and not site_dir(app.state.settings).is_dir():
         raise ConfigError(f"--site: {site_dir(app.state.settings)} does not exist; run `newsletter site` first")
     common = {
