@@ -72,8 +72,8 @@ def test_every_long_running_unit_is_sandboxed(units: Path) -> None:
         service = _service(name)
         for key, expected in SANDBOX.items():
             assert service.get(key) == expected, f"{name}: {key}"
-        writable = service["ReadWritePaths"].split()
-        assert "/srv/paper/data" in writable and "/srv/paper/outbox" in writable, name
+        writable, folder = service["ReadWritePaths"].split(), service["WorkingDirectory"]
+        assert f"{folder}/data" in writable and f"{folder}/outbox" in writable, name
         assert service["EnvironmentFile"] == "/etc/newsletter/secrets.env", name
         assert service["Restart"] == "on-failure" and service["User"] == "newsletter", name
         exposure = subprocess.run(
