@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -231,10 +232,8 @@ def exposition() -> bytes:
     return bytes(generate_latest(_state["registry"]))
 
 
-def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+def serve_metrics(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """Answer scrapes on http://host:port/metrics from a background thread (`schedule`, `worker`)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
 
     class _Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -249,7 +248,8 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
             return
 
     server = ThreadingHTTPServer((host, port), _Handler)
-    Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
 
 
 # --- the counting points ------------------------------------------------------------------------------

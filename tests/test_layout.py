@@ -16,7 +16,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "newsletter"
 MAX_LINES = 500
 
-# What each subsystem may import. Shared modules at the package root (config, errors, fsutil, textutil)
+# What each subsystem may import. Shared modules at the package root (config, errors, fsutil, textutil,
+# metrics, logs)
 # and `storage` are open to all; nothing but the CLI itself imports the CLI.
 SUBSYSTEMS = ("cli", "web", "schedule", "bounces", "delivery", "intake", "edition", "storage")
 SHARED = {

@@ -174,3 +174,40 @@ def test_json_logs_parse_line_by_line_carry_the_context_and_no_address(tmp_path:
     )
     assert configured.stderr and all(json.loads(line) for line in configured.stderr.splitlines())
     assert os.environ.get("NEWSLETTER_LOG_FORMAT") is None
+
+
+def test_the_scheduler_answers_scrapes_on_its_metrics_port(tmp_path: Path) -> None:
+    from test_schedule_e2e import make_paper, today
+
+    settings = make_paper(tmp_path, "smtp://127.0.0.1:9", "23:59", today())
+    env = clean_env(NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET)
+    build = [sys.executable, "-m", "newsletter", "build", "--root", str(settings.root)]
+    assert subprocess.run(build, env=env, capture_output=True, timeout=120).returncode == 0  # counted in data/
+    port = free_port()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "schedule", "--root", str(settings.root), "--metrics-port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert daemon.poll() is None, daemon.communicate()
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "no answer on the metrics port"
+                time.sleep(0.1)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+        # What another process (the build) counted into the shared folder is in the daemon's answer.
+        assert value(answer.text, "newsletter_build_seconds_count", newsletter=LIST_ID, language="en") == 1
+        assert daemon.stderr is not None
+        while "scheduler started" not in daemon.stderr.readline():  # its SIGTERM handler is in place
+            assert daemon.poll() is None
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=30)
+    assert daemon.returncode == 0

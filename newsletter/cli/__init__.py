@@ -5,7 +5,8 @@ Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the co
 
     edition.py   build, check          intake.py    import
     mailing.py   send, status, unsubscribe, worker     bounces.py   bounces
-    database.py  db upgrade, db migrate-from-sqlite
+    database.py  db upgrade, db migrate-from-sqlite, db backup, db restore
+    output.py    --json and the exit codes shared by status, send, bounces, subscribers show
     schedule.py  schedule              preview.py   preview
     web.py       serve, subscribers    (edition.py also has `site`)
 """
