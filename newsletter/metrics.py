@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -255,30 +254,60 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
 # --- the counting points ------------------------------------------------------------------------------
 
 
-def message_counter(newsletter: str, edition: str, language: str, pending: int) -> Callable[[str, int], None]:
-    """A function the send loop calls with each outcome ("sent", "failed", …) and how many; it also keeps
-    the edition's backlog gauge (`pending` at the start) moving."""
-    m = _m()
-    children = {
-        outcome: m.messages.labels(newsletter, edition, language, outcome)
-        for outcome in ("sent", "failed", "deferred", "retried", "suppressed")
-    }
-    backlog = m.backlog.labels(newsletter, edition, language)
-    backlog.set(pending)
-    left = [pending]
-    lock = threading.Lock()
+class MessageCounter:
+    """What the send loop calls with each outcome ("sent", "failed", …) and how many; it also keeps the
+    edition's backlog gauge (`pending` at the start) moving.
 
-    def count(outcome: str, n: int = 1) -> None:
-        child = children.get(outcome)
-        if child is None:
-            return
-        child.inc(n)
-        if outcome in ("sent", "failed", "suppressed"):
-            with lock:  # the "mostrecent" gauge is set, not decremented: one value per process
-                left[0] -= n
-                backlog.set(max(left[0], 0))
+    Outcomes are gathered in memory and written to the counters every FLUSH_SECONDS by a thread of its
+    own (and at `close`): a shared-folder counter costs microseconds per write, which on a fast sink
+    would cost more than the send itself. A scrape is at most that much behind the ledger."""
 
-    return count
+    FLUSH_SECONDS = 0.2
+
+    def __init__(self, newsletter: str, edition: str, language: str, pending: int) -> None:
+        m = _m()
+        self._children = {
+            outcome: m.messages.labels(newsletter, edition, language, outcome)
+            for outcome in ("sent", "failed", "deferred", "retried", "suppressed")
+        }
+        self._backlog = m.backlog.labels(newsletter, edition, language)
+        self._backlog.set(pending)
+        self._left = pending
+        self._gathered: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+        self._thread.start()
+
+    def __call__(self, outcome: str, n: int = 1) -> None:
+        if outcome in self._children:
+            with self._lock:
+                self._gathered[outcome] = self._gathered.get(outcome, 0) + n
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.FLUSH_SECONDS):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            gathered, self._gathered = self._gathered, {}
+        for outcome, n in gathered.items():
+            self._children[outcome].inc(n)
+            if outcome in ("sent", "failed", "suppressed"):
+                self._left -= n
+        if gathered:
+            self._backlog.set(max(self._left, 0))  # "mostrecent" gauges are set, not decremented
+
+    def close(self) -> None:
+        """Stop the thread and write what is gathered (safe to call twice)."""
+        self._closed.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        self.flush()
+
+
+def message_counter(newsletter: str, edition: str, language: str, pending: int) -> MessageCounter:
+    return MessageCounter(newsletter, edition, language, pending)
 
 
 def send_finished(newsletter: str, edition: str, language: str, *, pending: int, sent: int, seconds: float) -> None:
@@ -328,6 +357,7 @@ def public_event(which: str, newsletter: str, outcome: str = "") -> None:
 __all__ = [
     "CONTENT_TYPE",
     "DIR_ENV",
+    "MessageCounter",
     "bounces",
     "build_timed",
     "exposition",

@@ -149,6 +149,7 @@ def send_edition(
         run = ledger.start_run(source.name if source else "(joined)", report.sink)
         status = "error"
         delivery: Delivery | None = None
+        counter: metrics.MessageCounter | None = None
         try:
             with ledger.enrolment(run) as first:
                 if first and source is None:  # a worker joins mailings; it never starts one
@@ -172,7 +173,9 @@ def send_edition(
             )
             if not dry_run:
                 labels = (settings.list.id, day.isoformat(), settings.language)
-                delivery.stats.hook = metrics.message_counter(*labels, ledger.count_pending(None))
+                counter = metrics.message_counter(*labels, ledger.count_pending(None))
+                stack.callback(counter.close)
+                delivery.stats.hook = counter
             sending = time.monotonic()
             try:
                 delivery.run(_jobs(ledger, run, personalizer, suppression, delivery, settings, limit))
@@ -213,7 +216,8 @@ def send_edition(
             counts.total,
         )
         report.skipped = report.invalid + report.duplicates + report.suppressed + report.removed
-        if not dry_run:
+        if counter is not None:
+            counter.close()
             metrics.send_finished(
                 settings.list.id,
                 day.isoformat(),
