@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from test_bounces import make_maildir
 from test_bounces import make_root as bounce_root
+from test_observability import folder_text, value
 
 from newsletter.cli import cli
 from newsletter.cli.output import EXIT_INCOMPLETE, EXIT_NOT_STARTED, EXIT_OK
@@ -69,6 +70,11 @@ def test_bounces_json_counts_and_decisions(tmp_path: Path) -> None:
     assert report["suppressed"] == 7
     ghost = [d for d in report["decisions"] if d["address"] == "ghost@example.net"]
     assert ghost and ghost[0]["outcome"] == "suppressed" and ghost[0]["event"] == "hard"
+    # The same counts went to the metrics folder, by kind.
+    counted = folder_text(root / "data" / "metrics")
+    list_id = load_settings(root, environ={}).list.id
+    for kind, n in (("hard", 7), ("soft", 2), ("complaint", 2), ("autoreply", 2), ("malformed", 1)):
+        assert value(counted, "newsletter_bounces_total", newsletter=list_id, kind=kind) == n, kind
 
 
 def test_subscribers_show_json(paper: Path) -> None:

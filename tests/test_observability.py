@@ -45,6 +45,16 @@ def value(text: str, name: str, **labels: str) -> float:
     return samples(text).get((name, frozenset(labels.items())), 0.0)
 
 
+def folder_text(folder: Path) -> str:
+    """What a metrics folder holds, read the way a scrape reads it."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    return generate_latest(registry).decode()
+
+
 def sent_in_ledger(root: Path) -> int:
     report = ledger_report(load_settings(root, environ={}), EDITION)
     return report.sent if report is not None else 0
@@ -151,6 +161,9 @@ def test_json_logs_parse_line_by_line_carry_the_context_and_no_address(tmp_path:
         assert "gone.reader@" not in json.dumps(line) and "reader00@" not in json.dumps(line)
     edition_lines = [line for line in lines if line.get("edition") == today().isoformat()]
     assert edition_lines and len({line["run_id"] for line in edition_lines}) == 1
+    counted = folder_text(settings.root / "data" / "metrics")
+    assert value(counted, "newsletter_scheduler_runs_total", newsletter=LIST_ID, outcome="completed") == 1
+    assert value(counted, "newsletter_last_good_morning_timestamp_seconds", newsletter=LIST_ID) > time.time() - 300
     refused = [line for line in lines if "not delivered" in line["message"]]
     assert refused and refused[0]["level"] == "warning" and "…@example.org" in refused[0]["message"]
 

@@ -304,7 +304,9 @@ class Daemon:
 def run_now(settings: Settings, *, send: SendFn | None = None, stop: threading.Event | None = None) -> RunResult:
     """`newsletter schedule --run-now`: the job once, in the foreground, for today's edition."""
     morning = Morning(settings, send=send, stop=stop)
-    return morning.run(morning.clock(), manual=True)
+    result = morning.run(morning.clock(), manual=True)
+    metrics.scheduler_run(settings.list.id, result.outcome.value)
+    return result
 
 
 @contextlib.contextmanager
