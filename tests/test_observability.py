@@ -25,6 +25,7 @@ from newsletter.delivery.batching import FLUSH_SECONDS
 EDITION = date(2016, 12, 30)
 LIST_ID = "morning-brief.newsletter.example.org"
 SEND = [sys.executable, "-m", "newsletter", "send", "--subscribers", "subscribers.csv"]
+JSON_WORKER = [sys.executable, "-m", "newsletter", "--log-format", "json", "worker"]
 JSON_SCHEDULE = [sys.executable, "-m", "newsletter", "--log-format", "json", "schedule"]
 
 
@@ -224,3 +225,34 @@ def test_the_scheduler_answers_scrapes_on_its_metrics_port(tmp_path: Path) -> No
         daemon.terminate()
         daemon.communicate(timeout=30)
     assert daemon.returncode == 0
+
+
+def test_a_worker_logs_json_lines_with_its_edition(paper: Path, pg_url: str) -> None:
+    """A fleet sender under systemd: with --log-format json its lines are log records with the context."""
+    env = clean_env(NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET, NEWSLETTER_DATABASE_URL=pg_url)
+    smtp = GatedSmtp(None)
+    try:
+        enrol = subprocess.run(
+            [*SEND, "--root", str(paper), "--limit", "0", "--smtp", f"smtp://127.0.0.1:{smtp.port}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert enrol.returncode == 0 and f"pending {READERS}" in enrol.stdout, enrol.stderr  # enrolled, none sent
+        relay = f"smtp://127.0.0.1:{smtp.port}"
+        worker = subprocess.run(
+            [*JSON_WORKER, "--root", str(paper), "--once", "--smtp", relay],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        smtp.stop()
+    assert worker.returncode == 0, worker.stderr
+    assert len(smtp.accepted) == READERS and worker.stdout == ""
+    lines = [json.loads(line) for line in worker.stderr.splitlines()]
+    done = [line for line in lines if line["logger"] == "newsletter.worker"]
+    assert done and done[0]["edition"] == EDITION.isoformat() and f"sent {READERS} here" in done[0]["message"]
+    assert all("@example.org" not in line["message"] or "…@" in line["message"] for line in lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 
+from .. import logs
 from . import _echo_err, as_date, cli, date_option, handle_errors, load, metrics_port_option, root_option, serve_metrics
 from .output import (
     EXIT_FAILED,
@@ -384,20 +386,31 @@ def worker(
         days = pending_editions(settings)
         for day, lang in days:
             edition = settings.for_language(lang) if lang else settings
-            try:
-                report = send_edition(
-                    edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
-                )
-            except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
-                _echo_err(f"edition {day}: {exc}")
-                continue
-            click.echo(f"edition {day}: sent {report.sent_now} here; " + report.summary())
+            with logs.context(edition=day, language=lang):
+                try:
+                    report = send_edition(
+                        edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
+                    )
+                except NewsletterError as exc:  # one edition's trouble (a relay down) is not the end
+                    _worker_says(f"edition {day}: {exc}", error=True)
+                    continue
+                _worker_says(f"edition {day}: sent {report.sent_now} here; " + report.summary())
             if stop.is_set():
                 break
         if once and not days:
             break
         if not days:
             stop.wait(poll)
+
+
+def _worker_says(line: str, *, error: bool = False) -> None:
+    """A worker's line: on stdout/stderr for a person, or a log record when logs are JSON (a service)."""
+    if logs.chosen_format() == "json":
+        logging.getLogger("newsletter.worker").log(logging.ERROR if error else logging.INFO, line)
+    elif error:
+        _echo_err(line)
+    else:
+        click.echo(line)
 
 
 def _languages_json(day: Any, reports: dict[str, Any], due: Any, show_failed: bool, runs: list[str]) -> None:
