@@ -99,9 +99,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+_choice: dict[str, str] = {}
+
+
+def choose(fmt: str | None) -> None:
+    """Pin this process's format (`--log-format`, then what `[logging] format` adds); None forgets it."""
+    if fmt:
+        _choice["format"] = fmt
+    else:
+        _choice.pop("format", None)
+
+
 def chosen_format(configured: str = "") -> str:
-    """The command line's choice (through the environment), else `[logging] format`, else text."""
-    value = os.environ.get(FORMAT_ENV) or configured or "text"
+    """The command line's choice, else the environment (a uvicorn worker of `serve`), else `[logging]
+    format`, else text."""
+    value = _choice.get("format") or os.environ.get(FORMAT_ENV) or configured or "text"
     return value if value in FORMATS else "text"
 
 
@@ -133,6 +145,7 @@ __all__ = [
     "FORMATS",
     "FORMAT_ENV",
     "JsonFormatter",
+    "choose",
     "chosen_format",
     "configure_json",
     "context",

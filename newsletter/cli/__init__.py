@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -125,8 +124,9 @@ def _observe(settings: Any) -> None:
     if configured not in ("", *logs.FORMATS):
         where = settings.config_file or "newsletter.toml"
         raise ConfigError(f"{where}: [logging] format must be one of {', '.join(logs.FORMATS)}, got {configured!r}")
-    if configured == "json" and not os.environ.get(logs.FORMAT_ENV):
-        os.environ[logs.FORMAT_ENV] = "json"
+    chosen = logs.chosen_format(configured)
+    logs.choose(chosen)
+    if chosen == "json":  # here, not when the options are parsed: `--help` sets nothing up
         logs.configure_json()
 
 
@@ -152,12 +152,9 @@ def cli(log_format: str | None) -> None:
       newsletter check        # every problem in stories, templates and the rendered email
       newsletter --log-format json schedule   # logs as JSON lines
     """
-    if log_format:
-        from .. import logs
+    from .. import logs
 
-        os.environ[logs.FORMAT_ENV] = log_format  # uvicorn's worker processes read it too
-        if log_format == "json":
-            logs.configure_json()
+    logs.choose(log_format)  # applied by `load`, once the command runs
 
 
 # Each command family lives in its own module and registers itself on `cli` when imported; one name

@@ -56,6 +56,7 @@ def serve_public(
     }
     if logs.chosen_format() == "json":
         common["log_config"] = None  # keep the JSON handlers set up by --log-format
+        os.environ[logs.FORMAT_ENV] = "json"  # and the worker processes set up their own
     if workers == 1:
         sock = bind(host, port)
         try:
