@@ -51,8 +51,10 @@ def context(**fields: Any) -> Iterator[None]:
 
 
 def set_defaults(**fields: Any) -> None:
-    """Fields every record of this process carries (the newsletter's list id, this process's run id)."""
+    """Fields every record of this process carries (the newsletter's list id, the sender); the process's
+    run id is made once, the first time."""
     _defaults.update({k: str(v) for k, v in fields.items() if v})
+    _defaults.setdefault("run_id", new_run_id())
 
 
 def new_run_id() -> str:

@@ -119,7 +119,7 @@ def _observe(settings: Any) -> None:
     from ..storage import this_owner
 
     metrics.setup(settings)
-    logs.set_defaults(newsletter=settings.list.id, sender=this_owner(), run_id=logs.new_run_id())
+    logs.set_defaults(newsletter=settings.list.id, sender=this_owner())
     configured = settings.section("logging").get("format", "")
     if configured not in ("", *logs.FORMATS):
         where = settings.config_file or "newsletter.toml"
