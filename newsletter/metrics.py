@@ -134,7 +134,7 @@ def _create(where: Path | None = None) -> _Metrics:
         ),
         send_rate=Gauge(
             "newsletter_send_rate_messages_per_second",
-            "Messages sent per second by the latest send run of an edition.",
+            "Messages sent per second by the latest send run of an edition (so far, while it runs).",
             edition,
             registry=registry,
             multiprocess_mode="mostrecent",
@@ -272,7 +272,10 @@ class MessageCounter:
         }
         self._backlog = m.backlog.labels(newsletter, edition, language)
         self._backlog.set(pending)
+        self._rate = m.send_rate.labels(newsletter, edition, language)
         self._left = pending
+        self._sent = 0
+        self._started = time.monotonic()
         self._gathered: dict[str, int] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -297,6 +300,9 @@ class MessageCounter:
                 self._left -= n
         if gathered:
             self._backlog.set(max(self._left, 0))  # "mostrecent" gauges are set, not decremented
+        if gathered.get("sent"):
+            self._sent += gathered["sent"]
+            self._rate.set(self._sent / max(time.monotonic() - self._started, 1e-3))  # so far in this run
 
     def close(self) -> None:
         """Stop the thread and write what is gathered (safe to call twice)."""

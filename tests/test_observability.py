@@ -93,6 +93,7 @@ def test_metrics_follow_the_ledger_during_a_send_and_count_a_sign_up(paper: Path
         sent_now = value(during.text, "newsletter_messages_total", **edition, outcome="sent")
         assert sent_now == sent_in_ledger(paper) == GATE_AFTER  # mid-send: the counter is where the ledger is
         assert value(during.text, "newsletter_ledger_pending", **edition) == READERS - GATE_AFTER
+        assert value(during.text, "newsletter_send_rate_messages_per_second", **edition) > 0  # while it runs
         smtp.open.set()
         assert sender.wait(timeout=60) == 0, sender.communicate()
 
