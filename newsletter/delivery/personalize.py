@@ -41,6 +41,7 @@ import jinja2
 
 from ..config import Settings
 from ..edition import (
+    AUTO_SUBMITTED,
     Edition,
     Personal,
     build_context,
@@ -66,6 +67,7 @@ _NAME_MARK = "Zq9nlPersonalNameQx7"
 _TOKEN_MARK = "Zq9nlPersonalTokenQx7"
 _MARKS = re.compile(f"({_NAME_MARK}|{_TOKEN_MARK})")
 _SOFT_BREAK = b"=\r\n"
+_FEEDBACK_FIELD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 # --- names and headers ------------------------------------------------------------------------------
@@ -185,6 +187,18 @@ def list_unsubscribe_value(settings: Settings, url: str, token: str) -> str:
         mailto = f"mailto:{mailto}"
     sep = "&" if "?" in mailto else "?"
     return f"<{url}>, <{mailto}{sep}subject=unsubscribe%20{token}>"
+
+
+def feedback_id(settings: Settings, day: str) -> str:
+    """Gmail's feedback-loop id, `edition:list:sender`: complaint rates per edition and list, no reader in it.
+
+    The last field is the sender id Gmail groups by (`[mailing] sender_id`, default the From domain).
+    Gmail reads the header only when the DKIM signature of the sending domain covers it (dkim.py signs it).
+    """
+    edition = f"{day}.{settings.language}" if settings.multilingual else day
+    # `[mailing] sender_id` is checked by MailingOptions when the run starts; anything odd is still replaced here.
+    sender = str(settings.section("mailing").get("sender_id") or "") or settings.sender.address.rsplit("@", 1)[-1]
+    return ":".join(_FEEDBACK_FIELD.sub("-", f).strip("-") for f in (edition, settings.list.id, sender))
 
 
 def message_id(settings: Settings, secret: bytes, day: str, address: str) -> str:
@@ -322,6 +336,7 @@ class Personalizer:
         self._rtl = named_ctx.get("dir") == "rtl"  # its text lines are marked to read right to left
         _, unnamed_html, unnamed_text = self._render("")
         self.subject = str(named_ctx["subject"])
+        self.feedback_id = feedback_id(settings, self.day)
         self.boundary = "=_nl_" + hashlib.sha256((named_html + "\0" + named_text).encode()).hexdigest()[:32]
         self._templates = {
             True: _Template(_cut(_normal_body(named_text), False), _cut(_normal_body(named_html), True)),
@@ -329,8 +344,12 @@ class Personalizer:
         }
         self._head = _header("From", format_address(one_line(settings.sender.name), self.sender))
         self._after_to = _static_header("Subject", self.subject) + _header("Date", format_datetime(date))
-        self._after_id = _static_header("List-Id", list_id_header(settings)) + _static_header(
-            "Content-Language", settings.locale.replace("_", "-")
+        self._after_id = (
+            _static_header("List-Id", list_id_header(settings))
+            + (_header("Reply-To", settings.sender.reply_to) if settings.sender.reply_to else b"")
+            + _header("Auto-Submitted", AUTO_SUBMITTED)
+            + _header("Feedback-ID", self.feedback_id)
+            + _static_header("Content-Language", settings.locale.replace("_", "-"))
         )
         self._tail = (
             _header("List-Unsubscribe-Post", ONE_CLICK)
@@ -416,6 +435,7 @@ class Personalizer:
             extra_headers={
                 "List-Unsubscribe": list_unsubscribe_value(self.settings, url, token),
                 "List-Unsubscribe-Post": ONE_CLICK,
+                "Feedback-ID": self.feedback_id,
             },
         )
         return msg.as_bytes()

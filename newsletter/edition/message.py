@@ -2,6 +2,12 @@
 
 Both parts are quoted-printable: MJML emits the HTML as one very long line, and RFC 5322 allows at
 most 998 octets per line; quoted-printable keeps every line under 78 whatever the content.
+
+Every message says it was sent by a program (`Auto-Submitted: auto-generated`, RFC 3834): vacation
+responders and ticket systems then stay quiet instead of answering thousands of times, to the bounce
+address. The older `Precedence: bulk` is left out: RFC 2076 calls it non-standard and discouraged,
+Gmail's and Yahoo's sender guidelines do not ask for it, and List-Id/List-Unsubscribe already mark a
+list message. `[sender] reply_to` adds a Reply-To, so readers' answers reach a person.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class _Headers(HeaderRegistry):
 POLICY = policy.SMTP.clone(header_factory=_Headers())
 
 
+AUTO_SUBMITTED = "auto-generated"  # RFC 3834: made by a program; auto-responders must not answer
+
+
 def list_id_header(settings: Settings) -> str:
     return f"{one_line(settings.title)} <{settings.list.id}>"
 
@@ -65,6 +74,9 @@ def build_message(
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     msg["List-Id"] = list_id_header(settings)
+    if settings.sender.reply_to:
+        msg["Reply-To"] = settings.sender.reply_to
+    msg["Auto-Submitted"] = AUTO_SUBMITTED
     for name, value in (extra_headers or {}).items():
         msg[name] = one_line(value)
     msg["MIME-Version"] = "1.0"
