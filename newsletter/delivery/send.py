@@ -50,6 +50,7 @@ from ..edition import build
 from ..errors import ConfigError, DeliveryError, PausedError, SubscriberError
 from .breaker import Breaker
 from .dkim import signer_for, signing
+from .health import PAUSED
 from .ledger import EditionLock, Ledger, Row, ledger_path
 from .loop import Delivery
 from .personalize import Personalizer
@@ -65,7 +66,6 @@ from .suppression import Suppression, open_suppression
 from .unsubscribe import secret_from_env
 from .verp import ReturnPath
 
-PAUSED = "paused"  # the ledger meta holding why the circuit breaker paused the mailing ("" once resumed)
 ENROL_CHUNK = 5000  # rows per enrolment statement
 MAX_PROBLEMS = 200  # reported in full; beyond that only counted (a broken million-row file stays small)
 
@@ -352,6 +352,7 @@ def ledger_report(settings: Settings, day: date) -> SendReport | None:
         runs = ledger.runs()
         failures = [f"{r['address']}: {r['reply']}" for r in ledger.rows("failed", limit=MAX_PROBLEMS)]
         senders = ledger.senders()
+        paused = ledger.get_meta(PAUSED) or ""
     last = runs[-1] if runs else {}
     report = SendReport(
         sent=counts.sent,
@@ -367,6 +368,7 @@ def ledger_report(settings: Settings, day: date) -> SendReport | None:
         sink=str(last.get("sink", "")),
         failures=failures,
         senders=senders,
+        paused=paused,
     )
     if last:
         report.warnings.append(

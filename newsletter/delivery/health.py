@@ -1,0 +1,120 @@
+"""How an edition's mailing is doing by the mailbox providers' measures: bounce and complaint rates
+beside the limits they publish, and whether the circuit breaker paused it.
+
+    hard bounces   refused at send time (5.1.x, or 5xx at RCPT; the ledger) plus bounces reported later
+                   (the suppression list) — over the messages handed to the relay. Gmail and Yahoo
+                   publish no bounce limit; Amazon SES reviews a sender at 5 % and pauses it at 10 %.
+    complaints     readers' "this is spam" reports that came back through a feedback loop (suppression
+                   reason `complained`) — over the messages delivered. Gmail and Yahoo: stay under
+                   0.1 %, never reach 0.3 % (their February 2024 rules for bulk senders).
+
+Reports that come back later carry no edition, so they are counted by the day they arrived (in the
+newsletter's time zone): for a daily newsletter, that day's edition — the way Gmail's Postmaster Tools
+reports a spam rate per day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from ..config import Settings
+from .breaker import is_hard_bounce
+from .sinks.base import Outcome
+from .stores import ledger_exists, open_ledger
+from .suppression import open_suppression, suppression_path
+
+COMPLAINT_GOAL, COMPLAINT_LIMIT = 0.001, 0.003  # Gmail and Yahoo bulk-sender rules
+BOUNCE_REVIEW, BOUNCE_LIMIT = 0.05, 0.10  # Amazon SES's published review and pause levels
+PAUSED = "paused"  # the ledger meta that holds why the breaker paused a mailing ("" once resumed)
+
+
+@dataclass(frozen=True)
+class Rates:
+    handed: int  # messages the relay answered for good (sent + refused)
+    delivered: int
+    bounced: int
+    complained: int
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.bounced / self.handed if self.handed else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complained / self.delivered if self.delivered else 0.0
+
+    def line(self) -> str:
+        bounce = _judge(self.bounce_rate, BOUNCE_REVIEW, BOUNCE_LIMIT)
+        complaint = _judge(self.complaint_rate, COMPLAINT_GOAL, COMPLAINT_LIMIT)
+        return (
+            f"Rates: hard bounces {self.bounced}/{self.handed} = {self.bounce_rate:.2%} {bounce} "
+            f"(Amazon SES reviews at {BOUNCE_REVIEW:.0%}, pauses at {BOUNCE_LIMIT:.0%}); "
+            f"complaints {self.complained}/{self.delivered} = {self.complaint_rate:.3%} {complaint} "
+            f"(Gmail and Yahoo: under {COMPLAINT_GOAL:.1%}, never {COMPLAINT_LIMIT:.1%})"
+        )
+
+
+def _judge(rate: float, goal: float, limit: float) -> str:
+    return "OVER THE LIMIT" if rate >= limit else "above the goal" if rate >= goal else "ok"
+
+
+def edition_rates(settings: Settings, day: date) -> Rates | None:
+    """The rates of edition `day` (this language's ledger); None when it was never sent."""
+    if not ledger_exists(settings, day):
+        return None
+    with open_ledger(settings, day, readonly=True) as ledger:
+        counts = ledger.counts()
+        refused = ledger.rows("failed", limit=max(counts.failed, 1))
+    at_send = sum(
+        is_hard_bounce(Outcome("permanent", r["code"], str(r["reply"] or ""), stage="rcpt"))
+        for r in refused
+        if r["code"] is None or 500 <= int(r["code"]) < 600
+    )
+    later = _reported(settings, day)
+    return Rates(
+        handed=counts.sent + counts.failed,
+        delivered=counts.sent,
+        bounced=at_send + later.get("bounced", 0),
+        complained=later.get("complained", 0),
+    )
+
+
+def _reported(settings: Settings, day: date) -> dict[str, int]:
+    """Suppression entries added on `day` (local time), by reason; nothing when there is no list yet."""
+    if not settings.database_url and not suppression_path(settings).exists():
+        return {}
+    start = datetime.combine(day, time(0), tzinfo=settings.timezone).astimezone(UTC)
+    end = start + timedelta(days=1)
+    found: dict[str, int] = {}
+    with open_suppression(settings) as suppression:
+        for _address, reason, _source, created in suppression:
+            try:
+                when = datetime.fromisoformat(str(created))
+            except ValueError:
+                continue
+            if start <= (when if when.tzinfo else when.replace(tzinfo=UTC)) < end:
+                found[reason] = found.get(reason, 0) + 1
+    return found
+
+
+def paused_reason(settings: Settings, day: date) -> str:
+    """Why the breaker paused edition `day` (this language), or "" when it is not paused."""
+    if not ledger_exists(settings, day):
+        return ""
+    with open_ledger(settings, day, readonly=True) as ledger:
+        return ledger.get_meta(PAUSED) or ""
+
+
+def paused_mailings(settings: Settings, today: date, days: int = 7) -> list[str]:
+    """One line per paused mailing among the last `days` editions, every language."""
+    lines = []
+    for back in range(days):
+        day = today - timedelta(days=back)
+        for lang in settings.languages:
+            edition = settings.for_language(lang) if settings.multilingual else settings
+            reason = paused_reason(edition, day)
+            if reason:
+                label = f"{day} ({lang})" if settings.multilingual else str(day)
+                lines.append(f"edition {label} {reason}")
+    return lines
