@@ -38,8 +38,7 @@ def keygen(root: Path, selector: str, ed25519_key: bool) -> None:
     Example:
       newsletter dkim keygen --selector mb2027a
     """
-    from ..delivery import generate_key, key_dir, txt_record, zone_line
-    from ..delivery.dkim import DkimOptions
+    from ..delivery import DkimOptions, generate_key, key_dir, txt_record, zone_line
 
     settings = load(root)
     if not selector or len(selector) > 63 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in selector):

@@ -220,7 +220,7 @@ def _health(settings: Any, day: Any, paused: str) -> None:
     from ..delivery import edition_rates
 
     if paused:
-        click.echo(f"Paused: {paused} — newsletter send --resume once that is dealt with")
+        click.echo(f"{paused[:1].upper()}{paused[1:]} — newsletter send --resume once that is dealt with")
     rates = edition_rates(settings, day)
     if rates is not None:
         click.echo(rates.line())

@@ -46,6 +46,7 @@ from ..edition import (
     Personal,
     build_context,
     build_message,
+    feedback_id,
     list_id_header,
     make_environment,
     personal_line,
@@ -67,7 +68,6 @@ _NAME_MARK = "Zq9nlPersonalNameQx7"
 _TOKEN_MARK = "Zq9nlPersonalTokenQx7"
 _MARKS = re.compile(f"({_NAME_MARK}|{_TOKEN_MARK})")
 _SOFT_BREAK = b"=\r\n"
-_FEEDBACK_FIELD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 # --- names and headers ------------------------------------------------------------------------------
@@ -187,18 +187,6 @@ def list_unsubscribe_value(settings: Settings, url: str, token: str) -> str:
         mailto = f"mailto:{mailto}"
     sep = "&" if "?" in mailto else "?"
     return f"<{url}>, <{mailto}{sep}subject=unsubscribe%20{token}>"
-
-
-def feedback_id(settings: Settings, day: str) -> str:
-    """Gmail's feedback-loop id, `edition:list:sender`: complaint rates per edition and list, no reader in it.
-
-    The last field is the sender id Gmail groups by (`[mailing] sender_id`, default the From domain).
-    Gmail reads the header only when the DKIM signature of the sending domain covers it (dkim.py signs it).
-    """
-    edition = f"{day}.{settings.language}" if settings.multilingual else day
-    # `[mailing] sender_id` is checked by MailingOptions when the run starts; anything odd is still replaced here.
-    sender = str(settings.section("mailing").get("sender_id") or "") or settings.sender.address.rsplit("@", 1)[-1]
-    return ":".join(_FEEDBACK_FIELD.sub("-", f).strip("-") for f in (edition, settings.list.id, sender))
 
 
 def message_id(settings: Settings, secret: bytes, day: str, address: str) -> str:
@@ -482,8 +470,8 @@ def parsed_view(data: bytes, *, loose_names: bool = False) -> MessageView:
             headers.append((key, shown))
         elif key == "content-type":  # the boundary is arbitrary
             headers.append((key, re.sub(r'boundary="[^"]*"', "boundary", str(value))))
-        else:
-            headers.append((key, str(value)))
+        else:  # a long value the stdlib folds right after the colon reads back with a leading space
+            headers.append((key, str(value).strip()))
     headers.sort()
     parts = [(p.get_content_type(), p.get_content()) for p in msg.walk() if not p.is_multipart()]
     return MessageView(headers, parts)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 import secrets
 from datetime import datetime
 from email import policy
@@ -43,7 +44,21 @@ class _Headers(HeaderRegistry):
 POLICY = policy.SMTP.clone(header_factory=_Headers())
 
 
+_FEEDBACK_FIELD = re.compile(r"[^A-Za-z0-9._-]+")
 AUTO_SUBMITTED = "auto-generated"  # RFC 3834: made by a program; auto-responders must not answer
+
+
+def feedback_id(settings: Settings, day: str) -> str:
+    """Gmail's feedback-loop id, `edition:list:sender`: complaint rates per edition and list, no reader in it.
+
+    The last field is the sender id Gmail groups by (`[mailing] sender_id`, default the From domain).
+    Gmail reads the header only when the DKIM signature of the sending domain covers it (delivery/dkim.py signs it).
+    """
+    edition = f"{day}.{settings.language}" if settings.multilingual else day
+    # `[mailing] sender_id` is checked by MailingOptions when the run starts; anything odd is still replaced here.
+    sender = str(settings.section("mailing").get("sender_id") or "") or settings.sender.address.rsplit("@", 1)[-1]
+    newsletter = settings.list.id.split(".", 1)[0]  # `morning-brief` of morning-brief.example.org: short, one line
+    return ":".join(_FEEDBACK_FIELD.sub("-", f).strip("-") for f in (edition, newsletter, sender))
 
 
 def list_id_header(settings: Settings) -> str:
