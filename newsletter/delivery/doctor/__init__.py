@@ -133,8 +133,11 @@ def _verify_signatures(data: bytes, signer: Signer | None, resolver: Dns) -> Che
 
     results = []
     for i, key in enumerate(signer.keys):
-        good = dkim.DKIM(data).verify(idx=i, dnsfunc=dnsfunc)
-        results.append((key, bool(good)))
+        try:
+            good = bool(dkim.DKIM(data).verify(idx=i, dnsfunc=dnsfunc))
+        except dkim.DKIMException:  # dkimpy raises some failures (a malformed key record) instead of returning
+            good = False
+        results.append((key, good))
     bad = [f"s={k.selector}" for k, good in results if not good]
     if bad:
         return error(name, f"a probe message does not verify with {', '.join(bad)}", "publish the keys (see above)")
