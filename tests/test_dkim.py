@@ -26,7 +26,8 @@ VERIFIER = r"""
 use strict;
 use Mail::DKIM::Verifier;
 use Net::DNS;
-my $res = Net::DNS::Resolver->new(nameservers => ['127.0.0.1'], port => $ARGV[0], recurse => 0, tcp_timeout => 5, udp_timeout => 5);
+my $res = Net::DNS::Resolver->new(
+    nameservers => ['127.0.0.1'], port => $ARGV[0], recurse => 0, tcp_timeout => 5, udp_timeout => 5);
 Mail::DKIM::DNS::resolver($res);
 my $dkim = Mail::DKIM::Verifier->new();
 binmode STDIN;
