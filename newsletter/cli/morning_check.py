@@ -29,12 +29,12 @@ def check_line(settings: Settings, now: datetime | None = None) -> tuple[bool, s
     from ..delivery import paused_mailings
     from ..schedule import RunStore, State, latest_fire, read_config, store_path
 
-    config = read_config(settings)
     now = now or datetime.now(UTC)
     paused = paused_mailings(settings, now.astimezone(settings.timezone).date())
     if paused:
         more = f" (and {len(paused) - 1} more)" if len(paused) > 1 else ""
         return False, f"CRITICAL: {paused[0]}{more}; newsletter send --resume once dealt with"
+    config = read_config(settings)
     latest = latest_fire(config.trigger(), now)
     if latest is None:
         return True, "OK: no morning scheduled in the last week"

@@ -20,12 +20,14 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from ..config import Settings
 from .breaker import is_hard_bounce
+from .ledger import ledger_dir, parse_ledger_name
 from .sinks.base import Outcome
 from .stores import ledger_exists, open_ledger
 from .suppression import open_suppression, suppression_path
 
 COMPLAINT_GOAL, COMPLAINT_LIMIT = 0.001, 0.003  # Gmail and Yahoo bulk-sender rules
 BOUNCE_REVIEW, BOUNCE_LIMIT = 0.05, 0.10  # Amazon SES's published review and pause levels
+RECENT_LEDGERS = 14  # SQLite ledgers (newest first) `status --check` looks at besides the last week's
 PAUSED = "paused"  # the ledger meta that holds why the breaker paused a mailing ("" once resumed)
 
 
@@ -107,10 +109,13 @@ def paused_reason(settings: Settings, day: date) -> str:
 
 
 def paused_mailings(settings: Settings, today: date, days: int = 7) -> list[str]:
-    """One line per paused mailing among the last `days` editions, every language."""
+    """One line per paused mailing: among the last `days` days' editions and the newest SQLite ledgers."""
+    candidates = {today - timedelta(days=back) for back in range(days)}
+    if not settings.database_url and ledger_dir(settings).is_dir():
+        found = (parse_ledger_name(p.name.removesuffix(".sqlite")) for p in ledger_dir(settings).glob("*.sqlite"))
+        candidates |= set(sorted({f[0] for f in found if f is not None})[-RECENT_LEDGERS:])
     lines = []
-    for back in range(days):
-        day = today - timedelta(days=back)
+    for day in sorted(candidates, reverse=True):
         for lang in settings.languages:
             edition = settings.for_language(lang) if settings.multilingual else settings
             reason = paused_reason(edition, day)
