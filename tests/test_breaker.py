@@ -195,3 +195,32 @@ def test_policy_refusals_in_a_row_pause_the_send(demo_root: Path, relay: Relay) 
     assert len(relay.delivered) == 10 and len(relay.refused) == 5  # the breaker, not stop_after_same_failures (20)
     status = run(demo_root, "status")
     assert "Paused: 5 policy refusals in a row" in status.stdout and "sent 10, failed 5" in status.stdout
+
+
+# --- the rates status shows -------------------------------------------------------------------------------
+
+
+def test_rates_are_judged_against_the_published_limits() -> None:
+    from newsletter.delivery.health import Rates
+
+    line = Rates(handed=10_000, delivered=9_900, bounced=100, complained=40).line()
+    assert "hard bounces 100/10000 = 1.00% ok (Amazon SES reviews at 5%, pauses at 10%)" in line
+    assert "complaints 40/9900 = 0.404% OVER THE LIMIT (Gmail and Yahoo: under 0.1%, never 0.3%)" in line
+    assert "= 0.150% above the goal" in Rates(2000, 2000, 0, 3).line()
+
+
+def test_complaints_are_counted_on_the_day_they_arrive(demo_root: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from newsletter.config import load_settings
+    from newsletter.delivery import open_suppression
+    from newsletter.delivery.health import _reported
+
+    settings = load_settings(demo_root, environ={})
+    with open_suppression(settings) as suppression:
+        suppression.add("ann@example.com", "complained", "feedback loop")
+        suppression.add("bob@example.com", "bounced", "imap")
+        suppression.add("eve@example.com", "unsubscribed", "web")
+    today = datetime.now(UTC).astimezone(settings.timezone).date()
+    assert _reported(settings, today) == {"complained": 1, "bounced": 1, "unsubscribed": 1}
+    assert _reported(settings, today - timedelta(days=1)) == {}
