@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def keygen(root: Path, selector: str, ed25519_key: bool) -> None:
     Example:
       newsletter dkim keygen --selector mb2027a
     """
-    from ..delivery import DkimOptions, generate_key, key_dir, txt_record, zone_line
+    from ..delivery import PASSPHRASE_ENV, DkimOptions, generate_key, key_dir, txt_record, zone_line
 
     settings = load(root)
     if not selector or len(selector) > 63 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in selector):
@@ -48,7 +49,8 @@ def keygen(root: Path, selector: str, ed25519_key: bool) -> None:
     path = key_dir(settings) / f"{selector}.pem"
     key = generate_key(path, selector, ed25519_key=ed25519_key)
     name, value = txt_record(key, domain)
-    click.echo(f"wrote {path} ({key.kind})")
+    locked = "encrypted with NEWSLETTER_DKIM_PASSPHRASE" if os.environ.get(PASSPHRASE_ENV) else "not encrypted"
+    click.echo(f"wrote {path} ({key.kind}, {locked}, readable by its owner only)")
     click.echo("publish this TXT record:")
     click.echo(f"  name:  {name}")
     click.echo(f"  value: {value}")

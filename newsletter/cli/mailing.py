@@ -354,8 +354,10 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
+    told: set[str] = set()  # errors already said once (a paused mailing stays pending for hours)
     while not stop.is_set():
         days = pending_editions(settings)
+        worked = False
         for day, lang in days:
             edition = settings.for_language(lang) if lang else settings
             try:
@@ -363,12 +365,15 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
                     edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
                 )
             except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
-                _echo_err(f"edition {day}: {exc}")
+                if f"{day}{lang}{exc}" not in told:
+                    _echo_err(f"edition {day}: {exc}")
+                    told.add(f"{day}{lang}{exc}")
                 continue
+            worked = True
             click.echo(f"edition {day}: sent {report.sent_now} here; " + report.summary())
             if stop.is_set():
                 break
-        if once and not days:
+        if once and not worked:  # nothing pending, or nothing that can go now (paused, failing)
             break
-        if not days:
+        if not worked:
             stop.wait(poll)
