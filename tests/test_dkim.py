@@ -196,3 +196,21 @@ def test_a_send_without_its_key_stops_before_anything_goes_out(signed, tmp_path)
     )
     assert done.returncode == 1
     assert "the DKIM key is encrypted; set NEWSLETTER_DKIM_PASSPHRASE" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_sign_up_confirmation_is_signed_too(signed, tmp_path, monkeypatch) -> None:
+    """The public app's double opt-in email leaves from the same domain: unsigned, DMARC would drop it."""
+    from datetime import datetime
+
+    from newsletter.config import load_settings
+    from newsletter.web.app.mail import confirmation_message, send_confirmation
+
+    monkeypatch.setenv("NEWSLETTER_DKIM_PASSPHRASE", PASSPHRASE)
+    settings = load_settings(signed["root"], environ={})
+    data = confirmation_message(settings, "new@example.com", "New Reader", "https://www.example.org/c/x", 48)
+    assert send_confirmation(settings, "new@example.com", data).sent
+    day = datetime.now(settings.timezone).date().isoformat()
+    written = (signed["root"] / "outbox" / day / "confirm" / "new@example.com.eml").read_bytes()
+    results = verify(signed["server"], written, tmp_path)
+    assert results[0].split()[:3] == ["rsa-sha256", "rsa1", "pass"], results
+    assert written.count(b"\r\nAuto-Submitted: ") == 1 and b"Auto-Submitted: auto-replied" in written

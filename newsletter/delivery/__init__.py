@@ -36,6 +36,7 @@ from .dkim import (
     key_dir,
     load_key,
     signer_for,
+    signing,
     txt_record,
     zone_line,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "send_languages",
     "send_test",
     "signer_for",
+    "signing",
     "smtp_url",
     "store_source",
     "subscriber_store",

@@ -322,10 +322,27 @@ class SigningSink(Sink):
         return f"{self.inner.describe()}, {self.signer.describe()}"
 
 
+_SIGNERS: dict[tuple[object, ...], Signer] = {}
+
+
 def signer_for(settings: Settings) -> Signer | None:
-    """The signer `[dkim]` configures (keys loaded and checked now), or None."""
+    """The signer `[dkim]` configures (keys loaded and checked now), or None.
+
+    Kept per options and key-file versions: the public app signs each confirmation email, and decrypting
+    a key costs more than signing with it; a new key file (or passphrase) is read again."""
     options = DkimOptions.from_settings(settings)
-    return Signer.from_options(options) if options else None
+    if options is None:
+        return None
+    paths = [options.key_path(s) for s in (options.selector, options.ed25519_selector) if s]
+    try:
+        versions = tuple(p.stat().st_mtime_ns for p in paths)
+    except OSError:  # missing: load_key says so in one line
+        return Signer.from_options(options)
+    key = (options, versions, os.environ.get(PASSPHRASE_ENV, ""))
+    signer = _SIGNERS.get(key)
+    if signer is None:
+        signer = _SIGNERS[key] = Signer.from_options(options)
+    return signer
 
 
 def signing(settings: Settings, sink: Sink, signer: Signer | None = None) -> Sink:

@@ -91,7 +91,8 @@ def build_message(
     msg["List-Id"] = list_id_header(settings)
     if settings.sender.reply_to:
         msg["Reply-To"] = settings.sender.reply_to
-    msg["Auto-Submitted"] = AUTO_SUBMITTED
+    if "Auto-Submitted" not in (extra_headers or {}):  # a confirmation email says `auto-replied` itself
+        msg["Auto-Submitted"] = AUTO_SUBMITTED
     for name, value in (extra_headers or {}).items():
         msg[name] = one_line(value)
     msg["MIME-Version"] = "1.0"
