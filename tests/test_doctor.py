@@ -51,6 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             records += [keys.record("rsa1", domain, keys.values["other"]), keys.record("ed1", domain)]
         server.zone(domain, records)
     server.zone("elsewhere-paper-test.org", good_records("elsewhere-paper-test.org", keys, []))
+    server.zone("0.0.127.in-addr.arpa", ["1 PTR mx.good-paper-test.org."])  # the relay's address, confirmed
     roots = {"good": newsletter_root(base, "good", "good-paper-test.org", keys, relay=relay)}
     for name, (domain, *_rest) in FAULTS.items():
         other = "elsewhere-paper-test.org" if name == "misaligned" else None
@@ -83,6 +84,7 @@ def test_the_good_zone_passes_every_check(world: dict[str, Any]) -> None:
     assert checks["DKIM ed1._domainkey.good-paper-test.org"]["verdict"] == "ok"
     assert "p=reject" in checks["DMARC of good-paper-test.org"]["detail"]
     assert "10 mx.good-paper-test.org" in checks["MX of good-paper-test.org"]["detail"]
+    assert checks["reverse DNS of 127.0.0.1"]["detail"] == "mx.good-paper-test.org, which resolves back to it"
     assert any(n.startswith("TLS of relay") and "verified" in c["detail"] for n, c in checks.items())
     assert any(n.startswith("AUTH at relay") and "logged in" in c["detail"] for n, c in checks.items())
     assert "rsa1 (rsa), s=ed1 (ed25519)" in checks["DKIM signature"]["detail"]

@@ -5,7 +5,8 @@ In:  the settings (`[dkim]`, `[mailing] return_path`, `[smtp]`), a resolver (the
      warning, error), what was found and the fix — and an exit code for monitoring (0, 1, 2).
 
     checks.py     Check, Checklist (text and JSON)
-    dnschecks.py  SPF (pyspf), DKIM records against the configured keys, DMARC and alignment, MX
+    dnschecks.py  SPF (pyspf), reverse DNS of the sending addresses, DKIM records against the configured
+                  keys, DMARC and alignment, MX
     relay.py      TLS with a verified certificate, AUTH
     (here)        the headers a probe message of the newest edition carries, its DKIM signature
                   verified by dkimpy against the same DNS
@@ -31,7 +32,16 @@ from ..sinks.smtp import SmtpConfig, config_from_settings, smtp_url
 from ..unsubscribe import ONE_CLICK, secret_from_env
 from ..verp import ReturnPath
 from .checks import Check, Checklist, error, ok, warning
-from .dnschecks import Dns, DnsTrouble, check_alignment, check_dkim, check_dmarc, check_mx, check_spf
+from .dnschecks import (
+    Dns,
+    DnsTrouble,
+    check_alignment,
+    check_dkim,
+    check_dmarc,
+    check_mx,
+    check_reverse,
+    check_spf,
+)
 from .relay import check_relay
 
 REQUIRED = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post")
@@ -64,6 +74,7 @@ def doctor(
     checklist = Checklist(title)
     helo = (relay.local_hostname or "") if relay else ""
     checklist.add(check_spf(resolver, envelope, ips, helo))
+    checklist.add(*(check_reverse(resolver, ip) for ip in ips))
     if options:
         checklist.add(*(check_dkim(resolver, options, s) for s in options.selectors()))
     dmarc, record = check_dmarc(resolver, from_domain)

@@ -15,6 +15,7 @@ from typing import Any
 
 import dns.exception
 import dns.resolver
+import dns.reversename
 import spf
 from publicsuffixlist import PublicSuffixList
 
@@ -57,6 +58,11 @@ class Dns:
 
     def mx(self, name: str) -> list[tuple[int, str]]:
         return sorted((r.preference, r.exchange.to_text(omit_final_dot=True)) for r in self._answer(name, "MX"))
+
+    def ptr(self, ip: str) -> list[str]:
+        """The host names the address's PTR records give."""
+        name = str(dns.reversename.from_address(ip))
+        return [r.target.to_text(omit_final_dot=True) for r in self._answer(name, "PTR")]
 
     def addresses(self, name: str) -> list[str]:
         return [r.address for qtype in ("A", "AAAA") for r in self._answer(name, qtype)]
@@ -258,6 +264,30 @@ def check_alignment(
         fix = f'use a return path under {where} ([mailing] return_path = "bounces+{{token}}@{where}")'
         checks.append((warning if dkim_ok else error)(name, detail + (" (DKIM alone carries DMARC)" * dkim_ok), fix))
     return checks
+
+
+# --- reverse DNS -------------------------------------------------------------------------------------
+
+
+def check_reverse(resolver: Dns, ip: str) -> Check:
+    """Forward-confirmed reverse DNS: the address's PTR names a host whose addresses include it again."""
+    name = f"reverse DNS of {ip}"
+    try:
+        hosts = resolver.ptr(ip)
+        if not hosts:
+            return error(
+                name,
+                "no PTR record (Gmail and Yahoo refuse bulk mail from such addresses)",
+                "ask whoever runs the address (the relay's provider) to set its PTR to the relay's name",
+            )
+        confirmed = [h for h in hosts if ip in resolver.addresses(h)]
+    except DnsTrouble as exc:
+        return error(name, str(exc), "check that the name servers answer")
+    if not confirmed:
+        return error(
+            name, f"PTR {', '.join(hosts)} does not resolve back to {ip}", f"give {hosts[0]} an address record for {ip}"
+        )
+    return ok(name, f"{confirmed[0]}, which resolves back to it")
 
 
 # --- MX --------------------------------------------------------------------------------------------
