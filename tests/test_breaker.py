@@ -224,3 +224,45 @@ def test_complaints_are_counted_on_the_day_they_arrive(demo_root: Path) -> None:
     today = datetime.now(UTC).astimezone(settings.timezone).date()
     assert _reported(settings, today) == {"complained": 1, "bounced": 1, "unsubscribed": 1}
     assert _reported(settings, today - timedelta(days=1)) == {}
+
+
+# --- the pause in either ledger ---------------------------------------------------------------------------
+
+
+def test_the_pause_is_kept_in_either_ledger(demo_root: Path, database_url: str, monkeypatch) -> None:
+    """SQLite and PostgreSQL alike: the run's status `paused`, the reason in the ledger, resumed once."""
+    from datetime import date
+
+    from newsletter.config import load_settings
+    from newsletter.delivery import ledger_report, open_ledger, send_edition
+    from newsletter.delivery.sinks.memory import MemorySink
+    from newsletter.errors import PausedError
+
+    class Stale(MemorySink):
+        def __init__(self, bouncing: bool) -> None:
+            super().__init__()
+            self.bouncing = bouncing
+
+        def send(self, envelope):  # type: ignore[no-untyped-def]
+            number = int(envelope.recipient.split("@")[0].removeprefix("reader"))
+            if self.bouncing and number % 5 == 4:
+                return Outcome("permanent", 550, "550 5.1.1 user unknown", stage="rcpt")
+            return super().send(envelope)
+
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+    readers(demo_root)
+    environ = {"NEWSLETTER_DATABASE_URL": database_url} if database_url else {}
+    settings = load_settings(demo_root, environ=environ)
+    day = date(2016, 12, 30)
+    with pytest.raises(PausedError, match="6 hard bounces in the first 30 messages"):
+        send_edition(settings, day, subscribers="subscribers.csv", sink=Stale(True), progress=False)
+    report = ledger_report(settings, day)
+    assert report is not None and report.paused.startswith("paused: 6 hard bounces") and report.pending == 270
+    with open_ledger(settings, day, readonly=True) as ledger:
+        assert ledger.runs()[-1]["status"] == "paused"
+    with pytest.raises(PausedError, match="--resume"):
+        send_edition(settings, day, subscribers="subscribers.csv", sink=Stale(False), progress=False)
+    sink = Stale(False)
+    done = send_edition(settings, day, subscribers="subscribers.csv", sink=sink, progress=False, resume=True)
+    assert done.sent == 294 and done.failed == 6 and done.pending == 0 and len(sink.sent) == 270
+    assert ledger_report(settings, day).paused == ""  # type: ignore[union-attr]
