@@ -65,6 +65,8 @@ def test_what_counts_as_what() -> None:
     assert is_policy(Outcome("permanent", 554, "554 5.7.1 Relay access denied", stage="rcpt"))
     assert not is_hard_bounce(Outcome("permanent", 552, "552 5.2.2 mailbox full", stage="data"))
     assert not is_policy(SENT) and not is_hard_bounce(RATE)
+    assert not is_policy(Outcome("transient", 451, "451 4.7.1 Greylisted, try again in 300 s", stage="rcpt"))
+    assert is_policy(Outcome("transient", 451, "451 4.7.650 temporarily rate limited (IP reputation)", stage="mail"))
     off = Breaker(window=0, bounce_share=0.05, policy_run=0)
     assert all(off.record(o) is None for o in [BOUNCE, POLICY] * 50)
 

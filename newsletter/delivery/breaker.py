@@ -8,7 +8,8 @@ Two signs that going on makes things worse, each with its `[mailing]` setting:
                                    # blocked, or rate-limited by a mailbox provider)
 
 A hard bounce is a permanent refusal of the recipient (at RCPT, or any 5.1.x); a policy refusal is a
-reply with an RFC 3463 status of class x.7 — about the sender, not the reader. The share is judged once
+reply with an RFC 3463 status of subject 7 — about the sender, not the reader: any 5.7.x, and a 4.7.x
+anywhere but at RCPT (there it is mostly greylisting). The share is judged once
 enough of the window is in (a fifth of it, at least 50 messages), so two unlucky bounces among the
 first ten do not stop a morning; past `share × window` bounces it trips whatever the count.
 
@@ -36,9 +37,14 @@ def enhanced_class(reply: str) -> tuple[int, int] | None:
 
 
 def is_policy(outcome: Outcome) -> bool:
-    """A refusal about the sender (reputation, authentication, rate): x.7.x."""
+    """A refusal about the sender (reputation, authentication, rate): 5.7.x anywhere, 4.7.x but at RCPT.
+
+    A 4.7.x to one recipient is most often greylisting (`451 4.7.1 greylisted`): that domain's way of
+    meeting a new sender, retried as usual, not a verdict on the domain."""
     found = enhanced_class(outcome.reply)
-    return not outcome.sent and found is not None and found[1] == 7
+    if outcome.sent or found is None or found[1] != 7:
+        return False
+    return found[0] == 5 or outcome.stage != "rcpt"
 
 
 def is_hard_bounce(outcome: Outcome) -> bool:
