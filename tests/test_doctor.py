@@ -142,3 +142,25 @@ def test_keygen_writes_a_private_key_and_prints_the_record(tmp_path: Path, world
     assert b"ENCRYPTED PRIVATE KEY" in pem.read_bytes()  # NEWSLETTER_DKIM_PASSPHRASE was set
     assert keys.values["rsa1"].startswith("v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A")  # RSA 2048
     assert keys.values["ed1"].startswith("v=DKIM1; k=ed25519; p=")
+
+
+def test_a_rotation_checks_the_next_selector_too(world: dict[str, Any]) -> None:
+    """`next_selector`: no key yet is a warning (make one); a key not yet published is an error."""
+    root = world["roots"]["good"]
+    config = root / "newsletter.toml"
+    before = config.read_text(encoding="utf-8")
+    try:
+        config.write_text(
+            before.replace('ed25519_selector = "ed1"', 'ed25519_selector = "ed1"\nnext_selector = "rsa2"')
+        )
+        code, report = doctor(world, "good")
+        found = by_name(report)["DKIM rsa2._domainkey.good-paper-test.org"]
+        assert (code, found["verdict"], found["fix"]) == (1, "warning", "newsletter dkim keygen --selector rsa2")
+        made = cli(root, "dkim", "keygen", "--selector", "rsa2")
+        assert made.returncode == 0 and "rsa2._domainkey.good-paper-test.org" in made.stdout
+        code, report = doctor(world, "good")
+        found = by_name(report)["DKIM rsa2._domainkey.good-paper-test.org"]
+        assert (code, found["verdict"]) == (2, "error") and found["fix"].startswith("publish rsa2._domainkey.")
+    finally:
+        config.write_text(before, encoding="utf-8")
+        (root / "data" / "dkim" / "rsa2.pem").unlink(missing_ok=True)
