@@ -3,6 +3,10 @@
 The test writes the zones (`zone(name, records)`), then `start()` writes a config beside them and runs
 knotd — as `nobody` when the tests run as root, like the PostgreSQL clusters — and waits until it
 answers. `stop()` ends it. Nothing outside its temporary folder is touched.
+
+`in_private_network(server, command)` serves the zones to a program that can only ask the system's
+resolver (opendkim-testmsg): in a network and mount namespace of its own (root only), knotd answers on
+127.0.0.1:53 and a private /etc/resolv.conf points there; the machine's own stays as it is.
 """
 
 from __future__ import annotations
@@ -57,7 +61,9 @@ class KnotServer:
         ]
         self.zones[origin] = "\n".join(head + records) + "\n"
 
-    def start(self) -> KnotServer:
+    def write(self, port: int | None = None) -> list[str]:
+        """Zones and config on disk (listening on `port`, default its own); the command that runs knotd."""
+        port = port or self.port
         for sub in ("zones", "run", "db"):
             (self.dir / sub).mkdir(exist_ok=True)
         for origin, text in self.zones.items():
@@ -66,7 +72,7 @@ class KnotServer:
         (self.dir / "knot.conf").write_text(
             f"""server:
     rundir: "{self.dir / "run"}"
-    listen: 127.0.0.1@{self.port}
+    listen: 127.0.0.1@{port}
     udp-workers: 1
     tcp-workers: 1
     background-workers: 1
@@ -92,8 +98,11 @@ zone:
             for path in [self.dir, *self.dir.rglob("*")]:
                 shutil.chown(path, "nobody")
             prefix = ["runuser", "-u", "nobody", "--"]
+        return [*prefix, str(KNOTD), "-c", str(self.dir / "knot.conf")]
+
+    def start(self) -> KnotServer:
         self._proc = subprocess.Popen(
-            [*prefix, str(KNOTD), "-c", str(self.dir / "knot.conf")],
+            self.write(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -129,3 +138,38 @@ zone:
                 self._proc.stderr.close()
             self._proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def can_unshare() -> bool:
+    """Root, and namespaces allowed here (a container may forbid them)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-mn", "true"], capture_output=True).returncode == 0
+
+
+def in_private_network(server: KnotServer, command: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    """Run `command` (reading `stdin`) where the system resolver is `server`, serving on 127.0.0.1:53."""
+    import shlex
+
+    knotd = shlex.join(server.write(port=53))
+    (server.dir / "resolv.conf").write_text("nameserver 127.0.0.1\n", encoding="utf-8")
+    (server.dir / "stdin").write_bytes(stdin)
+    origin = next(iter(server.zones))
+    script = f"""set -e
+ip link set lo up
+sysctl -q -w net.ipv4.ip_unprivileged_port_start=53   # this namespace only: knotd runs as nobody
+mount --bind {server.dir / "resolv.conf"} /etc/resolv.conf
+{knotd} 2>{server.dir / "knot.log"} &
+for i in $(seq 100); do
+  getent hosts ns.{origin} >/dev/null 2>&1 && break
+  sleep 0.1
+done
+set +e
+{shlex.join(command)} < {server.dir / "stdin"}
+status=$?
+kill %1
+wait
+exit $status
+"""
+    (server.dir / "run.sh").write_text(script, encoding="utf-8")
+    return subprocess.run(["unshare", "-mn", "bash", str(server.dir / "run.sh")], capture_output=True, timeout=60)

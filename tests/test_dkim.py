@@ -3,14 +3,17 @@ Mail::DKIM, asking the test's Knot DNS server for the keys); changing the Subjec
 a List-Unsubscribe in transit, breaks the signature.
 
 Debian's Mail::DKIM (1.2023) knows no Ed25519: it must call that signature "unsupported" and still pass
-the RSA one — what a receiver of its age does. The Ed25519 signature is checked by dkimpy's verifier
-against the same DNS server.
+the RSA one — what a receiver of its age does. OpenDKIM (opendkim-testmsg) checks each signature alone,
+Ed25519 included; it asks only the system resolver, so it runs in a network namespace of its own where
+the test's DNS server answers on port 53 (`dns_server.in_private_network`). dkimpy's verifier checks
+the Ed25519 signature against the same DNS server too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +217,33 @@ def test_the_sign_up_confirmation_is_signed_too(signed, tmp_path, monkeypatch) -
     results = verify(signed["server"], written, tmp_path)
     assert results[0].split()[:3] == ["rsa-sha256", "rsa1", "pass"], results
     assert written.count(b"\r\nAuto-Submitted: ") == 1 and b"Auto-Submitted: auto-replied" in written
+
+
+def one_signature(data: bytes, keep: int) -> bytes:
+    """The message with only its `keep`-th DKIM-Signature (neither signature covers the other)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    fields = re.findall(rb"[^\r\n]+\r\n(?:[ \t][^\r\n]*\r\n)*", head + b"\r\n")
+    signatures = [f for f in fields if f.lower().startswith(b"dkim-signature:")]
+    kept = [f for f in fields if f not in signatures or f == signatures[keep]]
+    return b"".join(kept) + b"\r\n" + body
+
+
+def test_each_signature_verifies_with_opendkim(signed, received) -> None:
+    if not (shutil.which("opendkim-testmsg") and dns_server.can_unshare()):
+        if IN_CI:
+            pytest.fail("needs opendkim-tools and root with unshare (a private network namespace)")
+        pytest.skip("needs opendkim-tools and root with unshare (a private network namespace)")
+    private = dns_server.KnotServer()
+    private.zones = dict(signed["server"].zones)
+    try:
+        for keep, algorithm in ((0, b"a=rsa-sha256"), (1, b"a=ed25519-sha256")):
+            alone = one_signature(received[0], keep)
+            assert alone.count(b"DKIM-Signature:") == 1 and algorithm in alone
+            done = dns_server.in_private_network(private, ["opendkim-testmsg"], alone)
+            assert done.returncode == 0, done.stderr
+            changed = dns_server.in_private_network(
+                private, ["opendkim-testmsg"], alone.replace(b"Good morning", b"Good evening")
+            )
+            assert changed.returncode != 0 and b"Bad signature" in changed.stderr, changed.stderr
+    finally:
+        private.stop()
