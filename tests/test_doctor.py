@@ -122,6 +122,8 @@ def test_a_wrong_passphrase_and_a_bad_nameserver_are_one_line(world: dict[str, A
     assert done.returncode == 1 and "exists already" in done.stderr and "Traceback" not in done.stderr
     done = cli(world["roots"]["good"], "doctor", "--nameserver", "127.0.0.1:notaport")
     assert done.returncode == 1 and "--nameserver" in done.stderr and "Traceback" not in done.stderr
+    done = cli(world["roots"]["good"], "doctor", "--sending-ip", "relay.example.org")
+    assert done.returncode == 1 and "--sending-ip 'relay.example.org'" in done.stderr
     code = cli(
         world["roots"]["good"],
         "doctor",

@@ -80,8 +80,15 @@ def doctor(root: Path, nameserver: str | None, smtp: str | None, sending_ips: tu
       newsletter doctor
       newsletter doctor --nameserver 127.0.0.1:5353 --sending-ip 203.0.113.7 --json
     """
+    import ipaddress
+
     from ..delivery import doctor as run_doctor
 
+    for ip in sending_ips:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise click.ClickException(f"--sending-ip {ip!r}: not an IPv4 or IPv6 address") from None
     settings = load(root)
     checklist = run_doctor(settings, nameserver=nameserver, smtp=smtp, sending_ips=list(sending_ips))
     if as_json:
