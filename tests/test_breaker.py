@@ -268,3 +268,35 @@ def test_the_pause_is_kept_in_either_ledger(demo_root: Path, database_url: str, 
     done = send_edition(settings, day, subscribers="subscribers.csv", sink=sink, progress=False, resume=True)
     assert done.sent == 294 and done.failed == 6 and done.pending == 0 and len(sink.sent) == 270
     assert ledger_report(settings, day).paused == ""  # type: ignore[union-attr]
+
+
+def test_senders_sharing_a_mailing_stop_when_one_pauses_it(demo_root: Path, database_url: str, monkeypatch) -> None:
+    """Another sender's breaker tripped (its reason in the ledger): this one stops within PAUSE_CHECK messages."""
+    from datetime import date
+
+    from newsletter.config import load_settings
+    from newsletter.delivery import open_ledger, send_edition
+    from newsletter.delivery.send import PAUSE_CHECK
+    from newsletter.delivery.sinks.memory import MemorySink
+    from newsletter.errors import PausedError
+
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+    addresses = [f"reader{i:04d}@example.com" for i in range(1200)]
+    (demo_root / "subscribers.csv").write_text("email\n" + "\n".join(addresses) + "\n", encoding="utf-8")
+    environ = {"NEWSLETTER_DATABASE_URL": database_url} if database_url else {}
+    settings = load_settings(demo_root, environ=environ)
+    day = date(2016, 12, 30)
+
+    class OtherSenderTrips(MemorySink):
+        def send(self, envelope):  # type: ignore[no-untyped-def]
+            if len(self.sent) == 100:
+                with open_ledger(settings, day) as other:
+                    other.set_meta("paused", "paused: 5 policy refusals in a row (on another sender)")
+            return super().send(envelope)
+
+    sink = OtherSenderTrips()
+    with pytest.raises(PausedError, match="on another sender"):
+        send_edition(settings, day, subscribers="subscribers.csv", sink=sink, progress=False)
+    assert 100 < len(sink.sent) < PAUSE_CHECK + 1
+    with open_ledger(settings, day, readonly=True) as ledger:
+        assert ledger.runs()[-1]["status"] == "paused" and ledger.counts().pending == 1200 - len(sink.sent)

@@ -232,6 +232,10 @@ class Delivery:
         self._abort.set()
         self.queue.cancel()
 
+    def pause(self, reason: str) -> None:
+        """Pause the run as the circuit breaker does (another sender's breaker tripped)."""
+        self._give_up(PausedError(reason), "paused")
+
     def _ending(self) -> bool:
         return self._abort.is_set() or self.stop.is_set()
 

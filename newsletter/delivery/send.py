@@ -19,7 +19,8 @@ exist (5.1.x) also goes on the suppression list. A server that cannot be reached
 every message the same way, or a sink that cannot write locally stops the run with `DeliveryError`, the
 ledger intact for the rerun. The circuit breaker (breaker.py) pauses a run whose replies say the
 sending domain is being hurt (a stale list bouncing, a provider refusing for policy): `PausedError`,
-the reason kept in the ledger's meta `paused`, and no run goes on until `resume=True` (`send --resume`).
+the reason kept in the ledger's meta `paused`, and no run goes on until `resume=True` (`send --resume`);
+senders sharing a mailing (PostgreSQL) look at that meta every `PAUSE_CHECK` messages and stop too.
 With `[dkim]` configured every message is signed on its way to the sink (dkim.py).
 
     [mailing]
@@ -66,6 +67,7 @@ from .suppression import Suppression, open_suppression
 from .unsubscribe import secret_from_env
 from .verp import ReturnPath
 
+PAUSE_CHECK = 500  # messages between two looks at the ledger's pause (senders sharing a mailing stop together)
 ENROL_CHUNK = 5000  # rows per enrolment statement
 MAX_PROBLEMS = 200  # reported in full; beyond that only counted (a broken million-row file stays small)
 
@@ -303,6 +305,9 @@ def _jobs(
             delivery.stats.add("suppressed")
             continue
         handed += 1
+        if handed % PAUSE_CHECK == 0 and (reason := ledger.get_meta(PAUSED)):  # another sender's breaker
+            delivery.pause(reason)
+            return
         data = personalizer.message(row.address, row.name)
         yield row, Envelope(sender(row.address), row.address, data, key=str(row.id))
 
