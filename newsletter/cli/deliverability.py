@@ -68,12 +68,13 @@ def doctor(root: Path, nameserver: str | None, smtp: str | None, sending_ips: tu
     """Check the sending set-up against DNS and the relay: a checklist with a verdict and a fix per line.
 
     SPF of the return-path domain (evaluated for the sending addresses: --sending-ip, else the relay's
-    address), the DKIM record of each [dkim] selector against its key, DMARC and the alignment of the
-    From domain with the DKIM d= and the return path, MX of the return-path domain (bounces come back),
-    the relay's TLS certificate and AUTH, and the headers of a probe message of the newest edition,
-    its signature verified against the DNS.
+    address) and the reverse DNS of those addresses, the DKIM record of each [dkim] selector against
+    its key, DMARC and the alignment of the From domain with the DKIM d= and the return path, MX of the
+    return-path domain (bounces come back), the relay's TLS certificate and AUTH, and the headers of a
+    probe message of the newest edition, its signature verified against the DNS.
 
-    Exit status (for monitoring): 0 all good, 1 warnings, 2 errors.
+    Exit status (for monitoring): 0 all good, 1 warnings, 2 errors. --json prints one object:
+    {"verdict", "exit", "checks": [{"name", "verdict", "detail", "fix"}, ...]}.
 
     \b
     Examples:
