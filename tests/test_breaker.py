@@ -300,3 +300,26 @@ def test_senders_sharing_a_mailing_stop_when_one_pauses_it(demo_root: Path, data
     assert 100 < len(sink.sent) < PAUSE_CHECK + 1
     with open_ledger(settings, day, readonly=True) as ledger:
         assert ledger.runs()[-1]["status"] == "paused" and ledger.counts().pending == 1200 - len(sink.sent)
+
+
+def test_with_several_languages_the_reports_of_the_day_count_once(languages_root: Path, monkeypatch) -> None:
+    from datetime import date
+
+    from newsletter.config import load_settings
+    from newsletter.delivery import day_rates, edition_rates, send_languages
+    from newsletter.delivery.sinks.memory import MemorySink
+
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+    (languages_root / "list.csv").write_text(
+        "email,locale\nann@example.com,en\nbob@example.com,en\nchloe@example.fr,fr\nali@example.eg,ar\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(languages_root, environ={})
+    day = date(2016, 12, 30)
+    send_languages(settings, day, subscribers="list.csv", sink=MemorySink(), progress=False)
+    # One complaint that day (reports are counted by the day they arrive, and this edition is from 2016).
+    monkeypatch.setattr("newsletter.delivery.health._reported", lambda s, d: {"complained": 1} if d == day else {})
+    rates = day_rates(settings, day)
+    assert rates is not None and (rates.handed, rates.delivered, rates.complained) == (4, 4, 1)
+    english = edition_rates(settings.for_language("en"), day, reported=False)
+    assert english is not None and (english.delivered, english.complained) == (2, 0)

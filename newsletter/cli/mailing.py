@@ -215,15 +215,15 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED if report.complete else EXIT_INCOMPLETE)
 
 
-def _health(settings: Any, day: Any, paused: str) -> None:
+def _health(settings: Any, day: Any, paused: str, *, reported: bool = True) -> None:
     """The breaker's pause, if any, and the bounce and complaint rates beside the providers' limits."""
     from ..delivery import edition_rates
 
     if paused:
         click.echo(f"{paused[:1].upper()}{paused[1:]} — newsletter send --resume once that is dealt with")
-    rates = edition_rates(settings, day)
+    rates = edition_rates(settings, day, reported=reported)
     if rates is not None:
-        click.echo(rates.line())
+        click.echo(rates.line() + ("" if reported else " (at send time; reports below)"))
 
 
 def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_failed: bool) -> None:
@@ -250,7 +250,7 @@ def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_fail
         for key in totals:
             totals[key] += getattr(report, key)
         complete = complete and report.complete
-        _health(settings.for_language(lang), day, report.paused)
+        _health(settings.for_language(lang), day, report.paused, reported=False)
         if show_failed:
             for line in report.failures:
                 click.echo(f"  failed: {line}")
@@ -262,6 +262,10 @@ def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_fail
         f"Edition {day} (all languages): {totals['total']} recipient(s) — sent {totals['sent']}, "
         f"failed {totals['failed']}, skipped {totals['skipped']}, pending {totals['pending']}"
     )
+    from ..delivery import day_rates
+
+    if (rates := day_rates(settings, day)) is not None:  # bounces and complaints reported later: all languages
+        click.echo(rates.line())
     failed = bool(totals["failed"])
     state = "complete" if complete and not failed else ("complete, with failures" if complete else "incomplete")
     click.echo(f"Status: {state}")

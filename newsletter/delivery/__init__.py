@@ -41,7 +41,7 @@ from .dkim import (
     zone_line,
 )
 from .doctor import Checklist, doctor
-from .health import Rates, edition_rates, paused_mailings
+from .health import Rates, day_rates, edition_rates, paused_mailings
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
 from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
 from .personalize import clean_name
@@ -96,6 +96,7 @@ __all__ = [
     "check_address",
     "clean_name",
     "config_from_settings",
+    "day_rates",
     "doctor",
     "edition_rates",
     "generate_key",

@@ -1,7 +1,7 @@
 """How an edition's mailing is doing by the mailbox providers' measures: bounce and complaint rates
 beside the limits they publish, and whether the circuit breaker paused it.
 
-    hard bounces   refused at send time (5.1.x, or 5xx at RCPT; the ledger) plus bounces reported later
+    hard bounces   refused at send time (5.1.x, or a bare 550/551/553; the ledger) plus bounces reported later
                    (the suppression list) — over the messages handed to the relay. Gmail and Yahoo
                    publish no bounce limit; Amazon SES reviews a sender at 5 % and pauses it at 10 %.
     complaints     readers' "this is spam" reports that came back through a feedback loop (suppression
@@ -10,7 +10,8 @@ beside the limits they publish, and whether the circuit breaker paused it.
 
 Reports that come back later carry no edition, so they are counted by the day they arrived (in the
 newsletter's time zone): for a daily newsletter, that day's edition — the way Gmail's Postmaster Tools
-reports a spam rate per day.
+reports a spam rate per day. With several language editions they are counted once, for the day's
+editions together (`day_rates`); each language's own line has the send-time bounces only.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from ..config import Settings
-from .breaker import is_hard_bounce
+from .breaker import enhanced_class
 from .ledger import ledger_dir, parse_ledger_name
-from .sinks.base import Outcome
 from .stores import ledger_exists, open_ledger
 from .suppression import open_suppression, suppression_path
 
@@ -61,25 +61,46 @@ def _judge(rate: float, goal: float, limit: float) -> str:
     return "OVER THE LIMIT" if rate >= limit else "above the goal" if rate >= goal else "ok"
 
 
-def edition_rates(settings: Settings, day: date) -> Rates | None:
-    """The rates of edition `day` (this language's ledger); None when it was never sent."""
+def edition_rates(settings: Settings, day: date, *, reported: bool = True) -> Rates | None:
+    """The rates of edition `day` (this language's ledger); None when it was never sent.
+
+    `reported=False` leaves out the bounces and complaints that came back later: they carry no
+    language, so with several language editions they are counted once, by `day_rates`."""
     if not ledger_exists(settings, day):
         return None
     with open_ledger(settings, day, readonly=True) as ledger:
         counts = ledger.counts()
         refused = ledger.rows("failed", limit=max(counts.failed, 1))
-    at_send = sum(
-        is_hard_bounce(Outcome("permanent", r["code"], str(r["reply"] or ""), stage="rcpt"))
-        for r in refused
-        if r["code"] is None or 500 <= int(r["code"]) < 600
-    )
-    later = _reported(settings, day)
+    at_send = sum(_hard(r["code"], str(r["reply"] or "")) for r in refused)
+    later = _reported(settings, day) if reported else {}
     return Rates(
         handed=counts.sent + counts.failed,
         delivered=counts.sent,
         bounced=at_send + later.get("bounced", 0),
         complained=later.get("complained", 0),
     )
+
+
+def day_rates(settings: Settings, day: date) -> Rates | None:
+    """Every language edition of `day` together, with the reports of that day counted once."""
+    found = [r for lang in settings.languages if (r := edition_rates(settings.for_language(lang), day, reported=False))]
+    if not found:
+        return None
+    later = _reported(settings, day)
+    return Rates(
+        handed=sum(r.handed for r in found),
+        delivered=sum(r.delivered for r in found),
+        bounced=sum(r.bounced for r in found) + later.get("bounced", 0),
+        complained=later.get("complained", 0),
+    )
+
+
+def _hard(code: int | None, reply: str) -> bool:
+    """A ledger's refusal that was a hard bounce: 5.1.x, or without an enhanced code a 550/551/553."""
+    found = enhanced_class(reply)
+    if found is not None:
+        return found == (5, 1)
+    return code in (550, 551, 553)
 
 
 def _reported(settings: Settings, day: date) -> dict[str, int]:
