@@ -107,9 +107,9 @@ def check_headers(settings: Settings, resolver: Dns) -> list[Check]:
         secret = secret_from_env()
         signer = signer_for(settings)
         built = build(settings, None, skip_invalid=True)
+        personalizer = Personalizer(settings, built.edition, secret=secret, date=datetime.now(UTC), verify=False)
     except NewsletterError as exc:
         return [warning("headers", f"no probe message: {exc}"[:300], "fix that, then run doctor again")]
-    personalizer = Personalizer(settings, built.edition, secret=secret, date=datetime.now(UTC), verify=False)
     data = personalizer.message(PROBE, "Probe")
     if signer is not None:
         data = signer.sign(data)

@@ -40,7 +40,10 @@ class Dns:
             self.resolver.nameservers = [host]
             self.resolver.port = port
         else:
-            self.resolver = dns.resolver.Resolver()
+            try:
+                self.resolver = dns.resolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                raise ConfigError("no DNS resolver configured here (/etc/resolv.conf); pass --nameserver") from None
         self.resolver.lifetime = timeout
         self.where = nameserver or "the system resolver"
 
