@@ -99,6 +99,10 @@ class Dns:
             spf.DNSLookup = before
 
 
+def _dns_fix(resolver: Dns) -> str:
+    return f"check that {resolver.where} answers, and the domain's name servers behind it"
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, port = text.strip(), 53
     if host.startswith("["):  # [::1]:5353
@@ -148,7 +152,7 @@ def check_spf(resolver: Dns, domain: str, ips: list[str], helo: str) -> Check:
     try:
         records = [r for r in resolver.txt(domain) if r.lower().startswith("v=spf1")]
     except DnsTrouble as exc:
-        return error(name, str(exc), "check that the domain's name servers answer")
+        return error(name, str(exc), _dns_fix(resolver))
     example = f'{domain}. TXT "v=spf1 ' + (" ".join(f"ip4:{ip}" for ip in ips) or "include:<your relay>") + ' -all"'
     if not records:
         return error(name, "no SPF record: receivers cannot tell the relay may send for it", f"publish {example}")
@@ -191,7 +195,7 @@ def check_dkim(resolver: Dns, options: DkimOptions, selector: str) -> Check:
     try:
         records = [r for r in resolver.txt(record_name) if "p=" in r]
     except DnsTrouble as exc:
-        return error(name, str(exc), "check that the domain's name servers answer")
+        return error(name, str(exc), _dns_fix(resolver))
     if not records:
         return error(name, "no key published: receivers cannot verify the signature", publish)
     if len(records) > 1:
@@ -225,7 +229,7 @@ def check_dmarc(resolver: Dns, from_domain: str) -> tuple[Check, dict[str, str]]
     try:
         found = find_dmarc(resolver, from_domain)
     except DnsTrouble as exc:
-        return error(name, str(exc), "check that the domain's name servers answer"), {}
+        return error(name, str(exc), _dns_fix(resolver)), {}
     org = org_domain(from_domain)
     if found is None:
         fix = f'publish _dmarc.{org}. TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@{org}", then tighten p='
@@ -285,7 +289,7 @@ def check_reverse(resolver: Dns, ip: str) -> Check:
             )
         confirmed = [h for h in hosts if ip in resolver.addresses(h)]
     except DnsTrouble as exc:
-        return error(name, str(exc), "check that the name servers answer")
+        return error(name, str(exc), _dns_fix(resolver))
     if not confirmed:
         return error(
             name, f"PTR {', '.join(hosts)} does not resolve back to {ip}", f"give {hosts[0]} an address record for {ip}"
@@ -306,7 +310,7 @@ def check_mx(resolver: Dns, domain: str) -> Check:
             return ok(name, ", ".join(f"{pref} {host}" for pref, host in records) + " (bounces come back)")
         fallback = resolver.addresses(domain)
     except DnsTrouble as exc:
-        return error(name, str(exc), "check that the domain's name servers answer")
+        return error(name, str(exc), _dns_fix(resolver))
     fix = f"publish {domain}. MX 10 <the host reading the bounce mailbox>"
     if fallback:
         return warning(name, f"no MX; mail falls back to its address {fallback[0]}", fix)
