@@ -166,3 +166,11 @@ def test_a_rotation_checks_the_next_selector_too(world: dict[str, Any]) -> None:
     finally:
         config.write_text(before, encoding="utf-8")
         (root / "data" / "dkim" / "rsa2.pem").unlink(missing_ok=True)
+
+
+def test_a_resolver_that_does_not_answer_is_an_error_not_a_traceback(world: dict[str, Any]) -> None:
+    silent = f"127.0.0.1:{dns_server._free_port()}"  # nothing listens there
+    done = cli(world["roots"]["nomx"], "doctor", "--nameserver", silent, "--json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    spf = by_name(json.loads(done.stdout))["SPF of nomx-paper-test.org"]
+    assert spf["verdict"] == "error" and f"no answer from {silent}" in spf["detail"] and silent in spf["fix"]
