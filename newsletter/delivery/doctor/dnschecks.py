@@ -235,15 +235,15 @@ def check_dmarc(resolver: Dns, from_domain: str) -> tuple[Check, dict[str, str]]
         fix = f'publish _dmarc.{org}. TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@{org}", then tighten p='
         return error(name, "no DMARC record (Gmail and Yahoo require one of bulk senders)", fix), {}
     where, record = found
-    policy = record.get("p", "")
+    tag = "sp" if where != f"_dmarc.{from_domain}" and "sp" in record else "p"  # a subdomain: sp= rules it
+    policy = record.get(tag, "")
     if policy not in ("none", "quarantine", "reject"):
-        return error(
-            name, f"{where}: p={policy or '(missing)'} is not a policy", "set p=none, quarantine or reject"
-        ), record
+        bad = f"{where}: {tag}={policy or '(missing)'} is not a policy"
+        return error(name, bad, f"set {tag}=none, quarantine or reject"), record
     modes = f"adkim={record.get('adkim', 'r')}, aspf={record.get('aspf', 'r')}"
     if policy == "none":
-        return ok(name, f"{where}: p=none (monitoring only; enough for the bulk-sender rules), {modes}"), record
-    return ok(name, f"{where}: p={policy}, {modes}"), record
+        return ok(name, f"{where}: {tag}=none (monitoring only; enough for the bulk-sender rules), {modes}"), record
+    return ok(name, f"{where}: {tag}={policy}, {modes}"), record
 
 
 def check_alignment(
