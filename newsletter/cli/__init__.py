@@ -9,6 +9,7 @@ Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the co
     output.py    --json and the exit codes shared by status, send, bounces, subscribers show
     schedule.py  schedule              preview.py   preview
     web.py       serve, subscribers    (edition.py also has `site`)
+    deliverability.py  dkim keygen, doctor
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "bounces",
     "database",
     "web",
+    "deliverability",
 )
 
 for _module in _COMMAND_MODULES:
