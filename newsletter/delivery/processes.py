@@ -36,16 +36,18 @@ from datetime import date
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from .. import metrics
 from ..config import Settings
-from ..errors import DeliveryError, NewsletterError
+from ..errors import DeliveryError, NewsletterError, PausedError
+from .breaker import Breaker
+from .health import PAUSED
 from .ledger import Row
 from .ledger_pg import PgLedger
 from .loop import Delivery
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .report import MailingOptions
-from .sinks import make_sink
-from .sinks.base import Envelope
+from .sinks.base import Envelope, Sink
 from .stores import LedgerStore, open_ledger
 from .suppression import Suppression, open_suppression
 
@@ -83,12 +85,13 @@ class Plan:
     day: date
     options: MailingOptions
     rate: float
-    smtp: str | None
-    connections: int | None
     limit: int | None
     stop: threading.Event
     feed: Feed
+    sink: Callable[[], Sink]  # a child's own sink (its connections, the run's signing)
+    labels: tuple[str, str, str]  # the metrics' newsletter, edition, language
     owner: str = ""  # PostgreSQL: the parent's sender name; child k is `<owner>+<k>` (status adds them up)
+    breaker: Callable[[], Breaker | None] = lambda: None  # each child's circuit breaker
 
 
 @dataclass
@@ -106,6 +109,7 @@ class PartResult:
     failures: list[str] = field(default_factory=list)
     fatal: str | None = None  # the DeliveryError that ended the part
     fatal_status: str = ""
+    paused: bool = False  # that error was the circuit breaker's pause
     crash: str | None = None  # anything else: a bug, a dead process
 
 
@@ -147,7 +151,7 @@ def _deliver_part(plan: Plan, k: int, n: int, stop: threading.Event, result: Par
             ledger.owner = f"{plan.owner}+{k + 1}"
         suppression = open_suppression(plan.settings)
         stack.callback(suppression.close)
-        sink = make_sink(plan.settings, plan.day, smtp=plan.smtp, connections=plan.connections)
+        sink = plan.sink()
         sink.open()
         stack.callback(sink.close)
         limiter = RateLimiter(plan.rate / n)
@@ -160,7 +164,11 @@ def _deliver_part(plan: Plan, k: int, n: int, stop: threading.Event, result: Par
             stop=stop,
             progress=Progress(False, 0, ""),
             day=plan.day,
+            breaker=plan.breaker(),
         )
+        counter = metrics.message_counter(*plan.labels, ledger.count_pending(None) // n)
+        stack.callback(counter.close)
+        delivery.stats.hook = counter
         try:
             delivery.run(plan.feed(ledger, suppression, delivery, _part_limit(plan.limit, k, n), (k, n)))
         finally:
@@ -170,6 +178,9 @@ def _deliver_part(plan: Plan, k: int, n: int, stop: threading.Event, result: Par
             result.throttles, result.lowest, result.final = limiter.throttles, limiter.lowest, limiter.rate
         if delivery.fatal is not None:
             result.fatal, result.fatal_status = str(delivery.fatal), delivery.fatal_status
+            if isinstance(delivery.fatal, PausedError):  # the others see it within PAUSE_CHECK messages
+                result.paused = True
+                ledger.set_meta(PAUSED, str(delivery.fatal))
 
 
 def deliver_in_processes(plan: Plan, n: int) -> list[PartResult]:
@@ -225,6 +236,9 @@ def combined_failure(results: list[PartResult]) -> tuple[DeliveryError | None, s
     for r in results:
         if r.crash is not None:
             return DeliveryError(f"{r.crash}; its messages stay pending, rerun to send them"), "error"
+    for r in results:
+        if r.paused and r.fatal is not None:
+            return PausedError(r.fatal), "paused"
     for r in results:
         if r.fatal is not None:
             return DeliveryError(r.fatal), r.fatal_status or "error"
