@@ -247,3 +247,24 @@ def test_each_signature_verifies_with_opendkim(signed, received) -> None:
             assert changed.returncode != 0 and b"Bad signature" in changed.stderr, changed.stderr
     finally:
         private.stop()
+
+
+def test_sender_processes_sign_and_pipeline_every_message(signed, tmp_path) -> None:
+    """`--processes 2` to a relay offering PIPELINING: each process signs with the run's keys, the signed
+    bytes go as they are (no line of them starts with a dot), and every message verifies."""
+    from test_smtp_pipelining import Pipelining
+    from test_smtp_server import serve
+
+    root = tmp_path / "paper"
+    shutil.copytree(signed["root"], root, ignore=shutil.ignore_patterns("ledger", "outbox", "site"))
+    plain = env(NEWSLETTER_SMTP_USERNAME="", NEWSLETTER_SMTP_PASSWORD="")
+    with serve(Pipelining()) as relay:
+        done = cli(root, "send", "--subscribers", "subscribers.csv", "--smtp", relay.url, "--processes", "2",
+                   environ=plain)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(r.rcpt_tos[0] for r in relay.received) == ["ann@example.com", "bob@example.net", "chloe@example.org"]
+    for r in relay.received:
+        assert b"\r\n." not in r.data
+        results = verify(signed["server"], r.data, tmp_path)
+        assert results[0].split()[:3] == ["rsa-sha256", "rsa1", "pass"], results
+        assert ed25519_verifies(signed["server"], r.data)
