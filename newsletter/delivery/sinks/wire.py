@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 
 from .base import Envelope, Outcome, Stage
 
@@ -57,6 +58,9 @@ class Wire:
         self.chunking = chunking
         self.closing = False
         self._buf = b""
+        # A plain socket takes several buffers in one call (no copy of the message to append a line to it);
+        # TLS needs them joined.
+        self._gather = not isinstance(sock, ssl.SSLSocket) and hasattr(sock, "sendmsg")
         with contextlib.suppress(OSError):  # a small command after a big write must not wait for an ACK
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -93,6 +97,19 @@ class Wire:
 
     # --- commands -------------------------------------------------------------------------------------
 
+    def _write(self, *parts: bytes) -> None:
+        """Write `parts` in order, in as few system calls as the socket allows."""
+        if not self._gather:
+            self.sock.sendall(b"".join(parts))
+            return
+        sent = self.sock.sendmsg(parts)
+        for part in parts:  # what did not fit in the socket's buffer, without copying it
+            if sent >= len(part):
+                sent -= len(part)
+                continue
+            self.sock.sendall(memoryview(part)[sent:])
+            sent = 0
+
     def command(self, line: bytes) -> tuple[int, bytes]:
         self.sock.sendall(line)
         return self.reply()
@@ -121,8 +138,7 @@ class Wire:
             return self._one_by_one(mail, rcpt, envelope, stage)
         data = envelope.data
         if self.chunking:
-            self.sock.sendall(mail + rcpt + b"BDAT %d LAST\r\n" % len(data))
-            self.sock.sendall(data)
+            self._write(mail + rcpt + b"BDAT %d LAST\r\n" % len(data), data)
         else:
             self.sock.sendall(mail + rcpt + b"DATA\r\n")
         # Every command of the group gets its reply, in order; a 421 ends the group (the server closes).
@@ -156,8 +172,7 @@ class Wire:
             return outcome(code, reply, "rcpt")
         stage[0] = "data"
         if self.chunking:  # BDAT waits for no go-ahead: the chunk follows its command at once
-            self.sock.sendall(b"BDAT %d LAST\r\n" % len(envelope.data))
-            self.sock.sendall(envelope.data)
+            self._write(b"BDAT %d LAST\r\n" % len(envelope.data), envelope.data)
             code, reply = self.reply()
             if not 200 <= code < 300:
                 self.reset()
@@ -171,8 +186,7 @@ class Wire:
     def _content(self, envelope: Envelope) -> Outcome:
         """After 354: the message, dot-stuffed unless it needs none, then the end-of-data line."""
         data = envelope.data if envelope.dot_safe else dot_stuffed(envelope.data)
-        self.sock.sendall(data)
-        self.sock.sendall(b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+        self._write(data, b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
         code, reply = self.reply()
         return outcome(code, reply, "data")
 
