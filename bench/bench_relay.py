@@ -9,7 +9,8 @@ edition over the same number of connections, side by side in one run; the figure
 the ratios newsletter / smtp-source.
 
 - 1 and 8 connections, one sender process (`--processes 1`);
-- 8 connections with `--processes 2` (this machine's cores), against one process in the same run.
+- 8 connections with `--processes 2` (this machine's cores), against one process in the same run;
+- the CPU time one sender process spends per message with 8 connections (all its threads).
 
 BENCH_RELAY_BEFORE=/path/to/an/earlier/checkout adds that version's one-process figures to the same run
 (its package imported from there), for a before/after side by side.
@@ -18,6 +19,7 @@ BENCH_RELAY_BEFORE=/path/to/an/earlier/checkout adds that version's one-process 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -43,17 +45,18 @@ SECRET = "bench-secret-not-a-real-one"
 
 _SEND = textwrap.dedent(
     """
-    import sys
+    import inspect, sys
     from datetime import date
     from pathlib import Path
     from newsletter.config import load_settings
     from newsletter.delivery.send import send_edition
 
-    root, url, conns, procs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    extra = {"processes": procs} if procs > 1 else {}  # an earlier version (BENCH_RELAY_BEFORE) has no such flag
-    report = send_edition(load_settings(root), date(2016, 12, 30), subscribers="list.csv", smtp=url,
+    root, url, conns, procs, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    # An earlier version (BENCH_RELAY_BEFORE) has no processes: one process is all it does.
+    extra = {"processes": procs} if "processes" in inspect.signature(send_edition).parameters else {}
+    report = send_edition(load_settings(root), date(2016, 12, 30), subscribers=f"list{n}.csv", smtp=url,
                           connections=conns, progress=False, **extra)
-    assert report.sent_now == int(sys.argv[5]) and report.ok, report.summary()
+    assert report.sent_now == n and report.ok, report.summary()
     print(report.send_seconds, flush=True)
     """
 )
@@ -90,13 +93,29 @@ def _source(port: int, connections: int, message: Path) -> float:
     return N / (time.perf_counter() - t0)
 
 
-def _newsletter(root: Path, port: int, connections: int, processes: int, tree: str = "") -> float:
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _cpu_per_message(root: Path, port: int, tree: str = "") -> float:
+    """CPU seconds per message of one sender process with 8 connections (all its threads): the CPU of a
+    send of N less that of N/5, over 4N/5 — the set-up (build, enrolment) cancels out."""
+    used = []
+    for n in (N // 5, N):
+        before = _cpu()
+        _newsletter(root, port, 8, 1, tree, n)
+        used.append(_cpu() - before)
+    return (used[1] - used[0]) / (N - N // 5)
+
+
+def _newsletter(root: Path, port: int, connections: int, processes: int, tree: str = "", n: int = N) -> float:
     shutil.rmtree(root / "data" / "ledger", ignore_errors=True)
     env = {**os.environ, SECRET_ENV: SECRET}
     if tree:
         env["PYTHONPATH"] = tree
     out = subprocess.run(
-        [sys.executable, "-c", _SEND, str(root), f"smtp://127.0.0.1:{port}", str(connections), str(processes), str(N)],
+        [sys.executable, "-c", _SEND, str(root), f"smtp://127.0.0.1:{port}", str(connections), str(processes), str(n)],
         env=env,
         capture_output=True,
         text=True,
@@ -104,15 +123,16 @@ def _newsletter(root: Path, port: int, connections: int, processes: int, tree: s
     )
     if out.returncode:
         raise RuntimeError(out.stderr)
-    return N / float(out.stdout.split()[-1])
+    return n / float(out.stdout.split()[-1])
 
 
 def figures() -> Iterator[tuple[str, float, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         root = _twenty_story_root(Path(tmp))
-        with (root / "list.csv").open("w", encoding="utf-8") as fh:
-            fh.write("email,name\n")
-            fh.writelines(f"reader{i}@example.com,Reader {i}\n" for i in range(N))
+        for n in (N // 5, N):
+            with (root / f"list{n}.csv").open("w", encoding="utf-8") as fh:
+                fh.write("email,name\n")
+                fh.writelines(f"reader{i}@example.com,Reader {i}\n" for i in range(n))
         settings = load_settings(root, environ={})
         built = build(settings, date(2016, 12, 30))
         p = Personalizer(settings, built.edition, secret=SECRET.encode(), date=datetime(2016, 12, 30, tzinfo=UTC))
@@ -141,6 +161,13 @@ def figures() -> Iterator[tuple[str, float, str]]:
                     one = statistics.median(ours)
                 if (conns, procs) == (8, 2):
                     yield "relay.8_conn.2_proc_over_1_proc", statistics.median(ours) / one, "x"
+            cpu = [_cpu_per_message(root, port) for _ in range(RUNS)]
+            yield "relay.8_conn_1_proc.cpu_per_message.median", statistics.median(cpu) * 1e6, "us"
+            if before:
+                old_cpu = [_cpu_per_message(root, port, before) for _ in range(RUNS)]
+                yield "relay.8_conn_1_proc.before.cpu_per_message.median", statistics.median(old_cpu) * 1e6, "us"
+                share = statistics.median(cpu) / statistics.median(old_cpu)
+                yield "relay.8_conn_1_proc.cpu_per_message.of_before", share, "x"
         finally:
             sink.terminate()
             sink.wait()
