@@ -12,11 +12,17 @@ Pure: bytes in, a value out; no file, no network, no suppression list. The order
    `Precedence: auto_reply`, the usual "Automatic reply" subjects) — but not from a mailer daemon: Exim
    marks its own bounces `Auto-Submitted: auto-replied`.
 4. The non-standard formats of real MTAs (Exim, qmail, old Exchange, Yahoo, …), read by flufl.bounce's
-   detectors rather than by regexes of our own.
+   detectors rather than by regexes of our own — but only in a message from the mail system: a null
+   return path (`Return-Path: <>`, present) or a mailer-daemon/postmaster sender. A reader who forwards
+   a bounce ("Fwd: Undelivered Mail…", the report attached) sends a person's message: it stays
+   unrecognised, its failures kept in `forwarded` so a verified return path token on the message itself
+   (run.py) is the only thing that can still make it count.
 5. Anything else is unrecognised and listed by Message-ID for a human to look at.
 
-A message is never guessed at: a DSN recipient without a usable Status, or a bounce whose detector
-finds no address, names nobody and suppresses nobody.
+A message is never guessed at: a DSN recipient without a usable Action or Status, or a bounce whose
+detector finds no address, names nobody and suppresses nobody — and each such recipient is named in
+`problems`, as is a report that ends before its closing MIME boundary (a truncated copy), so the run
+can leave an incomplete report in the mailbox instead of remembering it as handled.
 """
 
 from __future__ import annotations
@@ -40,10 +46,6 @@ _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za
 _DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon|mdaemon)@", re.IGNORECASE)
 _AUTO_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|r[ée]ponse automatique|auto:)",
-    re.IGNORECASE,
-)
-_FAILURE_SUBJECT = re.compile(
-    r"undeliver|undelivered|delivery|failure|failed|returned|bounce|not delivered|unzustellbar|non remis",
     re.IGNORECASE,
 )
 # Headers of the bounce (and of the original message it carries) where a VERP return path shows up.
@@ -70,6 +72,14 @@ class Classified:
     complaints: list[str] = field(default_factory=list)  # addresses an ARF report names
     envelope: str = ""  # header text where VERP return paths may appear (see verp.ReturnPath.find)
     has_message_id: bool = True
+    problems: list[str] = field(default_factory=list)  # what makes the report incomplete, one line each
+    outer_envelope: str = ""  # the same headers of the message itself only (not of what it carries)
+    forwarded: list[Failure] = field(default_factory=list)  # a person's message that carries a bounce
+
+    @property
+    def complete(self) -> bool:
+        """A report with nothing missing: only such a report is remembered as handled."""
+        return not self.problems and self.kind not in ("unrecognised", "malformed")
 
 
 def _one_line(text: str, limit: int = _MAX_DIAGNOSTIC) -> str:
@@ -128,6 +138,13 @@ def _report_type(msg: Message) -> str:
     return str(msg.get_param("report-type", "") or "").lower()
 
 
+def _outer_envelope(msg: Message) -> str:
+    """The headers where a return path can appear, of the message itself (a person's own Return-Path is
+    left out: it is theirs, not one of ours)."""
+    names = [name for name in _ENVELOPE_HEADERS if name != "return-path"]
+    return "\n".join(_text(v) for name in names for v in msg.get_all(name, []))
+
+
 def _envelope_text(msg: Message, parts: Parts) -> str:
     """Every header where a return path can appear, of the bounce and of any message it carries."""
     lines: list[str] = []
@@ -162,10 +179,13 @@ def _dsn(parts: Parts) -> tuple[list[Failure], list[str]]:
             if not isinstance(block, Message):
                 continue
             action = _header(block, "Action").lower().split(" ")[0]
-            if action not in ("failed", "delayed"):
-                continue  # delivered, relayed, expanded: not a bounce
             final = _address_field(_header(block, "Final-Recipient"))
             original = _address_field(_header(block, "Original-Recipient"))
+            if not action and (final or original):
+                problems.append(f"{final or original}: no Action (a cut-off report?)")
+                continue
+            if action not in ("failed", "delayed"):
+                continue  # delivered, relayed, expanded: not a bounce
             if not (final or original):
                 problems.append("a recipient block names no valid Final-Recipient")
                 continue
@@ -245,21 +265,17 @@ def _diagnostic_near(body: str, address: str) -> tuple[str, str]:
     return "", ""
 
 
-def _may_be_bounce(msg: Message) -> bool:
-    """Whether a message is worth the format detectors: bounces come with a null return path, from a
-    mailer daemon, or say what they are in the subject. A reader's reply does none of that, and running
-    heuristics over human prose is how false bounces are found."""
-    if msg.get("X-Failed-Recipients") or _header(msg, "Return-Path").strip("<> ") == "":
+def from_mail_system(msg: Message) -> bool:
+    """Whether a message comes from the mail system: a null return path (the header present and empty,
+    RFC 5321 4.5.5) or a mailer-daemon/postmaster sender. A subject says nothing (a reader's "Fwd:
+    Undelivered Mail…" has one), nor does a missing Return-Path (a message copied in by hand has none)."""
+    paths = [_text(v).strip() for v in msg.get_all("Return-Path", [])]
+    if paths and all(p.strip("<> \t") == "" for p in paths):
         return True
-    return bool(
-        _DAEMON.match(" ".join(_ADDRESS.findall(_header(msg, "From"))))
-        or _FAILURE_SUBJECT.search(_header(msg, "Subject"))
-    )
+    return bool(_DAEMON.match(" ".join(_ADDRESS.findall(_header(msg, "From")))))
 
 
 def _heuristic(msg: Message, parts: Parts) -> tuple[list[Failure], str]:
-    if not _may_be_bounce(msg):
-        return [], ""
     temporary, permanent = all_failures(msg)
     if not (temporary or permanent):
         return [], ""
@@ -283,6 +299,13 @@ def _heuristic(msg: Message, parts: Parts) -> tuple[list[Failure], str]:
     else:
         detail = f"non-standard bounce from {_one_line(sender, 80) or 'unknown sender'}"
     return failures, detail
+
+
+def _truncated(parts: Parts) -> bool:
+    """A multipart part that ends before its closing boundary: the copy was cut off somewhere."""
+    return any(
+        type(defect).__name__ == "CloseBoundaryNotFoundDefect" for part, _kind in parts for defect in part.defects
+    )
 
 
 def _structure_problem(msg: Message, raw: bytes) -> str:
@@ -333,6 +356,9 @@ def classify(raw: bytes) -> Classified:
             return result
         if report == "delivery-status":
             failures, problems = _dsn(parts)
+            if _truncated(parts):
+                problems.append("the report ends before its closing MIME boundary (a cut-off copy?)")
+            result.problems = problems
             if failures:
                 result.kind, result.detail, result.failures = "bounce", "RFC 3464 DSN", failures
             elif problems:
@@ -345,8 +371,12 @@ def classify(raw: bytes) -> Classified:
             result.kind, result.detail = "autoreply", why
             return result
         failures, detail = _heuristic(msg, parts)
-        if failures:
+        if failures and from_mail_system(msg):
             result.kind, result.detail, result.failures = "bounce", detail, failures
+        elif failures:
+            result.detail = "carries a bounce but does not come from the mail system (forwarded by a person?)"
+            result.forwarded = failures
+            result.outer_envelope = _outer_envelope(msg)
     except Exception as exc:  # a detector tripping over odd input must not stop the run
         result.kind, result.detail = "malformed", f"cannot read ({type(exc).__name__}: {_one_line(str(exc), 120)})"
     return result

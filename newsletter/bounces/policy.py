@@ -95,10 +95,16 @@ class BounceState:
             row = self._db.execute("SELECT 1 FROM processed WHERE message_id = ?", (message_id,)).fetchone()
         return row is not None
 
+    def kind_of(self, message_id: str) -> str | None:
+        """What the report with this Message-ID was when it was handled; None when it never was."""
+        with self._lock:
+            row = self._db.execute("SELECT kind FROM processed WHERE message_id = ?", (message_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def remember(self, message_id: str, kind: str, now: datetime) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO processed (message_id, processed_at, kind) VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO processed (message_id, processed_at, kind) VALUES (?, ?, ?)",
                 (message_id, now.isoformat(timespec="seconds"), kind),
             )
 
