@@ -42,6 +42,7 @@ def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
 @click.option("--limit", type=click.IntRange(0), help="Send to the first N pending subscribers only.")
 @click.option("--to", "to", metavar="ADDR", help="Send one test copy to ADDR (outside the ledger) and stop.")
 @click.option("--lang", "language", metavar="LANG", help="Only this language edition (with --to: which one to send).")
+@click.option("--retry-failed", is_flag=True, help="Put the recipients recorded as failed back in the queue first.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @handle_errors
 def send(
@@ -55,6 +56,7 @@ def send(
     limit: int | None,
     to: str | None,
     language: str | None,
+    retry_failed: bool,
     progress: bool | None,
 ) -> None:
     """Send an edition: one personalized message per subscriber, each recorded in the edition's ledger.
@@ -63,8 +65,10 @@ def send(
     the first language), each edition with its own ledger.
 
     Without --smtp (or [smtp] url) the messages go to outbox/<date>/mail/. A rerun resumes: who got the
-    edition never gets it again; transient failures are retried. NEWSLETTER_UNSUBSCRIBE_SECRET must be
-    set (it signs the unsubscribe links); the SMTP password comes from NEWSLETTER_SMTP_PASSWORD.
+    edition never gets it again (whichever way it went: outbox or SMTP); transient failures are retried,
+    permanent ones (5xx) only with --retry-failed, once the relay or the address is fixed.
+    NEWSLETTER_UNSUBSCRIBE_SECRET must be set (it signs the unsubscribe links); the SMTP password comes
+    from NEWSLETTER_SMTP_PASSWORD.
 
     Exit status: 0 everything went out, 1 error (nothing lost; rerun), 3 some addresses refused
     permanently, 4 some still pending (rerun to retry them).
@@ -74,6 +78,7 @@ def send(
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --smtp smtp://127.0.0.1:8025
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --dry-run
       newsletter send --date 2016-12-30 --to me@example.org
+      newsletter send --date 2016-12-30 --smtp smtp://127.0.0.1:8025 --retry-failed
     """
     from ..delivery import send_languages
 
@@ -104,6 +109,7 @@ def send(
             smtp=smtp,
             connections=connections,
             rate=rate,
+            retry_failed=retry_failed,
         )
     finally:
         for sig, handler in previous.items():
@@ -119,6 +125,9 @@ def send(
         for lang, one in result.reports.items():
             click.echo(f"[{lang}] {one.summary()}")
     click.echo(report.summary())
+    for lang, one in result.reports.items():
+        if one.idle:
+            click.echo(f"[{lang}] {one.idle}" if len(result.reports) > 1 else one.idle)
     if report.test or report.dry_run:
         sys.exit(EXIT_OK)
     if report.stopped:
