@@ -154,7 +154,8 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
     newest edition. Exit status with --date: 0 complete, 3 complete with permanent failures, 4
     incomplete, 5 not started. --check (for Nagios, cron or a systemd timer): 0 when the latest
     scheduled morning's edition was built or sent by its time plus the grace period (or that time
-    has not passed yet), 1 when it failed or is late — one line saying which.
+    has not passed yet), 1 when it failed or is late, 3 (UNKNOWN) when the scheduler never ran
+    here — one line saying which.
 
     With several [list] languages, one line per language edition and the total.
     With PostgreSQL, one line per sender too: its run's status, what it recorded, the rows it holds.
@@ -171,9 +172,9 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
     if check_morning:
         from .morning_check import check_line
 
-        ok, line = check_line(settings)
+        code, line = check_line(settings)
         click.echo(line)
-        sys.exit(EXIT_OK if ok else 1)
+        sys.exit(code)
     if day is None:
         from .morning_check import recent_runs
 
