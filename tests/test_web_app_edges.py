@@ -1,0 +1,200 @@
+"""The public app's first minute and its edges: a real `newsletter serve` subprocess, raw sockets for the
+requests no HTTP library sends (two Host headers, absolute form, a NUL in the path, a client that
+trickles its request), and a timing comparison of sign-ups for known and unknown addresses."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port
+from test_web_app import SECRET, PublicServer, clean_env, csrf_of, make_root
+
+from newsletter.config import load_settings
+from newsletter.delivery import subscriber_store
+
+
+def raw_request(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Send `data` as is and read the whole answer (the server closes, or the timeout ends the wait)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks) and b"connection: close" not in b"".join(chunks).lower():
+                    break
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
+def status_of(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+def stderr_of(server: PublicServer) -> str:
+    assert server.stop() == 0
+    return server.proc.stderr.read() if server.proc.stderr else ""
+
+
+# --- the first minute --------------------------------------------------------------------------------
+
+
+def test_serve_says_which_host_it_answers_and_its_curl_works(tmp_path: Path) -> None:
+    root = make_root(tmp_path, "")  # README's setup: no [web] table, the host of base_url
+    server = PublicServer(root)
+    try:
+        line = ""
+        deadline = time.monotonic() + 10
+        while "curl" not in line and time.monotonic() < deadline:
+            line = server.proc.stderr.readline() if server.proc.stderr else ""
+        assert line.startswith("Try it from this machine: curl "), line
+        result = subprocess.run([*shlex.split(line.split(": ", 1)[1]), "-s", "-o", "/dev/null", "-w", "%{http_code}"],
+                                capture_output=True, text=True, timeout=20)  # fmt: skip
+        assert result.stdout == "200"
+        assert httpx.get(server.url + "/subscribe").status_code == 403  # without that Host: refused, as it said
+    finally:
+        err = stderr_of(server)
+    assert "Traceback" not in err
+
+
+def test_serve_checks_the_secret_and_the_port_before_it_says_serving(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    no_secret = subprocess.run(
+        [sys.executable, "-m", "newsletter", "serve", "--root", str(root), "--port", str(free_port())],
+        capture_output=True, text=True, env=clean_env(), timeout=30,
+    )  # fmt: skip
+    assert no_secret.returncode == 1 and "Serving" not in no_secret.stderr
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        taken = subprocess.run(
+            [sys.executable, "-m", "newsletter", "serve", "--root", str(root), "--port", str(port)],
+            capture_output=True, text=True, env=clean_env(NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET), timeout=30,
+        )  # fmt: skip
+    assert taken.returncode == 1 and "Serving" not in taken.stderr, taken.stderr
+    assert taken.stderr.strip() == f"Error: port {port} on 127.0.0.1 is already in use; choose another with --port"
+
+
+# --- malformed requests --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = make_root(tmp_path_factory.mktemp("edges"), '[web]\nhosts = ["127.0.0.1"]\nclient_timeout = 1\n')
+    env = clean_env(NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET)
+    subprocess.run([sys.executable, "-m", "newsletter", "build", "--root", str(root)], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    server = PublicServer(root, "--site")
+    yield server
+    assert "Traceback" not in stderr_of(server)
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        (b"/%00", 400),
+        (b"/editions/%00/index.html", 400),
+        (b"/%0d%0aSet-Cookie:%20x=1", 400),
+        (b"/%ff%fe", 404),
+        (b"/..%2f..%2fnewsletter.toml", 404),
+        (b"/" + b"a" * 4000, 404),
+    ],
+)
+def test_every_malformed_path_is_a_400_or_404(site_server: PublicServer, target: bytes, status: int) -> None:
+    request = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    answer = raw_request(site_server.port, request)
+    assert status_of(answer) == status
+
+
+def test_two_host_headers_are_a_400_whichever_comes_first(site_server: PublicServer) -> None:
+    for hosts in (b"Host: 127.0.0.1\r\nHost: evil.example\r\n", b"Host: evil.example\r\nHost: 127.0.0.1\r\n"):
+        answer = raw_request(site_server.port, b"GET /subscribe HTTP/1.1\r\n" + hosts + b"Connection: close\r\n\r\n")
+        assert status_of(answer) == 400
+
+
+def test_an_absolute_form_request_for_another_host_is_a_400(site_server: PublicServer) -> None:
+    other = b"GET http://evil.example/subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    assert status_of(raw_request(site_server.port, other)) == 400
+    ours = b"GET http://127.0.0.1/subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    assert status_of(raw_request(site_server.port, ours)) == 200
+
+
+def test_a_client_that_trickles_its_request_is_cut(site_server: PublicServer) -> None:
+    started = time.monotonic()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", site_server.port), timeout=10) as sock:
+        sock.sendall(b"GET /subscribe HTTP/1.1\r\n")
+        sock.setblocking(False)
+        for _ in range(50):  # one header line every 0.2 s: each line is in time, the request never is
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+                time.sleep(0.2)
+                with contextlib.suppress(BlockingIOError):
+                    answer += sock.recv(4096)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if answer:
+                break
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert took < 5, f"cut after {took:.1f} s with client_timeout = 1"
+
+
+def test_a_slow_body_is_cut(site_server: PublicServer) -> None:
+    with socket.create_connection(("127.0.0.1", site_server.port), timeout=10) as sock:
+        sock.sendall(b"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nemail=")
+        started = time.monotonic()
+        rest = sock.recv(4096)  # the server gives up on the body: an answer, or the connection closed
+        assert time.monotonic() - started < 5
+    assert rest == b"" or rest.startswith(b"HTTP/1.1 408")
+
+
+# --- sign-ups take the same time for every address ------------------------------------------------------
+
+TIMING_CONFIG = '[web]\nhosts = ["127.0.0.1"]\nsubscribe_per_ip = 0\nsubscribe_per_address = 0\n'
+
+
+def test_a_sign_up_takes_as_long_for_a_known_address_as_for_a_new_one(tmp_path: Path) -> None:
+    """The answer to a sign-up and the next request on the same connection, timed for addresses already
+    confirmed and for new ones, interleaved: the medians must not differ by more than 1 ms (rendering the
+    confirmation email in the request's wake cost a new address ~4 ms on the next request)."""
+    root = make_root(tmp_path, TIMING_CONFIG)
+    rounds = 40
+    store = subscriber_store(load_settings(root, environ={}))
+    for i in range(rounds):
+        store.add(f"known{i}@example.org", status="confirmed")
+    server = PublicServer(root)
+    known: list[float] = []
+    new: list[float] = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            token = csrf_of(client.get("/subscribe").text)
+            for i in range(-5, rounds):  # the first five rounds warm up the server and the connection
+                pair = [("known", f"known{i % rounds}@example.org", known), ("new", f"new{i}@example.org", new)]
+                for _kind, address, times in pair if i % 2 else reversed(pair):
+                    started = time.perf_counter()
+                    answer = client.post("/subscribe", data={"email": address, "csrf": token, "form": "subscribe"})
+                    after = client.get("/subscribe/sent")
+                    took = time.perf_counter() - started
+                    assert answer.status_code == 303 and after.status_code == 200
+                    if i >= 0:
+                        times.append(took)
+                    time.sleep(0.02)
+    finally:
+        err = stderr_of(server)
+    assert "Traceback" not in err
+    difference = statistics.median(new) - statistics.median(known)
+    assert abs(difference) < 0.001, (
+        f"median {statistics.median(new) * 1000:.2f} ms for new addresses, "
+        f"{statistics.median(known) * 1000:.2f} ms for known ones"
+    )
