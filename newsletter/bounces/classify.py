@@ -8,16 +8,18 @@ Pure: bytes in, a value out; no file, no network, no suppression list. The order
 2. RFC 3464 DSN (`multipart/report; report-type=delivery-status`): per recipient Action, Status and
    Diagnostic-Code. `failed` with 5.x.x is hard, `delayed` or 4.x.x is soft; X.2.2 (mailbox full) is soft
    whatever its class, as every provider treats it.
-3. RFC 3834 auto-replies (`Auto-Submitted` other than `no`, `X-Autoreply`, `X-Autorespond`,
+3. A `mailto:` unsubscribe request (RFC 2369 List-Unsubscribe, the fallback of providers without one-click):
+   the subject `unsubscribe <token>` our messages' mailto carries; the run checks the token's signature.
+4. RFC 3834 auto-replies (`Auto-Submitted` other than `no`, `X-Autoreply`, `X-Autorespond`,
    `Precedence: auto_reply`, the usual "Automatic reply" subjects) — but not from a mailer daemon: Exim
    marks its own bounces `Auto-Submitted: auto-replied`.
-4. The non-standard formats of real MTAs (Exim, qmail, old Exchange, Yahoo, …), read by flufl.bounce's
+5. The non-standard formats of real MTAs (Exim, qmail, old Exchange, Yahoo, …), read by flufl.bounce's
    detectors rather than by regexes of our own — but only in a message from the mail system: a null
    return path (`Return-Path: <>`, present) or a mailer-daemon/postmaster sender. A reader who forwards
    a bounce ("Fwd: Undelivered Mail…", the report attached) sends a person's message: it stays
    unrecognised, its failures kept in `forwarded` so a verified return path token on the message itself
    (run.py) is the only thing that can still make it count.
-5. Anything else is unrecognised and listed by Message-ID for a human to look at.
+6. Anything else is unrecognised and listed by Message-ID for a human to look at.
 
 A message is never guessed at: a DSN recipient without a usable Action or Status, or a bounce whose
 detector finds no address, names nobody and suppresses nobody — and each such recipient is named in
@@ -36,7 +38,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
-Kind = Literal["bounce", "complaint", "autoreply", "ignored", "unrecognised", "malformed"]
+Kind = Literal["bounce", "complaint", "unsubscribe", "autoreply", "ignored", "unrecognised", "malformed"]
 
 COMPLAINT_TYPES = ("abuse", "fraud")  # RFC 5965 types that are a reader's "this is spam"
 _MAX_DIAGNOSTIC = 300
@@ -44,6 +46,8 @@ _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _SMTP_REPLY = re.compile(r"(?<!\d)[45]\d\d(?:[ -]|$)")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon|mdaemon)@", re.IGNORECASE)
+# What the `mailto:` of List-Unsubscribe asks for (`?subject=unsubscribe%20TOKEN`), as a mail client sends it.
+_UNSUBSCRIBE_SUBJECT = re.compile(r"\s*unsubscribe\s+([A-Za-z0-9_-]{1,900}\.[A-Za-z0-9_-]{43})\s*", re.IGNORECASE)
 _AUTO_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|r[ée]ponse automatique|auto:)",
     re.IGNORECASE,
@@ -70,6 +74,7 @@ class Classified:
     detail: str = ""  # which format ("RFC 3464 DSN", "Exim", "ARF abuse"…) or, for malformed, what is wrong
     failures: list[Failure] = field(default_factory=list)
     complaints: list[str] = field(default_factory=list)  # addresses an ARF report names
+    token: str = ""  # the signed token of a `mailto:` unsubscribe request (checked by the run, not here)
     envelope: str = ""  # header text where VERP return paths may appear (see verp.ReturnPath.find)
     has_message_id: bool = True
     problems: list[str] = field(default_factory=list)  # what makes the report incomplete, one line each
@@ -365,6 +370,10 @@ def classify(raw: bytes) -> Classified:
                 result.kind, result.detail = "malformed", "DSN: " + "; ".join(problems[:3])
             else:
                 result.kind, result.detail = "ignored", "DSN without a failed or delayed recipient"
+            return result
+        wanted = _UNSUBSCRIBE_SUBJECT.fullmatch(_header(msg, "Subject"))
+        if wanted and not from_mail_system(msg):
+            result.kind, result.detail, result.token = "unsubscribe", "List-Unsubscribe mailto request", wanted[1]
             return result
         why = _auto_reply(msg)
         if why:

@@ -27,8 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..delivery import SECRET_ENV, ReturnPath, SubscriberSource, has_subscriber_list, open_suppression, store_source
-from ..errors import ConfigError, NewsletterError
+from ..delivery import (
+    SECRET_ENV,
+    ReturnPath,
+    SubscriberSource,
+    has_subscriber_list,
+    open_suppression,
+    store_source,
+    verify_token,
+)
+from ..errors import ConfigError, NewsletterError, TokenError
 from .classify import Classified, Failure, classify
 from .policy import BounceState, Decider, Decision, Event, Policy, state_path
 from .sources import ImapConfig, ImapSource, MaildirSource, MboxSource, Source, SourceError
@@ -51,6 +59,7 @@ class BounceReport:
     hard: int = 0  # failed recipients, hard
     soft: int = 0
     complaints: int = 0
+    unsubscribes: int = 0  # List-Unsubscribe mailto requests
     autoreplies: int = 0
     unrecognised: int = 0
     malformed: int = 0
@@ -74,7 +83,9 @@ class BounceReport:
         verb = "would be suppressed (dry run)" if self.dry_run else "suppressed"
         return (
             f"{self.source}: read {self.read} message(s): {self.bounces} bounce(s) ({self.dsns} RFC 3464 DSN), "
-            f"{self.hard} hard, {self.soft} soft, {self.complaints} complaint(s), {self.autoreplies} auto-reply(ies), "
+            f"{self.hard} hard, {self.soft} soft, {self.complaints} complaint(s), "
+            + (f"{self.unsubscribes} unsubscribe request(s), " if self.unsubscribes else "")
+            + f"{self.autoreplies} auto-reply(ies), "
             f"{self.unrecognised} unrecognised, {self.malformed} malformed, {self.ignored} ignored, "
             f"{self.already} already handled; {self.suppressed} address(es) {verb}"
             + (f"; {self.left} left in the mailbox" if self.left else "")
@@ -166,7 +177,7 @@ def _diagnostic(failure: Failure) -> str:
     return f"{failure.status} {failure.diagnostic}"
 
 
-_ACTING = ("bounce", "complaint")
+_ACTING = ("bounce", "complaint", "unsubscribe")
 
 
 class _Run:
@@ -219,6 +230,8 @@ class _Run:
             for address in targets:
                 self._decide(address, "complaint", found.detail, mid)
             return bool(targets) and (bool(verp) or len(targets) == len(found.complaints))
+        if found.kind == "unsubscribe":
+            return self._unsubscribe(found)
         if found.kind == "autoreply":
             report.autoreplies += 1
         elif found.kind == "ignored":
@@ -235,6 +248,21 @@ class _Run:
             if len(report.unrecognised_ids) < MAX_LISTED:
                 report.unrecognised_ids.append(mid)
         return found.complete
+
+    def _unsubscribe(self, found: Classified) -> bool:
+        """A `mailto:` unsubscribe request: the signed token in its subject names the subscriber (a From
+        can be forged; the token cannot), so whoever holds the email can leave, and nobody else."""
+        self.report.unsubscribes += 1
+        if not self.secret:
+            self.report.problem(f"{found.message_id}: unsubscribe request: {SECRET_ENV} is not set to check it")
+            return False
+        try:
+            address = verify_token(self.secret, self.settings.list.id, found.token)
+        except TokenError as exc:
+            self.report.problem(f"{found.message_id}: unsubscribe request: {exc}; nothing done, left for a person")
+            return False
+        self._decide(address, "unsubscribe", "List-Unsubscribe mailto request", found.message_id)
+        return True
 
     def _bounce(self, found: Classified, failures: list[Failure], verp: list[str]) -> bool:
         report, mid = self.report, found.message_id

@@ -100,6 +100,13 @@ class ReturnPath:
         """The MAIL FROM for one recipient."""
         return f"{self.prefix}{make_token(secret, list_id, recipient)}{self.suffix}@{self.domain}"
 
+    def mailbox(self) -> str | None:
+        """The address without a token (`bounces+{token}@d` → `bounces@d`): the mailbox subaddresses
+        deliver to. None when the token is not a `+`/`-` subaddress of a plain local part."""
+        if self.suffix or len(self.prefix) < 2 or self.prefix[-1] not in "+-":
+            return None
+        return f"{self.prefix[:-1]}@{self.domain}"
+
     def sample(self) -> str:
         """A syntactically complete address, for validating the rest of the template."""
         return f"{self.prefix}{'a' * 8}.{'a' * 16}{self.suffix}@{self.domain}"
