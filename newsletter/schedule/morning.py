@@ -280,23 +280,10 @@ class Morning:
         send: the failure is recorded and returned, so the daemon stays up and retries.
         """
         day = self.edition_for(scheduled)
-        if self.stop.is_set():
-            return RunResult(day, scheduled, Outcome.STOPPED, "stopping: not starting a new run")
         now = self.clock()
-        row = self.store.get(day)
-        if row is not None and row.state in DONE:
-            self.store.advance(scheduled)
-            detail = f"already {row.state.value} at {self._local(row.finished_at or now)}; not sending it again"
-            log.info("edition %s: %s", day, detail)
-            return RunResult(day, scheduled, Outcome.ALREADY_DONE, detail, row.attempts)
-        if row is not None and row.state == State.EMPTY and not manual and not self._looks_again(row, scheduled, now):
-            detail = f"{row.detail}; past the grace period, not looked at again"
-            return RunResult(day, scheduled, Outcome.ALREADY_DONE, detail, row.attempts)
-        if not manual and now - scheduled > self.config.grace:
-            self._skip(scheduled, now, "the run started too late")
-            self.store.advance(scheduled)
-            row = self.store.get(day)
-            return RunResult(day, scheduled, Outcome.SKIPPED, row.detail if row else "skipped")
+        not_now = self._not_now(day, scheduled, now, manual)
+        if not_now is not None:
+            return not_now
         claimed, before = self.store.claim(day, scheduled, self.owner, now)
         self.store.advance(scheduled)
         if not claimed:
@@ -367,6 +354,26 @@ class Morning:
             summary,
         )
         return RunResult(day, scheduled, Outcome.INTERRUPTED, summary, attempt, took, report)
+
+    def _not_now(self, day: date, scheduled: datetime, now: datetime, manual: bool) -> RunResult | None:
+        """Why this morning is not run now — stopping, done, empty past its grace, too late — or None."""
+        if self.stop.is_set():
+            return RunResult(day, scheduled, Outcome.STOPPED, "stopping: not starting a new run")
+        row = self.store.get(day)
+        if row is not None and row.state in DONE:
+            self.store.advance(scheduled)
+            detail = f"already {row.state.value} at {self._local(row.finished_at or now)}; not sending it again"
+            log.info("edition %s: %s", day, detail)
+            return RunResult(day, scheduled, Outcome.ALREADY_DONE, detail, row.attempts)
+        if row is not None and row.state == State.EMPTY and not manual and not self._looks_again(row, scheduled, now):
+            detail = f"{row.detail}; past the grace period, not looked at again"
+            return RunResult(day, scheduled, Outcome.ALREADY_DONE, detail, row.attempts)
+        if not manual and now - scheduled > self.config.grace:
+            self._skip(scheduled, now, "the run started too late")
+            self.store.advance(scheduled)
+            row = self.store.get(day)
+            return RunResult(day, scheduled, Outcome.SKIPPED, row.detail if row else "skipped")
+        return None
 
     def _looks_again(self, row: RunRow, scheduled: datetime, now: datetime) -> bool:
         """An empty morning is looked at again until its grace period ends (a late story still makes it)."""
