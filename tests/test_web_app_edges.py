@@ -210,3 +210,24 @@ def test_a_sign_up_takes_as_long_for_a_known_address_as_for_a_new_one(tmp_path: 
     assert "Traceback" not in err
     median = statistics.median(differences)
     assert abs(median) < 0.0015, f"a new address takes {median * 1000:+.2f} ms (median of {rounds} rounds)"
+
+
+def test_a_sign_up_waiting_when_the_server_stopped_is_mailed_by_the_next_start(tmp_path: Path) -> None:
+    from newsletter.web.app.confirmations import ConfirmationQueue, SignUp
+
+    root = make_root(tmp_path, TIMING_CONFIG)
+    queue = ConfirmationQueue.for_settings(load_settings(root, environ={}))
+    queue.put(SignUp("waiting@example.org", "Wendy", "en", "subscribe"))  # queued, then the process died
+    queue.close()
+    server = PublicServer(root)
+    try:
+        mail = confirmation_mail(root, "waiting@example.org")
+        assert b"/confirm/" in mail.read_bytes()
+        deadline = time.monotonic() + 10
+        check = ConfirmationQueue.for_settings(load_settings(root, environ={}))
+        while check.waiting() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert check.waiting() == 0  # done, and off the queue
+        check.close()
+    finally:
+        assert "Traceback" not in stderr_of(server)

@@ -179,16 +179,16 @@ def _static_header(name: str, value: str) -> bytes:
 
 def unsubscribe_mailbox(settings: Settings) -> str:
     """Where `mailto:` unsubscribe requests go: `[list] unsubscribe_mailto`, else — when `newsletter
-    bounces` reads a mailbox (`[bounces]`) — the return path's mailbox, which it reads: a provider
-    without one-click (or a reader's mail client) sends the request there, and the signed token in its
-    subject says whose it is. "" when there is neither."""
+    bounces` reads a mailbox (`[bounces]`) — the mailbox bounces come back to (the return path without
+    its token, else the sender), which it reads: a provider without one-click (or a reader's mail client)
+    sends the request there, and the signed token in its subject says whose it is. "" when there is
+    neither."""
     configured = settings.list.unsubscribe_mailto.strip()
     bounces = settings.section("bounces")
     if configured or not (bounces.get("host") or bounces.get("path")):
         return configured
-    template = str(settings.section("mailing").get("return_path") or "").strip()
-    if not template:
-        return ""
+    # Bounces come back to the MAIL FROM: the return path, else the sender's own address.
+    template = str(settings.section("mailing").get("return_path") or "").strip() or settings.sender.address
     verp = ReturnPath.parse(template)
     return (verp.mailbox() or "") if verp is not None else template
 
