@@ -82,4 +82,5 @@ def routes(settings: Settings) -> list[BaseRoute]:
 
 def fallback(settings: Settings, site: Path | None) -> BaseRoute:
     """The catch-all after every other route: the archive, or a 404 page."""
-    return Route("/{path:path}", Archive(settings, site).respond if site is not None else not_found, methods=["GET", "HEAD"])
+    endpoint = Archive(settings, site).respond if site is not None else not_found
+    return Route("/{path:path}", endpoint, methods=["GET", "HEAD"])
