@@ -56,7 +56,7 @@ from ..edition import (
 )
 from ..textutil import one_line
 from .unsubscribe import ONE_CLICK, keyed, make_token
-from .verp import ReturnPath
+from .verp import unsubscribe_mailbox
 
 MAX_NAME = 100  # characters; a greeting, not a biography, and it keeps every header line short
 _KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ/ZWJ: needed by Persian, Indic scripts and emoji sequences
@@ -177,22 +177,6 @@ def _static_header(name: str, value: str) -> bytes:
     """Headers that are the same for every subscriber, folded and encoded by the stdlib (inputs neutralized)."""
     _, header = policy.SMTP.header_store_parse(name, neutralize(one_line(value)))
     return policy.SMTP.fold(name, header).encode("ascii")
-
-
-def unsubscribe_mailbox(settings: Settings) -> str:
-    """Where `mailto:` unsubscribe requests go: `[list] unsubscribe_mailto`, else — when `newsletter
-    bounces` reads a mailbox (`[bounces]`) — the mailbox bounces come back to (the return path without
-    its token, else the sender), which it reads: a provider without one-click (or a reader's mail client)
-    sends the request there, and the signed token in its subject says whose it is. "" when there is
-    neither."""
-    configured = settings.list.unsubscribe_mailto.strip()
-    bounces = settings.section("bounces")
-    if configured or not (bounces.get("host") or bounces.get("path")):
-        return configured
-    # Bounces come back to the MAIL FROM: the return path, else the sender's own address.
-    template = str(settings.section("mailing").get("return_path") or "").strip() or settings.sender.address
-    verp = ReturnPath.parse(template)
-    return (verp.mailbox() or "") if verp is not None else template
 
 
 def list_unsubscribe_value(settings: Settings, url: str, token: str, mailto: str | None = None) -> str:
