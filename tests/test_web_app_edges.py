@@ -236,3 +236,9 @@ def test_a_sign_up_waiting_when_the_server_stopped_is_mailed_by_the_next_start(t
         check.close()
     finally:
         assert "Traceback" not in stderr_of(server)
+
+
+def test_a_load_balancers_http10_probe_without_host_still_gets_healthz(site_server: PublicServer) -> None:
+    assert status_of(raw_request(site_server.port, b"GET /healthz HTTP/1.0\r\n\r\n")) == 200
+    # Without a Host, nothing but the probe: every other path is behind the Host allow-list.
+    assert status_of(raw_request(site_server.port, b"GET /subscribe HTTP/1.0\r\n\r\n")) == 403

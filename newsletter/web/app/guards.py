@@ -1,7 +1,8 @@
 """ASGI guards in front of every route of the public app: the shape of a request, the size of its body.
 
 `RequestShape` answers 400, before any route or the Host allow-list sees the request, when:
-- it carries more than one Host header (RFC 9112 3.2: "MUST respond with a 400"), or none;
+- it carries more than one Host header (RFC 9112 3.2: "MUST respond with a 400"), or none in HTTP/1.1
+  (a load balancer's HTTP/1.0 probe of `/healthz` may send none);
 - its target is in absolute form (`GET http://other.example/ HTTP/1.1`) naming a host other than its Host
   header (RFC 9112 3.2.2: the target's authority wins; a proxy-style request for another site is not
   ours to answer), or in a form no route has (`*`, `example.org:443`);
@@ -31,14 +32,14 @@ def _refuse(status: int, text: str) -> PlainTextResponse:
 def _bad_target(scope: Scope) -> str:
     """Why the request's target or Host is malformed, or "" (and `scope` rewritten for absolute form)."""
     hosts = [value for name, value in scope["headers"] if name == b"host"]
-    if len(hosts) != 1:
+    if len(hosts) > 1 or (not hosts and scope.get("http_version") != "1.0"):  # HTTP/1.0 probes may send none
         return "exactly one Host header is required"
     raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
     if not raw.startswith(b"/"):
         parts = urlsplit(raw.decode("latin-1"))
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             return "the request target is not a path"
-        if parts.netloc.lower() != hosts[0].decode("latin-1").strip().lower():
+        if not hosts or parts.netloc.lower() != hosts[0].decode("latin-1").strip().lower():
             return "the request target names another host"
         raw = (parts.path or "/").encode("latin-1")
         scope["raw_path"], scope["path"] = raw, unquote_to_bytes(raw).decode("utf-8", "replace")
