@@ -362,8 +362,10 @@ def scheduled_pass(settings: Settings, log: logging.Logger) -> BounceReport | No
         return None
     if report is None:
         return None
-    for line in report.problems[:10]:
-        log.warning("bounces: %s", line)
+    if report.problems:  # the lines name readers' addresses: only at debug level in a log
+        log.warning("bounces: %d line(s) to look at; `newsletter bounces --dry-run` shows them", len(report.problems))
+        for line in report.problems[:10]:
+            log.debug("bounces: %s", line)
     log.log(logging.ERROR if report.error else logging.INFO, "bounces: %s", report.summary())
     if report.error:
         log.error("bounces: %s", report.error)
