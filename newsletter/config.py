@@ -71,6 +71,8 @@ OPEN_SECTIONS = (
     "site",
     "web",
     "dkim",
+    "metrics",  # read by newsletter/metrics.py and the public app's /metrics
+    "logging",  # read by the CLI when it sets up log lines
 )
 
 

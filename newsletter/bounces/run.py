@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import metrics
 from ..config import Settings
 from ..delivery import (
     SECRET_ENV,
@@ -37,6 +38,7 @@ from ..delivery import (
     verify_token,
 )
 from ..errors import ConfigError, NewsletterError, TokenError
+from ..logs import mask_addresses
 from .classify import Classified, Failure, classify
 from .policy import BounceState, Decider, Decision, Event, Policy, state_path
 from .sources import ImapConfig, ImapSource, MaildirSource, MboxSource, Source, SourceError
@@ -337,6 +339,11 @@ def process(
                     source.done(item.ref)
         except SourceError as exc:
             report.error = str(exc)
+    if not dry_run:
+        kinds = {"hard": report.hard, "soft": report.soft, "complaint": report.complaints}
+        kinds.update(autoreply=report.autoreplies, unrecognised=report.unrecognised, malformed=report.malformed)
+        kinds["unsubscribe"] = report.unsubscribes
+        metrics.bounces(settings.list.id, kinds)
     return report
 
 
@@ -362,10 +369,8 @@ def scheduled_pass(settings: Settings, log: logging.Logger) -> BounceReport | No
         return None
     if report is None:
         return None
-    if report.problems:  # the lines name readers' addresses: only at debug level in a log
-        log.warning("bounces: %d line(s) to look at; `newsletter bounces --dry-run` shows them", len(report.problems))
-        for line in report.problems[:10]:
-            log.debug("bounces: %s", line)
+    for line in report.problems[:10]:  # an unmatched report names its address: the domain is enough here
+        log.warning("bounces: %s", mask_addresses(line))
     log.log(logging.ERROR if report.error else logging.INFO, "bounces: %s", report.summary())
     if report.error:
         log.error("bounces: %s", report.error)

@@ -34,6 +34,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from ...config import Settings
+from ..metrics import METRICS_PATH, RequestMetrics
 from ..security import HostGuard, SecurityHeaders
 from . import files, signup, unsubscribe
 from .context import AppContext
@@ -75,9 +76,10 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestMetrics),
             Middleware(SecurityHeaders, csp=_csp(settings)),
             Middleware(RequestShape),
-            Middleware(HostGuard, hosts=ctx.options.hosts, any_port=True, exempt=("/healthz",)),
+            Middleware(HostGuard, hosts=ctx.options.hosts, any_port=True, exempt=("/healthz", METRICS_PATH)),
             Middleware(BodyLimit, limit=ctx.options.max_body, prefixes=BODY_LIMITS, timeout=ctx.options.client_timeout),
         ],
         lifespan=lifespan,

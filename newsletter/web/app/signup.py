@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ... import metrics
 from ...config import Settings
 from ...delivery import check_address, clean_name
 from ...storage import Consent, now_iso
@@ -121,6 +122,7 @@ async def confirm(request: Request) -> Response:
     def record() -> None:
         ctx.store.confirm(found.address, consent)
         ctx.suppression.remove(found.address)  # a new, confirmed request outranks an old unsubscribe
+        metrics.public_event("confirm", ctx.settings.list.id)
 
     await run_in_threadpool(record)
     return ctx.message(
@@ -147,6 +149,7 @@ class ConfirmationSender:
         ctx = self.ctx
         lang = signup.lang if signup.lang in self.editions else ctx.settings.languages[0]
         record = ctx.store.request(signup.address, name=signup.name)
+        metrics.public_event("signup", ctx.settings.list.id)
         if record.status == "confirmed" and signup.address not in ctx.suppression:
             return  # already getting it: nothing to confirm, and the answer was the same
         token = tokens.make_confirm_token(
@@ -155,6 +158,7 @@ class ConfirmationSender:
         url = ctx.base + ctx.with_lang(f"/confirm/{token}", lang)  # the page in the sign-up's language
         data = self.mailers[lang].message(signup.address, record.name or signup.name, url)
         outcome = mail.send_confirmation(self.editions[lang], signup.address, data)  # outbox: that edition's
+        metrics.public_event("confirmation_email", ctx.settings.list.id, "sent" if outcome.sent else "failed")
         if not outcome.sent and outcome.status == "transient":
             raise RuntimeError(f"the relay did not take the confirmation email: {outcome.reply or outcome.status}")
 

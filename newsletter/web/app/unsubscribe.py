@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ... import metrics
 from ...delivery import ForgedTokenError, MalformedTokenError, verify_token
 from .context import AppContext, context_of
 
@@ -44,6 +45,7 @@ async def unsubscribe(request: Request) -> Response:
     def record() -> None:
         ctx.suppression.add(address, "unsubscribed", f"one-click {ctx.settings.list.id}")
         ctx.store.set_status(address, "unsubscribed")
+        metrics.public_event("unsubscribe", ctx.settings.list.id)
 
     await run_in_threadpool(record)
     return ctx.message(
