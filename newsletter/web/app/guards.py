@@ -56,7 +56,7 @@ class RequestShape:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope = dict(scope)  # type: ignore[assignment]
+            # In place, not a copy: the request counter around this reads the route the router sets in it.
             why = _bad_target(scope)
             if why:
                 await _refuse(400, f"Bad request: {why}.\n")(scope, receive, send)
