@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from ..errors import StoryError
+from ..images import Published
 from ..textutil import clean_url, one_line, show, slugify, true_or_false
 from .body import Block, render_blocks, text_direction
 from .cleaning import MAX_BODY_BYTES, MAX_NESTING, clean_characters, nesting
@@ -41,6 +42,11 @@ KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 IMAGE_FIELDS = ("src", "alt", "credit")
 KINDS = ("article", "video", "audio", "podcast", "gallery", "analysis", "opinion", "interview", "live")
 DEFAULT_SECTION = "News"
+# Where a body's relative image paths point until the build publishes them (photos.py): a host that
+# can never resolve (.invalid is reserved), the path after it relative to the stories folder.
+LOCAL_IMAGES = "https://local.invalid/"
+# An image path relative to the story file: no scheme, not host- or root-relative, no query.
+_LOCAL_PATH = re.compile(r"(?![A-Za-z][A-Za-z0-9+.-]*:)(?![/\\])[^\x00-\x1f\x7f?#\\]+")
 
 
 class _DuplicateField(yaml.YAMLError):
@@ -98,9 +104,10 @@ def read_published(front: str) -> datetime | None:
 
 @dataclass(frozen=True)
 class Image:
-    src: str
+    src: str  # an https URL, or a path relative to the story file
     alt: str
     credit: str = ""
+    published: Published | None = None  # set by the build once the photo is in site/images/ (photos.py)
 
 
 @dataclass(frozen=True)
@@ -301,7 +308,9 @@ def parse_story(
 
     page_url = values.get("url") or base_url + "/"
     trackers: list[str] = []
-    blocks = tuple(render_blocks(body, page_url, trackers))
+    folder = story_id.rpartition("/")[0]
+    image_base = LOCAL_IMAGES + (folder + "/" if folder else "")  # relative image paths: the story's folder
+    blocks = tuple(render_blocks(body, page_url, trackers, image_base=image_base))
     for host in dict.fromkeys(trackers):
         warnings.append(StoryError(shown, None, f"tracking image from {host} removed from the body"))
     probe = " ".join([values["title"], values.get("summary", "")] + [b.html for b in blocks[:3]])
@@ -310,6 +319,7 @@ def parse_story(
         for img in re.findall(r"<img\b[^>]*>", block.html):
             if re.search(r'\balt=""', img):
                 src = htmllib.unescape(re.search(r'\bsrc="([^"]*)"', img).group(1))  # type: ignore[union-attr]
+                src = src.removeprefix(LOCAL_IMAGES)
                 warnings.append(
                     StoryError(shown, None, f"image {src} in the body has no alt text (write ![what it shows]({src}))")
                 )
@@ -395,10 +405,17 @@ def _url(value: Any, _base: str) -> str:
     return clean_url(value)
 
 
+def _image_src(value: Any, base: str) -> str:
+    """An https URL, or a path relative to the story file (kept as written: the build publishes it)."""
+    if isinstance(value, str) and _LOCAL_PATH.fullmatch(value.strip()):
+        return value.strip()
+    return clean_url(value, base + "/", schemes=("https",))
+
+
 def _image(value: Any, base: str) -> Image:
     if isinstance(value, str):
         try:
-            bare = Image(src=clean_url(value, base + "/", schemes=("https",)), alt="")
+            bare = Image(src=_image_src(value, base), alt="")
         except ValueError as exc:
             raise _ImageFieldError("src", str(exc)) from None
         raise _ImageFieldError("alt", "describe the photo: write image as a mapping with src, alt and credit", bare)
@@ -410,7 +427,7 @@ def _image(value: Any, base: str) -> Image:
     if not value.get("src"):
         raise _ImageFieldError("src", "required when there is an image")
     try:
-        src = clean_url(value["src"], base + "/", schemes=("https",))
+        src = _image_src(value["src"], base)
     except ValueError as exc:
         raise _ImageFieldError("src", str(exc)) from None
     try:
