@@ -40,7 +40,9 @@ def parliament(draw: ImageDraw.ImageDraw, rng: random.Random) -> None:
         draw.rectangle([x, 400, x + 26, 620], fill=(250, 246, 236))
     draw.rectangle([230, 620, 970, 650], fill=(210, 200, 180))
     for i in range(6):
-        draw.ellipse([60 + i * 190, 80 + rng.randint(0, 40), 200 + i * 190, 120 + rng.randint(0, 40)], fill=(246, 240, 232))
+        draw.ellipse(
+            [60 + i * 190, 80 + rng.randint(0, 40), 200 + i * 190, 120 + rng.randint(0, 40)], fill=(246, 240, 232)
+        )
 
 
 def warehouse(draw: ImageDraw.ImageDraw, rng: random.Random) -> None:
@@ -56,7 +58,11 @@ def warehouse(draw: ImageDraw.ImageDraw, rng: random.Random) -> None:
                 w = rng.randint(56, 72)
                 shade = rng.choice([(196, 152, 98), (182, 140, 90), (210, 170, 112)])
                 draw.rectangle([x0 + 8 + box * 78, y + 96 - w, x0 + 8 + box * 78 + 70, y + 96], fill=shade)
-                draw.line([x0 + 8 + box * 78, y + 96 - w // 2, x0 + 78 + box * 78, y + 96 - w // 2], fill=(150, 112, 70), width=3)
+                draw.line(
+                    [x0 + 8 + box * 78, y + 96 - w // 2, x0 + 78 + box * 78, y + 96 - w // 2],
+                    fill=(150, 112, 70),
+                    width=3,
+                )
     for x, coat in ((470, (30, 120, 200)), (640, (220, 120, 40))):
         draw.ellipse([x, 430, x + 60, 490], fill=(222, 184, 150))
         draw.rounded_rectangle([x - 15, 490, x + 75, 680], 24, fill=coat)

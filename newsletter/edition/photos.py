@@ -26,15 +26,18 @@ from markupsafe import escape
 
 from ..config import Settings
 from ..errors import StoryError
-from ..images import BODY_WIDTH, ImageRefused, Published, Publisher, Work, image_options
+from ..images import BODY_WIDTH, EMAIL_WIDTH, ImageRefused, Published, Publisher, Work, image_options
 from .body import Block
-from .stories import LOCAL_IMAGES, Image, Story
+from .stories import Story
+from .story_image import LOCAL_IMAGES, Image
 
 _IMG = re.compile(r"<img\b[^>]*>")
 _ATTR = re.compile(r'\b(src|alt|title)="([^"]*)"')
 
 
-def attach_images(stories: Sequence[Story], settings: Settings, work: Work | None = None) -> tuple[list[Story], list[StoryError]]:
+def attach_images(
+    stories: Sequence[Story], settings: Settings, work: Work | None = None
+) -> tuple[list[Story], list[StoryError]]:
     """`stories` with their photos published (see the module docstring), and a warning per photo left out.
 
     Photos are independent: they are processed on a few threads (Pillow decodes and resizes outside the
@@ -115,6 +118,21 @@ def _block(
         )
 
     return replace(block, html=_IMG.sub(one, block.html))
+
+
+def oversized_images(stories: Sequence[Story], settings: Settings) -> list[str]:
+    """A warning for each photo whose file in the email is over `[images] max_kb` after processing."""
+    limit = image_options(settings).max_kb
+    found = []
+    for story in stories:
+        if story.image is not None and story.image.published is not None:
+            best, _, _ = story.image.published.for_width(EMAIL_WIDTH)
+            if best.bytes > limit * 1000:
+                found.append(
+                    f"{story.path}: field 'image.src': {story.image.src} is {best.bytes / 1000:.0f} KB in the email "
+                    f"after processing, over [images] max_kb = {limit}: a busy photo; a simpler crop loads faster"
+                )
+    return found
 
 
 def email_image(image: Image | None, shown: int) -> dict[str, Any] | None:

@@ -1,18 +1,18 @@
 """`[images]` in newsletter.toml, read once into `ImageOptions`.
 
-    [images]
-    mirror = false            # fetch https photos once and publish them with the archive
-    max_kb = 200              # a photo larger than this after processing is a `check` warning
-    quality = 80              # JPEG and WebP quality
-    archive_widths = [480, 800, 1200]   # the web archive's srcset
-    fetch_timeout = 10        # seconds, per mirrored photo
-    max_source_mb = 40        # a larger original (file or download) is refused
+[images]
+mirror = false            # fetch https photos once and publish them with the archive
+max_kb = 200              # a photo larger than this after processing is a `check` warning
+quality = 80              # JPEG and WebP quality
+archive_widths = [480, 800, 1200]   # the web archive's srcset
+fetch_timeout = 10        # seconds, per mirrored photo
+max_source_mb = 40        # a larger original (file or download) is refused
 
-    [images.logo]             # optional masthead logo
-    src = "images/logo.png"   # relative to the newsletter folder (or https with mirror)
-    dark = "images/logo-dark.png"   # optional: the variant for dark mode
-    alt = "The Morning Brief"
-    width = 200               # shown width in the email, in CSS pixels
+[images.logo]             # optional masthead logo
+src = "images/logo.png"   # relative to the newsletter folder (or https with mirror)
+dark = "images/logo-dark.png"   # optional: the variant for dark mode
+alt = "The Morning Brief"
+width = 200               # shown width in the email, in CSS pixels
 """
 
 from __future__ import annotations

@@ -60,8 +60,8 @@ def decode(data: bytes, *, largest: int, max_pixels: int) -> Image.Image:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageRefused(f"damaged or truncated ({exc})") from None
     icc = img.info.get("icc_profile")
-    img = ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img
-    return _to_srgb(img, icc if isinstance(icc, bytes) else None)
+    upright: Image.Image = ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img
+    return _to_srgb(upright, icc if isinstance(icc, bytes) else None)
 
 
 def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:

@@ -11,6 +11,7 @@ be cached forever. Every file goes through a temp file and a rename.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -111,7 +112,10 @@ class Publisher:
         if not record:
             return None
         try:
-            made = [(str(r["file"]), int(r["width"]), int(r["height"]), str(r["format"]), int(r["bytes"])) for r in record["renditions"]]
+            made = [
+                (str(r["file"]), int(r["width"]), int(r["height"]), str(r["format"]), int(r["bytes"]))
+                for r in record["renditions"]
+            ]
         except (KeyError, TypeError, ValueError):
             return None
         if not all((self.options.site_dir / name).is_file() for name, *_ in made):
@@ -127,28 +131,28 @@ class Publisher:
         widths = options.email_widths + options.archive_widths
         img = decode(data, largest=max(widths), max_pixels=options.max_pixels)
         key = self._key(sha)
-        made = []
+        made: list[dict[str, Any]] = []
         for out in encode(img, options.email_widths, options.archive_widths, options.quality):
             name = f"images/{key}-{out.width}.{out.extension}"
             try:
                 write_atomic(options.site_dir / name, out.data, fsync=False)
             except OSError as exc:
                 raise ImageRefused(f"cannot write {name} ({exc.strerror or exc})") from None
-            made.append({"file": name, "width": out.width, "height": out.height, "format": out.format, "bytes": len(out.data)})
+            made.append({"file": name, "width": out.width, "height": out.height, "format": out.format})
+            made[-1]["bytes"] = len(out.data)
         self._remember(options.cache_dir / "out" / f"{key}.json", {"renditions": made})
         self.work.add(processed=1)
-        return Published(
-            tuple(Rendition(f"{self.base_url}/{m['file']}", m["width"], m["height"], m["format"], m["bytes"]) for m in made)
-        )
+        found = self._published(sha)
+        if found is None:  # the files were just written: only a failed record write gets here
+            raise ImageRefused(f"cannot record {key} under {options.cache_dir}")
+        return found
 
     def _memo(self, kind: str, name: str) -> Path:
         return self.options.cache_dir / kind / f"{hashlib.sha256(name.encode()).hexdigest()[:24]}.json"
 
     def _remember(self, path: Path, value: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(OSError):  # only a cache: the next build does the work again
             write_atomic(path, json.dumps(value), fsync=False)
-        except OSError:
-            pass  # only a cache: the next build does the work again
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
