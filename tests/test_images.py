@@ -275,3 +275,76 @@ def test_repo_demo_images_are_small() -> None:
     """The committed illustrations stay light (tens of KB each)."""
     files = sorted((REPO / "stories" / "images").glob("*.jpg"))
     assert len(files) == 4 and all(p.stat().st_size < 80_000 for p in files)
+
+
+def _logo(path: Path, colour: tuple[int, int, int, int]) -> None:
+    img = Image.new("RGBA", (800, 200), (0, 0, 0, 0))
+    img.paste(colour, (20, 40, 780, 160))
+    img.save(path)
+
+
+@pytest.mark.browser
+def test_the_masthead_logo_in_light_and_dark(browser, demo_root: Path) -> None:  # type: ignore[no-untyped-def]
+    """`[images.logo]`: published like a photo, width and height given; the dark variant shows only in dark mode."""
+    _logo(demo_root / "logo.png", (20, 40, 90, 255))
+    _logo(demo_root / "logo-dark.png", (240, 240, 250, 255))
+    (demo_root / "newsletter.toml").write_text(
+        '[images.logo]\nsrc = "logo.png"\ndark = "logo-dark.png"\nalt = "The Morning Brief"\nwidth = 240\n',
+        encoding="utf-8",
+    )
+    result = build(load_settings(demo_root, environ={}))
+    html = result.rendered.html
+    logos = re.findall(r'<img\b[^>]*alt="The Morning Brief"[^>]*>', html)
+    assert len(logos) == 2 and all('width="240" height="60"' in tag for tag in logos)
+    for tag in logos:
+        target = file_for(result.settings, re.search(r'src="([^"]+)"', tag).group(1))  # type: ignore[union-attr]
+        assert target is not None and target.is_file() and Image.open(target).mode == "RGBA"
+    settings = result.settings
+
+    def answer(route) -> None:  # type: ignore[no-untyped-def]
+        target = file_for(settings, route.request.url)
+        if target is None or not target.is_file():
+            route.fulfill(status=404, body="missing")
+        else:
+            route.fulfill(body=target.read_bytes(), content_type=f"image/{target.suffix[1:].replace('jpg', 'jpeg')}")
+
+    for scheme, shown in (("light", "light"), ("dark", "dark")):
+        context = browser.new_context(viewport={"width": 700, "height": 900}, color_scheme=scheme)
+        try:
+            context.route(f"{BASE}/**", answer)
+            page = context.new_page()
+            page.set_content(html, wait_until="load")
+            visible = page.eval_on_selector_all(
+                'img[alt="The Morning Brief"]',
+                "els => els.map(e => [e.closest('.nl-logo-dark') ? 'dark' : 'light',"
+                " e.getBoundingClientRect().height > 0 && e.naturalWidth > 0])",
+            )
+            assert [which for which, seen in visible if seen] == [shown], (scheme, visible)
+        finally:
+            context.close()
+
+
+def test_a_logo_that_cannot_be_published_is_a_warning(demo_root: Path) -> None:
+    (demo_root / "newsletter.toml").write_text('[images.logo]\nsrc = "missing.png"\nalt = "Brief"\n', encoding="utf-8")
+    result = build(load_settings(demo_root, environ={}))
+    assert [str(w) for w in result.warnings] == [
+        "newsletter.toml: field 'images.logo.src': missing.png: no such file; no logo"
+    ]
+    assert "The Morning Brief" in result.rendered.html and 'alt="Brief"' not in result.rendered.html
+
+
+def test_check_warns_about_a_photo_over_the_size_budget(demo_root: Path) -> None:
+    noisy = Image.effect_noise((3000, 2000), 120).convert("RGB")
+    noisy.save(demo_root / "stories" / "2016" / "12" / "30" / "noise.jpg", quality=95)
+    story = next((demo_root / "stories" / "2016" / "12" / "30").glob("*.md"))
+    text = story.read_text(encoding="utf-8")
+    story.write_text(re.sub(r"(?m)^  src: .*$", "  src: noise.jpg", text, count=1), encoding="utf-8")
+    (demo_root / "newsletter.toml").write_text("[images]\nmax_kb = 50\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "newsletter", "check", "--root", str(demo_root)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(
+        r"field 'image\.src': noise\.jpg is \d+ KB in the email after processing, over \[images\] max_kb = 50",
+        proc.stderr,
+    ), proc.stderr

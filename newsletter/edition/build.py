@@ -22,7 +22,7 @@ from ..errors import EditionError, NewsletterError, StoryError
 from ..fsutil import write_all_atomic
 from .index import INDEX_FILE, StoryIndex
 from .message import list_copy, serialize
-from .photos import attach_images
+from .photos import attach_images, email_logo
 from .render import Rendered, make_environment, render_edition, render_mjml
 from .select import Edition, edition_date_for, newest_edition_date, select_edition, window
 from .stories import LoadResult, Skipped, Story, load_stories
@@ -149,10 +149,11 @@ def build(
     t_images = time.perf_counter()
     # The edition's photos into site/images/ (once per photo: cached by content), before rendering.
     shown_stories, image_notes = attach_images(edition.stories, settings)
+    logo, logo_notes = email_logo(settings)
     edition = select_edition(shown_stories, day, settings)
     timings["images"] = time.perf_counter() - t_images
     t2 = time.perf_counter()
-    rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
+    rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote, logo=logo)
     t3 = time.perf_counter()
     now = now or datetime.now(UTC)
     # The default language keeps the key it has always had; the others say their language.
@@ -172,7 +173,7 @@ def build(
     reasons = [e for sk in skipped for e in sk.errors]
     manifest = _manifest(settings, rendered, eml, now, reasons)
     shown = {s.path for s in edition.stories}
-    notes = [e for e in loaded.errors + loaded.warnings if e.path in shown] + image_notes
+    notes = [e for e in loaded.errors + loaded.warnings if e.path in shown] + image_notes + logo_notes
     return Build(settings, rendered.edition, rendered, eml, manifest, notes, reasons, timings)
 
 

@@ -135,6 +135,38 @@ def oversized_images(stories: Sequence[Story], settings: Settings) -> list[str]:
     return found
 
 
+def email_logo(settings: Settings) -> tuple[dict[str, Any] | None, list[StoryError]]:
+    """The masthead logo of `[images.logo]`, published like a photo (an https one fetched once): what the
+    header shows (alt, light and dark src/width/height), or None; and a warning per variant left out."""
+    options = image_options(settings)
+    logo = options.logo
+    if logo is None:
+        return None, []
+    publisher = Publisher(options, settings.base_url)
+    shown: dict[str, dict[str, Any]] = {}
+    notes: list[StoryError] = []
+    try:
+        for which, src in (("src", logo.src), ("dark", logo.dark)):
+            if not src:
+                continue
+            try:
+                published = publisher.remote(src) if _remote(src) else publisher.local(settings.root / src)
+            except ImageRefused as exc:
+                notes.append(StoryError(_config_name(settings), f"images.logo.{which}", f"{src}: {exc}; no logo"))
+                continue
+            best, width, height = published.for_width(logo.width)
+            shown[which] = {"src": best.url, "width": width, "height": height}
+    finally:
+        publisher.close()
+    if "src" not in shown:
+        return None, notes
+    return {"alt": logo.alt, "light": shown["src"], "dark": shown.get("dark")}, notes
+
+
+def _config_name(settings: Settings) -> str:
+    return settings.config_file.name if settings.config_file is not None else "newsletter.toml"
+
+
 def email_image(image: Image | None, shown: int) -> dict[str, Any] | None:
     """What the email's `<mj-image>` needs for a photo shown `shown` px wide: src, alt, credit, width
     and height (None for an https photo not mirrored, whose height is not known)."""

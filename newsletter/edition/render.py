@@ -328,6 +328,7 @@ def render_edition(
     env: jinja2.Environment | None = None,
     personal: Personal | None = None,
     on_demote: Callable[[int], None] | None = None,
+    logo: dict[str, Any] | None = None,
 ) -> Rendered:
     """HTML and text for `edition`, within the HTML size budget.
 
@@ -341,6 +342,7 @@ def render_edition(
 
     def attempt(ed: Edition) -> tuple[dict[str, Any], str]:
         ctx = build_context(ed, settings, personal)
+        ctx["logo"] = logo  # the masthead logo as published (photos.email_logo), when there is one
         return ctx, render_html(env, ctx, settings.root, timings)
 
     try:
