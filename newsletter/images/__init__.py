@@ -18,9 +18,8 @@ templates see `Published` values only.
 
 from __future__ import annotations
 
-from .model import Published, Rendition, srcset
+from .model import ImageRefused, Published, Rendition, srcset
 from .options import BODY_WIDTH, CARD_WIDTH, EMAIL_WIDTH, ImageOptions, Logo, image_options
-from .process import ImageRefused
 from .store import Publisher, Work
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from .process import ImageRefused
+from .model import ImageRefused
 
 
 def fetch_image(client: httpx.Client, url: str, *, max_bytes: int) -> bytes:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class ImageRefused(ValueError):
+    """The original is not a photo that can be published; the message says why, for one warning line."""
+
+
 @dataclass(frozen=True)
 class Rendition:
     url: str  # absolute, under base_url

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .model import ImageRefused
+
 # What a newsroom's CMS or camera hands out. Anything else with an image name is refused.
 _FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "TIFF", "BMP"})
 _SRGB = ImageCms.createProfile("sRGB")
-
-
-class ImageRefused(ValueError):
-    """The bytes are not a photo that can be published; the message says why, for one warning line."""
 
 
 @dataclass(frozen=True)

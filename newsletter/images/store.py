@@ -17,15 +17,14 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..fsutil import write_atomic
-from .fetch import fetch_image, make_client
-from .model import Published, Rendition
+from .model import ImageRefused, Published, Rendition
 from .options import ImageOptions
-from .process import ImageRefused, decode, encode
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass
@@ -94,6 +93,9 @@ class Publisher:
             if found is not None:
                 self.work.add(reused=1)
                 return found
+        # httpx and Pillow are imported when there is work for them: a warm build pays for neither.
+        from .fetch import fetch_image, make_client
+
         if self._client is None:
             self._client = make_client(self.options.fetch_timeout)
         data = fetch_image(self._client, url, max_bytes=self.options.max_source_mb * 1_000_000)
@@ -127,6 +129,8 @@ class Publisher:
         if found is not None:  # the same photo under another name, or a touched file
             self.work.add(reused=1)
             return found
+        from .process import decode, encode
+
         options = self.options
         widths = options.email_widths + options.archive_widths
         img = decode(data, largest=max(widths), max_pixels=options.max_pixels)
