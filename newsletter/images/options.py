@@ -17,6 +17,7 @@ width = 200               # shown width in the email, in CSS pixels
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ class Logo:
 class ImageOptions:
     site_dir: Path  # where published images go: `<site>/images/`
     cache_dir: Path  # what is known about sources and outputs: `data/images/`
-    root: Path  # the newsletter folder: local images must be inside it
+    root: Path  # the newsletter folder: local images must be inside it (or inside the stories folder)
+    stories_dir: Path | None = None
     mirror: bool = False
     max_kb: int = 200
     quality: int = 80
@@ -83,7 +85,8 @@ def image_options(settings: Settings) -> ImageOptions:
     return ImageOptions(
         site_dir=site_dir,
         cache_dir=settings.root / "data" / "images",
-        root=settings.root.resolve(),
+        root=Path(os.path.abspath(settings.root)),
+        stories_dir=Path(os.path.abspath(settings.stories_dir)),
         mirror=mirror,
         max_kb=_number(table, "max_kb", 200, 10, 10_000),
         quality=_number(table, "quality", 80, 30, 95),

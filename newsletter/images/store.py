@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +58,14 @@ class Publisher:
 
     def local(self, path: Path) -> Published:
         """A file inside the newsletter folder, published; `ImageRefused` when missing or not a photo."""
+        # Judged on the path as written (`..` folded, symlinks kept): a story cannot climb out of the
+        # newsletter or stories folder, but a stories folder linked in from elsewhere is still its own.
+        where = Path(os.path.abspath(path))
+        inside = (self.options.root, self.options.stories_dir or self.options.root)
+        if not any(where.is_relative_to(folder) for folder in inside):
+            raise ImageRefused("is outside the newsletter folder")
         try:
             resolved = path.resolve()
-            resolved.relative_to(self.options.root)
-        except (ValueError, OSError):
-            raise ImageRefused("is outside the newsletter folder") from None
-        try:
             stat = resolved.stat()
             if not resolved.is_file():
                 raise ImageRefused("is not a file")
