@@ -1,12 +1,14 @@
 """Publishing photos into `site/images/`, once per original: the I/O edge of the images subsystem.
 
     site/images/<key>-<width>.<ext>     the renditions; `<key>` hashes the original's bytes and the recipe
-    data/images/out/<key>.json          the renditions made from it (so a rebuild does no image work)
-    data/images/sources/<id>.json       a file's size, mtime and content hash (so it is not re-read)
-    data/images/remote/<id>.json        a mirrored URL's content hash (so it is fetched once)
+    data/images/cache.json              what is known: each file's size, mtime and content hash (so it is
+                                        not re-read), each mirrored URL's content hash (so it is fetched
+                                        once), the renditions made from each original (so a rebuild
+                                        does no image work)
 
 A name changes exactly when the photo or the recipe does, so a published file never changes and can
-be cached forever. Every file goes through a temp file and a rename.
+be cached forever. Every file goes through a temp file and a rename; the cache is one small file,
+written once per build when something was learnt (merged with what another process wrote meanwhile).
 """
 
 from __future__ import annotations
@@ -44,17 +46,29 @@ class Work:
 
 
 class Publisher:
-    """Photos in (a file of the newsletter, or an https URL when mirroring), `Published` out."""
+    """Photos in (a file of the newsletter, or an https URL when mirroring), `Published` out.
+
+    `close()` writes down what was learnt (and closes the mirror's connections)."""
 
     def __init__(self, options: ImageOptions, base_url: str) -> None:
         self.options = options
         self.base_url = base_url.rstrip("/")
         self.work = Work()
         self._client: httpx.Client | None = None
+        self._cache = _load(options.cache_dir / CACHE_FILE)
+        self._learnt: dict[str, dict[str, Any]] = {kind: {} for kind in _KINDS}
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+        if any(self._learnt.values()):
+            path = self.options.cache_dir / CACHE_FILE
+            merged = _load(path)  # another process may have written since this one read
+            for kind in _KINDS:
+                merged[kind].update(self._learnt[kind])
+            with contextlib.suppress(OSError):  # only a cache: the next build does the work again
+                write_atomic(path, json.dumps(merged, separators=(",", ":")), fsync=False)
 
     def local(self, path: Path) -> Published:
         """A file inside the newsletter folder, published; `ImageRefused` when missing or not a photo."""
@@ -71,8 +85,7 @@ class Publisher:
                 raise ImageRefused("is not a file")
             if stat.st_size > self.options.max_source_mb * 1_000_000:
                 raise ImageRefused(f"{stat.st_size / 1e6:.1f} MB is over [images] max_source_mb")
-            memo = self._memo("sources", str(resolved))
-            known = _read_json(memo)
+            known = self._known("sources", str(resolved))
             if known and known.get("size") == stat.st_size and known.get("mtime_ns") == stat.st_mtime_ns:
                 found = self._published(str(known["sha"]))
                 if found is not None:
@@ -84,14 +97,13 @@ class Publisher:
         except OSError as exc:
             raise ImageRefused(f"cannot read it ({exc.strerror or exc})") from None
         sha = hashlib.sha256(data).hexdigest()
-        self._remember(memo, {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha": sha})
+        self._remember("sources", str(resolved), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha": sha})
         return self._publish(sha, data)
 
     def remote(self, url: str) -> Published:
         """An https photo, fetched the first time only (mirroring)."""
-        memo = self._memo("remote", url)
-        known = _read_json(memo)
-        if known and known.get("url") == url:
+        known = self._known("remote", url)
+        if known:
             found = self._published(str(known["sha"]))
             if found is not None:
                 self.work.add(reused=1)
@@ -99,21 +111,31 @@ class Publisher:
         # httpx and Pillow are imported when there is work for them: a warm build pays for neither.
         from .fetch import fetch_image, make_client
 
-        if self._client is None:
-            self._client = make_client(self.options.fetch_timeout)
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self.options.fetch_timeout)
         data = fetch_image(self._client, url, max_bytes=self.options.max_source_mb * 1_000_000)
         self.work.add(fetched=1)
         sha = hashlib.sha256(data).hexdigest()
         published = self._publish(sha, data)
-        self._remember(memo, {"url": url, "sha": sha})
+        self._remember("remote", url, {"sha": sha})
         return published
 
     def _key(self, sha: str) -> str:
         return hashlib.sha256(f"{sha} {self.options.recipe}".encode()).hexdigest()[:20]
 
+    def _known(self, kind: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            value = self._learnt[kind].get(name) or self._cache[kind].get(name)
+        return value if isinstance(value, dict) else None
+
+    def _remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._learnt[kind][name] = value
+
     def _published(self, sha: str) -> Published | None:
         """What was made from this original before, if every file of it is still there."""
-        record = _read_json(self.options.cache_dir / "out" / f"{self._key(sha)}.json")
+        record = self._known("out", self._key(sha))
         if not record:
             return None
         try:
@@ -123,7 +145,7 @@ class Publisher:
             ]
         except (KeyError, TypeError, ValueError):
             return None
-        if not all((self.options.site_dir / name).is_file() for name, *_ in made):
+        if not made or not all((self.options.site_dir / name).is_file() for name, *_ in made):
             return None
         return Published(tuple(Rendition(f"{self.base_url}/{n}", w, h, f, b) for n, w, h, f, b in made))
 
@@ -138,33 +160,34 @@ class Publisher:
         widths = options.email_widths + options.archive_widths
         img = decode(data, largest=max(widths), max_pixels=options.max_pixels)
         key = self._key(sha)
-        made: list[dict[str, Any]] = []
+        made: list[Rendition] = []
         for out in encode(img, options.email_widths, options.archive_widths, options.quality):
             name = f"images/{key}-{out.width}.{out.extension}"
             try:
                 write_atomic(options.site_dir / name, out.data, fsync=False)
             except OSError as exc:
                 raise ImageRefused(f"cannot write {name} ({exc.strerror or exc})") from None
-            made.append({"file": name, "width": out.width, "height": out.height, "format": out.format})
-            made[-1]["bytes"] = len(out.data)
-        self._remember(options.cache_dir / "out" / f"{key}.json", {"renditions": made})
+            made.append(Rendition(name, out.width, out.height, out.format, len(out.data)))
+        record = [
+            {"file": r.url, "width": r.width, "height": r.height, "format": r.format, "bytes": r.bytes} for r in made
+        ]
+        self._remember("out", key, {"renditions": record})
         self.work.add(processed=1)
-        found = self._published(sha)
-        if found is None:  # the files were just written: only a failed record write gets here
-            raise ImageRefused(f"cannot record {key} under {options.cache_dir}")
-        return found
-
-    def _memo(self, kind: str, name: str) -> Path:
-        return self.options.cache_dir / kind / f"{hashlib.sha256(name.encode()).hexdigest()[:24]}.json"
-
-    def _remember(self, path: Path, value: dict[str, Any]) -> None:
-        with contextlib.suppress(OSError):  # only a cache: the next build does the work again
-            write_atomic(path, json.dumps(value), fsync=False)
+        return Published(
+            tuple(Rendition(f"{self.base_url}/{r.url}", r.width, r.height, r.format, r.bytes) for r in made)
+        )
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+CACHE_FILE = "cache.json"
+_KINDS = ("sources", "remote", "out")
+
+
+def _load(path: Path) -> dict[str, dict[str, Any]]:
+    """The cache file's tables; empty ones when it is missing or unreadable (then the work is redone)."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+        value = {}
+    if not isinstance(value, dict):
+        value = {}
+    return {kind: dict(value[kind]) if isinstance(value.get(kind), dict) else {} for kind in _KINDS}
