@@ -893,3 +893,11 @@ def test_private_must_be_true_or_false_and_a_doubt_keeps_the_story_private() -> 
     story, errors, _ = parse('title: "T"\npublished: 2016-12-30T05:30:00+01:00\nprivate: "yes"\n')
     assert story is not None and story.private is True  # shown in the email, out of the archive's lists
     assert errors == ["stories/x.md: field 'private': must be true or false, got 'yes'; kept private"]
+
+
+def test_a_root_relative_body_image_stays_on_the_site() -> None:
+    story, _, _ = parse(MINIMAL, "![c](/img/c.png) ![d](d.png)\n", base="https://paper.example/news")
+    assert story is not None
+    assert body_html(story) == (
+        f'<p><img src="https://paper.example/img/c.png" alt="c"> <img src="{LOCAL_IMAGES}d.png" alt="d"></p>\n'
+    )

@@ -99,7 +99,7 @@ def sanitize_html(html: str, base_url: str, image_base: str | None = None) -> st
         if (tag, attr) == ("img", "src"):
             # Mail clients and web views block or warn on plain-http images: ask for the https copy.
             try:
-                url = clean_url(value, image_base or base_url, schemes=("http", "https"))
+                url = clean_url(value, _image_base(value, base_url, image_base), schemes=("http", "https"))
             except ValueError:
                 return None
             return "https://" + url[len("http://") :] if url.lower().startswith("http://") else url
@@ -122,13 +122,21 @@ def sanitize_html(html: str, base_url: str, image_base: str | None = None) -> st
     return re.sub(r"<img(?![^>]*\balt=)", '<img alt=""', clean)
 
 
+def _image_base(src: str, base_url: str, image_base: str | None) -> str:
+    """What an image's `src` is relative to: a root-relative one (`/images/x.jpg`) stays on the site,
+    any other relative one is a file beside the story (`image_base`)."""
+    if image_base is None or (src.lstrip().startswith("/") and not src.lstrip().startswith("//")):
+        return base_url
+    return image_base
+
+
 def _absolutize(tokens: list[Token], base_url: str, image_base: str) -> None:
     """Resolve link and image URLs in the token stream, so the HTML and the text part agree."""
     for tok in tokens:
         for child in tok.children or ():
             attr = "href" if child.type == "link_open" else "src" if child.type == "image" else None
             if attr and attr in child.attrs:
-                base = image_base if attr == "src" else base_url
+                base = _image_base(str(child.attrs[attr]), base_url, image_base) if attr == "src" else base_url
                 try:
                     child.attrs[attr] = clean_url(str(child.attrs[attr]), base, schemes=_URL_SCHEMES)
                 except ValueError:
