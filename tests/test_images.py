@@ -7,12 +7,15 @@ a truncated file and a text file named like a photo.
 
 from __future__ import annotations
 
+import email
 import io
 import re
 import struct
 import subprocess
 import sys
 import zlib
+from datetime import UTC, datetime
+from email import policy
 from pathlib import Path
 from urllib.parse import urldefrag
 
@@ -21,6 +24,7 @@ from conftest import REPO, write_story
 from PIL import Image
 
 from newsletter.config import load_settings
+from newsletter.delivery.personalize import Personalizer
 from newsletter.edition import attach_images, build, load_stories
 from newsletter.images import ImageRefused, Published, Publisher, Work, image_options
 from newsletter.web.site import file_for
@@ -322,6 +326,21 @@ def test_the_masthead_logo_in_light_and_dark(browser, demo_root: Path) -> None: 
             assert [which for which, seen in visible if seen] == [shown], (scheme, visible)
         finally:
             context.close()
+
+
+def test_every_subscriber_gets_the_logo(demo_root: Path) -> None:
+    """The personalized messages carry the masthead the list copy does (it travels with the edition)."""
+    _logo(demo_root / "logo.png", (20, 40, 90, 255))
+    (demo_root / "newsletter.toml").write_text('[images.logo]\nsrc = "logo.png"\nalt = "Brief"\n', encoding="utf-8")
+    built = build(load_settings(demo_root, environ={}))
+    tag = re.search(r'<img\b[^>]*class="nl-logo-light"[^>]*>', built.rendered.html).group(0)  # type: ignore[union-attr]
+    src = re.search(r'src="([^"]+)"', tag).group(1)  # type: ignore[union-attr]
+    personal = Personalizer(built.settings, built.edition, secret=b"k" * 32, date=datetime.now(UTC))
+    message = email.message_from_bytes(personal.message("reader@example.com", "Reader"), policy=policy.default)
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    mine = re.search(r'<img\b[^>]*class="nl-logo-light"[^>]*>', html)
+    assert personal.fast and mine is not None and f'src="{src}"' in mine.group(0)
+    assert 'width="200"' in mine.group(0) and 'height="50"' in mine.group(0) and 'alt="Brief"' in mine.group(0)
 
 
 def test_a_logo_that_cannot_be_published_is_a_warning(demo_root: Path) -> None:

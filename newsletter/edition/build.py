@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -150,10 +150,10 @@ def build(
     # The edition's photos into site/images/ (once per photo: cached by content), before rendering.
     shown_stories, image_notes = attach_images(edition.stories, settings)
     logo, logo_notes = email_logo(settings)
-    edition = select_edition(shown_stories, day, settings)
+    edition = replace(select_edition(shown_stories, day, settings), logo=logo)
     timings["images"] = time.perf_counter() - t_images
     t2 = time.perf_counter()
-    rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote, logo=logo)
+    rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
     t3 = time.perf_counter()
     now = now or datetime.now(UTC)
     # The default language keeps the key it has always had; the others say their language.

@@ -26,7 +26,17 @@ from markupsafe import escape
 
 from ..config import Settings
 from ..errors import StoryError
-from ..images import BODY_WIDTH, EMAIL_WIDTH, ImageRefused, Published, Publisher, Work, image_options
+from ..images import (
+    BODY_WIDTH,
+    EMAIL_WIDTH,
+    ImageRefused,
+    Masthead,
+    Published,
+    Publisher,
+    Shown,
+    Work,
+    image_options,
+)
 from .body import Block
 from .stories import Story
 from .story_image import LOCAL_IMAGES, Image
@@ -135,15 +145,15 @@ def oversized_images(stories: Sequence[Story], settings: Settings) -> list[str]:
     return found
 
 
-def email_logo(settings: Settings) -> tuple[dict[str, Any] | None, list[StoryError]]:
-    """The masthead logo of `[images.logo]`, published like a photo (an https one fetched once): what the
-    header shows (alt, light and dark src/width/height), or None; and a warning per variant left out."""
+def email_logo(settings: Settings) -> tuple[Masthead | None, list[StoryError]]:
+    """The masthead logo of `[images.logo]`, published like a photo (an https one fetched once), as the
+    header shows it, or None; and a warning per variant left out."""
     options = image_options(settings)
     logo = options.logo
     if logo is None:
         return None, []
     publisher = Publisher(options, settings.base_url)
-    shown: dict[str, dict[str, Any]] = {}
+    shown: dict[str, Shown] = {}
     notes: list[StoryError] = []
     try:
         for which, src in (("src", logo.src), ("dark", logo.dark)):
@@ -155,12 +165,12 @@ def email_logo(settings: Settings) -> tuple[dict[str, Any] | None, list[StoryErr
                 notes.append(StoryError(_config_name(settings), f"images.logo.{which}", f"{src}: {exc}; no logo"))
                 continue
             best, width, height = published.for_width(logo.width)
-            shown[which] = {"src": best.url, "width": width, "height": height}
+            shown[which] = Shown(best.url, width, height)
     finally:
         publisher.close()
     if "src" not in shown:
         return None, notes
-    return {"alt": logo.alt, "light": shown["src"], "dark": shown.get("dark")}, notes
+    return Masthead(logo.alt, shown["src"], shown.get("dark")), notes
 
 
 def _config_name(settings: Settings) -> str:

@@ -197,6 +197,7 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         "greeting": greeting,
         "greeting_html": greeting_html,
         "view_url": view_url,
+        "logo": edition.logo,
         # The list copy's generic link: the archive's unsubscribe page in this edition's language.
         "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}{_lang_prefix(settings)}/unsubscribe",
     }
@@ -328,7 +329,6 @@ def render_edition(
     env: jinja2.Environment | None = None,
     personal: Personal | None = None,
     on_demote: Callable[[int], None] | None = None,
-    logo: dict[str, Any] | None = None,
 ) -> Rendered:
     """HTML and text for `edition`, within the HTML size budget.
 
@@ -342,7 +342,6 @@ def render_edition(
 
     def attempt(ed: Edition) -> tuple[dict[str, Any], str]:
         ctx = build_context(ed, settings, personal)
-        ctx["logo"] = logo  # the masthead logo as published (photos.email_logo), when there is one
         return ctx, render_html(env, ctx, settings.root, timings)
 
     try:

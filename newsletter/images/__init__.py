@@ -18,7 +18,7 @@ templates see `Published` values only.
 
 from __future__ import annotations
 
-from .model import ImageRefused, Published, Rendition, srcset
+from .model import ImageRefused, Masthead, Published, Rendition, Shown, srcset
 from .options import BODY_WIDTH, CARD_WIDTH, EMAIL_WIDTH, ImageOptions, Logo, image_options
 from .store import Publisher, Work
 
@@ -29,9 +29,11 @@ __all__ = [
     "ImageOptions",
     "ImageRefused",
     "Logo",
+    "Masthead",
     "Published",
     "Publisher",
     "Rendition",
+    "Shown",
     "Work",
     "image_options",
     "srcset",

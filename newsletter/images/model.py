@@ -54,6 +54,24 @@ class Published:
         return best, width, height
 
 
+@dataclass(frozen=True)
+class Shown:
+    """One published image as an `<img>` shows it: the file, and the width and height to give it."""
+
+    src: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Masthead:
+    """The masthead logo as the email shows it; `dark` replaces `light` in dark mode when there is one."""
+
+    alt: str
+    light: Shown
+    dark: Shown | None = None
+
+
 def srcset(renditions: tuple[Rendition, ...]) -> str:
     """`url 480w, url 800w, …` for a `srcset` attribute."""
     return ", ".join(f"{r.url} {r.width}w" for r in renditions)
