@@ -14,7 +14,6 @@ from conftest import write_story
 from newsletter.config import load_settings
 from newsletter.edition.body import sanitize_html
 from newsletter.edition.build import build
-from newsletter.edition.story_image import LOCAL_IMAGES
 from newsletter.edition.stories import (
     KNOWN_FIELDS,
     Image,
@@ -23,6 +22,7 @@ from newsletter.edition.stories import (
     parse_story,
     read_story,
 )
+from newsletter.edition.story_image import LOCAL_IMAGES
 from newsletter.textutil import clean_url, one_line
 
 BASE = "https://newsletter.example.org"
