@@ -367,3 +367,22 @@ def test_check_warns_about_a_photo_over_the_size_budget(demo_root: Path) -> None
         r"field 'image\.src': noise\.jpg is \d+ KB in the email after processing, over \[images\] max_kb = 50",
         proc.stderr,
     ), proc.stderr
+
+
+def test_the_preview_shows_the_published_photos(tmp_path: Path) -> None:
+    """`newsletter preview` serves site/images/ itself: the web page's photos show before the site is
+    deployed (the email's HTML stays byte for byte what subscribers get)."""
+    from test_preview import DAY, PreviewServer, make_root
+
+    srv = PreviewServer(make_root(tmp_path))
+    try:
+        for page in (f"/editions/{DAY}/web.html",):
+            html = srv.get(page).text
+            srcs = re.findall(r'<img\b[^>]*\bsrc="([^"]+)"', html)
+            assert srcs and all(src.startswith("/site-images/") for src in srcs), (page, srcs)
+            for src in set(srcs):
+                got = srv.get(src)
+                assert got.status_code == 200 and got.headers["content-type"].startswith("image/"), src
+                assert Image.open(io.BytesIO(got.content)).width > 0
+    finally:
+        assert srv.stop() == 0
