@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, metrics
 from ..config import Settings, edition_language
 from ..errors import EditionError, NewsletterError, StoryError
 from ..fsutil import write_all_atomic
@@ -170,6 +170,7 @@ def build(
     eml = serialize(msg)
     t4 = time.perf_counter()
     timings.update(read=t1 - t0, select=t2 - t1 - timings["images"], **rendered.timings, mime=t4 - t3)
+    metrics.build_timed(settings.list.id, settings.language, build=t4 - t0, render=t3 - t2)
     reasons = [e for sk in skipped for e in sk.errors]
     manifest = _manifest(settings, rendered, eml, now, reasons)
     shown = {s.path for s in edition.stories}
