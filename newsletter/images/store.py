@@ -136,8 +136,9 @@ class Publisher:
     def _published(self, sha: str) -> Published | None:
         """What was made from this original before, if every file of it is still there."""
         record = self._known("out", self._key(sha))
-        if not record:
-            return None
+        return self._from_record(record) if record else None
+
+    def _from_record(self, record: dict[str, Any]) -> Published | None:
         try:
             made = [
                 (str(r["file"]), int(r["width"]), int(r["height"]), str(r["format"]), int(r["bytes"]))
@@ -160,22 +161,21 @@ class Publisher:
         widths = options.email_widths + options.archive_widths
         img = decode(data, largest=max(widths), max_pixels=options.max_pixels)
         key = self._key(sha)
-        made: list[Rendition] = []
+        made: list[dict[str, Any]] = []
         for out in encode(img, options.email_widths, options.archive_widths, options.quality):
             name = f"images/{key}-{out.width}.{out.extension}"
             try:
                 write_atomic(options.site_dir / name, out.data, fsync=False)
             except OSError as exc:
                 raise ImageRefused(f"cannot write {name} ({exc.strerror or exc})") from None
-            made.append(Rendition(name, out.width, out.height, out.format, len(out.data)))
-        record = [
-            {"file": r.url, "width": r.width, "height": r.height, "format": r.format, "bytes": r.bytes} for r in made
-        ]
-        self._remember("out", key, {"renditions": record})
+            made.append({"file": name, "width": out.width, "height": out.height, "format": out.format})
+            made[-1]["bytes"] = len(out.data)
+        self._remember("out", key, {"renditions": made})
         self.work.add(processed=1)
-        return Published(
-            tuple(Rendition(f"{self.base_url}/{r.url}", r.width, r.height, r.format, r.bytes) for r in made)
-        )
+        published = self._from_record({"renditions": made})
+        if published is None:  # written a moment ago: only a folder removed under us gets here
+            raise ImageRefused(f"its files vanished from {options.site_dir / 'images'} as they were written")
+        return published
 
 
 CACHE_FILE = "cache.json"
