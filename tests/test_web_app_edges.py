@@ -175,10 +175,11 @@ TIMING_CONFIG = '[web]\nhosts = ["127.0.0.1"]\nsubscribe_per_ip = 0\nsubscribe_p
 def test_a_sign_up_takes_as_long_for_a_known_address_as_for_a_new_one(tmp_path: Path) -> None:
     """The answer to a sign-up and the next request on the same connection, timed for an address already
     confirmed and a new one, side by side in each round (so a busy machine slows both alike): the median
-    of the rounds' differences must stay under 1.5 ms. Rendering the confirmation email in the request's
-    wake made it ~5 ms, about as long as the two requests themselves."""
+    of the rounds' differences must stay under 2 ms (the worker's rendering, in the same process, slows
+    whichever requests it meets, known or new alike). Rendering the confirmation email in the request's
+    wake made it 3-8 ms, about as long as the two requests themselves."""
     root = make_root(tmp_path, TIMING_CONFIG)
-    rounds = 60
+    rounds = 100
     store = subscriber_store(load_settings(root, environ={}))
     for i in range(rounds):
         store.add(f"known{i}@example.org", status="confirmed")
@@ -214,7 +215,7 @@ def test_a_sign_up_takes_as_long_for_a_known_address_as_for_a_new_one(tmp_path: 
         err = stderr_of(server)
     assert "Traceback" not in err
     median = statistics.median(differences)
-    assert abs(median) < 0.0015, f"a new address takes {median * 1000:+.2f} ms (median of {rounds} rounds)"
+    assert abs(median) < 0.002, f"a new address takes {median * 1000:+.2f} ms (median of {rounds} rounds)"
 
 
 def test_a_sign_up_waiting_when_the_server_stopped_is_mailed_by_the_next_start(tmp_path: Path) -> None:
