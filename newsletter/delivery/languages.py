@@ -93,6 +93,7 @@ class LanguageSend:
             "duplicates",
             "suppressed",
             "removed",
+            "requeued",
             "throttled",
             "total",
             "elapsed",
