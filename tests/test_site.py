@@ -17,7 +17,7 @@ from urllib.parse import urldefrag
 import feedparser
 import pytest
 from click.testing import CliRunner
-from conftest import write_story
+from conftest import placeholder_png, write_story
 from uitext import english_left, visible_text
 
 from newsletter.cli import cli
@@ -347,4 +347,8 @@ def test_site_renders_again_only_the_editions_whose_inputs_changed(empty_root: P
     assert rebuild_site(settings).skipped == 3 and page.is_file()
     (empty_root / "templates").mkdir(exist_ok=True)
     (empty_root / "templates" / "notes.txt").write_text("a designer's note\n", encoding="utf-8")
+    assert rebuild_site(load_settings(empty_root)).skipped == 0
+    # A photo under stories/ (its published name follows its bytes) brings every edition back too.
+    assert rebuild_site(load_settings(empty_root)).skipped == 4
+    (empty_root / "stories" / "photo.png").write_bytes(placeholder_png(4, 3))
     assert rebuild_site(load_settings(empty_root)).skipped == 0

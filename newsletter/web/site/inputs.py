@@ -5,6 +5,8 @@ everything its pages come from:
 
     the code and the templates    every file of the package and of the newsletter's templates/ (path,
                                   modification time, size): an upgrade or an edited template rebuilds all
+    the photos                    every file under stories/ that is not a story (a photo beside a story
+                                  or in a shared folder): a changed photo rebuilds all
     the configuration             the loaded settings (base URL, languages, titles, …)
     the edition                   its manifest (which stories, in which places, when it was built)
     its stories                   each story file's path, modification time and size
@@ -16,8 +18,10 @@ alone. A build that met a problem (a story gone) stores no key, so it is looked 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,11 +42,24 @@ def _tree(base: Path, digest: Any) -> None:
         digest.update(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
 
 
+def _photos(stories: Path, digest: Any) -> None:
+    """Every file under stories/ but the stories themselves: a listing, and a stat only for those few."""
+    for folder, subfolders, names in os.walk(stories):
+        subfolders.sort()
+        for name in sorted(names):
+            if not name.endswith(".md"):
+                path = Path(folder, name)
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    digest.update(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+
+
 def fingerprint(settings: Settings) -> str:
-    """The code, templates and configuration every edition's pages depend on (once per rebuild)."""
+    """The code, templates, configuration and photos every edition's pages depend on (once per rebuild)."""
     digest = hashlib.sha256(f"{__version__}\0{settings!r}\n".encode())
     _tree(_PACKAGE, digest)
     _tree(settings.templates_dir, digest)
+    _photos(settings.stories_dir, digest)
     return digest.hexdigest()
 
 
