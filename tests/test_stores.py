@@ -55,6 +55,25 @@ def test_suppression_list(settings: Any) -> None:
         assert "reader@example.com" in again
 
 
+def test_suppression_list_adds_many_in_one_go(settings: Any) -> None:
+    """One-click unsubscribes arriving together (web/app/oneclick.py): one transaction, first reason kept."""
+    with open_suppression(settings) as sup:
+        sup.add("known@example.com", "bounced", "dsn")
+        batch = ["a@example.com", "KNOWN@example.com", "b@example.com", "A@example.com"]
+        added = sup.add_many(batch, "unsubscribed", "one-click")
+        assert added == 2  # a and b; known keeps its reason, A repeats a
+        assert sup.which(["a@example.com", "b@example.com", "known@example.com"]) == {
+            "a@example.com",
+            "b@example.com",
+            "known@example.com",
+        }
+        assert sup.get("known@example.com")[0] == "bounced"  # type: ignore[index]
+        assert sup.add_many([], "unsubscribed") == 0
+        with pytest.raises(ValueError, match="reason"):
+            sup.add_many(["c@example.com"], "because")
+        assert "c@example.com" not in sup
+
+
 # --- the ledger -------------------------------------------------------------------------------------
 
 
