@@ -65,6 +65,15 @@ def metrics_port_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def processes_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--processes N: sender processes sharing a mailing (send and worker; delivery/processes.py)."""
+    return click.option(
+        "--processes",
+        type=click.IntRange(1, 256),
+        help="Sender processes sharing the mailing (default: [mailing] processes, else one per core for SMTP).",
+    )(func)
+
+
 def serve_metrics(port: int) -> None:
     from .. import metrics
 

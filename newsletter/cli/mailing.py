@@ -12,7 +12,18 @@ from typing import Any
 import click
 
 from .. import logs
-from . import _echo_err, as_date, cli, date_option, handle_errors, load, metrics_port_option, root_option, serve_metrics
+from . import (
+    _echo_err,
+    as_date,
+    cli,
+    date_option,
+    handle_errors,
+    load,
+    metrics_port_option,
+    processes_option,
+    root_option,
+    serve_metrics,
+)
 from .output import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
@@ -45,11 +56,7 @@ def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
 @click.option("--subscribers", "subscribers", metavar="FILE", help="CSV (email,name,locale) or SQLite file[#table].")
 @click.option("--smtp", metavar="URL", help="smtp://host:port, smtp+starttls://… or smtps://… (default: [smtp] url).")
 @click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections at once (default: [smtp]).")
-@click.option(
-    "--processes",
-    type=click.IntRange(1, 256),
-    help="Sender processes sharing the mailing (default: [mailing] processes, else one per core for SMTP).",
-)
+@processes_option
 @click.option("--rate", type=click.FloatRange(0), help="At most this many messages per second (0: no limit).")
 @click.option("--dry-run", is_flag=True, help="Render every message, send nothing, report the counts.")
 @click.option("--limit", type=click.IntRange(0), help="Send to the first N pending subscribers only.")
@@ -99,7 +106,6 @@ def send(
     \b
     Examples:
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --smtp smtp://127.0.0.1:8025
-      newsletter send --date 2016-12-30 --smtp smtp://relay:25 --connections 8 --processes 2
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --dry-run
       newsletter send --date 2016-12-30 --to me@example.org
       newsletter send --date 2016-12-30 --smtp smtp://127.0.0.1:8025 --retry-failed
@@ -394,11 +400,7 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
 @root_option
 @click.option("--smtp", metavar="URL", help="smtp://host:port, smtp+starttls://… or smtps://… (default: [smtp] url).")
 @click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections at once (default: [smtp]).")
-@click.option(
-    "--processes",
-    type=click.IntRange(1, 256),
-    help="Sender processes sharing the mailing (default: [mailing] processes, else one per core for SMTP).",
-)
+@processes_option
 @click.option("--poll", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds between looks.")
 @click.option("--once", is_flag=True, help="Help with what is pending now, then exit instead of waiting.")
 @metrics_port_option
@@ -440,6 +442,7 @@ def worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
     told: set[str] = set()  # errors already said once (a paused mailing stays pending for hours)
+    relay: dict[str, Any] = {"smtp": smtp, "connections": connections, "processes": processes}
     while not stop.is_set():
         days = pending_editions(settings)
         worked = False
@@ -447,16 +450,7 @@ def worker(
             edition = settings.for_language(lang) if lang else settings
             with logs.context(edition=day, language=lang):
                 try:
-                    report = send_edition(
-                        edition,
-                        day,
-                        stop=stop,
-                        join=True,
-                        progress=False,
-                        smtp=smtp,
-                        connections=connections,
-                        processes=processes,
-                    )
+                    report = send_edition(edition, day, stop=stop, join=True, progress=False, **relay)
                 except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
                     if f"{day}{lang}{exc}" not in told:
                         _worker_says(f"edition {day}: {exc}", error=True)
