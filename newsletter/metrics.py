@@ -212,6 +212,12 @@ def _create(where: Path | None = None) -> _Metrics:
     return made
 
 
+def after_fork() -> None:
+    """In a process forked from one that counted (a sender process, delivery/processes.py): its own values
+    in the same folder. The inherited ones belong to the parent's files."""
+    _create(folder())
+
+
 def _m() -> _Metrics:
     found = _state.get("metrics")
     return found if isinstance(found, _Metrics) else _create()
@@ -364,6 +370,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DIR_ENV",
     "MessageCounter",
+    "after_fork",
     "bounces",
     "build_timed",
     "exposition",

@@ -123,6 +123,7 @@ def _child(plan: Plan, k: int, n: int, out: Connection) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):  # the parent tells the user what is going on; here, just stop
         signal.signal(sig, lambda *_: stop.set())
     _stop_with_parent(stop)
+    metrics.after_fork()
     result = PartResult()
     try:
         _deliver_part(plan, k, n, stop, result)
