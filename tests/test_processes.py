@@ -94,8 +94,8 @@ def test_two_processes_send_each_reader_once(demo_root: Path, relay: SmtpTestSer
     assert (report.sent_now, report.sent, report.pending, report.failed) == (n, n, 0, 0), report.summary()
     counts = Counter(r.rcpt_tos[0] for r in relay.received)
     assert counts == Counter({f"reader{i:04d}@example.com": 1 for i in range(n)})
-    # Two processes, each with its own connections to the relay: twice as many as one process opens.
-    assert len(relay.handler.peers) == 2 * CONNECTIONS
+    # Two processes, each with connections of its own to the relay.
+    assert report.processes == 2 and len(relay.handler.peers) >= 2
     again = _send(demo_root, relay, database_url, processes=2)
     assert (again.sent_now, len(relay.received)) == (0, n)  # a rerun sends nothing twice
 

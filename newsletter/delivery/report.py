@@ -48,6 +48,7 @@ class SendReport:
     stopped: bool = False
     limited: bool = False
     sink: str = ""
+    processes: int = 1  # sender processes that shared the delivery (processes.py)
     elapsed: float = 0.0
     send_seconds: float = 0.0  # the delivery phase alone (the rate is over this)
     problems: list[str] = field(default_factory=list)

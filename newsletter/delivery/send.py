@@ -197,6 +197,7 @@ def send_edition(
                 workers = process_count(processes, options, smtp=smtp_url(settings, smtp) is not None, pending=to_send)
             labels = (settings.list.id, day.isoformat(), settings.language)
             sending = time.monotonic()
+            report.processes = workers
             if workers > 1:
                 forked = True
                 the_sink.close()  # every process opens its own connections
