@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import IN_CI, free_port
+from helpers import IN_CI, free_port
 from test_bounces import FIXTURES, MEMBERS, entry, make_root
 
 from newsletter.bounces.run import PASSWORD_ENV

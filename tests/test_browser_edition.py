@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import placeholder_png, write_story
+from helpers import placeholder_png, write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build, write_edition

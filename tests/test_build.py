@@ -10,7 +10,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import check_eml_tool, write_story
+from helpers import check_eml_tool, write_story
 
 from newsletter.cli import cli
 

@@ -7,7 +7,7 @@ import re
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
+from helpers import REPO
 
 from newsletter.cli import cli
 

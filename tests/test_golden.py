@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import DEMO_DATE as DAY
+from helpers import make_demo_root
 
 from newsletter.config import load_settings
 from newsletter.edition import build_editions
@@ -28,9 +29,10 @@ NAMES = ["newsletter.html", "newsletter.txt", "newsletter.eml", "manifest.json"]
 
 
 @pytest.fixture(scope="module")
-def outputs() -> dict[str, dict[str, bytes]]:
-    settings = load_settings(REPO, environ={})
-    editions = build_editions(settings, now=FROZEN_NOW, unique="golden")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
+    root = make_demo_root(tmp_path_factory.mktemp("golden") / "paper", languages=True)
+    settings = load_settings(root, environ={})
+    editions = build_editions(settings, DAY, now=FROZEN_NOW, unique="golden")
     assert [b.language for b in editions.builds] == ["en", "fr", "ar"]
     return {
         result.language: {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import check_eml_tool
+from helpers import check_eml_tool
 from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.cli import cli

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_story
+from helpers import write_story
 
 from newsletter.cli import cli
 from newsletter.config import load_settings

@@ -9,7 +9,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import REPO, copy_demo_stories
+from helpers import REPO, copy_demo_config, copy_demo_stories
 
 
 @pytest.mark.slow
@@ -55,7 +55,7 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
     # The French and Arabic editions, in their own words, from the installed package's catalogues.
     shutil.rmtree(paper / "stories")
     copy_demo_stories(paper / "stories", languages=True)
-    shutil.copy(REPO / "newsletter.toml", paper / "newsletter.toml")
+    copy_demo_config(paper)
     proc = subprocess.run(
         [sys.executable, "-m", "newsletter", "build"], env=env, cwd=paper, capture_output=True, text=True, timeout=120
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, copy_demo_stories, write_story
+from helpers import REPO, copy_demo_stories, write_story
 from watchfiles import Change
 
 from newsletter.cli import cli

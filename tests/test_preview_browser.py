@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SmtpServer, _StoreHandler, placeholder_png
+from helpers import SmtpServer, StoreHandler, placeholder_png
 from test_preview import (
     DAY,
     EARLIER,
@@ -348,7 +348,7 @@ def smtp_relay() -> Iterator[SmtpServer]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     relay = SmtpServer("127.0.0.1", port)
-    controller = Controller(_StoreHandler(relay), hostname="127.0.0.1", port=port)
+    controller = Controller(StoreHandler(relay), hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield relay

@@ -8,7 +8,7 @@ from datetime import date
 from html.parser import HTMLParser
 
 import pytest
-from conftest import REPO, write_story
+from helpers import DEMO_DATE, REPO, write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build
@@ -40,7 +40,7 @@ def parse(html: str) -> Tags:
 @pytest.fixture
 def demo(demo_root):
     settings = load_settings(demo_root, environ={})
-    return settings, build(settings)
+    return settings, build(settings, DEMO_DATE)
 
 
 def test_demo_edition_html_structure(demo):

@@ -16,8 +16,8 @@ from urllib.parse import urldefrag
 import feedparser
 import pytest
 from click.testing import CliRunner
-from conftest import write_story
-from uitext import english_left, visible_text
+from helpers import write_story
+from helpers.uitext import english_left, visible_text
 
 from newsletter.cli import cli
 from newsletter.config import load_settings

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import write_story
+from helpers import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.body import sanitize_html

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import write_story
+from helpers import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition import build, stories

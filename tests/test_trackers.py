@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import write_story
+from helpers import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build

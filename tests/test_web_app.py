@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import REPO, check_eml_tool, free_port
-from uitext import english_left, visible_text
+from helpers import check_eml_tool, copy_demo_stories, free_port
+from helpers.uitext import english_left, visible_text
 
 from newsletter.config import load_settings
 from newsletter.delivery import SuppressionList, make_token, subscriber_store, suppression_path
@@ -89,9 +89,7 @@ class PublicServer:
 def make_root(base: Path, config: str = CONFIG) -> Path:
     root = base / "paper"
     root.mkdir()
-    import shutil
-
-    shutil.copytree(REPO / "stories", root / "stories")
+    copy_demo_stories(root / "stories", languages=True)
     (root / "newsletter.toml").write_text(config, encoding="utf-8")
     return root
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import placeholder_png
+from helpers import placeholder_png
 from test_preview import DAY, PreviewServer, clean_env, make_root
 from test_web_app import SECRET, PublicServer, confirm_link, confirmation_mail
 from test_web_app import make_root as make_public_root

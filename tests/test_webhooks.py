@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from helpers import free_port
 from test_bounces import entry, make_root
 
 from newsletter.web.webhooks import MAILGUN_KEY_ENV
