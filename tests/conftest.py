@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import hermetic
-from helpers.demo import CHROMIUM, IN_CI, REPO, make_demo_root
-from helpers.smtp import SmtpServer, StoreHandler, free_port
+
+from tests.helpers import hermetic
+from tests.helpers.demo import CHROMIUM, IN_CI, REPO, make_demo_root
+from tests.helpers.smtp import SmtpServer, StoreHandler, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +125,7 @@ def node_tools() -> Path:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
     """One throw-away PostgreSQL server for the session (see pg_cluster.py); never skipped in CI."""
-    import pg_cluster as pgc
+    from tests import pg_cluster as pgc
 
     if not pgc.available() and not IN_CI:
         pytest.skip("PostgreSQL binaries not installed")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from helpers import DEMO_DATE, placeholder_png
 
 from newsletter.config import load_settings
 from newsletter.edition import build, write_edition
+from tests.helpers import DEMO_DATE, placeholder_png
 
 pytestmark = pytest.mark.browser
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DEMO_DATE, copy_demo_stories, placeholder_png
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build, write_edition
 from newsletter.edition.templates import make_environment
+from tests.helpers import DEMO_DATE, copy_demo_stories, placeholder_png
 
 pytestmark = pytest.mark.browser
 

@@ -7,9 +7,9 @@ import re
 import click
 import pytest
 from click.testing import CliRunner
-from helpers import REPO
 
 from newsletter.cli import cli
+from tests.helpers import REPO
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.config import load_settings
 from newsletter.delivery import ledger_report
 from newsletter.delivery.batching import FLUSH_SECONDS
 from newsletter.delivery.unsubscribe import SECRET_ENV
+from tests.test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 N = 5000
 SENDERS = 3
@@ -159,7 +159,7 @@ def test_three_senders_share_a_mailing_and_survive_a_kill(demo_root: Path, pg_ur
 
 def test_two_schedulers_one_morning(tmp_path: Path, pg_url: str) -> None:
     """Two `newsletter schedule --run-now` on two machines: one claims the morning, the other helps send it."""
-    from test_schedule_e2e import make_paper, today
+    from tests.test_schedule_e2e import make_paper, today
 
     readers = [f"early{i:04d}@example.org" for i in range(1500)]
     day = today()

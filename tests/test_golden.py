@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import DEMO_DATE as DAY
-from helpers import make_demo_root
 
 from newsletter.config import load_settings
 from newsletter.edition import build_editions
+from tests.helpers import DEMO_DATE as DAY
+from tests.helpers import make_demo_root
 
 GOLDEN = Path(__file__).parent / "golden" / "2016-12-30"
 FROZEN_NOW = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import DEMO_STORY, REPO, copy_demo_stories, hermetic, make_demo_root
+
+from tests.helpers import DEMO_STORY, REPO, copy_demo_stories, hermetic, make_demo_root
 
 
 def test_every_test_runs_under_the_guard() -> None:

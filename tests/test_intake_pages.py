@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import DEMO_STORY, copy_demo_stories
-from test_intake_server import FIXTURES, FixtureServer, body, front, make_root, serve, settings, story_files
 
 from newsletter.edition.stories import load_stories, read_story
 from newsletter.intake import import_feed, import_page
 from newsletter.intake.convert import parse_datetime
+from tests.helpers import DEMO_STORY, copy_demo_stories
+from tests.test_intake_server import FIXTURES, FixtureServer, body, front, make_root, serve, settings, story_files
 
 CANONICAL = "https://news.example.org/en/20161230-syria-regime-emboldened-russia-backed-peace-talks"
 SYRIA = "stories/2016/12/30/syrian-regime-emboldened-ahead-of-russia-backed-peace-talks.md"

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 from click.testing import CliRunner
-from helpers import REPO, make_demo_root, write_story
 
 from newsletter.cli import cli
 from newsletter.config import edition_language, load_settings
 from newsletter.edition import Personal, build, build_context, build_editions, i18n, make_environment, render_html
 from newsletter.errors import ConfigError
+from tests.helpers import REPO, make_demo_root, write_story
 
 DAY = date(2016, 12, 30)
 LOCALE_DIR = REPO / "newsletter" / "locale"

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import check_eml_tool
-from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
@@ -29,6 +27,8 @@ from newsletter.delivery.suppression import SuppressionList, suppression_path
 from newsletter.delivery.unsubscribe import SECRET_ENV, MissingSecretError, verify_token
 from newsletter.edition.plain import personal_line
 from newsletter.errors import ConfigError, DeliveryError, LockedError, SubscriberError
+from tests.helpers import check_eml_tool
+from tests.test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 DAY = date(2016, 12, 30)
 SECRET = "mailing-test-secret"

@@ -9,7 +9,8 @@ import sys
 import zipfile
 
 import pytest
-from helpers import REPO, copy_demo_config, copy_demo_stories
+
+from tests.helpers import REPO, copy_demo_config, copy_demo_stories
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ from newsletter.edition.plain import display_width, personal_line
 SECRET = b"personalize-secret"
 DAY = date(2016, 12, 30)
 NOW = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)
-from helpers import REPO, copy_demo_stories, make_demo_root  # noqa: E402
+from tests.helpers import REPO, copy_demo_stories, make_demo_root  # noqa: E402
 
 HOSTILE = [
     "=?utf-8?q?Hi=0D=0ABcc:_evil@example.com?=",

@@ -283,7 +283,7 @@ def test_language_editions_keep_a_ledger_each_in_the_database(
     """Several language editions on PostgreSQL: a ledger each (`2016-12-30.fr`), one message per reader."""
     from collections import Counter
 
-    from test_languages_send import READERS, write_list
+    from tests.test_languages_send import READERS, write_list
 
     subs = write_list(languages_root, "MARIE@example.org,Marie again,ar\n")
     env = {"NEWSLETTER_DATABASE_URL": pg_url, SECRET_ENV: "s"}

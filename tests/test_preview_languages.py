@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_preview import DAY, PreviewServer, clean_env
+
+from tests.test_preview import DAY, PreviewServer, clean_env
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PreviewServer]:
-    from helpers import make_demo_root
+    from tests.helpers import make_demo_root
 
     root = make_demo_root(tmp_path_factory.mktemp("languages") / "paper", languages=True)
     srv = PreviewServer(root, env=clean_env())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import DEMO_DATE, write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build
 from newsletter.edition.plain import _fill, display_width, personal_line, plain, wrap
+from tests.helpers import DEMO_DATE, write_story
 
 
 @pytest.fixture

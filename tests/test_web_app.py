@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from helpers import check_eml_tool, copy_demo_stories, free_port
-from helpers.uitext import english_left, visible_text
 
 from newsletter.config import load_settings
 from newsletter.delivery import SuppressionList, make_token, subscriber_store, suppression_path
 from newsletter.web.app.tokens import make_confirm_token
+from tests.helpers import check_eml_tool, copy_demo_stories, free_port
+from tests.helpers.uitext import english_left, visible_text
 
 SECRET = "a-long-random-secret-for-the-tests"
 LIST_ID = "morning-brief.newsletter.example.org"
