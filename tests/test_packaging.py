@@ -26,6 +26,7 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "newsletter/templates/newsletter.mjml.j2" in names
     assert "newsletter/templates/partials/story_card.mjml.j2" in names
+    assert "newsletter/py.typed" in names  # PEP 561: type checkers of projects using the package read its hints
     for lang in ("en", "fr", "ar", "es"):  # the catalogues, compiled when first used
         assert f"newsletter/locale/{lang}/LC_MESSAGES/messages.po" in names
     target = tmp_path / "site"

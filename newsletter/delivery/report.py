@@ -149,5 +149,5 @@ class MailingOptions:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed try number `attempt` (1-based): doubling, capped, with jitter."""
-        delay = min(self.retry_max, self.retry_base * 2 ** (attempt - 1))
+        delay = min(self.retry_max, self.retry_base * 2.0 ** (attempt - 1))
         return delay * (0.5 + random.random() / 2)

@@ -26,10 +26,11 @@ from mjml import mjml2html
 
 from ..config import Settings
 from ..errors import EditionError, TemplateError
+from .body import Block
 from .i18n import N_, text_direction, translations
 from .mjmlcheck import find_in_templates, locate_mjml_problem
 from .select import Edition, demotable, demote, select_edition
-from .stories import Block, Story
+from .stories import Story
 from .templates import HTML_TEMPLATE, make_environment, render_template
 from .text import render_text
 

@@ -60,14 +60,15 @@ class _FrontMatterLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             try:
                 if key in seen:
                     raise _DuplicateField(str(key), seen[key], key_node.start_mark.line)
                 seen[key] = key_node.start_mark.line
             except TypeError:
                 continue  # unhashable: SafeLoader reports it below
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 _FrontMatterLoader.yaml_implicit_resolvers = {
@@ -457,7 +458,7 @@ def _lang(value: Any, _base: str) -> str:
     return text
 
 
-_CHECKERS = {
+_CHECKERS: dict[str, Callable[[Any, str], Any]] = {
     "title": _title,
     "published": _published,
     "summary": lambda v, b: _text(v, max_len=1000),

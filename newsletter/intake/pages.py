@@ -191,7 +191,7 @@ def _without_title(html: str, title: str) -> str:
     heading, wanted = _words(first.text_content()), _words(title)
     if heading and wanted and (heading in wanted or wanted in heading):
         first.drop_tree()
-        return lxml.html.tostring(root, encoding="unicode")
+        return str(lxml.html.tostring(root, encoding="unicode"))
     return html
 
 

@@ -148,7 +148,7 @@ def _duration(value: Any, origin: str, key: str) -> timedelta:
 # --- trigger ----------------------------------------------------------------------------------------
 
 
-class MorningTrigger(CronTrigger):
+class MorningTrigger(CronTrigger):  # type: ignore[misc]  # apscheduler 3 has no type hints
     """A CronTrigger that fires at most once per local calendar day.
 
     On a fall-back night a wall-clock time inside the repeated hour (02:30 in Paris) exists twice and
@@ -157,7 +157,7 @@ class MorningTrigger(CronTrigger):
     """
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        nxt = super().get_next_fire_time(previous_fire_time, now)
+        nxt: datetime | None = super().get_next_fire_time(previous_fire_time, now)
         if nxt is not None and previous_fire_time is not None:
             tz = self.timezone
             if in_zone(nxt, tz).date() == in_zone(previous_fire_time, tz).date():
