@@ -248,77 +248,41 @@ def _set(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None
 
 def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settings:
     origin = CONFIG_FILE if config_file else "settings"
-
-    def text(value: Any, key: str) -> str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{origin}: '{key}' must be a string, got {value!r}")
-        return value
-
-    def number(value: Any, key: str, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{origin}: '{key}' must be a whole number from {low} to {high}, got {value!r}")
-        return value
-
-    try:
-        tz = ZoneInfo(text(data["timezone"], "timezone"))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{origin}: 'timezone': unknown time zone {data['timezone']!r}") from None
-    cutoff_text = text(data["cutoff"], "cutoff")
-    if not re.fullmatch(r"\d{2}:\d{2}", cutoff_text):
-        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {cutoff_text!r}")
-    try:
-        cutoff = time.fromisoformat(cutoff_text)
-    except ValueError:
-        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {cutoff_text!r}") from None
-    locale = text(data["locale"], "locale")
+    tz, cutoff = _timezone(data["timezone"], origin), _cutoff(data["cutoff"], origin)
+    locale = _text(data["locale"], "locale", origin)
     try:
         Locale.parse(locale.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
         raise ConfigError(f"{origin}: 'locale': unknown locale {locale!r}") from None
-    base_url = text(data["base_url"], "base_url").rstrip("/")
+    base_url = _text(data["base_url"], "base_url", origin).rstrip("/")
     if not re.match(r"^https?://[^/\s]+", base_url):
         raise ConfigError(f"{origin}: 'base_url' must be an absolute http(s) URL, got {base_url!r}")
-    subject = _subject(text(data["subject"], "subject"), "subject", origin)
+    subject = _subject(_text(data["subject"], "subject", origin), "subject", origin)
     languages = _languages(data["list"]["languages"], locale, origin)
     if primary_language(locale) != primary_language(languages[0]):
         locale = languages[0]  # the first language's edition speaks it (dates, catalogue)
-    subjects_raw = data["list"]["subject"]
-    if not isinstance(subjects_raw, dict):
-        raise ConfigError(f"{origin}: 'list.subject' must be a table of language = pattern")
-    subjects: dict[str, str] = {}
-    for lang, pattern in subjects_raw.items():
-        if lang not in languages:
-            raise ConfigError(f"{origin}: 'list.subject.{lang}': '{lang}' is not one of list.languages")
-        subjects[lang] = _subject(text(pattern, f"list.subject.{lang}"), f"list.subject.{lang}", origin)
+    subjects = _subjects(data["list"]["subject"], languages, origin)
     sender = Sender(
-        text(data["sender"]["name"], "sender.name"), _address(data["sender"]["address"], "sender.address", origin)
+        _text(data["sender"]["name"], "sender.name", origin),
+        _address(data["sender"]["address"], "sender.address", origin),
     )
-    lst = data["list"]
-    list_settings = ListSettings(
-        address=_address(lst["address"], "list.address", origin),
-        id=text(lst["id"], "list.id"),
-        unsubscribe_url=text(lst["unsubscribe_url"], "list.unsubscribe_url"),
-        unsubscribe_mailto=text(lst["unsubscribe_mailto"], "list.unsubscribe_mailto"),
-    )
-    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+", list_settings.id):
-        raise ConfigError(f"{origin}: 'list.id' must be a dotted name like news.example.org, got {lst['id']!r}")
-    if not list_settings.unsubscribe_url.startswith("https://"):
-        raise ConfigError(f"{origin}: 'list.unsubscribe_url' must be an https URL (RFC 8058)")
-    if any(c in v for v in (sender.name, subject, *subjects.values(), text(data["title"], "title")) for c in "\r\n"):
+    list_settings = _list_settings(data["list"], origin)
+    title = _text(data["title"], "title", origin)
+    if any(c in v for v in (sender.name, subject, *subjects.values(), title) for c in "\r\n"):
         raise ConfigError(f"{origin}: header values (title, subject, sender.name) must be one line")
-    paths = {k: (root / text(v, f"paths.{k}")).resolve() for k, v in data["paths"].items()}
+    paths = {k: (root / _text(v, f"paths.{k}", origin)).resolve() for k, v in data["paths"].items()}
     return Settings(
         root=root,
-        title=text(data["title"], "title"),
-        tagline=text(data["tagline"], "tagline"),
+        title=title,
+        tagline=_text(data["tagline"], "tagline", origin),
         locale=locale,
         timezone=tz,
         cutoff=cutoff,
         base_url=base_url,
         subject=subject,
-        html_budget=number(data["html_budget_kb"], "html_budget_kb", 10, 10_000) * 1000,
-        excerpt_words=number(data["excerpt_words"], "excerpt_words", 20, 100_000),
-        card_excerpt_words=number(data["card_excerpt_words"], "card_excerpt_words", 0, 100_000),
+        html_budget=_whole(data["html_budget_kb"], "html_budget_kb", 10, 10_000, origin) * 1000,
+        excerpt_words=_whole(data["excerpt_words"], "excerpt_words", 20, 100_000, origin),
+        card_excerpt_words=_whole(data["card_excerpt_words"], "card_excerpt_words", 0, 100_000, origin),
         sender=sender,
         list=list_settings,
         stories_dir=paths["stories"],
@@ -331,6 +295,62 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         subjects=subjects,
         database_url=_database_url(data["database_url"], origin),
     )
+
+
+def _text(value: Any, key: str, origin: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: '{key}' must be a string, got {value!r}")
+    return value
+
+
+def _whole(value: Any, key: str, low: int, high: int, origin: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{origin}: '{key}' must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _timezone(value: Any, origin: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(_text(value, "timezone", origin))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{origin}: 'timezone': unknown time zone {value!r}") from None
+
+
+def _cutoff(value: Any, origin: str) -> time:
+    text = _text(value, "cutoff", origin)
+    if not re.fullmatch(r"\d{2}:\d{2}", text):
+        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {text!r}")
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {text!r}") from None
+
+
+def _subjects(value: Any, languages: tuple[str, ...], origin: str) -> dict[str, str]:
+    """`[list.subject]`: a Subject pattern per language edition."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{origin}: 'list.subject' must be a table of language = pattern")
+    subjects: dict[str, str] = {}
+    for lang, pattern in value.items():
+        if lang not in languages:
+            raise ConfigError(f"{origin}: 'list.subject.{lang}': '{lang}' is not one of list.languages")
+        key = f"list.subject.{lang}"
+        subjects[lang] = _subject(_text(pattern, key, origin), key, origin)
+    return subjects
+
+
+def _list_settings(lst: dict[str, Any], origin: str) -> ListSettings:
+    list_settings = ListSettings(
+        address=_address(lst["address"], "list.address", origin),
+        id=_text(lst["id"], "list.id", origin),
+        unsubscribe_url=_text(lst["unsubscribe_url"], "list.unsubscribe_url", origin),
+        unsubscribe_mailto=_text(lst["unsubscribe_mailto"], "list.unsubscribe_mailto", origin),
+    )
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+", list_settings.id):
+        raise ConfigError(f"{origin}: 'list.id' must be a dotted name like news.example.org, got {lst['id']!r}")
+    if not list_settings.unsubscribe_url.startswith("https://"):
+        raise ConfigError(f"{origin}: 'list.unsubscribe_url' must be an https URL (RFC 8058)")
+    return list_settings
 
 
 def _subject(pattern: str, key: str, origin: str) -> str:

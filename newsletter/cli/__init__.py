@@ -27,7 +27,8 @@ from .. import __version__
 from ..errors import NewsletterError, StoryError
 
 
-def _echo_err(message: str, *, level: str = "error") -> None:
+def echo_err(message: str, *, level: str = "error") -> None:
+    """One line on stderr, red for an error, yellow for a warning (the commands' way of saying what went wrong)."""
     colour = {"error": "red", "warning": "yellow"}.get(level, "white")
     click.secho(message, err=True, fg=colour)
 
@@ -64,7 +65,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except StoriesInvalid as exc:
             for err in exc.errors:
-                _echo_err(str(err))
+                echo_err(str(err))
             raise click.ClickException(str(exc)) from None
         except NewsletterError as exc:
             raise click.ClickException(str(exc)) from None
@@ -126,7 +127,7 @@ def main() -> None:
     try:
         cli(prog_name="newsletter")
     except KeyboardInterrupt:
-        _echo_err("interrupted")
+        echo_err("interrupted")
         sys.exit(130)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_option
+from . import as_date, cli, date_option, echo_err, handle_errors, load, root_option
 
 # Exit codes a cron job can act on (1 is any error that stopped the run, from handle_errors).
 EXIT_OK = 0
@@ -23,12 +23,12 @@ SHOWN = 20  # problems printed in full; the rest are counted
 def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
     if not lines:
         return
-    _echo_err(f"{title}:", level="warning")
+    echo_err(f"{title}:", level="warning")
     for line in lines[:SHOWN]:
-        _echo_err(f"  {line}", level="warning")
+        echo_err(f"  {line}", level="warning")
     more = (total if total is not None else len(lines)) - min(len(lines), SHOWN)
     if more > 0:
-        _echo_err(f"  … and {more} more", level="warning")
+        echo_err(f"  … and {more} more", level="warning")
 
 
 @cli.command()
@@ -84,7 +84,7 @@ def send(
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():  # a second Ctrl-C: stop now (the ledger is still consistent)
             raise KeyboardInterrupt
-        _echo_err("stopping after the messages in flight (again to stop at once)…", level="warning")
+        echo_err("stopping after the messages in flight (again to stop at once)…", level="warning")
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -110,9 +110,9 @@ def send(
             signal.signal(sig, handler)
     report = result.combined()
     for line in report.stories_skipped:
-        _echo_err(f"story left out: {line}")
+        echo_err(f"story left out: {line}")
     for warning in report.warnings:
-        _echo_err(f"warning: {warning}", level="warning")
+        echo_err(f"warning: {warning}", level="warning")
     _print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)
     _print_list("permanent failures", report.failures, report.failed_now)
     if len(result.reports) > 1 or result.left_out:
@@ -325,7 +325,7 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
-        _echo_err("stopping after the messages in flight…", level="warning")
+        echo_err("stopping after the messages in flight…", level="warning")
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -340,7 +340,7 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
                     edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
                 )
             except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
-                _echo_err(f"edition {day}: {exc}")
+                echo_err(f"edition {day}: {exc}")
                 continue
             click.echo(f"edition {day}: sent {report.sent_now} here; " + report.summary())
             if stop.is_set():

@@ -4,8 +4,8 @@ In:  `stories/**/*.md` and the settings.
 Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy as a MIME message, and —
      only through `build.write_edition` — `outbox/<date>/` (HTML, text, `.eml`, `manifest.json`).
 
-    stories.py    Markdown + YAML front matter → `Story` (body.py renders and sanitises the body;
-                  cleaning.py: characters and body limits)
+    stories.py    Markdown + YAML front matter → `Story` (fields.py checks each field; body.py renders and
+                  sanitises the body; cleaning.py: characters and body limits)
     index.py      data/story-index.sqlite: each file's publication time, so a build reads its window only
     select.py     the window since the last edition, the order, the sections, the lead → `Edition`
     templates.py  the Jinja environment; one template rendered, errors naming file and line

@@ -24,8 +24,8 @@ KEYS = ("at", "timezone", "days", "grace", "retries", "retry_delay", "per_timezo
 # How far back to look for "the latest morning": a schedule runs at least once a week.
 _LOOKBACK = timedelta(days=8)
 # A daemon down for months does not list every lost morning one by one.
-_MAX_LISTED_MISSES = 14
-_MAX_LISTED_FAILURES = 10
+MAX_LISTED_MISSES = 14
+MAX_LISTED_FAILURES = 10
 
 # --- configuration ----------------------------------------------------------------------------------
 
