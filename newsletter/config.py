@@ -5,8 +5,9 @@ Environment variables name a key with `__` for nesting: `NEWSLETTER_TIMEZONE=Asi
 of the settings object: the code that needs one reads it from the environment at the moment of use, so a
 settings dump can never leak it.
 
-Sections other stages own (`[smtp]`, `[schedule]`, `[intake]`, `[preview]`) are kept as plain tables and
-read by those stages through `Settings.section()`.
+Sections other stages own (`[smtp]`, `[schedule]`, `[intake]`, `[preview]`, `[mailing]`…) are kept as plain
+tables; each stage reads its own into a typed options object once, through `Settings.options()` (see
+`options.py`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError
+from .options import Options, Table, check_number
+
+T = TypeVar("T")
 
 CONFIG_FILE = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"
@@ -112,10 +116,25 @@ class Settings:
     language: str = "en"
     subjects: Mapping[str, str] = field(default_factory=dict)
     database_url: str = ""
+    # Each subsystem's options, read from its table on first use (`options`); shared by `for_language`
+    # copies, whose tables are the same.
+    parsed: dict[Options[Any], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def section(self, name: str) -> dict[str, Any]:
         """A copy of an open table such as `[smtp]`; empty when absent."""
         return copy.deepcopy(dict(self.sections.get(name, {})))
+
+    def table(self, name: str) -> Table:
+        """The open table `name` with the checks a subsystem reads its options with (`options.Table`)."""
+        origin = CONFIG_FILE if self.config_file else "settings"
+        return Table(name, self.section(name), origin, self.root)
+
+    def options(self, spec: Options[T]) -> T:
+        """The options of a subsystem's table (`[mailing]` → `MailingOptions`), read once per settings."""
+        if spec not in self.parsed:
+            self.parsed[spec] = spec.parse(self.table(spec.section))
+        found: T = self.parsed[spec]
+        return found
 
     @property
     def multilingual(self) -> bool:
@@ -304,9 +323,7 @@ def _text(value: Any, key: str, origin: str) -> str:
 
 
 def _whole(value: Any, key: str, low: int, high: int, origin: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{origin}: '{key}' must be a whole number from {low} to {high}, got {value!r}")
-    return value
+    return int(check_number(value, f"{origin}: '{key}'", low, high, whole=True))
 
 
 def _timezone(value: Any, origin: str) -> ZoneInfo:

@@ -35,10 +35,17 @@ PRIVATE_IMPORTS_BEING_CHANGED = {
     "newsletter/storage/subscribers_pg.py: _check_status, _key from newsletter.storage.subscribers",
 }
 
-# What each subsystem may import. Shared modules at the package root (config, errors, fsutil, textutil)
+# What each subsystem may import. Shared modules at the package root (config, errors, fsutil, options, textutil)
 # and `storage` are open to all; nothing but the CLI itself imports the CLI.
 SUBSYSTEMS = ("cli", "web", "schedule", "bounces", "delivery", "intake", "edition", "storage")
-SHARED = {"newsletter", "newsletter.config", "newsletter.errors", "newsletter.fsutil", "newsletter.textutil"}
+SHARED = {
+    "newsletter",
+    "newsletter.config",
+    "newsletter.errors",
+    "newsletter.fsutil",
+    "newsletter.options",
+    "newsletter.textutil",
+}
 ALLOWED: dict[str, set[str]] = {
     "cli": {"web", "schedule", "bounces", "delivery", "intake", "edition", "storage"},
     "web": {"bounces", "delivery", "edition", "storage"},

@@ -422,7 +422,10 @@ def test_mailing_options(paper: Path, smtp_server) -> None:
     assert {r.mail_from for r in smtp_server.received} == {"bounces@newsletter.example.org"}
     for bad, message in [
         ("[mailing]\nreturn_path = 'nope'\n", "return_path"),
-        ("[mailing]\nmax_attempts = 0\n", "max_attempts must be a number from 1 to 100"),
+        (
+            "[mailing]\nmax_attempts = 0\n",
+            r"^newsletter.toml: \[mailing\] max_attempts must be a whole number from 1 to 100",
+        ),
         ("[mailing]\nretry_base = 'soon'\n", "retry_base"),
         ("[mailing]\nsubscriber = 'x.csv'\n", "unknown setting 'subscriber'"),
     ]:

@@ -13,7 +13,6 @@ Every suppression carries the Message-ID of the report (or the id of the webhook
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Literal
 from ..config import Settings
 from ..delivery import Suppression
 from ..errors import ConfigError
+from ..options import Options, Table
 from ..storage import connect
 
 DEFAULT_STATE = "data/bounces.sqlite"
@@ -57,18 +57,15 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        table = settings.section("bounces")
+        """`[bounces] soft_limit` and `soft_days`, read once per settings (`POLICY`)."""
+        return settings.options(POLICY)
 
-        def number(key: str, low: float, high: float, default: float) -> float:
-            value = table.get(key, default)
-            if isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    value = float(value)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise ConfigError(f"[bounces] {key} must be a number from {low:g} to {high:g}, got {value!r}")
-            return float(value)
 
-        return cls(int(number("soft_limit", 1, 1000, 3)), number("soft_days", 0.01, 3650, 15))
+def parse_policy(table: Table) -> Policy:
+    return Policy(table.whole("soft_limit", 3, 1, 1000), table.number("soft_days", 15, 0.01, 3650))
+
+
+POLICY = Options("bounces", parse_policy)
 
 
 def state_path(settings: Settings) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..delivery import SECRET_ENV, ReturnPath, SubscriberSource, open_suppression
+from ..delivery import MAILING, SECRET_ENV, MailingOptions, ReturnPath, SubscriberSource, open_suppression
 from ..errors import ConfigError, NewsletterError
 from .classify import Classified, Failure, classify
 from .policy import BounceState, Decider, Decision, Event, Policy, state_path
@@ -116,9 +116,7 @@ def source_from_settings(settings: Settings, *, maildir: Path | None = None, mbo
     if not password:
         raise ConfigError(f"{PASSWORD_ENV} is not set: the password of the IMAP bounce mailbox {user}@{host}")
     tls = _choice(table, "tls", ("imaps", "starttls"), "imaps")
-    port = table.get("port", 993 if tls == "imaps" else 143)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ConfigError(f"[bounces] port must be a TCP port number, got {port!r}")
+    port = settings.table("bounces").whole("port", 993 if tls == "imaps" else 143, 1, 65535)
     ca_file = table.get("ca_file") or None
     return ImapSource(
         ImapConfig(
@@ -137,15 +135,15 @@ def source_from_settings(settings: Settings, *, maildir: Path | None = None, mbo
 
 def _subscriber_keys(settings: Settings, spec: str | None) -> set[str] | None:
     """Lower-cased addresses of the list (None when no list is configured or given)."""
-    spec = spec or settings.section("mailing").get("subscribers")
+    spec = spec or settings.options(MAILING).subscribers
     if not spec:
         return None
     return {s.address.lower() for s in SubscriberSource(str(spec), settings.root)}
 
 
-def _verp(settings: Settings) -> tuple[ReturnPath | None, bytes]:
-    template = settings.section("mailing").get("return_path") or ""
-    path = ReturnPath.parse(str(template)) if template else None
+def _verp(mailing: MailingOptions) -> tuple[ReturnPath | None, bytes]:
+    template = mailing.return_path or ""
+    path = ReturnPath.parse(template) if template else None
     return path, os.environ.get(SECRET_ENV, "").encode("utf-8")
 
 
@@ -162,7 +160,7 @@ class _Run:
         self.report = report
         self.decider = decider
         self.members = members
-        self.verp, self.secret = _verp(settings)
+        self.verp, self.secret = _verp(settings.options(MAILING))
         if self.verp is not None and not self.secret:
             report.problem(f"{SECRET_ENV} is not set: return path tokens cannot be checked; matching the list only")
 

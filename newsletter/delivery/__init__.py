@@ -24,10 +24,12 @@ Public face: the names in `__all__`; the schedule and web subsystems import only
 
 from __future__ import annotations
 
+from .addresses import check_address
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
 from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
+from .options import MAILING, MailingOptions
 from .personalize import clean_name
-from .report import MailingOptions, SendReport
+from .report import SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
 from .sinks.smtp import config_from_settings, smtp_url
@@ -35,7 +37,6 @@ from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import (
     Subscriber,
     SubscriberSource,
-    check_address,
     has_subscriber_list,
     store_source,
     subscriber_store,
@@ -53,6 +54,7 @@ from .unsubscribe import (
 from .verp import ReturnPath
 
 __all__ = [
+    "MAILING",
     "SECRET_ENV",
     "Envelope",
     "ForgedTokenError",

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import ConfigError
 from ..storage import FileLock, Meta, ProcessLock, connect
 from .batching import Result, ResultBuffer, runs_of
+from .options import MAILING
 
 DEFAULT_DIR = "data/ledger"
 
@@ -78,10 +78,7 @@ def _now() -> str:
 
 
 def ledger_dir(settings: Settings) -> Path:
-    value = settings.section("mailing").get("ledger_dir", DEFAULT_DIR)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"[mailing] ledger_dir must be a folder path, got {value!r}")
-    return (settings.root / value).resolve()
+    return settings.options(MAILING).ledger_dir
 
 
 def ledger_name(settings: Settings, day: date) -> str:

@@ -47,10 +47,11 @@ from ..edition import build
 from ..errors import ConfigError, DeliveryError, SubscriberError
 from .ledger import EditionLock, Ledger, Row, ledger_path
 from .loop import Delivery
+from .options import MailingOptions
 from .personalize import Personalizer
 from .progress import Progress
 from .ratelimit import RateLimiter
-from .report import MailingOptions, SendReport
+from .report import SendReport
 from .sinks import configured_rate, make_sink
 from .sinks.base import Envelope, Sink
 from .sinks.memory import NullSink

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import Settings
-from ..errors import ConfigError
 from ..storage import open_postgres
 from .ledger import Counts, Ledger, Row, ledger_name, ledger_path, parse_ledger_name
-from .ledger_pg import DEFAULT_LEASE, PgLedger
+from .ledger_pg import PgLedger
+from .options import MAILING
 
 
 class LedgerStore(Protocol):
@@ -55,10 +55,7 @@ class LedgerStore(Protocol):
 
 def lease_seconds(settings: Settings) -> float:
     """`[mailing] lease_seconds`: how long a claimed batch stays a sender's without renewal (default 60)."""
-    value = settings.section("mailing").get("lease_seconds", DEFAULT_LEASE)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 3600:
-        raise ConfigError(f"[mailing] lease_seconds must be a number of seconds from 1 to 3600, got {value!r}")
-    return float(value)
+    return settings.options(MAILING).lease_seconds
 
 
 def open_ledger(

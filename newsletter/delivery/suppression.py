@@ -25,6 +25,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import ConfigError
 from ..storage import FileLock, open_postgres
+from .options import MAILING
 
 DEFAULT_PATH = "data/suppression.sqlite"
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
@@ -68,10 +69,7 @@ class Entry:
 
 def suppression_path(settings: Settings) -> Path:
     """`[mailing] suppression` (relative to the newsletter folder), default `data/suppression.sqlite`."""
-    value = settings.section("mailing").get("suppression", DEFAULT_PATH)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"[mailing] suppression must be a file path, got {value!r}")
-    return (settings.root / value).resolve()
+    return settings.options(MAILING).suppression
 
 
 def _key(address: str) -> str:

@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..options import check_number
 
 JOB_ID = "morning"
 DEFAULTS: dict[str, Any] = {"at": "06:00", "days": "mon-sun", "grace": "3h", "retries": 3, "retry_delay": "10m"}
@@ -105,11 +106,7 @@ def read_config(settings: Settings) -> ScheduleConfig:
     retry_delay = _duration(values["retry_delay"], origin, "retry_delay")
     if retry_delay < timedelta(seconds=1):
         raise ConfigError(f"{origin} 'retry_delay' must be at least 1s, got {values['retry_delay']!r}")
-    retries = values["retries"]
-    if isinstance(retries, str) and retries.strip().isdigit():  # from NEWSLETTER_SCHEDULE__RETRIES
-        retries = int(retries)
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
-        raise ConfigError(f"{origin} 'retries' must be a whole number from 0 to 100, got {retries!r}")
+    retries = int(check_number(values["retries"], f"{origin} 'retries'", 0, 100, whole=True))
     per_timezone = values.get("per_timezone", False)
     if isinstance(per_timezone, str) and per_timezone.strip().lower() in ("true", "false", "1", "0"):
         per_timezone = per_timezone.strip().lower() in ("true", "1")  # from NEWSLETTER_SCHEDULE__PER_TIMEZONE

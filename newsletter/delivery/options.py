@@ -1,0 +1,102 @@
+"""The `[mailing]` table, read once into `MailingOptions`: the list, retries, the run's stop rule, the
+Return-Path, where the suppression list and the ledgers live, and how long a claimed batch stays a sender's.
+
+    [mailing]
+    subscribers = "subscribers.csv"      # a file or a store; default: the subscriber store
+    max_attempts = 5                     # tries per address in one run (1-100)
+    retry_base = 1.0                     # seconds before the first retry, doubling …
+    retry_max = 60.0                     # … up to this
+    max_defer = 900                      # seconds after which a deferred message waits for the next run
+    stop_after_same_failures = 20        # this many in a row failing the same way stop the run (0: never)
+    suppress_bounces = true
+    return_path = "bounces+{token}@…"    # MAIL FROM (default: the sender)
+    suppression = "data/suppression.sqlite"
+    ledger_dir = "data/ledger"
+    lease_seconds = 60                   # PostgreSQL: a claimed batch's lease without renewal (1-3600)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Settings
+from ..options import Options, Table
+from .addresses import check_address
+from .verp import ReturnPath
+
+_KNOWN = (
+    "subscribers",
+    "max_attempts",
+    "retry_base",
+    "retry_max",
+    "max_defer",
+    "stop_after_same_failures",
+    "suppress_bounces",
+    "return_path",
+    "suppression",
+    "ledger_dir",
+    "lease_seconds",
+)
+
+
+@dataclass(frozen=True)
+class MailingOptions:
+    subscribers: str | None = None
+    max_attempts: int = 5
+    retry_base: float = 1.0
+    retry_max: float = 60.0
+    max_defer: float = 900.0  # seconds since a message's first try after which it waits for the next run
+    stop_after_same_failures: int = 20  # this many messages in a row failing the same way stop the run (0: never)
+    suppress_bounces: bool = True
+    return_path: str | None = None  # MAIL FROM, where bounces go (default: the sender address)
+    suppression: Path = Path("data/suppression.sqlite")
+    ledger_dir: Path = Path("data/ledger")
+    lease_seconds: float = 60.0  # how long a claimed batch stays a sender's without renewal (PostgreSQL)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailingOptions:
+        """The `[mailing]` options of `settings`: `settings.options(MAILING)`, read once per settings."""
+        return settings.options(MAILING)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed try number `attempt` (1-based): doubling, capped, with jitter."""
+        delay = min(self.retry_max, self.retry_base * 2.0 ** (attempt - 1))
+        return delay * (0.5 + random.random() / 2)
+
+
+def parse_mailing(table: Table) -> MailingOptions:
+    table.only(_KNOWN)
+    subscribers = table.get("subscribers")
+    if subscribers is not None and not isinstance(subscribers, str):
+        table.fail("subscribers", f"must be a file path, got {subscribers!r}")
+    return MailingOptions(
+        subscribers=subscribers,
+        max_attempts=table.whole("max_attempts", 5, 1, 100),
+        retry_base=table.number("retry_base", 1.0, 0, 3600),
+        retry_max=table.number("retry_max", 60.0, 0, 86400),
+        max_defer=table.number("max_defer", 900.0, 0, 7 * 86400),
+        stop_after_same_failures=table.whole("stop_after_same_failures", 20, 0, 1_000_000),
+        suppress_bounces=table.flag("suppress_bounces", True),
+        return_path=_return_path(table),
+        suppression=table.path("suppression", "data/suppression.sqlite"),
+        ledger_dir=table.path("ledger_dir", "data/ledger", what="a folder path"),
+        lease_seconds=table.number("lease_seconds", 60.0, 1, 3600, unit="seconds"),
+    )
+
+
+def _return_path(table: Table) -> str | None:
+    """`return_path`: an address, or a VERP template (`bounces+{token}@…`: one signed address per recipient)."""
+    value = table.get("return_path") or None
+    if value is None:
+        return None
+    verp = ReturnPath.parse(str(value))
+    try:
+        checked = check_address(verp.sample() if verp else str(value))
+    except ValueError as exc:
+        table.fail("return_path", f"is not a usable address: {exc}")
+    return str(value).strip() if verp else checked
+
+
+MAILING = Options("mailing", parse_mailing)
