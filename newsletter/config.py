@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "html_budget_kb": 100,
     "excerpt_words": 150,
     "card_excerpt_words": 50,
-    "sender": {"name": "The Morning Brief", "address": "morning@newsletter.example.org"},
+    # reply_to: where readers' replies go (empty: to the sender address, no Reply-To header).
+    "sender": {"name": "The Morning Brief", "address": "morning@newsletter.example.org", "reply_to": ""},
     "list": {
         "address": "morning-brief@newsletter.example.org",
         "id": "morning-brief.newsletter.example.org",
@@ -73,6 +74,7 @@ OPEN_SECTIONS = (
     "subscribers",
     "site",
     "web",
+    "dkim",
 )
 
 
@@ -80,6 +82,7 @@ OPEN_SECTIONS = (
 class Sender:
     name: str
     address: str
+    reply_to: str = ""  # the Reply-To address; empty: none (replies go to the From address)
 
 
 @dataclass(frozen=True)
@@ -281,9 +284,11 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
     if primary_language(locale) != primary_language(languages[0]):
         locale = languages[0]  # the first language's edition speaks it (dates, catalogue)
     subjects = _subjects(data["list"]["subject"], languages, origin)
+    reply_to = _text(data["sender"]["reply_to"], "sender.reply_to", origin).strip()
     sender = Sender(
         _text(data["sender"]["name"], "sender.name", origin),
         _address(data["sender"]["address"], "sender.address", origin),
+        _address(reply_to, "sender.reply_to", origin) if reply_to else "",
     )
     list_settings = _list_settings(data["list"], origin)
     title = _text(data["title"], "title", origin)

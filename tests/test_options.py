@@ -71,7 +71,7 @@ def test_mailing_options_from_the_file_and_the_environment(tmp_path: Path) -> No
             "stop_after_same_failures = -1",
             "newsletter.toml: [mailing] stop_after_same_failures must be a whole number from 0 to 1000000, got -1",
         ),
-        ("retries = 2", "newsletter.toml: [mailing]: unknown setting 'retries' (known: lease_seconds, ledger_dir,"),
+        ("retries = 2", "newsletter.toml: [mailing]: unknown setting 'retries' (known: breaker_bounce_share,"),
     ],
 )
 def test_a_bad_mailing_key_is_one_line_naming_file_table_and_key(tmp_path: Path, table: str, line: str) -> None:

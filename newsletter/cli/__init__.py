@@ -8,6 +8,7 @@ Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the co
     database.py  db upgrade, db migrate-from-sqlite
     schedule.py  schedule              preview.py   preview
     web.py       serve, subscribers    (edition.py also has `site`)
+    deliverability.py  dkim keygen, doctor
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "bounces",
     "database",
     "web",
+    "deliverability",
 )
 
 for _module in _COMMAND_MODULES:

@@ -43,6 +43,7 @@ def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
 @click.option("--to", "to", metavar="ADDR", help="Send one test copy to ADDR (outside the ledger) and stop.")
 @click.option("--lang", "language", metavar="LANG", help="Only this language edition (with --to: which one to send).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option("--resume", is_flag=True, help="Go on with a mailing the circuit breaker paused.")
 @handle_errors
 def send(
     root: Path,
@@ -56,6 +57,7 @@ def send(
     to: str | None,
     language: str | None,
     progress: bool | None,
+    resume: bool,
 ) -> None:
     """Send an edition: one personalized message per subscriber, each recorded in the edition's ledger.
 
@@ -66,14 +68,19 @@ def send(
     edition never gets it again; transient failures are retried. NEWSLETTER_UNSUBSCRIBE_SECRET must be
     set (it signs the unsubscribe links); the SMTP password comes from NEWSLETTER_SMTP_PASSWORD.
 
-    Exit status: 0 everything went out, 1 error (nothing lost; rerun), 3 some addresses refused
-    permanently, 4 some still pending (rerun to retry them).
+    With [dkim] configured every message is signed. A circuit breaker pauses the mailing when the
+    replies say the domain is being hurt ([mailing] breaker_*: too many hard bounces among the first
+    messages, policy refusals in a row); it stays paused until `send --resume`.
+
+    Exit status: 0 everything went out, 1 error (nothing lost; rerun) or paused, 3 some addresses
+    refused permanently, 4 some still pending (rerun to retry them).
 
     \b
     Examples:
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --smtp smtp://127.0.0.1:8025
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --dry-run
       newsletter send --date 2016-12-30 --to me@example.org
+      newsletter send --date 2016-12-30 --resume
     """
     from ..delivery import send_languages
 
@@ -104,6 +111,7 @@ def send(
             smtp=smtp,
             connections=connections,
             rate=rate,
+            resume=resume,
         )
     finally:
         for sig, handler in previous.items():
@@ -145,7 +153,9 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
     newest edition. Exit status with --date: 0 complete, 3 complete with permanent failures, 4
     incomplete, 5 not started. --check (for Nagios, cron or a systemd timer): 0 when the latest
     scheduled morning's edition was built or sent by its time plus the grace period (or that time
-    has not passed yet), 1 when it failed or is late — one line saying which.
+    has not passed yet), 1 when it failed or is late, or a mailing of the last week is paused by the
+    circuit breaker — one line saying which. Each edition's line is followed by its hard-bounce and
+    complaint rates beside the limits mailbox providers publish.
 
     With several [list] languages, one line per language edition and the total.
     With PostgreSQL, one line per sender too: its run's status, what it recorded, the rows it holds.
@@ -191,6 +201,7 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
     )
     for line in report.warnings:
         click.echo(line)
+    _health(settings, the_day, report.paused)
     for s in report.senders:  # several senders share a mailing (PostgreSQL)
         click.echo(
             f"  sender {s['sender']}: {s['status']}, sent {s['sent']}, failed {s['failed']}, skipped {s['skipped']}"
@@ -200,8 +211,19 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
         for line in report.failures:
             click.echo(f"  failed: {line}")
     state = "complete" if report.ok else ("complete, with failures" if report.complete else "incomplete")
-    click.echo(f"Status: {state}")
+    click.echo(f"Status: {state}" + (", paused" if report.paused else ""))
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED if report.complete else EXIT_INCOMPLETE)
+
+
+def _health(settings: Any, day: Any, paused: str, *, reported: bool = True) -> None:
+    """The breaker's pause, if any, and the bounce and complaint rates beside the providers' limits."""
+    from ..delivery import edition_rates
+
+    if paused:
+        click.echo(f"{paused[:1].upper()}{paused[1:]} — newsletter send --resume once that is dealt with")
+    rates = edition_rates(settings, day, reported=reported)
+    if rates is not None:
+        click.echo(rates.line() + ("" if reported else " (at send time; reports below)"))
 
 
 def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_failed: bool) -> None:
@@ -228,6 +250,7 @@ def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_fail
         for key in totals:
             totals[key] += getattr(report, key)
         complete = complete and report.complete
+        _health(settings.for_language(lang), day, report.paused, reported=False)
         if show_failed:
             for line in report.failures:
                 click.echo(f"  failed: {line}")
@@ -239,6 +262,10 @@ def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_fail
         f"Edition {day} (all languages): {totals['total']} recipient(s) — sent {totals['sent']}, "
         f"failed {totals['failed']}, skipped {totals['skipped']}, pending {totals['pending']}"
     )
+    from ..delivery import day_rates
+
+    if (rates := day_rates(settings, day)) is not None:  # bounces and complaints reported later: all languages
+        click.echo(rates.line())
     failed = bool(totals["failed"])
     state = "complete" if complete and not failed else ("complete, with failures" if complete else "incomplete")
     click.echo(f"Status: {state}")
@@ -331,8 +358,10 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
+    told: set[str] = set()  # errors already said once (a paused mailing stays pending for hours)
     while not stop.is_set():
         days = pending_editions(settings)
+        worked = False
         for day, lang in days:
             edition = settings.for_language(lang) if lang else settings
             try:
@@ -340,12 +369,15 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
                     edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
                 )
             except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
-                echo_err(f"edition {day}: {exc}")
+                if f"{day}{lang}{exc}" not in told:
+                    echo_err(f"edition {day}: {exc}")
+                    told.add(f"{day}{lang}{exc}")
                 continue
+            worked = True
             click.echo(f"edition {day}: sent {report.sent_now} here; " + report.summary())
             if stop.is_set():
                 break
-        if once and not days:
+        if once and not worked:  # nothing pending, or nothing that can go now (paused, failing)
             break
-        if not days:
+        if not worked:
             stop.wait(poll)

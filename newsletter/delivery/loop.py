@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
-from ..errors import DeliveryError, WriteError
+from ..errors import DeliveryError, PausedError, WriteError
+from .breaker import Breaker
 from .ledger import Row
 from .options import MailingOptions
 from .progress import Progress
@@ -205,8 +206,10 @@ class Delivery:
         stop: threading.Event,
         progress: Progress,
         day: date,
+        breaker: Breaker | None = None,
     ) -> None:
         self.ledger = ledger
+        self.breaker = breaker
         self.sink = sink
         self.limiter = limiter
         self.options = options
@@ -229,6 +232,10 @@ class Delivery:
         self._abort.set()
         self.queue.cancel()
 
+    def pause(self, reason: str) -> None:
+        """Pause the run as the circuit breaker does (another sender's breaker tripped)."""
+        self._give_up(PausedError(reason), "paused")
+
     def _ending(self) -> bool:
         return self._abort.is_set() or self.stop.is_set()
 
@@ -249,6 +256,8 @@ class Delivery:
             self._give_up(exc, "write error" if isinstance(exc, WriteError) else "sink error")
             return
         job.last = outcome
+        if self.breaker is not None and (reason := self.breaker.record(outcome)):
+            self._give_up(PausedError(f"paused: {reason}"), "paused")
         if outcome.sent:
             self.ledger.mark_sent(job.row.id, job.attempts, outcome.code, outcome.reply)
             self.limiter.success()

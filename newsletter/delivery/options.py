@@ -13,11 +13,16 @@ Return-Path, where the suppression list and the ledgers live, and how long a cla
     suppression = "data/suppression.sqlite"
     ledger_dir = "data/ledger"
     lease_seconds = 60                   # PostgreSQL: a claimed batch's lease without renewal (1-3600)
+    sender_id = "…"                      # the last field of Feedback-ID (default: the From domain)
+    breaker_window = 1000                # the circuit breaker (breaker.py); 0 turns each rule off
+    breaker_bounce_share = 0.05
+    breaker_policy_run = 5
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +43,10 @@ _KNOWN = (
     "suppression",
     "ledger_dir",
     "lease_seconds",
+    "sender_id",
+    "breaker_window",
+    "breaker_bounce_share",
+    "breaker_policy_run",
 )
 
 
@@ -54,6 +63,12 @@ class MailingOptions:
     suppression: Path = Path("data/suppression.sqlite")
     ledger_dir: Path = Path("data/ledger")
     lease_seconds: float = 60.0  # how long a claimed batch stays a sender's without renewal (PostgreSQL)
+    sender_id: str = ""  # the last field of Feedback-ID (default: the From domain)
+    # The circuit breaker (breaker.py): pause past this share of hard bounces among the first
+    # `breaker_window` messages, or after `breaker_policy_run` policy refusals (5.7.x) in a row; 0 turns each off.
+    breaker_window: int = 1000
+    breaker_bounce_share: float = 0.05
+    breaker_policy_run: int = 5
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailingOptions:
@@ -83,7 +98,18 @@ def parse_mailing(table: Table) -> MailingOptions:
         suppression=table.path("suppression", "data/suppression.sqlite"),
         ledger_dir=table.path("ledger_dir", "data/ledger", what="a folder path"),
         lease_seconds=table.number("lease_seconds", 60.0, 1, 3600, unit="seconds"),
+        sender_id=_sender_id(table),
+        breaker_window=table.whole("breaker_window", 1000, 0, 10_000_000),
+        breaker_bounce_share=table.number("breaker_bounce_share", 0.05, 0, 1),
+        breaker_policy_run=table.whole("breaker_policy_run", 5, 0, 1_000_000),
     )
+
+
+def _sender_id(table: Table) -> str:
+    value = table.get("sender_id", "")
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._-]*", value):
+        table.fail("sender_id", f"must be letters, digits, '.', '_' or '-', got {value!r}")
+    return value
 
 
 def _return_path(table: Table) -> str | None:

@@ -47,6 +47,7 @@ class SendReport:
     failures: list[str] = field(default_factory=list)
     senders: list[dict[str, Any]] = field(default_factory=list)  # per sender, when several share a mailing
     stories_skipped: list[str] = field(default_factory=list)  # stories of the edition left out, one line each
+    paused: str = ""  # why the circuit breaker paused the mailing ("" when it is not paused)
 
     @property
     def complete(self) -> bool:

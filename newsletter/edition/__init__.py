@@ -29,7 +29,7 @@ from .index import StoryIndex
 from .index import walk as walk_stories
 from .languages import Editions, build_editions, languages_present
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
-from .message import build_message, list_copy, list_id_header, make_message_id, serialize
+from .message import AUTO_SUBMITTED, build_message, feedback_id, list_copy, list_id_header, make_message_id, serialize
 from .plain import personal_line
 from .render import (
     Personal,
@@ -49,6 +49,7 @@ from .text import render_text, right_to_left
 from .trackers import drop_tracking_images, tracker_host
 
 __all__ = [
+    "AUTO_SUBMITTED",
     "Build",
     "CheckReport",
     "Edition",
@@ -72,6 +73,7 @@ __all__ = [
     "edition_date_for",
     "edition_dates",
     "edition_url",
+    "feedback_id",
     "language_name",
     "languages_present",
     "lint_html",

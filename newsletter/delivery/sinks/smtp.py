@@ -128,14 +128,14 @@ def config_from_settings(
         ca_file=ca_path,
         local_hostname=table.get("helo") or None,
     )
-    if config.username and config.tls == "none" and not _is_loopback(config.host):
+    if config.username and config.tls == "none" and not is_loopback(config.host):
         raise ConfigError(
             f"refusing to send the SMTP password unencrypted to {config.host}; use smtps:// or smtp+starttls://"
         )
     return config
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
