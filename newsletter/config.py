@@ -74,7 +74,10 @@ OPEN_SECTIONS = (
     "subscribers",
     "site",
     "web",
+    "images",
     "dkim",
+    "metrics",  # read by newsletter/metrics.py and the public app's /metrics
+    "logging",  # read by the CLI when it sets up log lines
 )
 
 

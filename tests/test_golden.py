@@ -30,6 +30,7 @@ NAMES = ["newsletter.html", "newsletter.txt", "newsletter.eml", "manifest.json"]
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
+    # A copy of the demo: the build publishes its photos into site/images/, never into the checkout.
     root = make_demo_root(tmp_path_factory.mktemp("golden") / "paper", languages=True)
     settings = load_settings(root, environ={})
     editions = build_editions(settings, DAY, now=FROZEN_NOW, unique="golden")

@@ -63,10 +63,13 @@ class Stats:
     bounced: int = 0
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hook: Callable[[str, int], None] | None = None  # each count also goes here (the Prometheus counters)
 
     def add(self, name: str, n: int = 1) -> None:
         with self.lock:
             setattr(self, name, getattr(self, name) + n)
+        if self.hook is not None:
+            self.hook(name, n)
 
 
 @dataclass(order=True)

@@ -46,6 +46,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import metrics
 from ..config import Settings
 from ..edition import build
 from ..errors import ConfigError, DeliveryError, PausedError, SubscriberError
@@ -161,6 +162,7 @@ def send_edition(
         run = ledger.start_run(source.name if source else "(joined)", report.sink)
         status = "error"
         delivery: Delivery | None = None
+        counter: metrics.MessageCounter | None = None
         try:
             with ledger.enrolment(run) as first:
                 if first and source is None:  # a worker joins mailings; it never starts one
@@ -183,6 +185,11 @@ def send_edition(
                 day=day,
                 breaker=None if dry_run else _breaker(options),
             )
+            if not dry_run:
+                labels = (settings.list.id, day.isoformat(), settings.language)
+                counter = metrics.message_counter(*labels, ledger.count_pending(None))
+                stack.callback(counter.close)
+                delivery.stats.hook = counter
             sending = time.monotonic()
             try:
                 delivery.run(_jobs(ledger, run, personalizer, suppression, delivery, settings, limit))
@@ -225,6 +232,16 @@ def send_edition(
             counts.total,
         )
         report.skipped = report.invalid + report.duplicates + report.suppressed + report.removed
+        if counter is not None:
+            counter.close()
+            metrics.send_finished(
+                settings.list.id,
+                day.isoformat(),
+                settings.language,
+                pending=counts.pending,
+                sent=report.sent_now,
+                seconds=report.send_seconds,
+            )
     report.elapsed = _since(started)
     return report
 

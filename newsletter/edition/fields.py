@@ -8,44 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..textutil import clean_url, one_line, show, true_or_false
-from .cleaning import clean_characters
+from ..textutil import clean_url, show, true_or_false
+from .cleaning import field_text as _text
+from .story_image import image_field
 
 REQUIRED_FIELDS = ("title", "published")
 OPTIONAL_FIELDS = ("summary", "section", "url", "byline", "kind", "image", "tags", "priority", "lang", "private")
 KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-IMAGE_FIELDS = ("src", "alt", "credit")
 KINDS = ("article", "video", "audio", "podcast", "gallery", "analysis", "opinion", "interview", "live")
 DEFAULT_SECTION = "News"
-
-
-@dataclass(frozen=True)
-class Image:
-    src: str
-    alt: str
-    credit: str = ""
-
-
-class ImageFieldError(Exception):
-    """A field of `image` is wrong; `image` is what can be shown all the same (no alt), or None."""
-
-    def __init__(self, field_name: str, message: str, image: Image | None = None) -> None:
-        self.field = field_name
-        self.message = message
-        self.image = image  # what can be shown all the same (an image without alt), or None
-
-
-def _text(value: Any, *, max_len: int = 2000) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"must be text, got {type(value).__name__}")
-    text = clean_characters(one_line(str(value)))  # YAML escapes ("\uFFFE") are decoded after the file is read
-    if len(text) > max_len:
-        raise ValueError(f"too long ({len(text)} characters, at most {max_len})")
-    return text
 
 
 def _title(value: Any, _base: str) -> str:
@@ -75,39 +49,6 @@ def check_published(value: Any, _base: str) -> datetime:
 
 def _url(value: Any, _base: str) -> str:
     return clean_url(value)
-
-
-def _image(value: Any, base: str) -> Image:
-    if isinstance(value, str):
-        try:
-            bare = Image(src=clean_url(value, base + "/", schemes=("https",)), alt="")
-        except ValueError as exc:
-            raise ImageFieldError("src", str(exc)) from None
-        raise ImageFieldError("alt", "describe the photo: write image as a mapping with src, alt and credit", bare)
-    if not isinstance(value, dict):
-        raise ValueError("must be a mapping with src, alt and credit")
-    unknown = sorted(set(map(str, value)) - set(IMAGE_FIELDS))
-    if unknown:
-        raise ImageFieldError(unknown[0], f"unknown image field (image takes {', '.join(IMAGE_FIELDS)})")
-    if not value.get("src"):
-        raise ImageFieldError("src", "required when there is an image")
-    try:
-        src = clean_url(value["src"], base + "/", schemes=("https",))
-    except ValueError as exc:
-        raise ImageFieldError("src", str(exc)) from None
-    try:
-        alt = _text(value.get("alt") or "", max_len=500)
-    except ValueError as exc:
-        raise ImageFieldError("alt", str(exc)) from None
-    try:
-        credit = _text(value.get("credit") or "", max_len=300)
-    except ValueError as exc:
-        raise ImageFieldError("credit", str(exc), Image(src=src, alt=alt)) from None
-    if not alt:
-        raise ImageFieldError(
-            "alt", "missing: describe the photo for readers who cannot see it", Image(src=src, alt="", credit=credit)
-        )
-    return Image(src=src, alt=alt, credit=credit)
 
 
 def _tags(value: Any, _base: str) -> tuple[str, ...]:
@@ -147,7 +88,7 @@ CHECKERS: dict[str, Callable[[Any, str], Any]] = {
     "url": _url,
     "byline": lambda v, b: _text(v, max_len=200),
     "kind": _kind,
-    "image": _image,
+    "image": image_field,
     "tags": _tags,
     "priority": _priority,
     "lang": _lang,

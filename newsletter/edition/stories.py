@@ -40,10 +40,9 @@ from .fields import (
     KINDS,
     KNOWN_FIELDS,
     REQUIRED_FIELDS,
-    Image,
-    ImageFieldError,
     check_published,
 )
+from .story_image import LOCAL_IMAGES, Image, ImageFieldError
 
 
 class _DuplicateField(yaml.YAMLError):
@@ -329,7 +328,9 @@ def _make_story(
     """The story of checked `values` and its rendered body; what the body needed removed is a warning."""
     page_url = values.get("url") or base_url + "/"
     trackers: list[str] = []
-    blocks = tuple(render_blocks(body, page_url, trackers))
+    folder = story_id.rpartition("/")[0]
+    image_base = LOCAL_IMAGES + (folder + "/" if folder else "")  # relative image paths: the story's folder
+    blocks = tuple(render_blocks(body, page_url, trackers, image_base=image_base))
     for host in dict.fromkeys(trackers):
         warnings.append(StoryError(shown, None, f"tracking image from {host} removed from the body"))
     probe = " ".join([values["title"], values.get("summary", "")] + [b.html for b in blocks[:3]])
@@ -338,6 +339,7 @@ def _make_story(
         for img in re.findall(r"<img\b[^>]*>", block.html):
             if re.search(r'\balt=""', img):
                 src = htmllib.unescape(re.search(r'\bsrc="([^"]*)"', img).group(1))  # type: ignore[union-attr]
+                src = src.removeprefix(LOCAL_IMAGES)
                 warnings.append(
                     StoryError(shown, None, f"image {src} in the body has no alt text (write ![what it shows]({src}))")
                 )

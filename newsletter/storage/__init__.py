@@ -9,6 +9,7 @@ Out: connections set up the same way everywhere (WAL, busy timeout), the one-pro
     records.py     SQLite connections, Meta, ProcessLock, owners
     database.py    Postgres: connect, upgrade (migrations/NNNN_*.sql), schema check, advisory lock keys
     migrate.py     copy an existing set of SQLite files into PostgreSQL, row for row
+    backup.py      consistent backups of every SQLite file and the database (pg_dump), checked restores
     subscribers.py the subscriber store: one small interface (`SubscriberStore`), SQLite by default
     subscribers_pg.py  the same store in PostgreSQL, and `open_store`, which picks the backend
 
@@ -20,6 +21,7 @@ Public face: the names in `__all__`.
 
 from __future__ import annotations
 
+from .backup import BackupError, BackupReport, backup, restore, sqlite_files, verify
 from .database import Postgres, head_version, lock_key, open_postgres, redact
 from .migrate import Moved, migrate_from_sqlite
 from .records import FileLock, Meta, ProcessLock, connect, owner_alive, this_owner
@@ -37,6 +39,8 @@ from .subscribers_pg import PgSubscriberStore, open_store
 
 __all__ = [
     "STATUSES",
+    "BackupError",
+    "BackupReport",
     "Consent",
     "FileLock",
     "Meta",
@@ -47,6 +51,7 @@ __all__ = [
     "SqliteSubscriberStore",
     "SubscriberRecord",
     "SubscriberStore",
+    "backup",
     "clean_zone",
     "connect",
     "head_version",
@@ -57,6 +62,9 @@ __all__ = [
     "open_store",
     "owner_alive",
     "redact",
+    "restore",
+    "sqlite_files",
     "store_location",
     "this_owner",
+    "verify",
 ]

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = bool(os.environ.get("CI"))
 
-# The demo edition: the FRANCE 24 story of 30 December 2016 and the sample stories (README, "The demo").
+# The demo edition: the FRANCE 24 story of 30 December 2016, the sample stories and their photos
+# (stories/images/; README, "The demo").
 DEMO_DATE = date(2016, 12, 30)
 DEMO_STORY = Path("2016/12/30/syrian-regime-emboldened-ahead-of-russia-backed-peace-talks.md")
 # The folders of the checkout that belong to its editor, not to the tests (see `hermetic.py`).
@@ -54,6 +55,8 @@ def copy_demo_stories(dest: Path, *, languages: bool = False) -> None:
         (dest / DEMO_STORY.parent).mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / "stories" / DEMO_STORY, dest / DEMO_STORY)
         shutil.copytree(REPO / "stories" / "samples", dest / "samples", ignore=ignore, dirs_exist_ok=True)
+        if (REPO / "stories" / "images").is_dir():  # the demo's photos, which its stories name by path
+            shutil.copytree(REPO / "stories" / "images", dest / "images", dirs_exist_ok=True)
 
 
 def demo_story_text() -> str:

@@ -7,7 +7,7 @@ Pages                                   what
                                         (every edition page takes ?lang=fr for a language edition)
 /editions/<date>/text                   the plain-text part
 /editions/<date>/manifest               stories, window, sizes against Gmail's 102 KB clip, checks
-/editions/<date>/web                    the edition's page of the web archive, in a frame (web.html)
+/editions/<date>/web                    the archive's page of the edition, framed (web.html; photos: /site-images/)
 /editions/<date>/email.html             the HTML itself (?scheme=dark|light: as a client in that mode shows it)
 /editions/<date>/newsletter.eml|.txt    downloads; manifest.json; newsletter.mjml (for MJML's own tools)
 /editions/<date>/send-test   POST       send the edition to one address (CSRF token)
@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from . import downloads, forms, live, pages
@@ -40,7 +40,7 @@ from .context import Preview, preview_of
 from .parts import dark_variant, has_dark_styles, scheme_variant, smtp_configured
 from .security import HostGuard, SecurityHeaders, allowed_hosts
 from .state import Previewer
-from .webpage import css_response
+from .webpage import site_routes
 
 
 def create_app(
@@ -64,7 +64,7 @@ def create_app(
         *forms.routes,
         *live.routes,
         Mount("/static", StaticFiles(packages=[("newsletter.web.preview", "static")]), name="static"),
-        Route("/site-assets/site.css", _site_css),
+        *site_routes(previewer),
     ]
     app = Starlette(
         routes=routes,
@@ -77,10 +77,6 @@ def create_app(
     app.state.previewer = previewer
     app.state.csrf = preview.csrf
     return app
-
-
-def _site_css(request: Request) -> Response:
-    return css_response(preview_of(request).previewer.settings)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
