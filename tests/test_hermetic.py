@@ -39,6 +39,7 @@ def test_the_guard_sees_newsletter_started_in_the_checkout() -> None:
             with pytest.raises(FileNotFoundError):
                 subprocess.run([missing, *args], cwd=REPO, capture_output=True)
         subprocess.run([sys.executable, "-m", "newsletter", "--version"], cwd=REPO, capture_output=True, check=True)
+        subprocess.run([sys.executable, "-m", "newsletter"], cwd=REPO, capture_output=True)  # the help: no folder read
     assert len(seen) == 3 and all("runs newsletter in the checkout" in line for line in seen)
 
 

@@ -61,7 +61,8 @@ def _runs_newsletter_in_checkout(args: Any, cwd: Any) -> bool:
     line = " ".join(words)
     if "newsletter" not in line or not any(w == "newsletter" or w.endswith("/newsletter") for w in words):
         return False
-    if {"--help", "-h", "--version"} & set(words):  # reads no folder
+    program = next(i for i, w in enumerate(words) if w == "newsletter" or w.endswith("/newsletter"))
+    if len(words) == program + 1 or {"--help", "-h", "--version"} & set(words):  # no command: reads no folder
         return False
     roots = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--root"]
     roots += [w.split("=", 1)[1] for w in words if w.startswith("--root=")]
