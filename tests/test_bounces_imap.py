@@ -252,13 +252,32 @@ def test_imap_run_moves_handled_messages_and_never_repeats(imap: Imap, tmp_path:
     code, out = run(root)
     assert code == 0, out
     assert "IMAP bounces@localhost:" in out and "read 15 message(s)" in out
-    assert out.rstrip().endswith("7 address(es) suppressed"), out
+    assert out.rstrip().endswith("7 address(es) suppressed; 4 left in the mailbox"), out
     assert entry(root, "ghost@example.net").reason == "bounced"  # type: ignore[union-attr]
     assert entry(root, "complainer@example.com").reason == "complained"  # type: ignore[union-attr]
-    assert (imap.count("INBOX"), imap.count("processed")) == (2, 13)  # unrecognised + malformed stay for a person
+    # Unrecognised + malformed stay for a person, the two reports that match no one for the next run.
+    assert (imap.count("INBOX"), imap.count("processed")) == (4, 11)
     code, out = run(root)
-    assert code == 0 and "read 2 message(s)" in out and "2 already handled; 0 address(es) suppressed" in out
-    assert (imap.count("INBOX"), imap.count("processed")) == (2, 13)
+    assert code == 0 and "read 4 message(s)" in out and "0 already handled; 0 address(es) suppressed" in out
+    assert (imap.count("INBOX"), imap.count("processed")) == (4, 11)
+
+
+def test_imap_a_report_for_the_store_is_acted_on_and_an_unmatched_one_waits(imap: Imap, tmp_path: Path) -> None:
+    hard, forwarded = (FIXTURES / "postfix-hard.eml").read_bytes(), (FIXTURES / "exim.eml").read_bytes()
+    imap.append([hard, forwarded])
+    root = make_root(tmp_path, imap.config())
+    (root / "newsletter.toml").write_text(imap.config(), encoding="utf-8")  # no CSV: the store is the list
+    added = CliRunner().invoke(cli, ["subscribers", "add", "--root", str(root), "ghost@example.net"])
+    assert added.exit_code == 0, added.output
+    code, out = run(root)
+    assert code == 0 and "ghost@example.net: hard — suppressed" in out, out
+    assert "gone@example.com: not on the subscriber list; nothing suppressed, left for the next run" in out
+    assert (imap.count("INBOX"), imap.count("processed")) == (1, 1)
+    result = CliRunner().invoke(
+        cli, ["bounces", "--root", str(root), "--subscribers", "subscribers.csv"], env={PASSWORD_ENV: PASSWORD}
+    )
+    assert "gone@example.com: hard — suppressed" in result.output and "0 already handled" in result.output
+    assert (imap.count("INBOX"), imap.count("processed")) == (0, 2)
 
 
 def test_imap_flag_mode_keeps_messages_in_the_inbox(imap: Imap, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -463,7 +464,7 @@ def test_manual_run_ignores_grace_but_not_idempotence(paper: Settings) -> None:
     assert send.days == [DAY]
 
 
-def test_empty_morning_is_one_quiet_line(paper: Settings, caplog: pytest.LogCaptureFixture) -> None:
+def test_empty_morning_is_one_quiet_line_and_not_done(paper: Settings, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="newsletter.schedule")
     for path in paper.stories_dir.glob(f"{DAY}*.md"):
         path.unlink()
@@ -474,15 +475,43 @@ def test_empty_morning_is_one_quiet_line(paper: Settings, caplog: pytest.LogCapt
     assert result.outcome == Outcome.EMPTY and send.calls == []
     line = (
         "edition 2027-03-29: no stories published between 2027-03-28T06:00+02:00 and 2027-03-29T06:00+02:00; "
-        "no email sent"
+        "no email sent (looked at again until the grace period ends)"
     )
     assert [r.getMessage() for r in caplog.records if "no stories" in r.getMessage()] == [line]
-    for _ in range(3):
+    for _ in range(3):  # within the grace period every look is another quiet line, never a send
         clock.advance(timedelta(minutes=20))
-        assert morning.fire().outcome == Outcome.ALREADY_DONE
+        assert morning.fire().outcome == Outcome.EMPTY
     assert errors(caplog) == [] and not any(r.levelno >= logging.WARNING for r in caplog.records)
     row = morning.store.get(DAY)
     assert row is not None and row.state == State.EMPTY
+    clock.advance(timedelta(hours=3))  # past the grace period: an empty morning stays empty, never skipped
+    assert morning.fire().outcome == Outcome.ALREADY_DONE and send.calls == []
+    assert morning.store.get(DAY).state == State.EMPTY  # type: ignore[union-attr]
+
+
+def test_a_late_story_makes_an_empty_morning_within_its_grace(paper: Settings) -> None:
+    for path in paper.stories_dir.glob(f"{DAY}*.md"):
+        path.unlink()
+    clock = Clock(MORNING)
+    send = Recorder(clock)
+    morning = Morning(paper, send=send, clock=clock)
+    assert morning.fire().outcome == Outcome.EMPTY
+    add_story(paper, DAY, "late-story")  # filed at 06:30, dated inside the window
+    clock.advance(timedelta(minutes=30))
+    assert morning.run(MORNING).outcome == Outcome.COMPLETED and send.days == [DAY]
+    assert morning.fire().outcome == Outcome.ALREADY_DONE and send.days == [DAY]
+
+
+def test_run_now_builds_an_empty_morning_once_stories_arrived(paper: Settings) -> None:
+    for path in paper.stories_dir.glob(f"{DAY}*.md"):
+        path.unlink()
+    clock = Clock(MORNING + timedelta(hours=5))  # past the grace period: only the operator's run-now
+    send = Recorder(clock)
+    morning = Morning(paper, send=send, clock=clock)
+    assert morning.run(MORNING, manual=True).outcome == Outcome.EMPTY
+    add_story(paper, DAY, "late-story")
+    assert morning.run(MORNING).outcome == Outcome.ALREADY_DONE and send.calls == []
+    assert morning.run(MORNING, manual=True).outcome == Outcome.COMPLETED and send.days == [DAY]
 
 
 def test_stop_requested_starts_nothing(paper: Settings) -> None:
@@ -589,6 +618,26 @@ def jobstore_next_run(settings: Settings) -> datetime:
     with sqlite3.connect(sched.store_path(settings)) as db:
         (value,) = db.execute("SELECT next_run_time FROM apscheduler_jobs WHERE id = 'morning'").fetchone()
     return datetime.fromtimestamp(value, UTC)
+
+
+def test_the_daemon_looks_again_at_an_empty_morning_and_sends_a_late_story(
+    tmp_path: Path, start_daemon: Callable[..., Running], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="newsletter.schedule")
+    settings, day = daemon_settings(tmp_path, timedelta(minutes=10), retry="2s")
+    for path in settings.stories_dir.glob("*.md"):
+        path.unlink()
+    send = Recorder()
+    running = start_daemon(settings, send)
+    deadline = time.monotonic() + 20
+    while not any(r.state == State.EMPTY for r in RunStore(sched.store_path(settings)).rows()):
+        assert time.monotonic() < deadline, "the morning never ran"
+        time.sleep(0.1)
+    add_story(settings, day, "late-story")
+    assert send.sent.wait(20), "the empty morning was not looked at again"
+    assert running.stop() == 0
+    assert send.days == [day]
+    assert any(f"edition {day}: looking for stories again at" in r.getMessage() for r in caplog.records)
 
 
 def test_daemon_catches_up_persists_and_never_resends(

@@ -3,7 +3,7 @@ failed mornings (exit 0 / 1, one line)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,28 +39,42 @@ def at(hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, 10, hour, minute, tzinfo=PARIS)
 
 
+def scheduler_ran(root: Path) -> None:
+    """The scheduler has started here before: it accounted for the mornings up to yesterday's."""
+    RunStore(store_path(load_settings(root, environ={}))).advance(SCHEDULED - timedelta(days=1))
+
+
 def test_on_time_morning(root: Path) -> None:
     settings = load_settings(root, environ={})
+    scheduler_ran(root)
     ok, line = check_line(settings, at(7))
-    assert ok and line == "OK: edition 2026-03-10 not started; due by 2026-03-10T09:00+01:00"  # not late yet
+    assert ok == 0 and line == "OK: edition 2026-03-10 not started; due by 2026-03-10T09:00+01:00"  # not late yet
     record(root, State.COMPLETED, "sent 8, failed 0, skipped 0, retried 0, pending 0")
     assert check_line(settings, at(12)) == (
-        True,
+        0,
         "OK: edition 2026-03-10 completed: sent 8, failed 0, skipped 0, retried 0, pending 0",
     )
 
 
+def test_a_fresh_install_is_unknown_not_late(root: Path) -> None:
+    code, line = check_line(load_settings(root, environ={}), at(9, 1))
+    assert code == 3 and line.startswith("UNKNOWN: the scheduler has never run here (")
+    result = CliRunner().invoke(cli, ["status", "--root", str(root), "--check"])
+    assert result.exit_code == 3 and result.stdout.startswith("UNKNOWN: "), result.output
+
+
 def test_late_morning(root: Path) -> None:
+    scheduler_ran(root)
     ok, line = check_line(load_settings(root, environ={}), at(9, 1))
     assert (
-        not ok and line == "CRITICAL: edition 2026-03-10 is late (never started); it was due by 2026-03-10T09:00+01:00"
+        ok == 1 and line == "CRITICAL: edition 2026-03-10 is late (never started); it was due by 2026-03-10T09:00+01:00"
     )
 
 
 def test_failed_morning(root: Path) -> None:
     record(root, State.FAILED, "cannot reach SMTP server smtp://127.0.0.1:2525: Connection refused")
     ok, line = check_line(load_settings(root, environ={}), at(7))
-    assert not ok
+    assert ok == 1
     assert (
         line
         == "CRITICAL: edition 2026-03-10 failed: cannot reach SMTP server smtp://127.0.0.1:2525: Connection refused"

@@ -110,6 +110,24 @@ def test_ledger_outcomes_are_batched_and_none_is_lost(settings: Any) -> None:
         assert reader.rows("pending")[0]["attempts"] == 3
 
 
+def test_ledger_requeues_the_failed_for_a_retry(settings: Any) -> None:
+    with open_ledger(settings, DAY) as ledger:
+        run = ledger.start_run("list.csv", "memory")
+        with ledger.batch():
+            ledger.enrol_many(run, subs(["a@example.com", "b@example.com", "c@example.com"]))
+        rows = list(ledger.pending(run))
+        ledger.mark_sent(rows[0].id, 1, 250, "250 OK")
+        ledger.mark_failed(rows[1].id, 1, 500, "500 relay misconfigured")
+        ledger.mark_failed(rows[2].id, 1, 500, "500 relay misconfigured")
+        assert ledger.requeue_failed() == 2  # the outcomes not yet written are written first
+        counts = ledger.counts()
+        assert (counts.sent, counts.failed, counts.pending) == (1, 0, 2)
+        again = list(ledger.pending(run))
+        assert [r.address for r in again] == ["b@example.com", "c@example.com"]
+        assert all(r.attempts == 0 for r in again)
+        assert ledger.requeue_failed() == 0
+
+
 def test_ledger_meta_and_dry_run_copy(settings: Any, tmp_path: Path) -> None:
     from newsletter.delivery import Ledger
 

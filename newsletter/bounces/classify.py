@@ -8,15 +8,23 @@ Pure: bytes in, a value out; no file, no network, no suppression list. The order
 2. RFC 3464 DSN (`multipart/report; report-type=delivery-status`): per recipient Action, Status and
    Diagnostic-Code. `failed` with 5.x.x is hard, `delayed` or 4.x.x is soft; X.2.2 (mailbox full) is soft
    whatever its class, as every provider treats it.
-3. RFC 3834 auto-replies (`Auto-Submitted` other than `no`, `X-Autoreply`, `X-Autorespond`,
+3. A `mailto:` unsubscribe request (RFC 2369 List-Unsubscribe, the fallback of providers without one-click):
+   the subject `unsubscribe <token>` our messages' mailto carries; the run checks the token's signature.
+4. RFC 3834 auto-replies (`Auto-Submitted` other than `no`, `X-Autoreply`, `X-Autorespond`,
    `Precedence: auto_reply`, the usual "Automatic reply" subjects) — but not from a mailer daemon: Exim
    marks its own bounces `Auto-Submitted: auto-replied`.
-4. The non-standard formats of real MTAs (Exim, qmail, old Exchange, Yahoo, …), read by flufl.bounce's
-   detectors rather than by regexes of our own.
-5. Anything else is unrecognised and listed by Message-ID for a human to look at.
+5. The non-standard formats of real MTAs (Exim, qmail, old Exchange, Yahoo, …), read by flufl.bounce's
+   detectors rather than by regexes of our own — but only in a message from the mail system: a null
+   return path (`Return-Path: <>`, present) or a mailer-daemon/postmaster sender. A reader who forwards
+   a bounce ("Fwd: Undelivered Mail…", the report attached) sends a person's message: it stays
+   unrecognised, its failures kept in `forwarded` so a verified return path token on the message itself
+   (run.py) is the only thing that can still make it count.
+6. Anything else is unrecognised and listed by Message-ID for a human to look at.
 
-A message is never guessed at: a DSN recipient without a usable Status, or a bounce whose detector
-finds no address, names nobody and suppresses nobody.
+A message is never guessed at: a DSN recipient without a usable Action or Status, or a bounce whose
+detector finds no address, names nobody and suppresses nobody — and each such recipient is named in
+`problems`, as is a report that ends before its closing MIME boundary (a truncated copy), so the run
+can leave an incomplete report in the mailbox instead of remembering it as handled.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
-Kind = Literal["bounce", "complaint", "autoreply", "ignored", "unrecognised", "malformed"]
+Kind = Literal["bounce", "complaint", "unsubscribe", "autoreply", "ignored", "unrecognised", "malformed"]
 
 COMPLAINT_TYPES = ("abuse", "fraud")  # RFC 5965 types that are a reader's "this is spam"
 _MAX_DIAGNOSTIC = 300
@@ -38,12 +46,10 @@ _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _SMTP_REPLY = re.compile(r"(?<!\d)[45]\d\d(?:[ -]|$)")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon|mdaemon)@", re.IGNORECASE)
+# What the `mailto:` of List-Unsubscribe asks for (`?subject=unsubscribe%20TOKEN`), as a mail client sends it.
+_UNSUBSCRIBE_SUBJECT = re.compile(r"\s*unsubscribe\s+([A-Za-z0-9_-]{1,900}\.[A-Za-z0-9_-]{43})\s*", re.IGNORECASE)
 _AUTO_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|r[ée]ponse automatique|auto:)",
-    re.IGNORECASE,
-)
-_FAILURE_SUBJECT = re.compile(
-    r"undeliver|undelivered|delivery|failure|failed|returned|bounce|not delivered|unzustellbar|non remis",
     re.IGNORECASE,
 )
 # Headers of the bounce (and of the original message it carries) where a VERP return path shows up.
@@ -68,8 +74,17 @@ class Classified:
     detail: str = ""  # which format ("RFC 3464 DSN", "Exim", "ARF abuse"…) or, for malformed, what is wrong
     failures: list[Failure] = field(default_factory=list)
     complaints: list[str] = field(default_factory=list)  # addresses an ARF report names
+    token: str = ""  # the signed token of a `mailto:` unsubscribe request (checked by the run, not here)
     envelope: str = ""  # header text where VERP return paths may appear (see verp.ReturnPath.find)
     has_message_id: bool = True
+    problems: list[str] = field(default_factory=list)  # what makes the report incomplete, one line each
+    outer_envelope: str = ""  # the same headers of the message itself only (not of what it carries)
+    forwarded: list[Failure] = field(default_factory=list)  # a person's message that carries a bounce
+
+    @property
+    def complete(self) -> bool:
+        """A report with nothing missing: only such a report is remembered as handled."""
+        return not self.problems and self.kind not in ("unrecognised", "malformed")
 
 
 def _one_line(text: str, limit: int = _MAX_DIAGNOSTIC) -> str:
@@ -128,6 +143,13 @@ def _report_type(msg: Message) -> str:
     return str(msg.get_param("report-type", "") or "").lower()
 
 
+def _outer_envelope(msg: Message) -> str:
+    """The headers where a return path can appear, of the message itself (a person's own Return-Path is
+    left out: it is theirs, not one of ours)."""
+    names = [name for name in _ENVELOPE_HEADERS if name != "return-path"]
+    return "\n".join(_text(v) for name in names for v in msg.get_all(name, []))
+
+
 def _envelope_text(msg: Message, parts: Parts) -> str:
     """Every header where a return path can appear, of the bounce and of any message it carries."""
     lines: list[str] = []
@@ -162,10 +184,13 @@ def _dsn(parts: Parts) -> tuple[list[Failure], list[str]]:
             if not isinstance(block, Message):
                 continue
             action = _header(block, "Action").lower().split(" ")[0]
-            if action not in ("failed", "delayed"):
-                continue  # delivered, relayed, expanded: not a bounce
             final = _address_field(_header(block, "Final-Recipient"))
             original = _address_field(_header(block, "Original-Recipient"))
+            if not action and (final or original):
+                problems.append(f"{final or original}: no Action (a cut-off report?)")
+                continue
+            if action not in ("failed", "delayed"):
+                continue  # delivered, relayed, expanded: not a bounce
             if not (final or original):
                 problems.append("a recipient block names no valid Final-Recipient")
                 continue
@@ -245,21 +270,17 @@ def _diagnostic_near(body: str, address: str) -> tuple[str, str]:
     return "", ""
 
 
-def _may_be_bounce(msg: Message) -> bool:
-    """Whether a message is worth the format detectors: bounces come with a null return path, from a
-    mailer daemon, or say what they are in the subject. A reader's reply does none of that, and running
-    heuristics over human prose is how false bounces are found."""
-    if msg.get("X-Failed-Recipients") or _header(msg, "Return-Path").strip("<> ") == "":
+def from_mail_system(msg: Message) -> bool:
+    """Whether a message comes from the mail system: a null return path (the header present and empty,
+    RFC 5321 4.5.5) or a mailer-daemon/postmaster sender. A subject says nothing (a reader's "Fwd:
+    Undelivered Mail…" has one), nor does a missing Return-Path (a message copied in by hand has none)."""
+    paths = [_text(v).strip() for v in msg.get_all("Return-Path", [])]
+    if paths and all(p.strip("<> \t") == "" for p in paths):
         return True
-    return bool(
-        _DAEMON.match(" ".join(_ADDRESS.findall(_header(msg, "From"))))
-        or _FAILURE_SUBJECT.search(_header(msg, "Subject"))
-    )
+    return bool(_DAEMON.match(" ".join(_ADDRESS.findall(_header(msg, "From")))))
 
 
 def _heuristic(msg: Message, parts: Parts) -> tuple[list[Failure], str]:
-    if not _may_be_bounce(msg):
-        return [], ""
     temporary, permanent = all_failures(msg)
     if not (temporary or permanent):
         return [], ""
@@ -283,6 +304,13 @@ def _heuristic(msg: Message, parts: Parts) -> tuple[list[Failure], str]:
     else:
         detail = f"non-standard bounce from {_one_line(sender, 80) or 'unknown sender'}"
     return failures, detail
+
+
+def _truncated(parts: Parts) -> bool:
+    """A multipart part that ends before its closing boundary: the copy was cut off somewhere."""
+    return any(
+        type(defect).__name__ == "CloseBoundaryNotFoundDefect" for part, _kind in parts for defect in part.defects
+    )
 
 
 def _structure_problem(msg: Message, raw: bytes) -> str:
@@ -333,6 +361,9 @@ def classify(raw: bytes) -> Classified:
             return result
         if report == "delivery-status":
             failures, problems = _dsn(parts)
+            if _truncated(parts):
+                problems.append("the report ends before its closing MIME boundary (a cut-off copy?)")
+            result.problems = problems
             if failures:
                 result.kind, result.detail, result.failures = "bounce", "RFC 3464 DSN", failures
             elif problems:
@@ -340,13 +371,21 @@ def classify(raw: bytes) -> Classified:
             else:
                 result.kind, result.detail = "ignored", "DSN without a failed or delayed recipient"
             return result
+        wanted = _UNSUBSCRIBE_SUBJECT.fullmatch(_header(msg, "Subject"))
+        if wanted and not from_mail_system(msg):
+            result.kind, result.detail, result.token = "unsubscribe", "List-Unsubscribe mailto request", wanted[1]
+            return result
         why = _auto_reply(msg)
         if why:
             result.kind, result.detail = "autoreply", why
             return result
         failures, detail = _heuristic(msg, parts)
-        if failures:
+        if failures and from_mail_system(msg):
             result.kind, result.detail, result.failures = "bounce", detail, failures
+        elif failures:
+            result.detail = "carries a bounce but does not come from the mail system (forwarded by a person?)"
+            result.forwarded = failures
+            result.outer_envelope = _outer_envelope(msg)
     except Exception as exc:  # a detector tripping over odd input must not stop the run
         result.kind, result.detail = "malformed", f"cannot read ({type(exc).__name__}: {_one_line(str(exc), 120)})"
     return result

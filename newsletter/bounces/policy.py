@@ -3,6 +3,7 @@
     Policy        hard bounce → suppress at once (reason `bounced`, with the diagnostic);
                   soft bounce → suppress after `soft_limit` within `soft_days` (default 3 in 15 days);
                   complaint   → suppress at once (reason `complained`)
+                  unsubscribe → suppress at once (reason `unsubscribed`): a verified mailto request
     BounceState   SQLite (`data/bounces.sqlite`): the Message-IDs already handled, and the soft
                   bounces of each address with the report they came from
     Decider       applies the policy to one attributed event; dry-run computes without writing
@@ -27,7 +28,7 @@ from ..options import Options, Table
 from ..storage import connect
 
 DEFAULT_STATE = "data/bounces.sqlite"
-Event = Literal["hard", "soft", "complaint"]
+Event = Literal["hard", "soft", "complaint", "unsubscribe"]
 Outcome = Literal["suppressed", "would suppress", "already suppressed", "counted"]
 
 _SCHEMA = """
@@ -92,10 +93,16 @@ class BounceState:
             row = self._db.execute("SELECT 1 FROM processed WHERE message_id = ?", (message_id,)).fetchone()
         return row is not None
 
+    def kind_of(self, message_id: str) -> str | None:
+        """What the report with this Message-ID was when it was handled; None when it never was."""
+        with self._lock:
+            row = self._db.execute("SELECT kind FROM processed WHERE message_id = ?", (message_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def remember(self, message_id: str, kind: str, now: datetime) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO processed (message_id, processed_at, kind) VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO processed (message_id, processed_at, kind) VALUES (?, ?, ?)",
                 (message_id, now.isoformat(timespec="seconds"), kind),
             )
 
@@ -178,6 +185,6 @@ class Decider:
                 return Decision(address, event, "counted", diagnostic, message_id, detail)
         if self.dry_run:
             return Decision(address, event, "would suppress", diagnostic, message_id, detail)
-        reason = "complained" if event == "complaint" else "bounced"
+        reason = {"complaint": "complained", "unsubscribe": "unsubscribed"}.get(event, "bounced")
         self.suppression.add(address, reason, self.source, diagnostic=diagnostic, message_id=message_id)
         return Decision(address, event, "suppressed", diagnostic, message_id, detail)

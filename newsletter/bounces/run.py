@@ -6,8 +6,15 @@
 
 Attribution, the step between "this is a bounce" and "suppress that address": a genuine VERP token in
 the headers names the subscriber, whatever the body says (an alias, nothing at all). Without one, each
-address the report names must be on the subscriber list; an address that is not is reported and left
-alone, as is a report that names nobody. Nothing is suppressed on a guess.
+address the report names must be on the subscriber list — the one `send` mails: `--subscribers`, else
+`[mailing] subscribers`, else the subscriber store. An address that is not is reported and left alone,
+as is a report that names nobody. Nothing is suppressed on a guess.
+
+Nothing is lost either: a message is remembered (by Message-ID) and moved or flagged only once it was
+handled completely. A report that could not be matched, that is cut off or names a recipient without a
+usable status, and anything unrecognised stays in the mailbox, is listed, and is read again by the next
+run (deciding again is harmless: a suppression is kept once, a soft bounce counts once per report). A
+Message-ID remembered for a report that asked for nothing never hides a later copy that does.
 """
 
 from __future__ import annotations
@@ -21,8 +28,18 @@ from typing import Any
 
 from .. import metrics
 from ..config import Settings
-from ..delivery import MAILING, SECRET_ENV, MailingOptions, ReturnPath, SubscriberSource, open_suppression
-from ..errors import ConfigError, NewsletterError
+from ..delivery import (
+    MAILING,
+    SECRET_ENV,
+    MailingOptions,
+    ReturnPath,
+    SubscriberSource,
+    has_subscriber_list,
+    open_suppression,
+    store_source,
+    verify_token,
+)
+from ..errors import ConfigError, NewsletterError, TokenError
 from ..logs import mask_addresses
 from .classify import Classified, Failure, classify
 from .policy import BounceState, Decider, Decision, Event, Policy, state_path
@@ -33,7 +50,6 @@ KEYS = {
     "source", "path", "host", "port", "user", "folder", "tls", "ca_file", "processed", "processed_folder",
     "soft_limit", "soft_days", "state", "hourly",
 }  # fmt: skip
-_LEFT_FOR_A_HUMAN = ("unrecognised", "malformed")
 MAX_LISTED = 50  # lines of each kind kept for the report; the counts are always complete
 
 
@@ -47,11 +63,13 @@ class BounceReport:
     hard: int = 0  # failed recipients, hard
     soft: int = 0
     complaints: int = 0
+    unsubscribes: int = 0  # List-Unsubscribe mailto requests
     autoreplies: int = 0
     unrecognised: int = 0
     malformed: int = 0
     ignored: int = 0  # well-formed reports that ask for nothing (a `delivered` DSN, a not-spam ARF)
     already: int = 0  # handled by an earlier run (same Message-ID)
+    left: int = 0  # left in the mailbox for the next run (unmatched, incomplete) or for a person
     decisions: list[Decision] = field(default_factory=list)
     unrecognised_ids: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # one line each: malformed, unmatched, unreadable
@@ -69,9 +87,12 @@ class BounceReport:
         verb = "would be suppressed (dry run)" if self.dry_run else "suppressed"
         return (
             f"{self.source}: read {self.read} message(s): {self.bounces} bounce(s) ({self.dsns} RFC 3464 DSN), "
-            f"{self.hard} hard, {self.soft} soft, {self.complaints} complaint(s), {self.autoreplies} auto-reply(ies), "
+            f"{self.hard} hard, {self.soft} soft, {self.complaints} complaint(s), "
+            + (f"{self.unsubscribes} unsubscribe request(s), " if self.unsubscribes else "")
+            + f"{self.autoreplies} auto-reply(ies), "
             f"{self.unrecognised} unrecognised, {self.malformed} malformed, {self.ignored} ignored, "
             f"{self.already} already handled; {self.suppressed} address(es) {verb}"
+            + (f"; {self.left} left in the mailbox" if self.left else "")
         )
 
 
@@ -136,11 +157,13 @@ def source_from_settings(settings: Settings, *, maildir: Path | None = None, mbo
 
 
 def _subscriber_keys(settings: Settings, spec: str | None) -> set[str] | None:
-    """Lower-cased addresses of the list (None when no list is configured or given)."""
+    """Lower-cased addresses of the list `send` mails (None when there is none at all)."""
     spec = spec or settings.options(MAILING).subscribers
-    if not spec:
+    if spec:
+        return {s.address.lower() for s in SubscriberSource(str(spec), settings.root)}
+    if not has_subscriber_list(settings):
         return None
-    return {s.address.lower() for s in SubscriberSource(str(spec), settings.root)}
+    return {s.address.lower() for s in store_source(settings)}
 
 
 def _verp(mailing: MailingOptions) -> tuple[ReturnPath | None, bytes]:
@@ -156,6 +179,9 @@ def _diagnostic(failure: Failure) -> str:
     return f"{failure.status} {failure.diagnostic}"
 
 
+_ACTING = ("bounce", "complaint", "unsubscribe")
+
+
 class _Run:
     def __init__(self, settings: Settings, report: BounceReport, decider: Decider, members: set[str] | None) -> None:
         self.settings = settings
@@ -166,10 +192,11 @@ class _Run:
         if self.verp is not None and not self.secret:
             report.problem(f"{SECRET_ENV} is not set: return path tokens cannot be checked; matching the list only")
 
-    def _attribute(self, found: Classified) -> list[str]:
+    def _attribute(self, found: Classified, envelope: str | None = None) -> list[str]:
         if self.verp is None or not self.secret:
             return []
-        addresses, forged = self.verp.find(found.envelope, self.secret, self.settings.list.id)
+        text = found.envelope if envelope is None else envelope
+        addresses, forged = self.verp.find(text, self.secret, self.settings.list.id)
         if forged:
             self.report.problem(f"{found.message_id}: {forged} return path token(s) do not verify; not used")
         return addresses if len(addresses) == 1 else []  # one message, one recipient: two would be a guess
@@ -184,31 +211,19 @@ class _Run:
         if not address:
             why = f"{what} names no address and carries no return path token"
         elif self.members is None:
-            why = f"{what} for {address}: no subscriber list to match it against (--subscribers)"
+            why = f"{what} for {address}: no subscriber list to match it against (--subscribers, or the store)"
         else:
             why = f"{what} for {address}: not on the subscriber list"
-        self.report.problem(f"{found.message_id}: {why}; nothing suppressed")
+        self.report.problem(f"{found.message_id}: {why}; nothing suppressed, left for the next run")
 
-    def handle(self, found: Classified) -> None:
+    def handle(self, found: Classified) -> bool:
+        """Count and act on one message; True when it was handled completely (remember it, move it)."""
         report, mid = self.report, found.message_id
+        for line in found.problems:
+            report.problem(f"{mid}: {line}; left in the mailbox")
         if found.kind == "bounce":
-            report.bounces += 1
-            report.dsns += found.detail == "RFC 3464 DSN"
-            report.hard += sum(f.hard for f in found.failures)
-            report.soft += sum(not f.hard for f in found.failures)
-            verp = self._attribute(found)
-            if verp:  # every failure of a one-recipient message is that recipient's
-                worst = next((f for f in found.failures if f.hard), found.failures[0])
-                event: Event = "hard" if worst.hard else "soft"
-                self._decide(verp[0], event, _diagnostic(worst), mid)
-                return
-            for failure in found.failures:
-                address = self._member(failure.original, failure.address)
-                if not address:
-                    self._unmatched(found, failure.address, f"{'hard' if failure.hard else 'soft'} bounce")
-                    continue
-                self._decide(address, "hard" if failure.hard else "soft", _diagnostic(failure), mid)
-        elif found.kind == "complaint":
+            return self._bounce(found, found.failures, self._attribute(found)) and found.complete
+        if found.kind == "complaint":
             report.complaints += 1
             verp = self._attribute(found)
             targets = verp or [a for a in (self._member(c) for c in found.complaints) if a]
@@ -216,20 +231,72 @@ class _Run:
                 self._unmatched(found, ", ".join(found.complaints), "complaint")
             for address in targets:
                 self._decide(address, "complaint", found.detail, mid)
-        elif found.kind == "autoreply":
+            return bool(targets) and (bool(verp) or len(targets) == len(found.complaints))
+        if found.kind == "unsubscribe":
+            return self._unsubscribe(found)
+        if found.kind == "autoreply":
             report.autoreplies += 1
         elif found.kind == "ignored":
             report.ignored += 1
         elif found.kind == "malformed":
             report.malformed += 1
             report.problem(f"{mid}: malformed: {found.detail}; skipped")
+        elif found.forwarded and (verp := self._attribute(found, found.outer_envelope)):
+            return self._bounce(found, found.forwarded, verp)  # sent to one of our return paths: the token decides
         else:
             report.unrecognised += 1
+            if found.forwarded:
+                report.problem(f"{mid}: {found.detail}; nothing suppressed, left for a person")
             if len(report.unrecognised_ids) < MAX_LISTED:
                 report.unrecognised_ids.append(mid)
+        return found.complete
+
+    def _unsubscribe(self, found: Classified) -> bool:
+        """A `mailto:` unsubscribe request: the signed token in its subject names the subscriber (a From
+        can be forged; the token cannot), so whoever holds the email can leave, and nobody else."""
+        self.report.unsubscribes += 1
+        if not self.secret:
+            self.report.problem(f"{found.message_id}: unsubscribe request: {SECRET_ENV} is not set to check it")
+            return False
+        try:
+            address = verify_token(self.secret, self.settings.list.id, found.token)
+        except TokenError as exc:
+            self.report.problem(f"{found.message_id}: unsubscribe request: {exc}; nothing done, left for a person")
+            return False
+        self._decide(address, "unsubscribe", "List-Unsubscribe mailto request", found.message_id)
+        return True
+
+    def _bounce(self, found: Classified, failures: list[Failure], verp: list[str]) -> bool:
+        report, mid = self.report, found.message_id
+        report.bounces += 1
+        report.dsns += found.detail == "RFC 3464 DSN"
+        report.hard += sum(f.hard for f in failures)
+        report.soft += sum(not f.hard for f in failures)
+        if verp:  # every failure of a one-recipient message is that recipient's
+            worst = next((f for f in failures if f.hard), failures[0])
+            self._decide(verp[0], "hard" if worst.hard else "soft", _diagnostic(worst), mid)
+            return True
+        matched = True
+        for failure in failures:
+            address = self._member(failure.original, failure.address)
+            if not address:
+                self._unmatched(found, failure.address, f"{'hard' if failure.hard else 'soft'} bounce")
+                matched = False
+                continue
+            self._decide(address, "hard" if failure.hard else "soft", _diagnostic(failure), mid)
+        return matched
 
     def _decide(self, address: str, event: Event, diagnostic: str, message_id: str) -> None:
         self.report.decisions.append(self.decider.decide(address, event, diagnostic.strip(), message_id))
+
+
+def _already(state: BounceState, found: Classified) -> bool:
+    """Handled before: the Message-ID is remembered, and not for a report that asked for nothing while
+    this copy asks for something (a cut-off or broken copy must never hide the complete one)."""
+    earlier = state.kind_of(found.message_id)
+    if earlier is None:
+        return False
+    return earlier in _ACTING or found.kind not in _ACTING
 
 
 def process(
@@ -256,23 +323,26 @@ def process(
                 report.read += 1
                 if item.data is None:
                     report.malformed += 1
+                    report.left += 1
                     report.problem(f"{source.name} {item.ref}: {item.problem}")
                     continue
                 found = classify(item.data)
-                if state.seen(found.message_id):
+                if _already(state, found):
                     report.already += 1
-                else:
-                    run.handle(found)
+                elif run.handle(found):
                     if not dry_run:
                         state.remember(found.message_id, found.kind, now or datetime.now(UTC))
-                # What needs a human stays where a human looks; the rest is moved or flagged.
-                if not dry_run and found.kind not in _LEFT_FOR_A_HUMAN:
+                else:
+                    report.left += 1  # unmatched, incomplete or for a person: it stays where it is
+                    continue
+                if not dry_run:
                     source.done(item.ref)
         except SourceError as exc:
             report.error = str(exc)
     if not dry_run:
         kinds = {"hard": report.hard, "soft": report.soft, "complaint": report.complaints}
         kinds.update(autoreply=report.autoreplies, unrecognised=report.unrecognised, malformed=report.malformed)
+        kinds["unsubscribe"] = report.unsubscribes
         metrics.bounces(settings.list.id, kinds)
     return report
 

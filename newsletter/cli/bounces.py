@@ -17,7 +17,11 @@ SHOWN = 20  # lines of each list printed; the counts are complete
 @root_option
 @click.option("--maildir", type=click.Path(file_okay=False, path_type=Path), help="Read this Maildir.")
 @click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Read this mbox file.")
-@click.option("--subscribers", metavar="FILE", help="Match reported addresses against this list ([mailing]).")
+@click.option(
+    "--subscribers",
+    metavar="FILE",
+    help="Match reported addresses against this list (default: [mailing] subscribers, else the subscriber store).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be suppressed; change, move and remember nothing.")
 @json_option
 @handle_errors
@@ -27,9 +31,12 @@ def bounces(
     """Read bounces (DSNs), complaints (ARF) and auto-replies; suppress dead and complaining addresses.
 
     Without --maildir/--mbox, reads the mailbox of [bounces] (IMAP: host, user, folder; the password
-    from NEWSLETTER_BOUNCES_PASSWORD). Each message is handled once (remembered by Message-ID) and
-    then moved to the `processed` folder or flagged; nothing is deleted. A hard bounce or a complaint
-    suppresses at once, soft bounces after 3 within 15 days ([bounces] soft_limit, soft_days).
+    from NEWSLETTER_BOUNCES_PASSWORD). Reported addresses are matched against the list `send` mails
+    (the subscriber store unless --subscribers or [mailing] subscribers names one). Each message is
+    handled once (remembered by Message-ID) and then moved to the `processed` folder or flagged;
+    nothing is deleted. A report that matches no subscriber, is cut off, or is a person's message (a
+    forwarded bounce) stays in the mailbox, listed, for the next run or a person. A hard bounce or a
+    complaint suppresses at once, soft bounces after 3 within 15 days ([bounces] soft_limit, soft_days).
 
     Exit status: 0 done, 1 the mailbox could not be read to the end (what was read is kept; rerun).
     --json prints the counts, every decision and every problem as one object.

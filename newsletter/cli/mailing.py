@@ -50,6 +50,7 @@ def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
 @click.option("--limit", type=click.IntRange(0), help="Send to the first N pending subscribers only.")
 @click.option("--to", "to", metavar="ADDR", help="Send one test copy to ADDR (outside the ledger) and stop.")
 @click.option("--lang", "language", metavar="LANG", help="Only this language edition (with --to: which one to send).")
+@click.option("--retry-failed", is_flag=True, help="Put the recipients recorded as failed back in the queue first.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--resume", is_flag=True, help="Go on with a mailing the circuit breaker paused.")
 @json_option
@@ -65,6 +66,7 @@ def send(
     limit: int | None,
     to: str | None,
     language: str | None,
+    retry_failed: bool,
     progress: bool | None,
     resume: bool,
     as_json: bool,
@@ -75,8 +77,10 @@ def send(
     the first language), each edition with its own ledger.
 
     Without --smtp (or [smtp] url) the messages go to outbox/<date>/mail/. A rerun resumes: who got the
-    edition never gets it again; transient failures are retried. NEWSLETTER_UNSUBSCRIBE_SECRET must be
-    set (it signs the unsubscribe links); the SMTP password comes from NEWSLETTER_SMTP_PASSWORD.
+    edition never gets it again (whichever way it went: outbox or SMTP); transient failures are retried,
+    permanent ones (5xx) only with --retry-failed, once the relay or the address is fixed.
+    NEWSLETTER_UNSUBSCRIBE_SECRET must be set (it signs the unsubscribe links); the SMTP password comes
+    from NEWSLETTER_SMTP_PASSWORD.
 
     With [dkim] configured every message is signed. A circuit breaker pauses the mailing when the
     replies say the domain is being hurt ([mailing] breaker_*: too many hard bounces among the first
@@ -91,6 +95,7 @@ def send(
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --smtp smtp://127.0.0.1:8025
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --dry-run
       newsletter send --date 2016-12-30 --to me@example.org
+      newsletter send --date 2016-12-30 --smtp smtp://127.0.0.1:8025 --retry-failed
       newsletter send --date 2016-12-30 --resume
     """
     from ..delivery import send_languages
@@ -122,6 +127,7 @@ def send(
             smtp=smtp,
             connections=connections,
             rate=rate,
+            retry_failed=retry_failed,
             resume=resume,
         )
     finally:
@@ -143,6 +149,9 @@ def send(
         for lang, one in result.reports.items():
             click.echo(f"[{lang}] {one.summary()}")
     click.echo(report.summary())
+    for lang, one in result.reports.items():
+        if one.idle:
+            click.echo(f"[{lang}] {one.idle}" if len(result.reports) > 1 else one.idle)
     sys.exit(_send_exit(report))
 
 
@@ -175,8 +184,9 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool, as_json
     incomplete, 5 not started. --check (for Nagios, cron or a systemd timer): 0 when the latest
     scheduled morning's edition was built or sent by its time plus the grace period (or that time
     has not passed yet), 1 when it failed or is late, or a mailing of the last week is paused by the
-    circuit breaker — one line saying which. Each edition's line is followed by its hard-bounce and
-    complaint rates beside the limits mailbox providers publish.
+    circuit breaker, 3 (UNKNOWN) when the scheduler never ran here — one line saying which. Each
+    edition's line is followed by its hard-bounce and complaint rates beside the limits mailbox
+    providers publish.
 
     With several [list] languages, one line per language edition and the total.
     With PostgreSQL, one line per sender too: its run's status, what it recorded, the rows it holds.
@@ -195,11 +205,11 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool, as_json
     if check_morning:
         from .morning_check import check_line
 
-        ok, line = check_line(settings)
+        code, line = check_line(settings)
         if as_json:
-            emit_and_exit({"ok": ok, "message": line}, EXIT_OK if ok else 1)
+            emit_and_exit({"ok": code == 0, "code": code, "message": line}, code)
         click.echo(line)
-        sys.exit(EXIT_OK if ok else 1)
+        sys.exit(code)
     runs: list[str] = []
     if day is None:
         from .morning_check import recent_runs

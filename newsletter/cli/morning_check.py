@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from ..config import Settings
 
 RECENT = 7
+# Exit codes of `status --check`, as monitoring plugins read them (Nagios, Icinga, Sensu).
+OK, CRITICAL, UNKNOWN = 0, 1, 3
 
 
 def recent_runs(settings: Settings) -> list[str]:
@@ -23,9 +25,10 @@ def recent_runs(settings: Settings) -> list[str]:
     return lines
 
 
-def check_line(settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
-    """(ok, one line) for the latest scheduled morning: done, not due yet, failed, or late — or a mailing
-    of the last week that the circuit breaker paused."""
+def check_line(settings: Settings, now: datetime | None = None) -> tuple[int, str]:
+    """(exit code, one line) for the latest scheduled morning: done, not due yet, failed, late — or a
+    mailing of the last week that the circuit breaker paused — or UNKNOWN when the scheduler has never
+    run here (nothing can be late that nobody was asked to send)."""
     from ..delivery import paused_mailings
     from ..schedule import RunStore, State, latest_fire, read_config, store_path
 
@@ -33,22 +36,29 @@ def check_line(settings: Settings, now: datetime | None = None) -> tuple[bool, s
     paused = paused_mailings(settings, now.astimezone(settings.timezone).date())
     if paused:
         more = f" (and {len(paused) - 1} more)" if len(paused) > 1 else ""
-        return False, f"CRITICAL: {paused[0]}{more}; newsletter send --resume once dealt with"
+        return CRITICAL, f"CRITICAL: {paused[0]}{more}; newsletter send --resume once dealt with"
     config = read_config(settings)
     latest = latest_fire(config.trigger(), now)
     if latest is None:
-        return True, "OK: no morning scheduled in the last week"
+        return OK, "OK: no morning scheduled in the last week"
     local = latest.astimezone(config.timezone)
     day = local.date()
     deadline = local + config.grace
     path = store_path(settings)
-    row = RunStore(path).get(day) if path.is_file() else None
+    store = RunStore(path) if path.is_file() else None
+    if store is None or (store.accounted_through() is None and not store.rows()):
+        return UNKNOWN, (
+            f"UNKNOWN: the scheduler has never run here ({path} has no record); start `newsletter schedule` "
+            "(README, Scheduling)"
+        )
+    row = store.get(day)
     if row is not None and row.state in (State.COMPLETED, State.EMPTY):
-        return True, f"OK: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
+        return OK, f"OK: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
     if row is not None and row.state in (State.FAILED, State.SKIPPED):
-        return False, f"CRITICAL: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
+        return CRITICAL, f"CRITICAL: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
     if now <= deadline:
         state = row.state.value if row is not None else "not started"
-        return True, f"OK: edition {day} {state}; due by {deadline.isoformat(timespec='minutes')}"
+        return OK, f"OK: edition {day} {state}; due by {deadline.isoformat(timespec='minutes')}"
     state = row.state.value if row is not None else "never started"
-    return False, f"CRITICAL: edition {day} is late ({state}); it was due by {deadline.isoformat(timespec='minutes')}"
+    due = deadline.isoformat(timespec="minutes")
+    return CRITICAL, f"CRITICAL: edition {day} is late ({state}); it was due by {due}"

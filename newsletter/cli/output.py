@@ -72,6 +72,8 @@ def send_report(report: Any) -> dict[str, Any]:
     data: dict[str, Any] = {key: getattr(report, key) for key in keys}
     data["rate"] = round(report.sent_now / report.send_seconds, 1) if report.send_seconds > 0 else None
     data["paused"] = getattr(report, "paused", "") or None  # the circuit breaker's reason, when it paused
+    data["requeued"] = getattr(report, "requeued", 0)  # failed recipients put back in the queue (--retry-failed)
+    data["idle"] = getattr(report, "idle", "") or None  # why a run had nothing to send
     data["complete"], data["ok"] = report.complete, report.ok
     for key in ("warnings", "problems", "failures", "stories_skipped", "senders"):
         data[key] = list(getattr(report, key))

@@ -31,7 +31,9 @@ STATUS = click.Choice(["pending", "confirmed", "unsubscribed", "bounced"])
 def serve(root: Path, host: str, port: int, workers: int, with_site: bool, forwarded_allow_ips: str) -> None:
     """Run the public web app: one-click unsubscribe, double opt-in subscribe, /healthz.
 
-    Meant to sit behind nginx or Caddy (README shows both). Needs NEWSLETTER_UNSUBSCRIBE_SECRET.
+    Meant to sit behind nginx or Caddy (README shows both). Needs NEWSLETTER_UNSUBSCRIBE_SECRET. It
+    answers only requests whose Host is one of [web] hosts (default: the host of base_url) and says
+    which once it listens, with a `curl` that works from the same machine.
 
     \b
     Example:
@@ -40,9 +42,21 @@ def serve(root: Path, host: str, port: int, workers: int, with_site: bool, forwa
     from ..web import serve_public
 
     load(root)  # a bad newsletter.toml is one line before anything starts
-    click.echo(f"Serving the public app on http://{host}:{port}/ ({workers} worker(s)); Ctrl+C to stop", err=True)
+
+    def announce(lines: list[str]) -> None:
+        for line in lines:
+            click.echo(line, err=True)
+
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl+C it handled
-        serve_public(root, host, port, workers=workers, site=with_site, forwarded_allow_ips=forwarded_allow_ips)
+        serve_public(
+            root,
+            host,
+            port,
+            workers=workers,
+            site=with_site,
+            forwarded_allow_ips=forwarded_allow_ips,
+            announce=announce,
+        )
 
 
 @cli.group()

@@ -94,6 +94,7 @@ class LanguageSend:
             "duplicates",
             "suppressed",
             "removed",
+            "requeued",
             "throttled",
             "total",
             "elapsed",

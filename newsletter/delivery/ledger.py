@@ -262,6 +262,16 @@ class Ledger:
         with self._lock:
             self._db.execute("COMMIT")
 
+    def requeue_failed(self) -> int:
+        """Failed rows back to pending, their attempts reset (the operator fixed the relay); how many."""
+        self._results.flush()
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE recipients SET state = 'pending', attempts = 0, updated_at = ? WHERE state = 'failed'",
+                (_now(),),
+            )
+            return cur.rowcount
+
     def retire_unseen(self, run: int) -> int:
         """Pending rows the list no longer holds are skipped (and looked at again if they come back)."""
         with self._lock:

@@ -264,6 +264,17 @@ class PgLedger:
         with self._lock:
             self._db.execute("COMMIT")
 
+    def requeue_failed(self) -> int:
+        """Failed rows back to pending, their attempts reset (the operator fixed the relay); how many."""
+        self.flush()
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE ledger_recipients SET state = 'pending', attempts = 0, updated_at = %s, "
+                "lease_owner = NULL, lease_until = NULL WHERE edition = %s AND state = 'failed'",
+                (_now(), self.edition),
+            )
+            return cur.rowcount
+
     def retire_unseen(self, run: int) -> int:
         with self._lock:
             cur = self._db.execute(

@@ -56,6 +56,7 @@ from ..edition import (
 )
 from ..textutil import one_line
 from .unsubscribe import ONE_CLICK, keyed, make_token
+from .verp import unsubscribe_mailbox
 
 MAX_NAME = 100  # characters; a greeting, not a biography, and it keeps every header line short
 _KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ/ZWJ: needed by Persian, Indic scripts and emoji sequences
@@ -179,9 +180,10 @@ def _static_header(name: str, value: str) -> bytes:
     return folded.encode("ascii")
 
 
-def list_unsubscribe_value(settings: Settings, url: str, token: str) -> str:
-    """RFC 2369: the https URL first (what RFC 8058 one-click uses), then the mailto when configured."""
-    mailto = settings.list.unsubscribe_mailto.strip()
+def list_unsubscribe_value(settings: Settings, url: str, token: str, mailto: str | None = None) -> str:
+    """RFC 2369: the https URL first (what RFC 8058 one-click uses), then the mailto (`mailto`, worked out
+    once per edition; else `unsubscribe_mailbox`) with the subscriber's signed token in its subject."""
+    mailto = unsubscribe_mailbox(settings) if mailto is None else mailto
     if not mailto:
         return f"<{url}>"
     if not mailto.lower().startswith("mailto:"):
@@ -320,6 +322,7 @@ class Personalizer:
         self.day = edition.date.isoformat()
         self.env = env or make_environment(settings)
         self.url_base = settings.list.unsubscribe_url
+        self.mailto = unsubscribe_mailbox(settings)
         self.sender = settings.sender.address
         named_ctx, named_html, named_text = self._render(_NAME_MARK)
         self._rtl = named_ctx.get("dir") == "rtl"  # its text lines are marked to read right to left
@@ -388,7 +391,7 @@ class Personalizer:
             (msg_id or message_id(self.settings, self.secret, self.day, address)).encode("ascii"),
             b"\r\n",
             self._after_id,
-            _header("List-Unsubscribe", list_unsubscribe_value(self.settings, url, token)),
+            _header("List-Unsubscribe", list_unsubscribe_value(self.settings, url, token, self.mailto)),
             self._tail,
         ]
         for pieces in (tpl.text, tpl.html):
@@ -422,7 +425,7 @@ class Personalizer:
             date=self.date,
             message_id=msg_id or message_id(self.settings, self.secret, self.day, address),
             extra_headers={
-                "List-Unsubscribe": list_unsubscribe_value(self.settings, url, token),
+                "List-Unsubscribe": list_unsubscribe_value(self.settings, url, token, self.mailto),
                 "List-Unsubscribe-Post": ONE_CLICK,
                 "Feedback-ID": self.feedback_id,
             },

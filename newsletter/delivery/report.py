@@ -47,6 +47,8 @@ class SendReport:
     failures: list[str] = field(default_factory=list)
     senders: list[dict[str, Any]] = field(default_factory=list)  # per sender, when several share a mailing
     stories_skipped: list[str] = field(default_factory=list)  # stories of the edition left out, one line each
+    requeued: int = 0  # failed recipients put back in the queue (`--retry-failed`)
+    idle: str = ""  # why a run had nothing to send, when it had nothing to send
     paused: str = ""  # why the circuit breaker paused the mailing ("" when it is not paused)
 
     @property
@@ -75,6 +77,8 @@ class SendReport:
             if n
         )
         head = f"Dry run of {what}: would send {self.sent_now}" if self.dry_run else f"Edition {what}: sent {self.sent}"
+        if self.requeued:
+            head += f" ({self.requeued} failed put back in the queue)"
         if not self.dry_run and self.sent_now != self.sent:
             head += f" ({self.sent_now} this run)"
         left_out = f", {len(self.stories_skipped)} story(ies) left out" if self.stories_skipped else ""

@@ -93,6 +93,7 @@ def send_edition(
     rate: float | None = None,
     now: datetime | None = None,
     join: bool = False,
+    retry_failed: bool = False,
     resume: bool = False,
 ) -> SendReport:
     """Send edition `day` (None: the newest) to every subscriber; see the module docstring.
@@ -101,8 +102,9 @@ def send_edition(
     uses none. `limit` sends to the first N pending subscribers only (recorded as usual, so the next run
     sends the rest); `to` sends one test copy to that address, outside the ledger. Setting `stop` makes
     the run finish the messages in flight and return. `join` (PostgreSQL only) sends without a subscriber
-    list, helping a mailing another sender enrolled. `resume` goes on with a mailing the circuit breaker
-    paused (without it such a mailing raises `PausedError` and sends nothing).
+    list, helping a mailing another sender enrolled. `retry_failed` puts the recipients recorded as failed
+    back in the queue first (once the relay that refused them is fixed). `resume` goes on with a mailing
+    the circuit breaker paused (without it such a mailing raises `PausedError` and sends nothing).
     """
     started = time.monotonic()
     secret = secret_from_env()  # before anything else: no message may go out without a working unsubscribe link
@@ -169,6 +171,8 @@ def send_edition(
                     raise SubscriberError(f"edition {day} has nothing pending to join")
                 if first and source is not None:
                     _enrol(ledger, run, source, report)
+                if first and retry_failed:
+                    report.requeued = ledger.requeue_failed()
             to_send = ledger.count_pending(run)
             if limit is not None:
                 report.limited = to_send > limit
@@ -232,6 +236,8 @@ def send_edition(
             counts.total,
         )
         report.skipped = report.invalid + report.duplicates + report.suppressed + report.removed
+        if not dry_run and to_send == 0:
+            report.idle = _why_idle(ledger, report)
         if counter is not None:
             counter.close()
             metrics.send_finished(
@@ -262,6 +268,24 @@ def _check_paused(ledger: LedgerStore, day: date, resume: bool) -> None:
 
 def _since(started: float) -> float:
     return time.monotonic() - started
+
+
+def _why_idle(ledger: LedgerStore, report: SendReport) -> str:
+    """One line for a run that found nobody to send to: what the ledger says, and the way on."""
+    if report.pending:
+        return ""  # held by other senders (PostgreSQL), or stopped before the first message
+    runs = [r for r in ledger.runs() if int(r.get("sent") or 0)]
+    when = f" on {str(runs[-1]['started_at'])[:16].replace('T', ' ')} UTC via {runs[-1]['sink']}" if runs else ""
+    parts = []
+    if report.sent:
+        parts.append(f"all {report.sent} already sent{when} (a rerun never mails anyone twice)")
+    if report.failed:
+        replies = ledger.rows("failed", limit=1)
+        last = f", the relay said {str(replies[0]['reply'])[:120]!r}" if replies else ""
+        parts.append(f"{report.failed} failed earlier{last}: `--retry-failed` puts them back in the queue")
+    if not parts:
+        parts.append("the list has nobody to send to")
+    return "nothing to send: " + "; ".join(parts) + "; `--to ADDR` sends a test copy"
 
 
 def _check_edition(ledger: LedgerStore, html: str, text: str, report: SendReport) -> None:

@@ -10,6 +10,9 @@ The token differs from the unsubscribe token in its alphabet: base32 in lower ca
 base64url. Mail systems may lower-case the local part on the way back (some write `Delivered-To` that
 way), and base32 survives that; the MAC is cut to 80 bits to keep the local part short, which is
 still far beyond guessing for an attacker who gets one try per forged bounce.
+
+`unsubscribe_mailbox` is the other way mail comes back: where a `mailto:` List-Unsubscribe points
+when no address is configured — the mailbox the bounces come back to, which `newsletter bounces` reads.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from ..config import Settings
 from ..errors import ConfigError, TokenError
 
 PLACEHOLDER = "{token}"
@@ -100,6 +104,13 @@ class ReturnPath:
         """The MAIL FROM for one recipient."""
         return f"{self.prefix}{make_token(secret, list_id, recipient)}{self.suffix}@{self.domain}"
 
+    def mailbox(self) -> str | None:
+        """The address without a token (`bounces+{token}@d` → `bounces@d`): the mailbox subaddresses
+        deliver to. None when the token is not a `+`/`-` subaddress of a plain local part."""
+        if self.suffix or len(self.prefix) < 2 or self.prefix[-1] not in "+-":
+            return None
+        return f"{self.prefix[:-1]}@{self.domain}"
+
     def sample(self) -> str:
         """A syntactically complete address, for validating the rest of the template."""
         return f"{self.prefix}{'a' * 8}.{'a' * 16}{self.suffix}@{self.domain}"
@@ -124,3 +135,19 @@ class ReturnPath:
             if address not in found:
                 found.append(address)
         return found, forged
+
+
+def unsubscribe_mailbox(settings: Settings) -> str:
+    """Where `mailto:` unsubscribe requests go: `[list] unsubscribe_mailto`, else — when `newsletter
+    bounces` reads a mailbox (`[bounces]`) — the mailbox bounces come back to (the return path without
+    its token, else the sender), which it reads: a provider without one-click (or a reader's mail client)
+    sends the request there, and the signed token in its subject says whose it is. "" when there is
+    neither."""
+    configured = settings.list.unsubscribe_mailto.strip()
+    bounces = settings.section("bounces")
+    if configured or not (bounces.get("host") or bounces.get("path")):
+        return configured
+    # Bounces come back to the MAIL FROM: the return path, else the sender's own address.
+    template = str(settings.section("mailing").get("return_path") or "").strip() or settings.sender.address
+    verp = ReturnPath.parse(template)
+    return (verp.mailbox() or "") if verp is not None else template

@@ -254,7 +254,28 @@ class Daemon:
         metrics.scheduler_run(self.settings.list.id, result.outcome.value)
         if result.outcome == Outcome.FAILED:
             self._schedule_retry(result, key)
+        elif result.outcome == Outcome.EMPTY:
+            self._schedule_look_again(result, key)
         return result.outcome.value
+
+    def _schedule_look_again(self, result: RunResult, key: str = JOB_ID) -> None:
+        """An empty morning is not done: look again every retry_delay while its grace period lasts."""
+        cfg = self.config
+        when = self.clock() + cfg.retry_delay
+        if when - result.scheduled > cfg.grace:
+            log.info("edition %s: still no stories at the end of the grace period; no email", result.edition)
+            return
+        log.info("edition %s: looking for stories again at %s", result.edition, in_zone(when, cfg.timezone))
+        self.scheduler.add_job(
+            self._retry,
+            trigger="date",
+            run_date=when,
+            args=[result.scheduled.isoformat(), key],
+            id=f"retry-{key}-{result.edition.isoformat()}",
+            jobstore="memory",
+            replace_existing=True,
+            misfire_grace_time=None,  # the job checks the grace period itself
+        )
 
     def _schedule_retry(self, result: RunResult, key: str = JOB_ID) -> None:
         cfg = self.config

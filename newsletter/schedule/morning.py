@@ -25,7 +25,7 @@ from .config import (
     latest_fire,
     read_config,
 )
-from .runs import DONE, RunStore, State
+from .runs import DONE, SETTLED, RunRow, RunStore, State
 from .runs_pg import PgRunStore, open_run_store
 
 log = logging.getLogger("newsletter.schedule")
@@ -201,7 +201,7 @@ class Morning:
         self._log_skipped(missed, now, why="the scheduler was not running")
         if due is not None:
             row = self.store.get(self.edition_for(due))
-            if row is not None and row.state in (*DONE, State.SKIPPED):
+            if row is not None and row.state in SETTLED and not self._looks_again(row, due, now):
                 due = None
         if due is None:
             self.store.advance(latest)
@@ -288,20 +288,10 @@ class Morning:
 
     def _run(self, scheduled: datetime, *, manual: bool) -> RunResult:
         day = self.edition_for(scheduled)
-        if self.stop.is_set():
-            return RunResult(day, scheduled, Outcome.STOPPED, "stopping: not starting a new run")
         now = self.clock()
-        row = self.store.get(day)
-        if row is not None and row.state in DONE:
-            self.store.advance(scheduled)
-            detail = f"already {row.state.value} at {self._local(row.finished_at or now)}; not sending it again"
-            log.info("edition %s: %s", day, detail)
-            return RunResult(day, scheduled, Outcome.ALREADY_DONE, detail, row.attempts)
-        if not manual and now - scheduled > self.config.grace:
-            self._skip(scheduled, now, "the run started too late")
-            self.store.advance(scheduled)
-            row = self.store.get(day)
-            return RunResult(day, scheduled, Outcome.SKIPPED, row.detail if row else "skipped")
+        not_now = self._not_now(day, scheduled, now, manual)
+        if not_now is not None:
+            return not_now
         claimed, before = self.store.claim(day, scheduled, self.owner, now)
         self.store.advance(scheduled)
         if not claimed:
@@ -330,7 +320,7 @@ class Morning:
             empty = self._empty_window(day)
             if empty:
                 self.store.finish(day, State.EMPTY, self.clock(), empty)
-                log.info("edition %s: %s; no email sent", day, empty)
+                log.info("edition %s: %s; no email sent (looked at again until the grace period ends)", day, empty)
                 return RunResult(day, scheduled, Outcome.EMPTY, empty, attempt, _time.monotonic() - started)
             report = self.send(self.settings, day, stop=self.stop)
         except Exception as exc:
@@ -372,6 +362,30 @@ class Morning:
             summary,
         )
         return RunResult(day, scheduled, Outcome.INTERRUPTED, summary, attempt, took, report)
+
+    def _not_now(self, day: date, scheduled: datetime, now: datetime, manual: bool) -> RunResult | None:
+        """Why this morning is not run now — stopping, done, empty past its grace, too late — or None."""
+        if self.stop.is_set():
+            return RunResult(day, scheduled, Outcome.STOPPED, "stopping: not starting a new run")
+        row = self.store.get(day)
+        if row is not None and row.state in DONE:
+            self.store.advance(scheduled)
+            detail = f"already {row.state.value} at {self._local(row.finished_at or now)}; not sending it again"
+            log.info("edition %s: %s", day, detail)
+            return RunResult(day, scheduled, Outcome.ALREADY_DONE, detail, row.attempts)
+        if row is not None and row.state == State.EMPTY and not manual and not self._looks_again(row, scheduled, now):
+            detail = f"{row.detail}; past the grace period, not looked at again"
+            return RunResult(day, scheduled, Outcome.ALREADY_DONE, detail, row.attempts)
+        if not manual and now - scheduled > self.config.grace:
+            self._skip(scheduled, now, "the run started too late")
+            self.store.advance(scheduled)
+            row = self.store.get(day)
+            return RunResult(day, scheduled, Outcome.SKIPPED, row.detail if row else "skipped")
+        return None
+
+    def _looks_again(self, row: RunRow, scheduled: datetime, now: datetime) -> bool:
+        """An empty morning is looked at again until its grace period ends (a late story still makes it)."""
+        return row.state == State.EMPTY and now - scheduled <= self.config.grace
 
     def _log_details(self, day: date, report: Report) -> None:
         """The mailing report's warnings and permanent failures, capped: a bad list is not a log flood."""

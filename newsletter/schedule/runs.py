@@ -2,8 +2,9 @@
 
 APScheduler's job store keeps the schedule (trigger, next run) across restarts, but it moves
 `next_run_time` forward the moment a job is *submitted*, so it cannot tell a finished morning from one that
-crashed half-way. This table, keyed by edition date, can: a completed (or empty) edition is never run again,
-whatever fires the job — a double fire, a clock change, a restart, a second process.
+crashed half-way. This table, keyed by edition date, can: a completed edition is never run again, whatever
+fires the job — a double fire, a clock change, a restart, a second process. An empty one (no story in
+its window yet) is not done: a late story can still make the morning until its grace period ends.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from ..storage import Meta, connect, owner_alive
 class State(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"  # every recipient handled (sent, failed for good, or skipped)
-    EMPTY = "empty"  # no stories in the window: nothing to send, nothing to retry
+    EMPTY = "empty"  # no stories in the window yet: looked at again until the grace period ends
     FAILED = "failed"  # the run raised; a retry or a restart within the grace period resumes it
     INTERRUPTED = "interrupted"  # stopped (SIGTERM) with messages pending; resumed like a failure
     SKIPPED = "skipped"  # past the grace period: deliberately never sent
 
 
-DONE = (State.COMPLETED, State.EMPTY)
+DONE = (State.COMPLETED,)
+# Never overwritten as skipped: an empty morning past its grace period had nothing to miss.
+SETTLED = (State.COMPLETED, State.EMPTY, State.SKIPPED)
 _RESUMED = {State.RUNNING: "crashed", State.INTERRUPTED: "stopped", State.FAILED: "failed"}
 
 
@@ -163,7 +166,7 @@ class RunStore:
         """Record a morning deliberately not sent; False when the row already says done or skipped."""
         with self._transaction() as db:
             before = _row(db, edition)
-            if before is not None and before.state in (*DONE, State.SKIPPED):
+            if before is not None and before.state in SETTLED:
                 return False
             if before is not None and before.state == State.RUNNING and owner_alive(before.owner):
                 return False

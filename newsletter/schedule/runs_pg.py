@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import Settings
 from ..storage import lock_key, open_postgres
-from .runs import DONE, RunRow, RunStore, State, store_path
+from .runs import DONE, SETTLED, RunRow, RunStore, State, store_path
 
 _COLUMNS = "edition, scheduled, state, attempts, owner, started_at, finished_at, detail"
 
@@ -123,7 +123,7 @@ class PgRunStore:
         try:
             with self._connect() as db, db.transaction():
                 before = _row(db, edition)
-                if before is not None and before.state in (*DONE, State.SKIPPED):
+                if before is not None and before.state in SETTLED:
                     return False
                 db.execute(
                     "INSERT INTO schedule_runs (edition, scheduled, state, attempts, finished_at, detail) "

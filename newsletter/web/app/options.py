@@ -7,6 +7,7 @@ max_body_kb = 16                     # larger request bodies get 413
 subscribe_per_ip = 10                # sign-ups per client IP per window
 subscribe_per_address = 3            # confirmation emails per address per window
 window_minutes = 60
+client_timeout = 10                  # seconds a client has to send a whole request (head and body)
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from urllib.parse import urlsplit
 from ...config import Settings
 from ...errors import ConfigError
 
-_KNOWN = {"hosts", "confirm_hours", "max_body_kb", "subscribe_per_ip", "subscribe_per_address", "window_minutes"}
+_KNOWN = {
+    "hosts", "confirm_hours", "max_body_kb", "subscribe_per_ip", "subscribe_per_address", "window_minutes",
+    "client_timeout",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class WebOptions:
     per_ip: int = 10
     per_address: int = 3
     window: float = 3600.0
+    client_timeout: float = 10.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebOptions:
@@ -49,4 +54,5 @@ class WebOptions:
             per_ip=number("subscribe_per_ip", 10, 0, 1_000_000),
             per_address=number("subscribe_per_address", 3, 0, 1_000_000),
             window=number("window_minutes", 60, 1, 24 * 60) * 60.0,
+            client_timeout=float(number("client_timeout", 10, 1, 300)),
         )

@@ -1,0 +1,171 @@
+"""Double opt-in: the sign-up form, its answer, and the confirmation link.
+
+GET  /subscribe          the form
+POST /subscribe          → 303 /subscribe/sent, the same answer in the same time for every address (no
+                         enumeration): the sign-up is queued and a worker sends the confirmation email
+                         (confirmations.py), unless the address is confirmed already
+GET  /confirm/<token>    a page with a button; changes nothing (link scanners follow GETs)
+POST /confirm/<token>    confirms, with a consent record (time, form, keyed hash of the IP)
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ... import metrics
+from ...config import Settings
+from ...delivery import check_address, clean_name
+from ...storage import Consent, now_iso
+from . import mail, tokens
+from .confirmations import SignUp
+from .context import AppContext, client_ip, context_of
+
+_NAME_MAX = 100
+_TAGS = re.compile(r"<[^>]*>")
+
+
+def _clean_form_name(raw: str) -> str:
+    """A name typed into a public form: no markup, no control or bidi characters, one line, 100 chars."""
+    return clean_name(_TAGS.sub("", raw).replace("<", "").replace(">", ""))[:_NAME_MAX].strip()
+
+
+def subscribe_form(request: Request) -> Response:
+    ctx = context_of(request)
+    lang = ctx.language_of(request)
+    canonical = ctx.base + ctx.with_lang("/subscribe", lang)
+    return ctx.page("subscribe.html", lang, csrf=ctx.csrf.issue(), error="", email="", name="", canonical=canonical)
+
+
+async def subscribe(request: Request) -> Response:
+    ctx = context_of(request)
+    form = await ctx.form_of(request)
+    lang = ctx.language_of(request, form)
+    _ = ctx.texts[lang]
+    token_ok = ctx.csrf.valid(form.get("csrf"))
+    # The form on the archive's static pages carries no token: its Origin must then be ours.
+    if not ctx.origin_ok(request) or not (token_ok or request.headers.get("origin")):
+        return ctx.message(lang, 403, _("Refused"), _("This form came from another site or is out of date; reload it."))
+    done = RedirectResponse(ctx.with_lang("/subscribe/sent", lang), status_code=303)
+    if str(form.get("website", "")).strip():
+        return done  # the honeypot: a bot filled the field people cannot see; answer as usual
+    raw, name = str(form.get("email", "")), _clean_form_name(str(form.get("name", "")))
+    try:
+        address = check_address(raw[:320])
+    except ValueError:
+        error = _("Please enter a valid email address.")
+        return ctx.page("subscribe.html", lang, 400, csrf=ctx.csrf.issue(), error=error, email=raw[:320], name=name)
+    for window, key in ((ctx.per_ip, client_ip(request)), (ctx.per_address, address.lower())):
+        wait = window.hit(key)
+        if wait is not None:
+            response = ctx.message(lang, 429, _("Too many requests"), _("Please wait a while and try again."))
+            response.headers["Retry-After"] = str(int(wait + 0.999))
+            return response
+    source = str(form.get("form", "subscribe"))[:200]
+    if source != "subscribe" and not source.startswith(ctx.base + "/"):
+        source = "subscribe"
+    # One row on disk for every address alike; whether an email goes out is the worker's business.
+    await run_in_threadpool(ctx.queue.put, SignUp(address, name, lang, source))
+    return done
+
+
+def subscribe_sent(request: Request) -> Response:
+    ctx = context_of(request)
+    lang = ctx.language_of(request)
+    _ = ctx.texts[lang]
+    return ctx.message(
+        lang,
+        200,
+        _("Check your inbox"),
+        _("If the address can receive it, an email with a confirmation link is on its way."),
+        _("Open it and press the button to start receiving the newsletter. Nothing is sent until you do."),
+    )
+
+
+async def confirm(request: Request) -> Response:
+    ctx = context_of(request)
+    lang = ctx.language_of(request)
+    _ = ctx.texts[lang]
+    try:
+        found = tokens.read_confirm_token(ctx.secret, ctx.settings.list.id, request.path_params["token"])
+    except tokens.ConfirmTokenError as exc:
+        why = {
+            400: _("Malformed confirmation link."),
+            403: _("This confirmation link is not valid for this newsletter."),
+            410: _("This confirmation link has expired."),
+        }
+        lines = {410: _("Subscribe again to get a new link."), 403: _("Use the link from the email.")}
+        return ctx.message(
+            lang, exc.status, _("Link not valid"), why.get(exc.status, str(exc)), lines.get(exc.status, "")
+        )
+    if request.method != "POST":
+        return ctx.message(
+            lang,
+            200,
+            _("Confirm your subscription"),
+            _("Press the button to receive %(title)s at %(address)s.")
+            % {"title": ctx.settings.title, "address": found.address},
+            action=_("Confirm my subscription"),
+            home=False,
+        )
+    form = await ctx.form_of(request)
+    if not (ctx.csrf.valid(form.get("csrf")) and ctx.origin_ok(request)):
+        return ctx.message(
+            lang, 403, _("Refused"), _("This form is out of date or came from another site; open the link again.")
+        )
+    consent = Consent(at=now_iso(), form=found.form, ip_hash=tokens.ip_hash(ctx.secret, client_ip(request)))
+
+    def record() -> None:
+        ctx.store.confirm(found.address, consent)
+        ctx.suppression.remove(found.address)  # a new, confirmed request outranks an old unsubscribe
+        metrics.public_event("confirm", ctx.settings.list.id)
+
+    await run_in_threadpool(record)
+    return ctx.message(
+        lang,
+        200,
+        _("You are subscribed"),
+        _("%(address)s will receive %(title)s from tomorrow.")
+        % {"address": found.address, "title": ctx.settings.title},
+    )
+
+
+class ConfirmationSender:
+    """What the queue's worker does with one sign-up: record the request, then mail the link unless the
+    address is confirmed (and not suppressed) already. Compiled templates live as long as the server."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        settings: Settings = ctx.settings
+        hours = ctx.options.confirm_hours
+        self.editions = {lang: settings.for_language(lang) for lang in settings.languages}
+        self.mailers = {lang: mail.ConfirmationMailer(s, hours) for lang, s in self.editions.items()}
+
+    def __call__(self, signup: SignUp) -> None:
+        ctx = self.ctx
+        lang = signup.lang if signup.lang in self.editions else ctx.settings.languages[0]
+        record = ctx.store.request(signup.address, name=signup.name)
+        metrics.public_event("signup", ctx.settings.list.id)
+        if record.status == "confirmed" and signup.address not in ctx.suppression:
+            return  # already getting it: nothing to confirm, and the answer was the same
+        token = tokens.make_confirm_token(
+            ctx.secret, ctx.settings.list.id, signup.address, signup.source, ctx.options.confirm_hours
+        )
+        url = ctx.base + ctx.with_lang(f"/confirm/{token}", lang)  # the page in the sign-up's language
+        data = self.mailers[lang].message(signup.address, record.name or signup.name, url)
+        outcome = mail.send_confirmation(self.editions[lang], signup.address, data)  # outbox: that edition's
+        metrics.public_event("confirmation_email", ctx.settings.list.id, "sent" if outcome.sent else "failed")
+        if not outcome.sent and outcome.status == "transient":
+            raise RuntimeError(f"the relay did not take the confirmation email: {outcome.reply or outcome.status}")
+
+
+routes = [
+    Route("/subscribe", subscribe_form, methods=["GET", "HEAD"]),
+    Route("/subscribe", subscribe, methods=["POST"]),
+    Route("/subscribe/sent", subscribe_sent, methods=["GET", "HEAD"]),
+    Route("/confirm/{token}", confirm, methods=["GET", "HEAD", "POST"]),
+]
