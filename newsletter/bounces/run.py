@@ -23,7 +23,7 @@ from ..config import Settings
 from ..delivery import SECRET_ENV, ReturnPath, SubscriberSource, open_suppression
 from ..errors import ConfigError, NewsletterError
 from .classify import Classified, Failure, classify
-from .policy import BounceState, Decider, Decision, Event, Policy, state_path
+from .policy import Decider, Decision, Event, Policy, open_bounce_state
 from .sources import ImapConfig, ImapSource, MaildirSource, MboxSource, Source, SourceError
 
 PASSWORD_ENV = "NEWSLETTER_BOUNCES_PASSWORD"
@@ -245,7 +245,7 @@ def process(
     report = BounceReport(source=source.name, dry_run=dry_run)
     members = _subscriber_keys(settings, subscribers)
     with (
-        BounceState(state_path(settings)) as state,
+        open_bounce_state(settings) as state,
         open_suppression(settings) as suppression,
         source,
     ):

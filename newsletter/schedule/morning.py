@@ -24,8 +24,7 @@ from .config import (
     latest_fire,
     read_config,
 )
-from .runs import _RESUMED, DONE, RunStore, State
-from .runs_pg import PgRunStore, open_run_store
+from .runs import _RESUMED, DONE, RunStore, State, open_run_store
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -151,7 +150,7 @@ class Morning:
         *,
         send: SendFn | None = None,
         clock: Callable[[], datetime] = utc_now,
-        store: RunStore | PgRunStore | None = None,
+        store: RunStore | None = None,
         stop: threading.Event | None = None,
         owner: str | None = None,
     ) -> None:
