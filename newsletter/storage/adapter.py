@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import sqlite3
 import threading
@@ -321,11 +322,15 @@ def open_sqlite(
     no file exists. A file that is there but empty, truncated, not a database or fails its quick check is a
     `DamagedStoreError`: a damaged suppression list must never read as an empty one."""
     path = Path(path)
-    fresh = not path.exists()
-    if not fresh:
-        check_file(path, store)
-    elif readonly:
-        raise StorageError(f"{path}: {store}: no such file")
+    try:
+        if path.exists():
+            check_file(path, store)
+        elif readonly:
+            raise StorageError(f"{path}: {store}: no such file")
+        else:
+            _create(path, schema)
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(f"{path}: {store}: {getattr(exc, 'strerror', None) or _detail(exc)}") from None
 
     def connect() -> sqlite3.Connection:
         if readonly:
@@ -341,15 +346,29 @@ def open_sqlite(
         db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         return db
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True) if not readonly else None
-    except OSError as exc:
-        raise StorageError(f"{path}: {store}: {exc.strerror or exc}") from None
     database = Database(store, str(path), connect, postgres=False, names=names)
     if schema and not readonly:
         with database.raw() as db:
             db.executescript(schema)
     return database
+
+
+def _create(path: Path, schema: str) -> None:
+    """A new records file, made whole beside `path` and then linked into place: a crash while it is made
+    leaves no half-made file (which the next open would have to refuse), and a file another process made
+    first is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        with contextlib.closing(sqlite3.connect(new, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(schema or "PRAGMA user_version = 0;")
+        with contextlib.suppress(FileExistsError):
+            os.link(new, path)
+    finally:
+        for leftover in (new, new.with_name(new.name + "-wal"), new.with_name(new.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 def open_pg(
