@@ -136,12 +136,12 @@ class Ledger:
         self.sending: Sending
         if isinstance(source, Database):
             self.db = source
-            self.sending = FleetSending(self, lease=lease, owner=owner, readonly=readonly)
+            self.sending = FleetSending(source, edition, lease=lease, owner=owner, readonly=readonly)
         else:
             self.path = Path(source)
             store = f"the ledger of {self.path.stem}"
             self.db = open_sqlite(store, self.path, schema=_META + _SCHEMA, names=_SQLITE_NAMES, readonly=readonly)
-            self.sending = SoloSending(self)
+            self.sending = SoloSending(self.db)
         self._results = ResultBuffer(self.sending.write, behind=self.db.postgres)
 
     def describe(self) -> str:

@@ -30,13 +30,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..storage import Database, lock_key, this_owner
 from .batching import Result, runs_of
-
-if TYPE_CHECKING:
-    from .ledger import Ledger
 
 CLAIM_BATCH = 500  # rows per claim: a few seconds of work at relay speeds, so a fleet shares a mailing evenly
 DEFAULT_LEASE = 60.0
@@ -105,8 +102,8 @@ _SOLO_RESULTS = {
 class SoloSending:
     """A SQLite ledger file: one sender, rows in list order, outcomes written on the caller's thread."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.db = ledger.db
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self.owner = this_owner()
 
     def started(self, run: int) -> None:
@@ -191,9 +188,9 @@ _MINE = "edition = ? AND state = 'pending' AND lease_owner = ? AND lease_until <
 class FleetSending:
     """PostgreSQL: claims with leases, a heartbeat, results written behind on a connection of their own."""
 
-    def __init__(self, ledger: Ledger, *, lease: float, owner: str | None, readonly: bool) -> None:
-        self.db = ledger.db
-        self.edition = ledger.edition
+    def __init__(self, db: Database, edition: str, *, lease: float, owner: str | None, readonly: bool) -> None:
+        self.db = db
+        self.edition = edition
         self.lease = lease
         self.owner = owner or this_owner()
         self.run: int | None = None

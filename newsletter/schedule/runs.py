@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from ..errors import StorageError
 from ..storage import Database, lock_key, open_pg, open_sqlite, owner_alive, reconnect_seconds
 
 # --- the runs table ---------------------------------------------------------------------------------
@@ -238,8 +239,13 @@ class _MorningLocks(_OwnerCheck):
     def release(self, edition: date) -> None:
         with self._guard:
             if edition in self._held and self._holder is not None:
-                self._holder.query("SELECT pg_advisory_unlock(?)", (lock_key(f"morning:{edition}"),))
                 self._held.discard(edition)
+                try:
+                    self._holder.query("SELECT pg_advisory_unlock(?)", (lock_key(f"morning:{edition}"),))
+                except StorageError:  # the server went away meanwhile, and the lock with the connection
+                    self._holder.close()
+                    self._holder = None
+                    self._held.clear()
 
     def running_elsewhere(self, row: RunRow, owner: str | None) -> bool:
         return False  # this daemon holds the morning's lock: nobody else is running it
