@@ -69,6 +69,7 @@ OPEN_SECTIONS = (
     "subscribers",
     "site",
     "web",
+    "database",
 )
 
 

@@ -78,8 +78,11 @@ class Database:
         self._conn: Any = None
         self._lock = threading.RLock()
         self._depth = 0  # open transactions on this connection (a lost one cannot be replayed statement-wise)
-        with self._mapped():
-            self._conn = connect()
+        if postgres and reconnect > 0:  # a sender's second connection, opened while the server restarts
+            self._with_reconnect(self._live)
+        else:
+            with self._mapped():
+                self._conn = connect()
 
     # --- errors ----------------------------------------------------------------------------------------
 
