@@ -31,7 +31,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..storage import Database, ProcessLock, open_sqlite
+from ..storage import LEDGER_WALK, Database, ProcessLock, open_sqlite
 from .batching import ResultBuffer
 from .sending import DEFAULT_LEASE, FleetSending, Sending, SoloSending, _now
 from .sending import Counts as Counts  # the ledger's types, where callers import them from
@@ -140,7 +140,9 @@ class Ledger:
         else:
             self.path = Path(source)
             store = f"the ledger of {self.path.stem}"
-            self.db = open_sqlite(store, self.path, schema=_META + _SCHEMA, names=_SQLITE_NAMES, readonly=readonly)
+            self.db = open_sqlite(
+                store, self.path, schema=_META + _SCHEMA, names=_SQLITE_NAMES, readonly=readonly, walk_up_to=LEDGER_WALK
+            )
             self.sending = SoloSending(self.db)
         self._results = ResultBuffer(self.sending.write, behind=self.db.postgres)
 

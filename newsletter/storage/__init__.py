@@ -27,7 +27,7 @@ from __future__ import annotations
 from .adapter import DEFAULT_RECONNECT, Database, open_pg, open_sqlite, reconnect_seconds
 from .checkup import Finding, check_stores
 from .database import Postgres, head_version, lock_key, open_postgres, redact
-from .integrity import check_file
+from .integrity import LEDGER_WALK, check_file
 from .migrate import Moved, migrate_from_sqlite
 from .records import ProcessLock, owner_alive, this_owner
 from .subscribers import (
@@ -44,6 +44,7 @@ from .subscribers import (
 
 __all__ = [
     "DEFAULT_RECONNECT",
+    "LEDGER_WALK",
     "STATUSES",
     "Consent",
     "Database",

@@ -320,14 +320,16 @@ def open_sqlite(
     names: Mapping[str, str] | None = None,
     readonly: bool = False,
     timeout: float = 30,
+    walk_up_to: int | None = None,
 ) -> Database:
     """The records file `path` of `store`, checked before it is trusted; created (with `schema`) only where
     no file exists. A file that is there but empty, truncated, not a database or fails its quick check is a
-    `DamagedStoreError`: a damaged suppression list must never read as an empty one."""
+    `DamagedStoreError`: a damaged suppression list must never read as an empty one. Its pages are walked
+    only when it is at most `walk_up_to` bytes (see `integrity`)."""
     path = Path(path)
     try:
         if path.exists():
-            check_file(path, store)
+            check_file(path, store, walk_up_to=walk_up_to)
         elif readonly:
             raise StorageError(f"{path}: {store}: no such file")
         else:
