@@ -96,6 +96,11 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     store.claim(DAY, now, "host:1", now)
     store.finish(DAY, State.INTERRUPTED, now, "stopped")
     store.advance(now)
+    from newsletter.bounces import BounceState, open_bounce_state, state_path
+
+    with BounceState(state_path(sqlite_settings)) as bounces:
+        bounces.remember("<dsn1@mx.example>", "hard", now)
+        bounces.add_soft("m5@example.com", "<dsn2@mx.example>", now, "452 4.2.2 mailbox full")
     before = ledger_report(sqlite_settings, DAY)
     assert before is not None and before.pending > 0
     people = subscriber_store(sqlite_settings)
@@ -119,8 +124,12 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     assert code == 0, out
     assert "ledger_recipients: 30 row(s)" in out and "suppression: 1 row(s)" in out and "schedule_runs: 1" in out
     assert "subscribers: 1202 row(s) copied" in out
+    assert "bounce_processed: 1 row(s)" in out and "bounce_soft: 1 row(s)" in out
 
     pg_settings = load_settings(root, environ=env)
+    with open_bounce_state(pg_settings) as moved_bounces:  # the bounce records follow database_url too
+        assert moved_bounces.db.postgres and moved_bounces.seen("<dsn1@mx.example>")
+        assert moved_bounces.soft_count("M5@example.com", now) == 1
     pg_people = subscriber_store(pg_settings)
     assert isinstance(pg_people, SqlSubscriberStore) and pg_people.db.postgres
     moved_people = list(pg_people.records())

@@ -105,8 +105,8 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
 @root_option
 @handle_errors
 def migrate_from_sqlite(root: Path) -> None:
-    """Copy the SQLite records under data/ (subscribers, suppression list, ledgers, scheduler runs) into the
-    database.
+    """Copy the SQLite records under data/ (subscribers, suppression list, ledgers, scheduler runs, bounce
+    records) into the database.
 
     Every file is copied in one transaction and counted on both sides; the files themselves are only
     read. An edition the database already has is left alone, so running it twice does no harm.
@@ -115,6 +115,7 @@ def migrate_from_sqlite(root: Path) -> None:
     Example:
       newsletter db upgrade && newsletter db migrate-from-sqlite
     """
+    from ..bounces import state_path
     from ..delivery import ledger_dir, parse_ledger_name, suppression_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
@@ -134,6 +135,7 @@ def migrate_from_sqlite(root: Path) -> None:
         ledgers=ledgers,
         schedule=store_path(settings),
         subscribers=subscribers,
+        bounces=state_path(settings),
     )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")
