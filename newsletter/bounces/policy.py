@@ -22,7 +22,7 @@ from typing import Literal
 from ..config import Settings
 from ..delivery import Suppression
 from ..errors import ConfigError
-from ..storage import Database, open_pg, open_sqlite, reconnect_seconds
+from ..storage import Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
 
 DEFAULT_STATE = "data/bounces.sqlite"
 Event = Literal["hard", "soft", "complaint"]
@@ -76,7 +76,7 @@ def state_path(settings: Settings) -> Path:
     return (settings.root / value).resolve()
 
 
-class BounceState:
+class BounceState(RecordStore):
     """The processed Message-IDs and the soft-bounce history; one connection, safe across threads.
 
     `source` is the SQLite file (created where none exists) or an open `Database` (`open_bounce_state`:
@@ -112,15 +112,6 @@ class BounceState:
             "diagnostic": diagnostic[:1000],
         }
         self.db.upsert(self.db.names["soft"], row, ("key", "message_id"))
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> BounceState:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 _SQLITE_NAMES = {"processed": "processed", "soft": "soft"}

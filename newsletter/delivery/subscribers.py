@@ -26,7 +26,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from ..config import Settings
 from ..errors import SubscriberError
-from ..storage import SubscriberStore, open_store, store_location
+from ..storage import SubscriberStore, open_store, reconnect_seconds, store_location
 from .personalize import clean_name
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -323,7 +323,8 @@ def _physical_lines(fh: BinaryIO) -> Iterator[tuple[int, str | None, str]]:
 def subscriber_store(settings: Settings) -> SubscriberStore:
     """The newsletter's subscriber store: PostgreSQL when `database_url` is set, else `[subscribers] path`
     (default `data/subscribers.sqlite`)."""
-    return open_store(settings.root, settings.section("subscribers").get("path"), settings.database_url)
+    wait = reconnect_seconds(settings) if settings.database_url else 0.0
+    return open_store(settings.root, settings.section("subscribers").get("path"), settings.database_url, wait)
 
 
 def _store_exists(settings: Settings) -> bool:

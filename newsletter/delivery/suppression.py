@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..storage import Database, open_pg, open_sqlite, reconnect_seconds
+from ..storage import Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
 
 DEFAULT_PATH = "data/suppression.sqlite"
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
@@ -77,7 +77,7 @@ def _key(address: str) -> str:
     return address.strip().lower()
 
 
-class SuppressionList:
+class SuppressionList(RecordStore):
     """`add(address, reason, source)`, `address in suppression`, `count()`; safe to share between threads.
 
     `source` is a SQLite file (created, with its folder, where none exists; a damaged one is refused) or
@@ -154,15 +154,6 @@ class SuppressionList:
         """(address, reason, source, created_at) rows, oldest first."""
         rows = self.db.query("SELECT address, reason, source, created_at FROM suppression ORDER BY created_at, key")
         return iter([(str(a), str(r), str(s), str(c)) for a, r, s, c in rows])
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> SuppressionList:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 Suppression = SuppressionList

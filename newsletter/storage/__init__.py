@@ -24,7 +24,7 @@ Public face: the names in `__all__`.
 
 from __future__ import annotations
 
-from .adapter import DEFAULT_RECONNECT, Database, open_pg, open_sqlite, reconnect_seconds
+from .adapter import DEFAULT_RECONNECT, Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
 from .checkup import Finding, check_stores
 from .database import Postgres, head_version, lock_key, open_postgres, redact
 from .integrity import LEDGER_WALK, check_file
@@ -52,6 +52,7 @@ __all__ = [
     "Moved",
     "Postgres",
     "ProcessLock",
+    "RecordStore",
     "SqlSubscriberStore",
     "SubscriberRecord",
     "SubscriberStore",

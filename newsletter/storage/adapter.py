@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from ..config import Settings
 from ..errors import ConfigError, StorageError
@@ -283,6 +283,21 @@ class Database:
                 self._conn = None
 
     def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RecordStore:
+    """What every store over a `Database` shares: closing it, and `with` around it."""
+
+    db: Database
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

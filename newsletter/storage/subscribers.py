@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError
-from .adapter import Database, open_pg, open_sqlite
+from .adapter import Database, RecordStore, open_pg, open_sqlite
 
 STATUSES = ("pending", "confirmed", "unsubscribed", "bounced")
 DEFAULT_PATH = "data/subscribers.sqlite"
@@ -145,7 +145,7 @@ def make_record(row: tuple[object, ...]) -> SubscriberRecord:
     )
 
 
-class SqlSubscriberStore:
+class SqlSubscriberStore(RecordStore):
     """`SubscriberStore` in a SQLite file (created on first use, WAL, busy timeout) or in PostgreSQL (the
     `subscribers` table of migration 0002): `source` is the file or an open `Database`."""
 
@@ -251,15 +251,6 @@ class SqlSubscriberStore:
         for status, n in self.db.query("SELECT status, count(*) FROM subscribers GROUP BY status"):
             found[str(status)] = int(n)
         return found
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> SqlSubscriberStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 _COLUMNS = "{id}, email, name, locale, status, created_at, confirmed_at, consent, timezone"
