@@ -67,7 +67,10 @@ class WriteError(DeliveryError):
 
 
 class StorageError(NewsletterError):
-    """A record store failed: its message names the store and its file or (redacted) database URL."""
+    """A record store failed: its message names the store and its file or (redacted) database URL.
+    `transient`: the database undid the work for a reason of its own (a deadlock); running it again may do."""
+
+    transient = False
 
 
 class DamagedStoreError(StorageError):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ..errors import StorageError
 from ..storage import Database, lock_key, this_owner
 from .batching import Result, runs_of
 
@@ -288,8 +289,8 @@ class FleetSending:
                 if not self.held_elsewhere():
                     return
                 # Another sender holds rows: wait; if it dies, its lease lapses and the next claim takes them.
-                if (self.stop or threading.Event()).wait(min(1.0, self.lease / 4)) and self.stop is not None:
-                    return
+                if (self.stop or self._renewing).wait(min(1.0, self.lease / 4)) and self.stop is not None:
+                    return  # the run was told to stop (`_renewing` is set only once the ledger closes)
                 rows = self.claim(batch)
 
     def _start_renewing(self) -> None:
@@ -301,12 +302,15 @@ class FleetSending:
         """Push this sender's leases and heartbeat forward every third of a lease, on a connection of its own."""
         with self._another() as db:
             while not self._renewing.wait(self.lease / 3):
-                db.execute(
-                    f"UPDATE ledger_recipients SET lease_until = now() + make_interval(secs => ?) WHERE {_MINE}",
-                    (self.lease, self.edition, self.owner),
-                )
-                if self.run is not None:
-                    db.execute("UPDATE ledger_runs SET seen_at = now() WHERE id = ?", (self.run,))
+                # A failed renewal (a deadlock with a results write, a server gone past the wait) is tried
+                # again next time: the send loop, not this thread, decides when the run stops.
+                with contextlib.suppress(StorageError):
+                    db.execute(
+                        f"UPDATE ledger_recipients SET lease_until = now() + make_interval(secs => ?) WHERE {_MINE}",
+                        (self.lease, self.edition, self.owner),
+                    )
+                    if self.run is not None:
+                        db.execute("UPDATE ledger_runs SET seen_at = now() WHERE id = ?", (self.run,))
 
     def write(self, items: list[Result]) -> None:
         if self._writer is None:

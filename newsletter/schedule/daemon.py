@@ -25,10 +25,11 @@ log = logging.getLogger("newsletter.schedule")
 # --- the lock ---------------------------------------------------------------------------------------
 
 
-def job_store(settings: Settings) -> dict[str, str]:
+def job_store(settings: Settings) -> dict[str, Any]:
     """Where APScheduler keeps this daemon's schedule: next to the runs table, in PostgreSQL when
     `database_url` is set. APScheduler does not share a job store between schedulers, so each daemon of a
-    fleet (host and folder) has a table of its own there."""
+    fleet (host and folder) has a table of its own there; a connection the server dropped (a restart) is
+    noticed and replaced before it is used (`pool_pre_ping`)."""
     url = settings.database_url
     if not url:
         return {"url": f"sqlite:///{store_path(settings)}"}
@@ -36,6 +37,7 @@ def job_store(settings: Settings) -> dict[str, str]:
     return {
         "url": "postgresql+psycopg://" + url.split("://", 1)[1],
         "tablename": f"apscheduler_jobs_{lock_key(owner):08x}",
+        "engine_options": {"pool_pre_ping": True},
     }
 
 

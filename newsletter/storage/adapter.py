@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import sqlite3
@@ -74,7 +75,6 @@ class Database:
         self.names = dict(names or {})
         self.reconnect = reconnect
         self.connector = connect  # opens another connection to the same store (a lock holder, a writer)
-        self._connect = connect
         self._conn: Any = None
         self._lock = threading.RLock()
         self._depth = 0  # open transactions on this connection (a lost one cannot be replayed statement-wise)
@@ -100,7 +100,10 @@ class Database:
         except Exception as exc:
             if not _is_psycopg(exc):
                 raise
-            raise self.error(redact_text(_detail(exc))) from None
+            error = self.error(redact_text(_detail(exc)))
+            # A deadlock or a serialization failure: the server rolled the transaction back; run it again.
+            error.transient = getattr(exc, "sqlstate", None) in ("40P01", "40001")
+            raise error from None
 
     # --- statements --------------------------------------------------------------------------------------
 
@@ -121,7 +124,7 @@ class Database:
 
     def _live(self) -> Any:
         if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
+            self._conn = self.connector()
         return self._conn
 
     def _with_reconnect(self, attempt: Callable[[], T]) -> T:
@@ -133,7 +136,7 @@ class Database:
             try:
                 return attempt()
             except psycopg.OperationalError as exc:
-                if not self._lost(exc):
+                if not self._lost():
                     raise self.error(redact_text(_detail(exc))) from None
                 deadline = deadline or time.monotonic() + self.reconnect
                 if time.monotonic() >= deadline:
@@ -147,7 +150,7 @@ class Database:
             except psycopg.Error as exc:
                 raise self.error(redact_text(_detail(exc))) from None
 
-    def _lost(self, exc: BaseException) -> bool:
+    def _lost(self) -> bool:
         """Is this the connection going away (a restart, a network cut), not a statement's fault?"""
         conn = self._conn
         return self.reconnect > 0 and (conn is None or bool(conn.closed) or bool(getattr(conn, "broken", False)))
@@ -210,19 +213,15 @@ class Database:
     def where_in(
         self, sql: str, values: Sequence[Any], params: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
-        """`sql` with `{in}` standing for "the column is one of `values`": one array on PostgreSQL, lists
-        of at most 500 on SQLite (its bound-parameter limit)."""
-        extra = dict(params or {})
+        """`sql` with `{in}` standing for "the column is one of `values`", as one statement with one
+        parameter however many values: an array on PostgreSQL, a JSON array read by `json_each` on SQLite
+        (no bound-parameter limit, and the statement is prepared once)."""
+        if not values:
+            return []
         if self.postgres:
-            return self.query(sql.replace("{in}", "= ANY(:values)"), {**extra, "values": list(values)})
-        found: list[tuple[Any, ...]] = []
-        for i in range(0, len(values), 500):
-            part = values[i : i + 500]
-            marks = ", ".join(f":v{j}" for j in range(len(part)))
-            found += self.query(
-                sql.replace("{in}", f"IN ({marks})"), {**extra, **{f"v{j}": v for j, v in enumerate(part)}}
-            )
-        return found
+            return self.query(sql.replace("{in}", "= ANY(:values)"), {**(params or {}), "values": list(values)})
+        found = "IN (SELECT value FROM json_each(:values))"
+        return self.query(sql.replace("{in}", found), {**(params or {}), "values": json.dumps(list(values))})
 
     # --- transactions ----------------------------------------------------------------------------------------
 
@@ -252,17 +251,22 @@ class Database:
 
     def atomic(self, work: Callable[[Database], T]) -> T:
         """`work(self)` in one transaction, run again from the start on a new connection when the server
-        went away in the middle (PostgreSQL rolled it back): for writes that may be applied twice."""
-        if not self.postgres or self.reconnect <= 0:
+        went away in the middle, or after a deadlock (PostgreSQL rolled it back either way): for writes
+        that may be applied twice."""
+        if not self.postgres:
             with self.transaction():
                 return work(self)
         deadline = time.monotonic() + self.reconnect
+        conflicts = 0
         while True:
             try:
                 with self.transaction():
                     return work(self)
-            except StorageError:
-                if not self._lost(Exception()) or time.monotonic() >= deadline:
+            except StorageError as exc:
+                if exc.transient and conflicts < 3:
+                    conflicts += 1
+                    continue
+                if not self._lost() or time.monotonic() >= deadline:
                     raise
                 self._drop()
                 time.sleep(0.5)
