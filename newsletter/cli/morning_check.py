@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
+from typing import Any
 
 from ..config import Settings
 
 RECENT = 7
 
 
+def _run_store(settings: Settings) -> Any:
+    """The scheduler's runs where the settings keep them; None when a SQLite file was never made (reading
+    must not create it)."""
+    from ..schedule import open_run_store, store_path
+
+    if not settings.database_url and not store_path(settings).is_file():
+        return None
+    return open_run_store(settings)
+
+
 def recent_runs(settings: Settings) -> list[str]:
     """One line per recent scheduled morning (newest first); nothing when the scheduler never ran."""
-    from ..schedule import RunStore, store_path
-
-    path = store_path(settings)
-    if not path.is_file():
+    store = _run_store(settings)
+    if store is None:
         return []
-    rows = sorted(RunStore(path).rows(), key=lambda r: r.edition, reverse=True)[:RECENT]
+    with contextlib.closing(store):
+        rows = sorted(store.rows(), key=lambda r: r.edition, reverse=True)[:RECENT]
+    if not rows:
+        return []
     lines = [f"Scheduled mornings (last {len(rows)}):"]
     for row in rows:
         lines.append(f"  {row.edition}  {row.state:<11}  attempts {row.attempts}  {row.detail}".rstrip())
@@ -25,7 +38,7 @@ def recent_runs(settings: Settings) -> list[str]:
 
 def check_line(settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
     """(ok, one line) for the latest scheduled morning: done, not due yet, failed, or late."""
-    from ..schedule import RunStore, State, latest_fire, read_config, store_path
+    from ..schedule import State, latest_fire, read_config
 
     config = read_config(settings)
     now = now or datetime.now(UTC)
@@ -35,8 +48,10 @@ def check_line(settings: Settings, now: datetime | None = None) -> tuple[bool, s
     local = latest.astimezone(config.timezone)
     day = local.date()
     deadline = local + config.grace
-    path = store_path(settings)
-    row = RunStore(path).get(day) if path.is_file() else None
+    store, row = _run_store(settings), None
+    if store is not None:
+        with contextlib.closing(store):
+            row = store.get(day)
     if row is not None and row.state in (State.COMPLETED, State.EMPTY):
         return True, f"OK: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
     if row is not None and row.state in (State.FAILED, State.SKIPPED):
