@@ -31,7 +31,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..storage import LEDGER_WALK, Database, ProcessLock, open_sqlite
+from ..storage import LEDGER_WALK, Database, ProcessLock, RecordStore, open_sqlite
 from .batching import ResultBuffer
 from .sending import DEFAULT_LEASE, FleetSending, Sending, SoloSending, _now
 from .sending import Counts as Counts  # the ledger's types, where callers import them from
@@ -113,7 +113,7 @@ _PG_NAMES = {
 }
 
 
-class Ledger:
+class Ledger(RecordStore):
     """The recipients of one edition and their delivery state. Safe to share between the send threads.
 
     `source` is the edition's SQLite file (created unless `readonly`; a damaged one is refused) or an open
@@ -163,12 +163,6 @@ class Ledger:
 
     def flush(self) -> None:
         self._results.flush()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _p(self, **params: Any) -> dict[str, Any]:
         """Named parameters with the edition, which `{scope}` and PostgreSQL's inserts use."""
