@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "html_budget_kb": 100,
     "excerpt_words": 150,
     "card_excerpt_words": 50,
-    "sender": {"name": "The Morning Brief", "address": "morning@newsletter.example.org"},
+    # reply_to: where readers' replies go (empty: to the sender address, no Reply-To header).
+    "sender": {"name": "The Morning Brief", "address": "morning@newsletter.example.org", "reply_to": ""},
     "list": {
         "address": "morning-brief@newsletter.example.org",
         "id": "morning-brief.newsletter.example.org",
@@ -69,6 +70,10 @@ OPEN_SECTIONS = (
     "subscribers",
     "site",
     "web",
+    "images",
+    "dkim",
+    "metrics",  # read by newsletter/metrics.py and the public app's /metrics
+    "logging",  # read by the CLI when it sets up log lines
     "database",
 )
 
@@ -77,6 +82,7 @@ OPEN_SECTIONS = (
 class Sender:
     name: str
     address: str
+    reply_to: str = ""  # the Reply-To address; empty: none (replies go to the From address)
 
 
 @dataclass(frozen=True)
@@ -291,8 +297,11 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         if lang not in languages:
             raise ConfigError(f"{origin}: 'list.subject.{lang}': '{lang}' is not one of list.languages")
         subjects[lang] = _subject(text(pattern, f"list.subject.{lang}"), f"list.subject.{lang}", origin)
+    reply_to = text(data["sender"]["reply_to"], "sender.reply_to").strip()
     sender = Sender(
-        text(data["sender"]["name"], "sender.name"), _address(data["sender"]["address"], "sender.address", origin)
+        text(data["sender"]["name"], "sender.name"),
+        _address(data["sender"]["address"], "sender.address", origin),
+        _address(reply_to, "sender.reply_to", origin) if reply_to else "",
     )
     lst = data["list"]
     list_settings = ListSettings(

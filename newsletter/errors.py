@@ -62,6 +62,10 @@ class LockedError(DeliveryError):
     pass
 
 
+class PausedError(DeliveryError):
+    """The circuit breaker paused a send (or it is still paused): nothing lost, `send --resume` goes on."""
+
+
 class WriteError(DeliveryError):
     """A local write failed: not the relay's fault and not transient, so the run stops at once."""
 

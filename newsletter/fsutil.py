@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
-    """Write to a temp file in the same folder, flush it to disk, then rename over `path`."""
+def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True, mode: int = 0o644) -> None:
+    """Write to a temp file in the same folder, flush it to disk, then rename over `path` (with `mode`)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,7 +20,7 @@ def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

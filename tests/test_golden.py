@@ -12,11 +12,12 @@ import difflib
 import json
 import os
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, copy_demo_stories
 
 from newsletter.config import load_settings
 from newsletter.edition import build_editions
@@ -28,8 +29,12 @@ NAMES = ["newsletter.html", "newsletter.txt", "newsletter.eml", "manifest.json"]
 
 
 @pytest.fixture(scope="module")
-def outputs() -> dict[str, dict[str, bytes]]:
-    settings = load_settings(REPO, environ={})
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
+    # A copy of the demo: the build publishes its photos into site/images/, never into the checkout.
+    root = tmp_path_factory.mktemp("golden") / "paper"
+    copy_demo_stories(root / "stories", languages=True)
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    settings = load_settings(root, environ={})
     editions = build_editions(settings, now=FROZEN_NOW, unique="golden")
     assert [b.language for b in editions.builds] == ["en", "fr", "ar"]
     return {

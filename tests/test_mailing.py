@@ -271,10 +271,12 @@ def test_second_run_of_the_same_edition_is_refused(paper: Path) -> None:
 
 def test_concurrent_runs_one_refused(paper: Path, smtp_server) -> None:
     """Two real `newsletter send` processes: while one is sending, the other says the edition is locked."""
-    write_list(paper, 30)
+    # 40 messages at 5 a second hold the lock for 8 s: long enough for the second process to start, load
+    # the edition and reach the lock on a loaded machine.
+    write_list(paper, 40)
     cmd = [
         sys.executable, "-m", "newsletter", "send", "--root", str(paper), "--date", "2016-12-30",
-        "--subscribers", "list.csv", "--smtp", smtp_server.url, "--rate", "10",
+        "--subscribers", "list.csv", "--smtp", smtp_server.url, "--rate", "5",
     ]  # fmt: skip
     env = {**os.environ, SECRET_ENV: SECRET}
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -286,7 +288,7 @@ def test_concurrent_runs_one_refused(paper: Path, smtp_server) -> None:
     assert first.returncode == 0, err
     assert second.returncode == 1
     assert "edition 2016-12-30 is being sent by another run (pid" in second.stderr
-    assert len(smtp_server.received) == 30
+    assert len(smtp_server.received) == 40
 
 
 def test_stop_event_finishes_in_flight_and_resumes(paper: Path) -> None:

@@ -21,7 +21,7 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
         capture_output=True,
         timeout=300,
     )
-    wheel = next(wheels.glob("newsletter-*.whl"))
+    wheel = next(wheels.glob("newsroom_newsletter-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "newsletter/templates/newsletter.mjml.j2" in names
     assert "newsletter/templates/partials/story_card.mjml.j2" in names

@@ -144,6 +144,7 @@ def check_safe(data: bytes, address: str, name: str) -> None:
         [
             "from", "to", "subject", "date", "message-id", "list-id", "content-language",
             "list-unsubscribe", "list-unsubscribe-post", "mime-version", "content-type",
+            "auto-submitted", "feedback-id",
         ]
     )  # fmt: skip
     assert not msg.defects and all(not msg[k].defects for k in msg)

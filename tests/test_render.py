@@ -78,7 +78,7 @@ def test_seed_article_content_and_no_chrome(demo):
         assert "Syrian regime emboldened ahead of Russia-backed peace talks" in part
         for chrome in ("Skip to main content", "Advertising", "Share :", "Page not found", "Daily newsletter"):
             assert chrome not in part
-    assert "AFP PHOTO / HO / SANA" in html
+    assert "Illustration: The Morning Brief, in place of the agency photo" in html
     assert "“Victory in east Aleppo makes any precondition regarding the regime" in html
 
 

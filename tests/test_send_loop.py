@@ -168,7 +168,8 @@ def test_a_relay_that_cuts_every_message_stops_the_run(demo_root: Path, fault_se
 
 
 def test_identical_permanent_refusals_stop_the_run_but_bounces_do_not(demo_root: Path) -> None:
-    paper(demo_root, 40, "stop_after_same_failures = 5")
+    # The circuit breaker (tests/test_breaker.py) would pause both runs first: off, to see this rule alone.
+    paper(demo_root, 40, "stop_after_same_failures = 5\nbreaker_policy_run = 0\nbreaker_window = 0")
 
     class SpamWall(MemorySink):
         def send(self, envelope: Envelope) -> Outcome:

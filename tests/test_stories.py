@@ -22,6 +22,7 @@ from newsletter.edition.stories import (
     parse_story,
     read_story,
 )
+from newsletter.edition.story_image import LOCAL_IMAGES
 from newsletter.textutil import clean_url, one_line
 
 BASE = "https://newsletter.example.org"
@@ -423,11 +424,17 @@ def test_bad_images(image: str, message: str) -> None:
         assert story.image is None
 
 
-def test_relative_and_protocol_relative_image_src_become_absolute_https() -> None:
+def test_root_and_protocol_relative_image_src_become_absolute_https() -> None:
     image = ok(f"{MINIMAL}\nimage:\n  src: /images/a.jpg\n  alt: A\n").image
     assert image == Image(src=BASE + "/images/a.jpg", alt="A", credit="")
     image = ok(f"{MINIMAL}\nimage:\n  src: //cdn.example/a.jpg\n  alt: A\n").image
     assert image is not None and image.src == "https://cdn.example/a.jpg"
+
+
+@pytest.mark.parametrize("path", ["photo.jpg", "../images/a photo.jpg", "sub/dir/p.png"])
+def test_a_relative_image_src_is_a_file_beside_the_story_kept_for_the_build(path: str) -> None:
+    image = ok(f'{MINIMAL}\nimage:\n  src: "{path}"\n  alt: A\n').image
+    assert image == Image(src=path, alt="A", credit="")
 
 
 # --- titles and control characters ----------------------------------------------------------------
@@ -730,19 +737,20 @@ def test_relative_links_resolve_against_the_story_url() -> None:
 
 
 def test_relative_links_without_a_story_url_resolve_against_base_url() -> None:
+    """…and a relative image is a file beside the story, marked for the build to publish (photos.py)."""
     story, _, _ = parse(MINIMAL, "[a](/archive) [b](page) ![c](img/c.png)\n", base="https://paper.example/news")
     assert story is not None
     assert body_html(story) == (
         '<p><a href="https://paper.example/archive" rel="noopener">a</a> '
         '<a href="https://paper.example/news/page" rel="noopener">b</a> '
-        '<img src="https://paper.example/news/img/c.png" alt="c"></p>\n'
+        f'<img src="{LOCAL_IMAGES}img/c.png" alt="c"></p>\n'
     )
 
 
 def test_raw_html_links_resolve_too() -> None:
     story = ok(f"{MINIMAL}\nurl: https://a.example/x/y", '<p><a href="../z">z</a> <img src="p.png" alt="P"></p>\n')
     assert body_html(story) == (
-        '<p><a href="https://a.example/z" rel="noopener">z</a> <img src="https://a.example/x/p.png" alt="P"></p>\n'
+        f'<p><a href="https://a.example/z" rel="noopener">z</a> <img src="{LOCAL_IMAGES}p.png" alt="P"></p>\n'
     )
 
 
@@ -885,3 +893,11 @@ def test_private_must_be_true_or_false_and_a_doubt_keeps_the_story_private() -> 
     story, errors, _ = parse('title: "T"\npublished: 2016-12-30T05:30:00+01:00\nprivate: "yes"\n')
     assert story is not None and story.private is True  # shown in the email, out of the archive's lists
     assert errors == ["stories/x.md: field 'private': must be true or false, got 'yes'; kept private"]
+
+
+def test_a_root_relative_body_image_stays_on_the_site() -> None:
+    story, _, _ = parse(MINIMAL, "![c](/img/c.png) ![d](d.png)\n", base="https://paper.example/news")
+    assert story is not None
+    assert body_html(story) == (
+        f'<p><img src="https://paper.example/img/c.png" alt="c"> <img src="{LOCAL_IMAGES}d.png" alt="d"></p>\n'
+    )

@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import metrics
 from ..config import Settings
 from ..delivery import SECRET_ENV, ReturnPath, SubscriberSource, open_suppression
 from ..errors import ConfigError, NewsletterError
+from ..logs import mask_addresses
 from .classify import Classified, Failure, classify
 from .policy import Decider, Decision, Event, Policy, open_bounce_state
 from .sources import ImapConfig, ImapSource, MaildirSource, MboxSource, Source, SourceError
@@ -270,6 +272,10 @@ def process(
                     source.done(item.ref)
         except SourceError as exc:
             report.error = str(exc)
+    if not dry_run:
+        kinds = {"hard": report.hard, "soft": report.soft, "complaint": report.complaints}
+        kinds.update(autoreply=report.autoreplies, unrecognised=report.unrecognised, malformed=report.malformed)
+        metrics.bounces(settings.list.id, kinds)
     return report
 
 
@@ -295,8 +301,8 @@ def scheduled_pass(settings: Settings, log: logging.Logger) -> BounceReport | No
         return None
     if report is None:
         return None
-    for line in report.problems[:10]:
-        log.warning("bounces: %s", line)
+    for line in report.problems[:10]:  # an unmatched report names its address: the domain is enough here
+        log.warning("bounces: %s", mask_addresses(line))
     log.log(logging.ERROR if report.error else logging.INFO, "bounces: %s", report.summary())
     if report.error:
         log.error("bounces: %s", report.error)

@@ -5,9 +5,11 @@ Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the co
 
     edition.py   build, check          intake.py    import
     mailing.py   send, status, unsubscribe, worker     bounces.py   bounces
-    database.py  db upgrade, db check, db migrate-from-sqlite
+    database.py  db upgrade, db check, db migrate-from-sqlite, db backup, db restore
+    output.py    --json and the exit codes shared by status, send, bounces, subscribers show
     schedule.py  schedule              preview.py   preview
     web.py       serve, subscribers    (edition.py also has `site`)
+    deliverability.py  dkim keygen, doctor
 """
 
 from __future__ import annotations
@@ -52,6 +54,25 @@ def date_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def metrics_port_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--metrics-port PORT: answer Prometheus scrapes on 127.0.0.1:PORT/metrics while the command runs."""
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (loopback only) while running.",
+    )(func)
+
+
+def serve_metrics(port: int) -> None:
+    from .. import metrics
+
+    try:
+        metrics.serve_metrics(port)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: {exc.strerror or exc}") from None
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Known errors become one clear line and exit 1; nothing else is swallowed. A record store's trouble
     arrives as a `StorageError` (a `NewsletterError`) already naming the store and its file or database."""
@@ -76,9 +97,30 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load(root: Path, **overrides: Any) -> Any:
+    """The settings of the newsletter folder `root`, and this process's metrics and logs set up by them."""
     from ..config import load_settings
 
-    return load_settings(root, overrides)
+    settings = load_settings(root, overrides)
+    _observe(settings)
+    return settings
+
+
+def _observe(settings: Any) -> None:
+    """Metrics into the shared folder; log lines as `[logging] format` says unless --log-format did."""
+    from .. import logs, metrics
+    from ..errors import ConfigError
+    from ..storage import this_owner
+
+    metrics.setup(settings)
+    logs.set_defaults(newsletter=settings.list.id, sender=this_owner())
+    configured = settings.section("logging").get("format", "")
+    if configured not in ("", *logs.FORMATS):
+        where = settings.config_file or "newsletter.toml"
+        raise ConfigError(f"{where}: [logging] format must be one of {', '.join(logs.FORMATS)}, got {configured!r}")
+    chosen = logs.chosen_format(configured)
+    logs.choose(chosen)
+    if chosen == "json":  # here, not when the options are parsed: `--help` sets nothing up
+        logs.configure_json()
 
 
 def as_date(value: Any) -> date | None:
@@ -87,14 +129,25 @@ def as_date(value: Any) -> date | None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="newsletter")
-def cli() -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    envvar="NEWSLETTER_LOG_FORMAT",
+    help="Log lines for people (text, the default) or one JSON object per line for a log pipeline.",
+)
+def cli(log_format: str | None) -> None:
     """Build and send a daily newsletter from Markdown stories.
 
     \b
     Quick start (in a folder with stories/):
       newsletter build        # newest edition → outbox/<date>/
       newsletter check        # every problem in stories, templates and the rendered email
+      newsletter --log-format json schedule   # logs as JSON lines
     """
+    from .. import logs
+
+    logs.choose(log_format)  # applied by `load`, once the command runs
 
 
 # Each command family lives in its own module and registers itself on `cli` when imported; one name
@@ -108,6 +161,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "bounces",
     "database",
     "web",
+    "deliverability",
 )
 
 for _module in _COMMAND_MODULES:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from . import _echo_err, cli, handle_errors, load, root_option
+from .output import bounce_report, emit_and_exit, json_option
 
 SHOWN = 20  # lines of each list printed; the counts are complete
 
@@ -18,8 +19,11 @@ SHOWN = 20  # lines of each list printed; the counts are complete
 @click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path), help="Read this mbox file.")
 @click.option("--subscribers", metavar="FILE", help="Match reported addresses against this list ([mailing]).")
 @click.option("--dry-run", is_flag=True, help="Show what would be suppressed; change, move and remember nothing.")
+@json_option
 @handle_errors
-def bounces(root: Path, maildir: Path | None, mbox: Path | None, subscribers: str | None, dry_run: bool) -> None:
+def bounces(
+    root: Path, maildir: Path | None, mbox: Path | None, subscribers: str | None, dry_run: bool, as_json: bool
+) -> None:
     """Read bounces (DSNs), complaints (ARF) and auto-replies; suppress dead and complaining addresses.
 
     Without --maildir/--mbox, reads the mailbox of [bounces] (IMAP: host, user, folder; the password
@@ -28,6 +32,7 @@ def bounces(root: Path, maildir: Path | None, mbox: Path | None, subscribers: st
     suppresses at once, soft bounces after 3 within 15 days ([bounces] soft_limit, soft_days).
 
     Exit status: 0 done, 1 the mailbox could not be read to the end (what was read is kept; rerun).
+    --json prints the counts, every decision and every problem as one object.
 
     \b
     Examples:
@@ -45,6 +50,8 @@ def bounces(root: Path, maildir: Path | None, mbox: Path | None, subscribers: st
     )
     if report.error and not report.read:  # nothing was read at all: the one line is the whole story
         raise click.ClickException(report.error)
+    if as_json:
+        emit_and_exit(bounce_report(report), 1 if report.error else 0)
     for decision in report.decisions[:SHOWN]:
         click.echo(f"  {decision}")
     if len(report.decisions) > SHOWN:

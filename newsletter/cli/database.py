@@ -1,4 +1,4 @@
-"""`newsletter db upgrade`, `db check`, `db migrate-from-sqlite`: the record stores on the command line."""
+"""`newsletter db upgrade`, `db check`, `db migrate-from-sqlite`, `db backup`, `db restore`: where the records live."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ def _postgres(settings: Any) -> Any:
 
 @cli.group()
 def db() -> None:
-    """The record stores: checking them, and the PostgreSQL database named by `database_url` (schema
-    upgrades, moving SQLite records into it).
+    """The record stores: checking them for damage, backups and restores (SQLite files and PostgreSQL);
+    for the PostgreSQL database named by `database_url`, schema upgrades and moving SQLite records into it.
 
     \b
-    Example:
+    Examples:
+      newsletter db backup /var/backups/newsletter/$(date +%F)
       NEWSLETTER_DATABASE_URL=postgresql://news@db.example.org/news newsletter db upgrade
     """
 
@@ -142,3 +143,73 @@ def migrate_from_sqlite(root: Path) -> None:
     for table, n in sorted(moved.rows.items()):
         click.echo(f"{table}: {n} row(s) copied")
     click.echo(f"done: {sum(moved.rows.values())} row(s) in {pg.describe()}")
+
+
+def _sqlite_stores(settings: Any) -> list[Path]:
+    """Every SQLite file the newsletter keeps: all of data/, and the stores configured elsewhere."""
+    from ..bounces import state_path
+    from ..delivery import ledger_dir, suppression_path
+    from ..schedule import store_path
+    from ..storage import sqlite_files, store_location
+
+    configured = [suppression_path(settings), store_path(settings), state_path(settings)]
+    configured.append(store_location(settings.root, settings.section("subscribers").get("path")))
+    folder = ledger_dir(settings)
+    configured.extend(folder.glob("*.sqlite") if folder.is_dir() else [])
+    return sqlite_files(settings.root / "data", configured)
+
+
+@db.command("backup")
+@root_option
+@click.argument("dest", type=click.Path(path_type=Path))
+@handle_errors
+def backup_command(root: Path, dest: Path) -> None:
+    """Copy every record store into the new folder DEST, consistently, while the services run.
+
+    SQLite files are copied with SQLite's online backup API (a send going on is not stopped) and each
+    copy is checked; with database_url, `pg_dump` takes one snapshot of the database (PGPASSWORD from
+    the environment). DEST appears only once the backup is whole.
+
+    \b
+    Example:
+      newsletter db backup /var/backups/newsletter/$(date +%F-%H%M)
+    """
+    from ..storage import backup
+
+    settings = load(root)
+    report = backup(settings.root, _sqlite_stores(settings), dest, database_url=settings.database_url)
+    for entry in report.files:
+        click.echo(f"copied {entry['target']} ({entry['bytes']} bytes)")
+    click.echo(f"backup in {dest}: {report.summary()}")
+
+
+@db.command("restore")
+@root_option
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--check", "check_only", is_flag=True, help="Only check the backup; change nothing.")
+@handle_errors
+def restore_command(root: Path, src: Path, check_only: bool) -> None:
+    """Put back a backup made by `newsletter db backup`, after checking all of it. Stop the services first.
+
+    Every file's checksum and SQLite's integrity check (and `pg_restore --list` for the database) must
+    pass before anything changes. Then each SQLite file is replaced whole and the database restored in
+    one transaction (`pg_restore --clean`). A resumed send then sends only what the backup had pending.
+
+    \b
+    Examples:
+      newsletter db restore --check /var/backups/newsletter/2026-12-06-0500
+      newsletter db restore /var/backups/newsletter/2026-12-06-0500
+    """
+    from ..storage import restore, verify
+
+    settings = load(root)
+    if check_only:
+        manifest = verify(src, database_url=settings.database_url)
+        click.echo(f"{src}: backup of {manifest['created']} is whole: {len(manifest['files'])} SQLite file(s)")
+        return
+    report = restore(src, settings.root, _sqlite_stores(settings), database_url=settings.database_url)
+    for entry in report.files:
+        click.echo(f"restored {entry['target']}")
+    for line in report.left_alone:
+        click.echo(f"left alone (not in the backup): {line}")
+    click.echo(f"restored from {src}: {report.summary()}")

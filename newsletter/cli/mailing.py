@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -10,13 +11,20 @@ from typing import Any
 
 import click
 
-from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_option
+from .. import logs
+from . import _echo_err, as_date, cli, date_option, handle_errors, load, metrics_port_option, root_option, serve_metrics
+from .output import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_NOT_STARTED,
+    EXIT_OK,
+    emit_and_exit,
+    json_option,
+    ledger_status,
+    send_report,
+    status_code,
+)
 
-# Exit codes a cron job can act on (1 is any error that stopped the run, from handle_errors).
-EXIT_OK = 0
-EXIT_FAILED = 3  # everything was attempted, some recipients refused permanently (5xx)
-EXIT_INCOMPLETE = 4  # some recipients are still pending (transient errors, stopped, --limit): run again
-EXIT_NOT_STARTED = 5  # `status`: nobody enrolled yet for that edition
 SHOWN = 20  # problems printed in full; the rest are counted
 
 
@@ -43,6 +51,8 @@ def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
 @click.option("--to", "to", metavar="ADDR", help="Send one test copy to ADDR (outside the ledger) and stop.")
 @click.option("--lang", "language", metavar="LANG", help="Only this language edition (with --to: which one to send).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option("--resume", is_flag=True, help="Go on with a mailing the circuit breaker paused.")
+@json_option
 @handle_errors
 def send(
     root: Path,
@@ -56,6 +66,8 @@ def send(
     to: str | None,
     language: str | None,
     progress: bool | None,
+    resume: bool,
+    as_json: bool,
 ) -> None:
     """Send an edition: one personalized message per subscriber, each recorded in the edition's ledger.
 
@@ -66,14 +78,20 @@ def send(
     edition never gets it again; transient failures are retried. NEWSLETTER_UNSUBSCRIBE_SECRET must be
     set (it signs the unsubscribe links); the SMTP password comes from NEWSLETTER_SMTP_PASSWORD.
 
-    Exit status: 0 everything went out, 1 error (nothing lost; rerun), 3 some addresses refused
-    permanently, 4 some still pending (rerun to retry them).
+    With [dkim] configured every message is signed. A circuit breaker pauses the mailing when the
+    replies say the domain is being hurt ([mailing] breaker_*: too many hard bounces among the first
+    messages, policy refusals in a row); it stays paused until `send --resume`.
+
+    Exit status: 0 everything went out, 1 error (nothing lost; rerun) or paused, 3 some addresses
+    refused permanently, 4 some still pending (rerun to retry them). --json prints the counts as one
+    object.
 
     \b
     Examples:
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --smtp smtp://127.0.0.1:8025
       newsletter send --date 2016-12-30 --subscribers subscribers.csv --dry-run
       newsletter send --date 2016-12-30 --to me@example.org
+      newsletter send --date 2016-12-30 --resume
     """
     from ..delivery import send_languages
 
@@ -104,6 +122,7 @@ def send(
             smtp=smtp,
             connections=connections,
             rate=rate,
+            resume=resume,
         )
     finally:
         for sig, handler in previous.items():
@@ -115,19 +134,28 @@ def send(
         _echo_err(f"warning: {warning}", level="warning")
     _print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)
     _print_list("permanent failures", report.failures, report.failed_now)
+    if as_json:
+        data = send_report(report)
+        data["languages"] = {lang: send_report(one) for lang, one in result.reports.items()}
+        data["left_out"] = [{"language": lang, "reason": why} for lang, why in result.left_out]
+        emit_and_exit(data, _send_exit(report))
     if len(result.reports) > 1 or result.left_out:
         for lang, one in result.reports.items():
             click.echo(f"[{lang}] {one.summary()}")
     click.echo(report.summary())
+    sys.exit(_send_exit(report))
+
+
+def _send_exit(report: Any) -> int:
     if report.test or report.dry_run:
-        sys.exit(EXIT_OK)
+        return EXIT_OK
     if report.stopped:
-        sys.exit(EXIT_INCOMPLETE)
+        return EXIT_INCOMPLETE
     if report.pending and not (report.limited and report.deferred == 0):
-        sys.exit(EXIT_INCOMPLETE)
+        return EXIT_INCOMPLETE
     if report.failed:
-        sys.exit(EXIT_FAILED)
-    sys.exit(EXIT_OK)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 @cli.command()
@@ -137,23 +165,28 @@ def send(
 @click.option(
     "--check", "check_morning", is_flag=True, help="For monitoring: exit 0 if this morning's edition went out on time."
 )
+@json_option
 @handle_errors
-def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None:
+def status(root: Path, day: Any, show_failed: bool, check_morning: bool, as_json: bool) -> None:
     """Show where sending an edition stands: the ledger's counts (sent, failed, skipped, pending).
 
     Without --date: the last scheduled mornings (date, outcome, counts, stories left out), then the
     newest edition. Exit status with --date: 0 complete, 3 complete with permanent failures, 4
     incomplete, 5 not started. --check (for Nagios, cron or a systemd timer): 0 when the latest
     scheduled morning's edition was built or sent by its time plus the grace period (or that time
-    has not passed yet), 1 when it failed or is late — one line saying which.
+    has not passed yet), 1 when it failed or is late, or a mailing of the last week is paused by the
+    circuit breaker — one line saying which. Each edition's line is followed by its hard-bounce and
+    complaint rates beside the limits mailbox providers publish.
 
     With several [list] languages, one line per language edition and the total.
     With PostgreSQL, one line per sender too: its run's status, what it recorded, the rows it holds.
+    --json prints the same as one object (with `exit_code`), for scripts and dashboards.
 
     \b
     Examples:
       newsletter status --date 2016-12-30
       newsletter status --check
+      newsletter status --date 2016-12-30 --json
     """
     from ..delivery import language_status, ledger_path, ledger_report
     from ..edition import read_window
@@ -163,18 +196,24 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
         from .morning_check import check_line
 
         ok, line = check_line(settings)
+        if as_json:
+            emit_and_exit({"ok": ok, "message": line}, EXIT_OK if ok else 1)
         click.echo(line)
         sys.exit(EXIT_OK if ok else 1)
+    runs: list[str] = []
     if day is None:
         from .morning_check import recent_runs
 
-        for line in recent_runs(settings):
+        runs = list(recent_runs(settings))
+        for line in [] if as_json else runs:
             click.echo(line)
     the_day = as_date(day) or read_window(settings, None)[1]  # the newest edition, via the story index
     if settings.multilingual:
-        _language_status(settings, the_day, language_status(settings, the_day), show_failed)
+        _language_status(settings, the_day, language_status(settings, the_day), show_failed, as_json, runs)
         return
     report = ledger_report(settings, the_day)
+    if as_json:
+        _status_json(the_day, report, show_failed, runs)
     if report is None or report.total == 0:
         if report is not None:
             where = "nobody enrolled"
@@ -191,6 +230,7 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
     )
     for line in report.warnings:
         click.echo(line)
+    _health(settings, the_day, report.paused)
     for s in report.senders:  # several senders share a mailing (PostgreSQL)
         click.echo(
             f"  sender {s['sender']}: {s['status']}, sent {s['sent']}, failed {s['failed']}, skipped {s['skipped']}"
@@ -200,17 +240,46 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool) -> None
         for line in report.failures:
             click.echo(f"  failed: {line}")
     state = "complete" if report.ok else ("complete, with failures" if report.complete else "incomplete")
-    click.echo(f"Status: {state}")
+    click.echo(f"Status: {state}" + (", paused" if report.paused else ""))
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED if report.complete else EXIT_INCOMPLETE)
 
 
-def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_failed: bool) -> None:
+def _status_json(day: Any, report: Any, show_failed: bool, runs: list[str]) -> None:
+    """`status --json` for one language edition; exits like the text."""
+    data: dict[str, Any] = {"edition": day, "recent_runs": runs}
+    if report is None or report.total == 0:
+        emit_and_exit({**data, "status": "not started"}, EXIT_NOT_STARTED)
+    data.update(ledger_status(report, failures=show_failed), edition=day)
+    emit_and_exit(data, status_code(report))
+
+
+def _health(settings: Any, day: Any, paused: str, *, reported: bool = True) -> None:
+    """The breaker's pause, if any, and the bounce and complaint rates beside the providers' limits."""
+    from ..delivery import edition_rates
+
+    if paused:
+        click.echo(f"{paused[:1].upper()}{paused[1:]} — newsletter send --resume once that is dealt with")
+    rates = edition_rates(settings, day, reported=reported)
+    if rates is not None:
+        click.echo(rates.line() + ("" if reported else " (at send time; reports below)"))
+
+
+def _language_status(
+    settings: Any,
+    day: Any,
+    reports: dict[str, Any],
+    show_failed: bool,
+    as_json: bool = False,
+    runs: list[str] | None = None,
+) -> None:
     """One line per language edition and the total; exits like the one-language status. A language whose
     window has stories of its own but no ledger has not been sent: the mailing is incomplete."""
     from ..edition import languages_present, read_window
 
     loaded, _ = read_window(settings, day)
     due, _ = languages_present(settings, day, loaded.stories)
+    if as_json:
+        _languages_json(day, reports, due, show_failed, runs or [])
     totals = dict.fromkeys(("total", "sent", "failed", "skipped", "pending"), 0)
     complete = True
     for lang, report in reports.items():
@@ -228,6 +297,7 @@ def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_fail
         for key in totals:
             totals[key] += getattr(report, key)
         complete = complete and report.complete
+        _health(settings.for_language(lang), day, report.paused, reported=False)
         if show_failed:
             for line in report.failures:
                 click.echo(f"  failed: {line}")
@@ -239,6 +309,10 @@ def _language_status(settings: Any, day: Any, reports: dict[str, Any], show_fail
         f"Edition {day} (all languages): {totals['total']} recipient(s) — sent {totals['sent']}, "
         f"failed {totals['failed']}, skipped {totals['skipped']}, pending {totals['pending']}"
     )
+    from ..delivery import day_rates
+
+    if (rates := day_rates(settings, day)) is not None:  # bounces and complaints reported later: all languages
+        click.echo(rates.line())
     failed = bool(totals["failed"])
     state = "complete" if complete and not failed else ("complete, with failures" if complete else "incomplete")
     click.echo(f"Status: {state}")
@@ -304,8 +378,11 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
 @click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections at once (default: [smtp]).")
 @click.option("--poll", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds between looks.")
 @click.option("--once", is_flag=True, help="Help with what is pending now, then exit instead of waiting.")
+@metrics_port_option
 @handle_errors
-def worker(root: Path, smtp: str | None, connections: int | None, poll: float, once: bool) -> None:
+def worker(
+    root: Path, smtp: str | None, connections: int | None, poll: float, once: bool, metrics_port: int | None
+) -> None:
     """Wait for mailings in the database and help send them (PostgreSQL; for a fleet started by systemd).
 
     A mailing starts with `newsletter send` (or the scheduler) on any machine; every worker then claims
@@ -322,6 +399,8 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
     settings = load(root)
     if not settings.database_url:
         raise click.ClickException("a worker needs database_url (newsletter.toml or NEWSLETTER_DATABASE_URL)")
+    if metrics_port is not None:
+        serve_metrics(metrics_port)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -331,21 +410,61 @@ def worker(root: Path, smtp: str | None, connections: int | None, poll: float, o
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
+    told: set[str] = set()  # errors already said once (a paused mailing stays pending for hours)
     while not stop.is_set():
         days = pending_editions(settings)
+        worked = False
         for day, lang in days:
             edition = settings.for_language(lang) if lang else settings
-            try:
-                report = send_edition(
-                    edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
-                )
-            except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
-                _echo_err(f"edition {day}: {exc}")
-                continue
-            click.echo(f"edition {day}: sent {report.sent_now} here; " + report.summary())
+            with logs.context(edition=day, language=lang):
+                try:
+                    report = send_edition(
+                        edition, day, stop=stop, join=True, progress=False, smtp=smtp, connections=connections
+                    )
+                except NewsletterError as exc:  # one edition's trouble (gone meanwhile, a relay down) is not the end
+                    if f"{day}{lang}{exc}" not in told:
+                        _worker_says(f"edition {day}: {exc}", error=True)
+                        told.add(f"{day}{lang}{exc}")
+                    continue
+                worked = True
+                _worker_says(f"edition {day}: sent {report.sent_now} here; " + report.summary())
             if stop.is_set():
                 break
-        if once and not days:
+        if once and not worked:  # nothing pending, or nothing that can go now (paused, failing)
             break
-        if not days:
+        if not worked:
             stop.wait(poll)
+
+
+def _worker_says(line: str, *, error: bool = False) -> None:
+    """A worker's line: on stdout/stderr for a person, or a log record when logs are JSON (a service)."""
+    if logs.chosen_format() == "json":
+        logging.getLogger("newsletter.worker").log(logging.ERROR if error else logging.INFO, line)
+    elif error:
+        _echo_err(line)
+    else:
+        click.echo(line)
+
+
+def _languages_json(day: Any, reports: dict[str, Any], due: Any, show_failed: bool, runs: list[str]) -> None:
+    """`status --json` with several language editions: one object per language and the totals."""
+    languages: dict[str, Any] = {}
+    totals = dict.fromkeys(("total", "sent", "failed", "skipped", "pending"), 0)
+    complete = True
+    for lang, report in reports.items():
+        if report is None or report.total == 0:
+            complete = complete and lang not in due
+            languages[lang] = {"status": "not started" if lang in due else "nothing to send"}
+            continue
+        languages[lang] = ledger_status(report, failures=show_failed)
+        for key in totals:
+            totals[key] += getattr(report, key)
+        complete = complete and report.complete
+    data = {"edition": day, "recent_runs": runs, **totals, "languages": languages}
+    if totals["total"] == 0:
+        emit_and_exit({**data, "status": "not started"}, EXIT_NOT_STARTED)
+    failed = bool(totals["failed"])
+    state = "complete" if complete and not failed else ("complete, with failures" if complete else "incomplete")
+    emit_and_exit(
+        {**data, "status": state}, EXIT_OK if complete and not failed else EXIT_FAILED if complete else EXIT_INCOMPLETE
+    )

@@ -37,11 +37,17 @@ def recent_runs(settings: Settings) -> list[str]:
 
 
 def check_line(settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
-    """(ok, one line) for the latest scheduled morning: done, not due yet, failed, or late."""
+    """(ok, one line) for the latest scheduled morning: done, not due yet, failed, or late — or a mailing
+    of the last week that the circuit breaker paused."""
+    from ..delivery import paused_mailings
     from ..schedule import State, latest_fire, read_config
 
-    config = read_config(settings)
     now = now or datetime.now(UTC)
+    paused = paused_mailings(settings, now.astimezone(settings.timezone).date())
+    if paused:
+        more = f" (and {len(paused) - 1} more)" if len(paused) > 1 else ""
+        return False, f"CRITICAL: {paused[0]}{more}; newsletter send --resume once dealt with"
+    config = read_config(settings)
     latest = latest_fire(config.trigger(), now)
     if latest is None:
         return True, "OK: no morning scheduled in the last week"

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import cli, handle_errors, load, root_option
+from . import cli, handle_errors, load, metrics_port_option, root_option, serve_metrics
 
 
 @cli.command()
@@ -31,8 +31,9 @@ from . import cli, handle_errors, load, root_option
     help="With --next: count from this instant instead of now (2027-03-26T12:00+01:00; no offset = schedule's zone).",
 )
 @click.option("--run-now", is_flag=True, help="Run the job once in the foreground for today's edition, then exit.")
+@metrics_port_option
 @handle_errors
-def schedule(root: Path, next_count: int | None, start: str | None, run_now: bool) -> None:
+def schedule(root: Path, next_count: int | None, start: str | None, run_now: bool, metrics_port: int | None) -> None:
     """Send each morning's edition on time: build and deliver today's edition at [schedule] at.
 
     Runs until SIGTERM or Ctrl-C (the message in flight finishes first), then exits 0. With
@@ -56,7 +57,7 @@ def schedule(root: Path, next_count: int | None, start: str | None, run_now: boo
     Examples:
       newsletter schedule --next 5 --from 2027-03-26T12:00+01:00
       newsletter schedule --run-now
-      newsletter schedule --root /srv/paper
+      newsletter schedule --root /srv/paper --metrics-port 9464
     """
     from ..schedule import Daemon, Outcome, logging_to_stderr, next_batches, next_runs, read_config
     from ..schedule import run_now as run_once
@@ -79,6 +80,8 @@ def schedule(root: Path, next_count: int | None, start: str | None, run_now: boo
         for moment in next_runs(config.trigger(), begin, next_count):
             click.echo(moment.isoformat())
         return
+    if metrics_port is not None:
+        serve_metrics(metrics_port)
     with logging_to_stderr():
         if not run_now:
             Daemon(settings, config).run()

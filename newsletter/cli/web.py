@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import _echo_err, cli, handle_errors, load, root_option
+from .output import emit, json_option
 
 STATUS = click.Choice(["pending", "confirmed", "unsubscribed", "bounced"])
 
@@ -47,7 +48,7 @@ def serve(root: Path, host: str, port: int, workers: int, with_site: bool, forwa
 @cli.group()
 def subscribers() -> None:
     """The subscriber store (data/subscribers.sqlite, or PostgreSQL with database_url): add, remove, import,
-    export, list, count.
+    export, list, show, count.
 
     `send` and the scheduler mail its confirmed subscribers unless --subscribers names another list.
 
@@ -196,6 +197,42 @@ def list_(root: Path, status: str | None, limit: int | None) -> None:
         if limit is not None and n >= limit:
             break
         click.echo(f"{r.email}\t{r.status}\t{r.name}\t{r.confirmed_at or r.created_at}")
+
+
+@subscribers.command("show")
+@root_option
+@click.argument("address")
+@json_option
+@handle_errors
+def show(root: Path, address: str, as_json: bool) -> None:
+    """Everything known about one subscriber: status, name, locale, time zone, dates, consent record, and
+    whether the suppression list holds the address. Exit status 1 when the store does not know it.
+
+    \b
+    Examples:
+      newsletter subscribers show reader@example.org
+      newsletter subscribers show reader@example.org --json
+    """
+    import dataclasses
+
+    from ..delivery import open_suppression
+
+    settings = load(root)
+    record = _store(root).get(_address(address))
+    if record is None:
+        raise click.ClickException(f"{address}: not in the subscriber store")
+    with open_suppression(settings) as suppression:
+        entry = suppression.entry(record.email)
+    data = dataclasses.asdict(record)
+    data["suppressed"] = entry.describe() if entry is not None else None
+    if as_json:
+        emit(data)
+        return
+    for key, value in data.items():
+        if key not in ("id", "consent"):
+            click.echo(f"{key}: {value if value not in (None, '') else '-'}")
+    consent = record.consent
+    click.echo(f"consent: {dataclasses.asdict(consent) if consent is not None else '-'}")
 
 
 @subscribers.command("count")

@@ -19,12 +19,30 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
     suppression.py   addresses never mailed again (unsubscribed, bounced); SQLite or PostgreSQL
     unsubscribe.py   signed tokens, RFC 8058 one-click handling
     verp.py          `bounces+{token}@…`: a signed return path per recipient, read back by `bounces`
+    dkim.py          `[dkim]`: keys, and the Signer every message passes on its way to the sink
+    breaker.py       the circuit breaker: pause a send that bounces or is refused for policy
+    health.py        bounce and complaint rates beside the providers' limits; paused mailings
+    doctor/          `newsletter doctor`: SPF, DKIM, DMARC, MX, the relay and the headers, checked
 
 Public face: the names in `__all__`; the schedule and web subsystems import only these.
 """
 
 from __future__ import annotations
 
+from .dkim import (
+    PASSPHRASE_ENV,
+    DkimOptions,
+    Signer,
+    generate_key,
+    key_dir,
+    load_key,
+    signer_for,
+    signing,
+    txt_record,
+    zone_line,
+)
+from .doctor import Checklist, doctor
+from .health import Rates, day_rates, edition_rates, paused_mailings
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
 from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
 from .personalize import clean_name
@@ -54,7 +72,10 @@ from .unsubscribe import (
 from .verp import ReturnPath
 
 __all__ = [
+    "PASSPHRASE_ENV",
     "SECRET_ENV",
+    "Checklist",
+    "DkimOptions",
     "Envelope",
     "ForgedTokenError",
     "LanguageSend",
@@ -63,9 +84,11 @@ __all__ = [
     "MailingOptions",
     "MalformedTokenError",
     "Outcome",
+    "Rates",
     "ReaderFilter",
     "ReturnPath",
     "SendReport",
+    "Signer",
     "Subscriber",
     "SubscriberSource",
     "Suppression",
@@ -73,27 +96,38 @@ __all__ = [
     "check_address",
     "clean_name",
     "config_from_settings",
+    "day_rates",
+    "doctor",
+    "edition_rates",
+    "generate_key",
     "handle_request",
     "has_subscriber_list",
+    "key_dir",
     "language_status",
     "ledger_dir",
     "ledger_exists",
     "ledger_path",
     "ledger_report",
+    "load_key",
     "make_sink",
     "make_token",
     "open_ledger",
     "open_suppression",
     "parse_ledger_name",
+    "paused_mailings",
     "pending_editions",
     "reader_language",
     "secret_from_env",
     "send_edition",
     "send_languages",
     "send_test",
+    "signer_for",
+    "signing",
     "smtp_url",
     "store_source",
     "subscriber_store",
     "suppression_path",
+    "txt_record",
     "verify_token",
+    "zone_line",
 ]

@@ -141,7 +141,12 @@ class Ledger(RecordStore):
             self.path = Path(source)
             store = f"the ledger of {self.path.stem}"
             self.db = open_sqlite(
-                store, self.path, schema=_META + _SCHEMA, names=_SQLITE_NAMES, readonly=readonly, walk_up_to=LEDGER_WALK
+                store,
+                self.path,
+                schema=_META + _SCHEMA,
+                names=_SQLITE_NAMES,
+                readonly=readonly,
+                walk_up_to=0 if readonly else LEDGER_WALK,  # reading (status, monitoring) never sends
             )
             self.sending = SoloSending(self.db)
         self._results = ResultBuffer(self.sending.write, behind=self.db.postgres)

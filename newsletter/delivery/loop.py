@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
-from ..errors import DeliveryError, WriteError
+from ..errors import DeliveryError, PausedError, WriteError
+from .breaker import Breaker
 from .ledger import Row
 from .progress import Progress
 from .ratelimit import RateLimiter
@@ -62,10 +63,13 @@ class Stats:
     bounced: int = 0
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hook: Callable[[str, int], None] | None = None  # each count also goes here (the Prometheus counters)
 
     def add(self, name: str, n: int = 1) -> None:
         with self.lock:
             setattr(self, name, getattr(self, name) + n)
+        if self.hook is not None:
+            self.hook(name, n)
 
 
 @dataclass(order=True)
@@ -205,8 +209,10 @@ class Delivery:
         stop: threading.Event,
         progress: Progress,
         day: date,
+        breaker: Breaker | None = None,
     ) -> None:
         self.ledger = ledger
+        self.breaker = breaker
         self.sink = sink
         self.limiter = limiter
         self.options = options
@@ -229,6 +235,10 @@ class Delivery:
         self._abort.set()
         self.queue.cancel()
 
+    def pause(self, reason: str) -> None:
+        """Pause the run as the circuit breaker does (another sender's breaker tripped)."""
+        self._give_up(PausedError(reason), "paused")
+
     def _ending(self) -> bool:
         return self._abort.is_set() or self.stop.is_set()
 
@@ -249,6 +259,8 @@ class Delivery:
             self._give_up(exc, "write error" if isinstance(exc, WriteError) else "sink error")
             return
         job.last = outcome
+        if self.breaker is not None and (reason := self.breaker.record(outcome)):
+            self._give_up(PausedError(f"paused: {reason}"), "paused")
         if outcome.sent:
             self.ledger.mark_sent(job.row.id, job.attempts, outcome.code, outcome.reply)
             self.limiter.success()

@@ -41,10 +41,12 @@ import jinja2
 
 from ..config import Settings
 from ..edition import (
+    AUTO_SUBMITTED,
     Edition,
     Personal,
     build_context,
     build_message,
+    feedback_id,
     list_id_header,
     make_environment,
     personal_line,
@@ -322,6 +324,7 @@ class Personalizer:
         self._rtl = named_ctx.get("dir") == "rtl"  # its text lines are marked to read right to left
         _, unnamed_html, unnamed_text = self._render("")
         self.subject = str(named_ctx["subject"])
+        self.feedback_id = feedback_id(settings, self.day)
         self.boundary = "=_nl_" + hashlib.sha256((named_html + "\0" + named_text).encode()).hexdigest()[:32]
         self._templates = {
             True: _Template(_cut(_normal_body(named_text), False), _cut(_normal_body(named_html), True)),
@@ -329,8 +332,12 @@ class Personalizer:
         }
         self._head = _header("From", format_address(one_line(settings.sender.name), self.sender))
         self._after_to = _static_header("Subject", self.subject) + _header("Date", format_datetime(date))
-        self._after_id = _static_header("List-Id", list_id_header(settings)) + _static_header(
-            "Content-Language", settings.locale.replace("_", "-")
+        self._after_id = (
+            _static_header("List-Id", list_id_header(settings))
+            + (_header("Reply-To", settings.sender.reply_to) if settings.sender.reply_to else b"")
+            + _header("Auto-Submitted", AUTO_SUBMITTED)
+            + _header("Feedback-ID", self.feedback_id)
+            + _static_header("Content-Language", settings.locale.replace("_", "-"))
         )
         self._tail = (
             _header("List-Unsubscribe-Post", ONE_CLICK)
@@ -416,6 +423,7 @@ class Personalizer:
             extra_headers={
                 "List-Unsubscribe": list_unsubscribe_value(self.settings, url, token),
                 "List-Unsubscribe-Post": ONE_CLICK,
+                "Feedback-ID": self.feedback_id,
             },
         )
         return msg.as_bytes()
@@ -462,8 +470,8 @@ def parsed_view(data: bytes, *, loose_names: bool = False) -> MessageView:
             headers.append((key, shown))
         elif key == "content-type":  # the boundary is arbitrary
             headers.append((key, re.sub(r'boundary="[^"]*"', "boundary", str(value))))
-        else:
-            headers.append((key, str(value)))
+        else:  # a long value the stdlib folds right after the colon reads back with a leading space
+            headers.append((key, str(value).strip()))
     headers.sort()
     parts = [(p.get_content_type(), p.get_content()) for p in msg.walk() if not p.is_multipart()]
     return MessageView(headers, parts)

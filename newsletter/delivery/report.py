@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -54,6 +55,7 @@ class SendReport:
     failures: list[str] = field(default_factory=list)
     senders: list[dict[str, Any]] = field(default_factory=list)  # per sender, when several share a mailing
     stories_skipped: list[str] = field(default_factory=list)  # stories of the edition left out, one line each
+    paused: str = ""  # why the circuit breaker paused the mailing ("" when it is not paused)
 
     @property
     def complete(self) -> bool:
@@ -103,12 +105,19 @@ class MailingOptions:
     stop_after_same_failures: int = 20  # this many messages in a row failing the same way stop the run (0: never)
     suppress_bounces: bool = True
     return_path: str | None = None  # MAIL FROM, where bounces go (default: the sender address)
+    sender_id: str = ""  # the last field of Feedback-ID (default: the From domain)
+    # The circuit breaker (breaker.py): pause past this share of hard bounces among the first
+    # `breaker_window` messages, or after `breaker_policy_run` policy refusals (5.7.x) in a row; 0 turns each off.
+    breaker_window: int = 1000
+    breaker_bounce_share: float = 0.05
+    breaker_policy_run: int = 5
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailingOptions:
         table = settings.section("mailing")
         known = {"subscribers", "max_attempts", "retry_base", "retry_max", "suppress_bounces", "suppression"}
         known |= {"ledger_dir", "return_path", "max_defer", "stop_after_same_failures", "lease_seconds"}
+        known |= {"sender_id", "breaker_window", "breaker_bounce_share", "breaker_policy_run"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(f"[mailing]: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
@@ -133,6 +142,9 @@ class MailingOptions:
             except ValueError as exc:
                 raise ConfigError(f"[mailing] return_path: {exc}") from None
             return_path = str(return_path).strip() if verp else checked
+        sender_id = table.get("sender_id", "")
+        if not isinstance(sender_id, str) or not re.fullmatch(r"[A-Za-z0-9._-]*", sender_id):
+            raise ConfigError(f"[mailing] sender_id must be letters, digits, '.', '_' or '-', got {sender_id!r}")
         bounces = table.get("suppress_bounces", True)
         if isinstance(bounces, str):
             bounces = bounces.strip().lower() in ("1", "true", "yes", "on")
@@ -145,6 +157,10 @@ class MailingOptions:
             stop_after_same_failures=int(number("stop_after_same_failures", 0, 1_000_000, 20)),
             suppress_bounces=bool(bounces),
             return_path=return_path,
+            sender_id=sender_id,
+            breaker_window=int(number("breaker_window", 0, 10_000_000, 1000)),
+            breaker_bounce_share=number("breaker_bounce_share", 0, 1, 0.05),
+            breaker_policy_run=int(number("breaker_policy_run", 0, 1_000_000, 5)),
         )
 
     def backoff(self, attempt: int) -> float:

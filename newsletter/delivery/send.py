@@ -1,9 +1,9 @@
 """The send loop: one personalized message per subscriber, through a sink, every step in the ledger.
 
     subscriber list ──stream──▶ ledger (enrol: validate, dedupe, pending rows)
-    ledger pending rows ──▶ suppression check ──▶ Personalizer ──▶ workers ──▶ sink
+    ledger pending rows ──▶ suppression check ──▶ Personalizer ──▶ workers ──▶ DKIM signer ──▶ sink
                                                                     │
-                              ledger ◀── sent / failed / deferred ──┘
+          circuit breaker ◀── ledger ◀── sent / failed / deferred ──┘
 
 A run first enrols the list into the edition's ledger (streaming, so the list is never in memory; the
 ledger's unique key catches duplicates), then walks the pending rows. `sink.concurrency` worker threads
@@ -17,7 +17,11 @@ deferrals of many recipients in a row) lower the send rate (ratelimit.py), which
 A permanent refusal (5xx) fails that recipient and the run goes on; an address the server says does not
 exist (5.1.x) also goes on the suppression list. A server that cannot be reached, a relay that fails
 every message the same way, or a sink that cannot write locally stops the run with `DeliveryError`, the
-ledger intact for the rerun.
+ledger intact for the rerun. The circuit breaker (breaker.py) pauses a run whose replies say the
+sending domain is being hurt (a stale list bouncing, a provider refusing for policy): `PausedError`,
+the reason kept in the ledger's meta `paused`, and no run goes on until `resume=True` (`send --resume`);
+senders sharing a mailing (PostgreSQL) look at that meta every `PAUSE_CHECK` messages and stop too.
+With `[dkim]` configured every message is signed on its way to the sink (dkim.py).
 
     [mailing]
     subscribers = "subscribers.csv"   # default for --subscribers (else the subscriber store)
@@ -42,9 +46,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import metrics
 from ..config import Settings
 from ..edition import build
-from ..errors import ConfigError, DeliveryError, SubscriberError
+from ..errors import ConfigError, DeliveryError, PausedError, SubscriberError
+from .breaker import Breaker
+from .dkim import signer_for, signing
+from .health import PAUSED
 from .ledger import EditionLock, Ledger, Row, ledger_path
 from .loop import Delivery
 from .personalize import Personalizer
@@ -60,6 +68,7 @@ from .suppression import Suppression, open_suppression
 from .unsubscribe import secret_from_env
 from .verp import ReturnPath
 
+PAUSE_CHECK = 500  # messages between two looks at the ledger's pause (senders sharing a mailing stop together)
 ENROL_CHUNK = 5000  # rows per enrolment statement
 MAX_PROBLEMS = 200  # reported in full; beyond that only counted (a broken million-row file stays small)
 
@@ -83,6 +92,7 @@ def send_edition(
     rate: float | None = None,
     now: datetime | None = None,
     join: bool = False,
+    resume: bool = False,
 ) -> SendReport:
     """Send edition `day` (None: the newest) to every subscriber; see the module docstring.
 
@@ -90,18 +100,20 @@ def send_edition(
     uses none. `limit` sends to the first N pending subscribers only (recorded as usual, so the next run
     sends the rest); `to` sends one test copy to that address, outside the ledger. Setting `stop` makes
     the run finish the messages in flight and return. `join` (PostgreSQL only) sends without a subscriber
-    list, helping a mailing another sender enrolled.
+    list, helping a mailing another sender enrolled. `resume` goes on with a mailing the circuit breaker
+    paused (without it such a mailing raises `PausedError` and sends nothing).
     """
     started = time.monotonic()
     secret = secret_from_env()  # before anything else: no message may go out without a working unsubscribe link
     options = MailingOptions.from_settings(settings)
+    signer = signer_for(settings)  # a missing or locked key stops here, before anything is sent
     limiter = RateLimiter(configured_rate(settings, rate))
     if limit is not None and limit < 0:
         raise ConfigError(f"--limit must be 0 or more, got {limit}")
     if to is not None:
         built = build(settings, day, skip_invalid=True)
         test_sink = sink or make_sink(settings, built.edition.date, smtp=smtp, connections=1, kind="test")
-        line = _send_one(settings, built, secret, test_sink, to, now)
+        line = _send_one(settings, built, secret, signing(settings, test_sink, signer), to, now)
         return SendReport(
             1, 0, 0, 0, 0, edition=built.edition.date, sent_now=1, test=True, sink=line, elapsed=_since(started)
         )
@@ -133,12 +145,13 @@ def send_edition(
                 with open_ledger(settings, day, readonly=True) as real:
                     real.backup_to(copy)
             ledger = stack.enter_context(Ledger(copy))
-            the_sink: Sink = NullSink()
+            the_sink: Sink = signing(settings, NullSink(), signer)  # the signing cost is part of a dry run
         else:
             if not settings.database_url:  # PostgreSQL: many senders share the edition by leases instead
                 stack.enter_context(EditionLock(path.with_suffix(".lock"), f"edition {day}"))
             ledger = stack.enter_context(open_ledger(settings, day, stop=stop_event))
-            the_sink = sink or make_sink(settings, day, smtp=smtp, connections=connections)
+            the_sink = signing(settings, sink or make_sink(settings, day, smtp=smtp, connections=connections), signer)
+            _check_paused(ledger, day, resume)
         report.sink = "dry run (nothing sent)" if dry_run else the_sink.describe()
         suppression = open_suppression(settings)
         stack.callback(suppression.close)
@@ -148,6 +161,7 @@ def send_edition(
         run = ledger.start_run(source.name if source else "(joined)", report.sink)
         status = "error"
         delivery: Delivery | None = None
+        counter: metrics.MessageCounter | None = None
         try:
             with ledger.enrolment(run) as first:
                 if first and source is None:  # a worker joins mailings; it never starts one
@@ -168,7 +182,13 @@ def send_edition(
                 stop=stop_event,
                 progress=bar,
                 day=day,
+                breaker=None if dry_run else _breaker(options),
             )
+            if not dry_run:
+                labels = (settings.list.id, day.isoformat(), settings.language)
+                counter = metrics.message_counter(*labels, ledger.count_pending(None))
+                stack.callback(counter.close)
+                delivery.stats.hook = counter
             sending = time.monotonic()
             try:
                 delivery.run(_jobs(ledger, run, personalizer, suppression, delivery, settings, limit))
@@ -178,6 +198,8 @@ def send_edition(
             report.stopped = stop_event.is_set() and ledger.count_pending(run) > 0
             if delivery.fatal is not None:
                 status = delivery.fatal_status
+                if isinstance(delivery.fatal, PausedError):
+                    ledger.set_meta(PAUSED, str(delivery.fatal))
                 raise delivery.fatal
             status = "stopped" if report.stopped else "done"
         except KeyboardInterrupt:
@@ -209,8 +231,32 @@ def send_edition(
             counts.total,
         )
         report.skipped = report.invalid + report.duplicates + report.suppressed + report.removed
+        if counter is not None:
+            counter.close()
+            metrics.send_finished(
+                settings.list.id,
+                day.isoformat(),
+                settings.language,
+                pending=counts.pending,
+                sent=report.sent_now,
+                seconds=report.send_seconds,
+            )
     report.elapsed = _since(started)
     return report
+
+
+def _breaker(options: MailingOptions) -> Breaker:
+    return Breaker(options.breaker_window, options.breaker_bounce_share, options.breaker_policy_run)
+
+
+def _check_paused(ledger: LedgerStore, day: date, resume: bool) -> None:
+    """A paused mailing stays paused until someone resumes it (a cron rerun would only burn more)."""
+    reason = ledger.get_meta(PAUSED)
+    if not reason:
+        return
+    if not resume:
+        raise PausedError(f"edition {day} is {reason}; once that is dealt with: newsletter send --resume")
+    ledger.set_meta(PAUSED, "")
 
 
 def _since(started: float) -> float:
@@ -276,6 +322,9 @@ def _jobs(
             delivery.stats.add("suppressed")
             continue
         handed += 1
+        if handed % PAUSE_CHECK == 0 and (reason := ledger.get_meta(PAUSED)):  # another sender's breaker
+            delivery.pause(reason)
+            return
         data = personalizer.message(row.address, row.name)
         yield row, Envelope(sender(row.address), row.address, data, key=str(row.id))
 
@@ -312,7 +361,7 @@ def send_test(settings: Settings, day: date | None, address: str) -> str:
     """
     secret = secret_from_env()
     built = build(settings, day, skip_invalid=True)
-    sink = make_sink(settings, built.edition.date, connections=1, kind="test")
+    sink = signing(settings, make_sink(settings, built.edition.date, connections=1, kind="test"))
     return _send_one(settings, built, secret, sink, address, None)
 
 
@@ -325,6 +374,7 @@ def ledger_report(settings: Settings, day: date) -> SendReport | None:
         runs = ledger.runs()
         failures = [f"{r['address']}: {r['reply']}" for r in ledger.rows("failed", limit=MAX_PROBLEMS)]
         senders = ledger.senders()
+        paused = ledger.get_meta(PAUSED) or ""
     last = runs[-1] if runs else {}
     report = SendReport(
         sent=counts.sent,
@@ -340,6 +390,7 @@ def ledger_report(settings: Settings, day: date) -> SendReport | None:
         sink=str(last.get("sink", "")),
         failures=failures,
         senders=senders,
+        paused=paused,
     )
     if last:
         report.warnings.append(

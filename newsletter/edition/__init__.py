@@ -2,7 +2,8 @@
 
 In:  `stories/**/*.md` and the settings.
 Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy as a MIME message, and —
-     only through `build.write_edition` — `outbox/<date>/` (HTML, text, `.eml`, `manifest.json`).
+     only through `build.write_edition` — `outbox/<date>/` (HTML, text, `.eml`, `manifest.json`); the
+     edition's photos in `site/images/`, published by `build` (photos.py) before rendering.
 
     stories.py    Markdown + YAML front matter → `Story` (body.py renders and sanitises the body;
                   cleaning.py: characters and body limits)
@@ -14,6 +15,7 @@ Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy a
     message.py    `multipart/alternative`, headers, quoted-printable
     lint.py       what `check` says about stories, templates and the rendered email (mjmlcheck.py)
     trackers.py   tracking pixels: recognised by size, host, path or query; removed from bodies
+    photos.py     story photos published into site/images/ (the images subsystem) and sized for the email
     build.py      all of the above for one date, and the outbox written atomically
     languages.py  one edition per `[list] languages` entry (i18n.py: the gettext catalogues, Babel)
 
@@ -29,7 +31,8 @@ from .index import StoryIndex
 from .index import walk as walk_stories
 from .languages import Editions, build_editions, languages_present
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
-from .message import build_message, list_copy, list_id_header, make_message_id, serialize
+from .message import AUTO_SUBMITTED, build_message, feedback_id, list_copy, list_id_header, make_message_id, serialize
+from .photos import attach_images, email_image
 from .plain import personal_line
 from .render import (
     Personal,
@@ -49,6 +52,7 @@ from .text import render_text, right_to_left
 from .trackers import drop_tracking_images, tracker_host
 
 __all__ = [
+    "AUTO_SUBMITTED",
     "Build",
     "CheckReport",
     "Edition",
@@ -59,6 +63,7 @@ __all__ = [
     "StoriesInvalid",
     "Story",
     "StoryIndex",
+    "attach_images",
     "build",
     "build_context",
     "build_editions",
@@ -72,6 +77,8 @@ __all__ = [
     "edition_date_for",
     "edition_dates",
     "edition_url",
+    "email_image",
+    "feedback_id",
     "language_name",
     "languages_present",
     "lint_html",

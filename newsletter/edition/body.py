@@ -86,8 +86,9 @@ class Block:
     words: int
 
 
-def sanitize_html(html: str, base_url: str) -> str:
-    """Keep only inert markup; make every link and image absolute against `base_url`."""
+def sanitize_html(html: str, base_url: str, image_base: str | None = None) -> str:
+    """Keep only inert markup; make every link absolute against `base_url`, every image against
+    `image_base` (default `base_url`)."""
 
     def absolute(tag: str, attr: str, value: str) -> str | None:
         if (tag, attr) == ("a", "href"):
@@ -98,7 +99,7 @@ def sanitize_html(html: str, base_url: str) -> str:
         if (tag, attr) == ("img", "src"):
             # Mail clients and web views block or warn on plain-http images: ask for the https copy.
             try:
-                url = clean_url(value, base_url, schemes=("http", "https"))
+                url = clean_url(value, _image_base(value, base_url, image_base), schemes=("http", "https"))
             except ValueError:
                 return None
             return "https://" + url[len("http://") :] if url.lower().startswith("http://") else url
@@ -121,23 +122,36 @@ def sanitize_html(html: str, base_url: str) -> str:
     return re.sub(r"<img(?![^>]*\balt=)", '<img alt=""', clean)
 
 
-def _absolutize(tokens: list[Token], base_url: str) -> None:
+def _image_base(src: str, base_url: str, image_base: str | None) -> str:
+    """What an image's `src` is relative to: a root-relative one (`/images/x.jpg`) stays on the site,
+    any other relative one is a file beside the story (`image_base`)."""
+    if image_base is None or (src.lstrip().startswith("/") and not src.lstrip().startswith("//")):
+        return base_url
+    return image_base
+
+
+def _absolutize(tokens: list[Token], base_url: str, image_base: str) -> None:
     """Resolve link and image URLs in the token stream, so the HTML and the text part agree."""
     for tok in tokens:
         for child in tok.children or ():
             attr = "href" if child.type == "link_open" else "src" if child.type == "image" else None
             if attr and attr in child.attrs:
+                base = _image_base(str(child.attrs[attr]), base_url, image_base) if attr == "src" else base_url
                 try:
-                    child.attrs[attr] = clean_url(str(child.attrs[attr]), base_url, schemes=_URL_SCHEMES)
+                    child.attrs[attr] = clean_url(str(child.attrs[attr]), base, schemes=_URL_SCHEMES)
                 except ValueError:
                     del child.attrs[attr]
 
 
-def render_blocks(body: str, base_url: str, trackers: list[str] | None = None) -> list[Block]:
-    """The body's top-level blocks, tracking images removed; their hosts are added to `trackers`."""
+def render_blocks(
+    body: str, base_url: str, trackers: list[str] | None = None, image_base: str | None = None
+) -> list[Block]:
+    """The body's top-level blocks, tracking images removed; their hosts are added to `trackers`.
+
+    Links are resolved against `base_url`, images against `image_base` (default `base_url`)."""
     found_hosts: list[str] = []
     tokens = _md.parse(body)
-    _absolutize(tokens, base_url)
+    _absolutize(tokens, base_url, image_base or base_url)
     for tok in tokens:
         # No reader's inbox may report an open: a tracking image goes from the tokens, for the text part too.
         found = [tracker_host(str(c.attrs.get("src", ""))) if c.type == "image" else None for c in tok.children or ()]
@@ -154,7 +168,8 @@ def render_blocks(body: str, base_url: str, trackers: list[str] | None = None) -
         if tok.level == 0 and tok.nesting <= 0:
             chunk = tokens[start : i + 1]
             start = i + 1
-            html, hosts = drop_tracking_images(sanitize_html(_md.renderer.render(chunk, _md.options, {}), base_url))
+            rendered = _md.renderer.render(chunk, _md.options, {})
+            html, hosts = drop_tracking_images(sanitize_html(rendered, base_url, image_base))
             found_hosts += hosts
             text = htmllib.unescape(re.sub(r"<[^>]+>", "", _BLOCK_TAG.sub(" ", html)))
             if not text.strip() and not re.search(r"<(?:img|hr)\b", html):
@@ -163,7 +178,7 @@ def render_blocks(body: str, base_url: str, trackers: list[str] | None = None) -
                 # The text stage reads raw HTML blocks from the tokens: give it the sanitised markup, so
                 # a <script> or <style> body cannot reach the plain-text part either.
                 if raw.type == "html_block":
-                    raw.content = drop_tracking_images(sanitize_html(raw.content, base_url))[0]
+                    raw.content = drop_tracking_images(sanitize_html(raw.content, base_url, image_base))[0]
             # Counted on what readers see (raw HTML blocks included, link targets and tags not).
             words = count_words(text)
             blocks.append(Block(html=html, tokens=tuple(chunk), words=words))

@@ -1,7 +1,8 @@
 """The edition pipeline end to end: read stories → select → render HTML and text → MIME → outbox.
 
 `prepare()` and `render()` are pure (values in, values out) so the preview server and the mailing
-stage reuse them; `write_edition()` is the one place that touches the outbox.
+stage reuse them; `write_edition()` is the one place that touches the outbox. `build()` publishes the
+edition's photos into `site/images/` first (photos.py: named by content, so only new ones cost work).
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, metrics
 from ..config import Settings, edition_language
 from ..errors import EditionError, NewsletterError, StoryError
 from ..fsutil import write_all_atomic
 from .index import INDEX_FILE, StoryIndex
 from .message import list_copy, serialize
+from .photos import attach_images, email_logo
 from .render import Rendered, make_environment, render_edition, render_mjml
 from .select import Edition, edition_date_for, newest_edition_date, select_edition, window
 from .stories import LoadResult, Skipped, Story, load_stories
@@ -144,6 +146,12 @@ def build(
     if skipped and not skip_invalid:
         raise StoriesInvalid([e for sk in skipped for e in sk.errors])
     edition = select_edition(stories_for(loaded.stories, settings), day, settings)
+    t_images = time.perf_counter()
+    # The edition's photos into site/images/ (once per photo: cached by content), before rendering.
+    shown_stories, image_notes = attach_images(edition.stories, settings)
+    logo, logo_notes = email_logo(settings)
+    edition = replace(select_edition(shown_stories, day, settings), logo=logo)
+    timings["images"] = time.perf_counter() - t_images
     t2 = time.perf_counter()
     rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
     t3 = time.perf_counter()
@@ -161,11 +169,12 @@ def build(
     )
     eml = serialize(msg)
     t4 = time.perf_counter()
-    timings.update(read=t1 - t0, select=t2 - t1, **rendered.timings, mime=t4 - t3)
+    timings.update(read=t1 - t0, select=t2 - t1 - timings["images"], **rendered.timings, mime=t4 - t3)
+    metrics.build_timed(settings.list.id, settings.language, build=t4 - t0, render=t3 - t2)
     reasons = [e for sk in skipped for e in sk.errors]
     manifest = _manifest(settings, rendered, eml, now, reasons)
     shown = {s.path for s in edition.stories}
-    notes = [e for e in loaded.errors + loaded.warnings if e.path in shown]
+    notes = [e for e in loaded.errors + loaded.warnings if e.path in shown] + image_notes + logo_notes
     return Build(settings, rendered.edition, rendered, eml, manifest, notes, reasons, timings)
 
 

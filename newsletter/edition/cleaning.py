@@ -8,6 +8,9 @@ edition, and a body of 100,000 nested `<div>`s would take minutes to sanitise.
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from ..textutil import one_line
 
 MAX_BODY_BYTES = 2_000_000  # a story body larger than this is refused before it is sanitised
 MAX_NESTING = 100  # nor one whose HTML nests deeper than this (sanitising cost grows with the depth)
@@ -39,3 +42,13 @@ def nesting(body: str) -> int:
             depth += 1
             deepest = max(deepest, depth)
     return deepest
+
+
+def field_text(value: Any, *, max_len: int = 2000) -> str:
+    """A front-matter value as one line of clean text, at most `max_len` characters; else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"must be text, got {type(value).__name__}")
+    text = clean_characters(one_line(str(value)))  # YAML escapes ("\uFFFE") are decoded after the file is read
+    if len(text) > max_len:
+        raise ValueError(f"too long ({len(text)} characters, at most {max_len})")
+    return text

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..errors import EditionError, TemplateError
 from .build import choose_date, stories_for
 from .mjmlcheck import mjml_structure_problems, style_sheet_problems
+from .photos import attach_images, oversized_images
 from .plain import WIDTH, breaks_anywhere, display_width
 from .render import render_edition
 from .select import select_edition
@@ -177,7 +178,10 @@ def _check_edition(settings: Settings, stories: list[Story], day: date, errors: 
     which = f" ({settings.language})" if settings.multilingual else ""
     own = stories_for(stories, settings)
     try:
-        rendered = render_edition(select_edition(own, day, settings), settings, make_environment(settings))
+        # The photos as `build` publishes them (cached: the build that follows reuses them), and their size.
+        shown, notes = attach_images(select_edition(own, day, settings).stories, settings)
+        warnings.extend([str(n) for n in notes] + oversized_images(shown, settings))
+        rendered = render_edition(select_edition(shown, day, settings), settings, make_environment(settings))
     except (EditionError, TemplateError) as exc:
         if settings.multilingual and isinstance(exc, EditionError) and "no stories" in str(exc):
             warnings.append(f"{exc}{which}: that language edition is not built")

@@ -2,12 +2,19 @@
 
 Both parts are quoted-printable: MJML emits the HTML as one very long line, and RFC 5322 allows at
 most 998 octets per line; quoted-printable keeps every line under 78 whatever the content.
+
+Every message says it was sent by a program (`Auto-Submitted: auto-generated`, RFC 3834): vacation
+responders and ticket systems then stay quiet instead of answering thousands of times, to the bounce
+address. The older `Precedence: bulk` is left out: RFC 2076 calls it non-standard and discouraged,
+Gmail's and Yahoo's sender guidelines do not ask for it, and List-Id/List-Unsubscribe already mark a
+list message. `[sender] reply_to` adds a Reply-To, so readers' answers reach a person.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 import secrets
 from datetime import datetime
 from email import policy
@@ -35,6 +42,23 @@ class _Headers(HeaderRegistry):
 
 # policy.SMTP (CRLF line ends, RFC 5322 folding) with the remembering registry.
 POLICY = policy.SMTP.clone(header_factory=_Headers())
+
+
+_FEEDBACK_FIELD = re.compile(r"[^A-Za-z0-9._-]+")
+AUTO_SUBMITTED = "auto-generated"  # RFC 3834: made by a program; auto-responders must not answer
+
+
+def feedback_id(settings: Settings, day: str) -> str:
+    """Gmail's feedback-loop id, `edition:list:sender`: complaint rates per edition and list, no reader in it.
+
+    The last field is the sender id Gmail groups by (`[mailing] sender_id`, default the From domain).
+    Gmail reads the header only when the DKIM signature of the sending domain covers it (delivery/dkim.py signs it).
+    """
+    edition = f"{day}.{settings.language}" if settings.multilingual else day
+    # `[mailing] sender_id` is checked by MailingOptions when the run starts; anything odd is still replaced here.
+    sender = str(settings.section("mailing").get("sender_id") or "") or settings.sender.address.rsplit("@", 1)[-1]
+    newsletter = settings.list.id.split(".", 1)[0]  # `morning-brief` of morning-brief.example.org: short, one line
+    return ":".join(_FEEDBACK_FIELD.sub("-", f).strip("-") for f in (edition, newsletter, sender))
 
 
 def list_id_header(settings: Settings) -> str:
@@ -65,6 +89,10 @@ def build_message(
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     msg["List-Id"] = list_id_header(settings)
+    if settings.sender.reply_to:
+        msg["Reply-To"] = settings.sender.reply_to
+    if "Auto-Submitted" not in (extra_headers or {}):  # a confirmation email says `auto-replied` itself
+        msg["Auto-Submitted"] = AUTO_SUBMITTED
     for name, value in (extra_headers or {}).items():
         msg[name] = one_line(value)
     msg["MIME-Version"] = "1.0"

@@ -26,8 +26,10 @@ from mjml import mjml2html
 
 from ..config import Settings
 from ..errors import EditionError, TemplateError
+from ..images import CARD_WIDTH, EMAIL_WIDTH
 from .i18n import N_, text_direction, translations
 from .mjmlcheck import find_in_templates, locate_mjml_problem
+from .photos import email_image
 from .select import Edition, demotable, demote, select_edition
 from .stories import Block, Story
 from .templates import HTML_TEMPLATE, make_environment, render_template
@@ -36,6 +38,7 @@ from .text import render_text
 _INLINE_STYLE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.S)
 # An attribute value holding something beyond ASCII (alt text, titles).
 _WIDE_ATTRIBUTE = re.compile(r'="([^"<>]*[^\x00-\x7f][^"<>]*)"')
+_FIXED_IMG_HEIGHT = re.compile(r'(<img\b[^>]*?\bstyle="[^"]*?)height:\d+px;')
 # Story kinds as readers see them, translated where shown (extracted by pybabel through N_).
 KIND_LABELS = {
     "video": N_("Video"),
@@ -148,7 +151,7 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
             "arrow": "←" if direction == "rtl" else "→",
             "show_read_more": truncated or bool(story.url),
             "truncated": truncated,
-            "image": story.image,
+            "image": email_image(story.image, EMAIL_WIDTH if lead else CARD_WIDTH),
             "tags": story.tags,
             "lang": story.lang,
             "dir": story.dir,
@@ -194,6 +197,7 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         "greeting": greeting,
         "greeting_html": greeting_html,
         "view_url": view_url,
+        "logo": edition.logo,
         # The list copy's generic link: the archive's unsubscribe page in this edition's language.
         "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}{_lang_prefix(settings)}/unsubscribe",
     }
@@ -275,6 +279,9 @@ def render_html(
     mjml_source = render_template(env, HTML_TEMPLATE, context, root)
     t1 = time.perf_counter()
     html = compile_mjml(mjml_source, env, root)
+    # An <mj-image> with a height writes it into the style too, which would stretch a photo that
+    # shrinks with a phone's screen: the attribute stays (Outlook reserves the space), the style scales.
+    html = _FIXED_IMG_HEIGHT.sub(r"\1height:auto;", html)
     if context.get("dir") == "rtl":
         # mjml-python sets `direction:ltr` on every section and column whatever the page's `dir`; in a
         # right-to-left edition they must read (and order their columns) right to left. A story in a

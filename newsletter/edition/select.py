@@ -10,11 +10,12 @@ sections in the order of their best-ranked story.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from ..config import Settings
 from ..errors import EditionError
+from ..images import Masthead
 from .stories import Story
 
 
@@ -33,6 +34,7 @@ class Edition:
     sections: tuple[Section, ...]
     more: tuple[Story, ...] = ()  # moved to the compact "More stories" list to keep within the size budget
     anchors: tuple[tuple[str, str], ...] = ()  # (story id, anchor), unique within the edition
+    logo: Masthead | None = None  # the masthead logo as published by the build (photos.email_logo)
 
     @property
     def stories(self) -> tuple[Story, ...]:
@@ -91,7 +93,8 @@ def demote(edition: Edition, count: int) -> Edition:
     """The same edition with its `count` lowest-ranked stories (never the lead) in "More stories"."""
     ranked = [s for sec in edition.sections for s in sec.stories] + list(edition.more)
     ranked = rank(ranked)
-    return _arrange(edition.date, edition.window_start, edition.window_end, [edition.lead, *ranked], count)
+    moved = _arrange(edition.date, edition.window_start, edition.window_end, [edition.lead, *ranked], count)
+    return replace(moved, logo=edition.logo)
 
 
 def demotable(edition: Edition) -> int:

@@ -34,11 +34,12 @@ from ..errors import StoryError
 from ..textutil import clean_url, one_line, show, slugify, true_or_false
 from .body import Block, render_blocks, text_direction
 from .cleaning import MAX_BODY_BYTES, MAX_NESTING, clean_characters, nesting
+from .cleaning import field_text as _text
+from .story_image import LOCAL_IMAGES, Image, ImageFieldError, image_field
 
 REQUIRED_FIELDS = ("title", "published")
 OPTIONAL_FIELDS = ("summary", "section", "url", "byline", "kind", "image", "tags", "priority", "lang", "private")
 KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-IMAGE_FIELDS = ("src", "alt", "credit")
 KINDS = ("article", "video", "audio", "podcast", "gallery", "analysis", "opinion", "interview", "live")
 DEFAULT_SECTION = "News"
 
@@ -94,13 +95,6 @@ def read_published(front: str) -> datetime | None:
         return _published(meta["published"], "") if isinstance(meta, dict) and "published" in meta else None
     except (ValueError, yaml.YAMLError, TypeError, KeyError):
         return None
-
-
-@dataclass(frozen=True)
-class Image:
-    src: str
-    alt: str
-    credit: str = ""
 
 
 @dataclass(frozen=True)
@@ -287,7 +281,7 @@ def parse_story(
                 repairs.append(StoryError(shown, name, f"{exc}; kept private"))
             else:
                 repairs.append(StoryError(shown, name, str(exc)))
-        except _ImageFieldError as exc:
+        except ImageFieldError as exc:
             if exc.image is not None:  # no alt: shown with alt="", the editor still has to describe it
                 values["image"] = exc.image
                 repairs.append(StoryError(shown, f"image.{exc.field}", exc.message))
@@ -301,7 +295,9 @@ def parse_story(
 
     page_url = values.get("url") or base_url + "/"
     trackers: list[str] = []
-    blocks = tuple(render_blocks(body, page_url, trackers))
+    folder = story_id.rpartition("/")[0]
+    image_base = LOCAL_IMAGES + (folder + "/" if folder else "")  # relative image paths: the story's folder
+    blocks = tuple(render_blocks(body, page_url, trackers, image_base=image_base))
     for host in dict.fromkeys(trackers):
         warnings.append(StoryError(shown, None, f"tracking image from {host} removed from the body"))
     probe = " ".join([values["title"], values.get("summary", "")] + [b.html for b in blocks[:3]])
@@ -310,6 +306,7 @@ def parse_story(
         for img in re.findall(r"<img\b[^>]*>", block.html):
             if re.search(r'\balt=""', img):
                 src = htmllib.unescape(re.search(r'\bsrc="([^"]*)"', img).group(1))  # type: ignore[union-attr]
+                src = src.removeprefix(LOCAL_IMAGES)
                 warnings.append(
                     StoryError(shown, None, f"image {src} in the body has no alt text (write ![what it shows]({src}))")
                 )
@@ -350,22 +347,6 @@ def _char_at(text: str, line: int, column: int) -> str:
 # --- field checks: each returns the clean value or raises ValueError with the reason ---------------
 
 
-class _ImageFieldError(Exception):
-    def __init__(self, field_name: str, message: str, image: Image | None = None) -> None:
-        self.field = field_name
-        self.message = message
-        self.image = image  # what can be shown all the same (an image without alt), or None
-
-
-def _text(value: Any, *, max_len: int = 2000) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"must be text, got {type(value).__name__}")
-    text = clean_characters(one_line(str(value)))  # YAML escapes ("\uFFFE") are decoded after the file is read
-    if len(text) > max_len:
-        raise ValueError(f"too long ({len(text)} characters, at most {max_len})")
-    return text
-
-
 def _title(value: Any, _base: str) -> str:
     text = _text(value, max_len=300)
     if not text:
@@ -393,39 +374,6 @@ def _published(value: Any, _base: str) -> datetime:
 
 def _url(value: Any, _base: str) -> str:
     return clean_url(value)
-
-
-def _image(value: Any, base: str) -> Image:
-    if isinstance(value, str):
-        try:
-            bare = Image(src=clean_url(value, base + "/", schemes=("https",)), alt="")
-        except ValueError as exc:
-            raise _ImageFieldError("src", str(exc)) from None
-        raise _ImageFieldError("alt", "describe the photo: write image as a mapping with src, alt and credit", bare)
-    if not isinstance(value, dict):
-        raise ValueError("must be a mapping with src, alt and credit")
-    unknown = sorted(set(map(str, value)) - set(IMAGE_FIELDS))
-    if unknown:
-        raise _ImageFieldError(unknown[0], f"unknown image field (image takes {', '.join(IMAGE_FIELDS)})")
-    if not value.get("src"):
-        raise _ImageFieldError("src", "required when there is an image")
-    try:
-        src = clean_url(value["src"], base + "/", schemes=("https",))
-    except ValueError as exc:
-        raise _ImageFieldError("src", str(exc)) from None
-    try:
-        alt = _text(value.get("alt") or "", max_len=500)
-    except ValueError as exc:
-        raise _ImageFieldError("alt", str(exc)) from None
-    try:
-        credit = _text(value.get("credit") or "", max_len=300)
-    except ValueError as exc:
-        raise _ImageFieldError("credit", str(exc), Image(src=src, alt=alt)) from None
-    if not alt:
-        raise _ImageFieldError(
-            "alt", "missing: describe the photo for readers who cannot see it", Image(src=src, alt="", credit=credit)
-        )
-    return Image(src=src, alt=alt, credit=credit)
 
 
 def _tags(value: Any, _base: str) -> tuple[str, ...]:
@@ -465,7 +413,7 @@ _CHECKERS = {
     "url": _url,
     "byline": lambda v, b: _text(v, max_len=200),
     "kind": _kind,
-    "image": _image,
+    "image": image_field,
     "tags": _tags,
     "priority": _priority,
     "lang": _lang,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .. import logs, metrics
 from ..config import Settings
 from ..errors import LockedError
 from ..storage import ProcessLock, lock_key
@@ -267,6 +268,7 @@ class Daemon:
 
     def _handle(self, result: RunResult, key: str = JOB_ID) -> str:
         self.results.append(result)
+        metrics.scheduler_run(self.settings.list.id, result.outcome.value)
         if result.outcome == Outcome.FAILED:
             self._schedule_retry(result, key)
         return result.outcome.value
@@ -319,16 +321,19 @@ class Daemon:
 def run_now(settings: Settings, *, send: SendFn | None = None, stop: threading.Event | None = None) -> RunResult:
     """`newsletter schedule --run-now`: the job once, in the foreground, for today's edition."""
     morning = Morning(settings, send=send, stop=stop)
-    return morning.run(morning.clock(), manual=True)
+    result = morning.run(morning.clock(), manual=True)
+    metrics.scheduler_run(settings.list.id, result.outcome.value)
+    return result
 
 
 @contextlib.contextmanager
 def logging_to_stderr(level: int = logging.INFO) -> Iterator[None]:
-    """One line per event on stderr (the journal under systemd, the mail under cron), for one command."""
-    import sys
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    """One line per event on stderr (the journal under systemd, the mail under cron), for one command;
+    as JSON when `--log-format json` (or `[logging] format`) already set that up for the process."""
+    if logs.chosen_format() == "json":
+        yield
+        return
+    handler = logs.handler("text")
     loggers = {logging.getLogger("newsletter"): level, logging.getLogger("apscheduler"): logging.WARNING}
     before = {logger: logger.level for logger in loggers}
     for logger, lvl in loggers.items():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
+from .. import logs
 from ..config import Settings
 from ..errors import NewsletterError
 from ..storage import this_owner
@@ -278,6 +279,10 @@ class Morning:
         `manual` (`--run-now`) is an operator's decision: no grace check. Never raises for a failed
         send: the failure is recorded and returned, so the daemon stays up and retries.
         """
+        with logs.context(edition=self.edition_for(scheduled), run_id=logs.new_run_id()):
+            return self._run(scheduled, manual=manual)
+
+    def _run(self, scheduled: datetime, *, manual: bool) -> RunResult:
         day = self.edition_for(scheduled)
         if self.stop.is_set():
             return RunResult(day, scheduled, Outcome.STOPPED, "stopping: not starting a new run")
@@ -372,7 +377,7 @@ class Morning:
             log.warning("edition %s: %s", day, warning)
         failures = list(getattr(report, "failures", ()))
         for line in failures[:_MAX_LISTED_FAILURES]:
-            log.warning("edition %s: not delivered: %s", day, line)
+            log.warning("edition %s: not delivered: %s", day, logs.mask_addresses(line))  # the domain, not who
         if len(failures) > _MAX_LISTED_FAILURES:
             log.warning(
                 "edition %s: %d more not delivered; `newsletter status --date %s --failed` lists them",

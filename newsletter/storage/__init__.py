@@ -12,6 +12,7 @@ Out: `Database`, the one adapter every record store is written on (a SQLite file
     records.py     ProcessLock, owners
     database.py    Postgres: upgrade (migrations/NNNN_*.sql), schema check, advisory lock keys
     migrate.py     copy an existing set of SQLite files into PostgreSQL, row for row
+    backup.py      consistent backups of every SQLite file and the database (pg_dump), checked restores
     subscribers.py the subscriber store: one small interface (`SubscriberStore`), one class, `open_store`
 
 Each record store (delivery's ledger and suppression list, the schedule's runs, the bounce records, the
@@ -25,6 +26,7 @@ Public face: the names in `__all__`.
 from __future__ import annotations
 
 from .adapter import DEFAULT_RECONNECT, Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
+from .backup import BackupError, BackupReport, backup, restore, sqlite_files, verify
 from .checkup import Finding, check_stores
 from .database import Postgres, head_version, lock_key, open_postgres, redact
 from .integrity import LEDGER_WALK, check_file
@@ -46,6 +48,8 @@ __all__ = [
     "DEFAULT_RECONNECT",
     "LEDGER_WALK",
     "STATUSES",
+    "BackupError",
+    "BackupReport",
     "Consent",
     "Database",
     "Finding",
@@ -56,6 +60,7 @@ __all__ = [
     "SqlSubscriberStore",
     "SubscriberRecord",
     "SubscriberStore",
+    "backup",
     "check_file",
     "check_stores",
     "clean_zone",
@@ -70,6 +75,9 @@ __all__ = [
     "owner_alive",
     "reconnect_seconds",
     "redact",
+    "restore",
+    "sqlite_files",
     "store_location",
     "this_owner",
+    "verify",
 ]

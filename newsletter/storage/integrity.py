@@ -7,7 +7,8 @@ string, page size, page count), the length (whole pages, as many as the header s
 `PRAGMA quick_check`, which walks every page. That walk costs about 0.7 s for a million-address
 suppression list but 7 s for a million-recipient ledger (270 MB), so a ledger is walked on open only up
 to `LEDGER_WALK` bytes (about 120,000 recipients, under a second); a bigger one gets the header and length
-checks, which catch an empty, cut-short or overwritten file, and `newsletter db check` walks it in full.
+checks, which catch an empty, cut-short or overwritten file, and `newsletter db check` walks it in full
+(as does a ledger opened only to be read: `status` and monitoring never send).
 Only a missing file makes a new, empty store.
 """
 

@@ -10,6 +10,7 @@ Out: HTTP pages and webhook answers.
     site/      the static web archive in `site/` (editions, stories, index, feed, sitemap)
     app/       `newsletter serve`: the public app (one-click unsubscribe, double opt-in subscribe)
     security.py  Host allow-list, CSRF, security headers: shared by the preview and the public app
+    metrics.py   the public app's request counter and its `/metrics` route (loopback, never proxied)
 
 Public face: the names in `__all__`.
 """

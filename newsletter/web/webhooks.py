@@ -175,8 +175,9 @@ def _apply(settings: Settings, event_id: str, events: list[tuple[str, Event, str
         decider = Decider(Policy.from_settings(settings), state, suppression, source=source)
         decisions = [decider.decide(address, kind, diagnostic, event_id) for address, kind, diagnostic in events]
         state.remember(event_id, "webhook", datetime.now(UTC))
-    for decision in decisions:
-        log.info("%s: %s", source, decision)
+    for decision in decisions:  # the address only at debug level: info lines go to shared log pipelines
+        log.info("%s: %s, %s", source, decision.event, decision.outcome)
+        log.debug("%s: %s", source, decision)
     return decisions
 
 

@@ -37,6 +37,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ... import metrics
 from ...config import Settings
 from ...delivery import (
     ForgedTokenError,
@@ -50,6 +51,7 @@ from ...delivery import (
 )
 from ...edition import translations
 from ...storage import Consent, now_iso
+from ..metrics import METRICS_PATH, RequestMetrics
 from ..security import HostGuard, SecurityHeaders, SignedCsrf, host_name
 from ..site import page_environment, site_context, stylesheet
 from ..site.model import base_path
@@ -226,6 +228,7 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
         def record() -> None:
             suppression.add(address, "unsubscribed", f"one-click {settings.list.id}")
             store.set_status(address, "unsubscribed")
+            metrics.public_event("unsubscribe", settings.list.id)
 
         await run_in_threadpool(record)
         return message(
@@ -272,12 +275,14 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
 
         def request_and_mail() -> None:
             record = store.request(address, name=name)
+            metrics.public_event("signup", settings.list.id)
             if record.status == "confirmed" and address not in suppression:
                 return  # already getting it: nothing to confirm, and the answer was the same
             token = tokens.make_confirm_token(secret, settings.list.id, address, source, options.confirm_hours)
             url = base + with_lang(f"/confirm/{token}", lang)  # the confirmation page in the sign-up's language
             data = mailers[lang].message(address, record.name or name, url)
-            mail.send_confirmation(editions[lang], address, data)  # outbox: that edition's folder
+            sent = mail.send_confirmation(editions[lang], address, data)  # outbox: that edition's folder
+            metrics.public_event("confirmation_email", settings.list.id, "sent" if sent.sent else "failed")
 
         # After the answer, so a new address takes no longer to answer than a known one.
         done.background = BackgroundTask(run_in_threadpool, request_and_mail)
@@ -331,6 +336,7 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
         def record() -> None:
             store.confirm(found.address, consent)
             suppression.remove(found.address)  # a new, confirmed request outranks an old unsubscribe
+            metrics.public_event("confirm", settings.list.id)
 
         await run_in_threadpool(record)
         return message(
@@ -388,8 +394,9 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestMetrics),
             Middleware(SecurityHeaders, csp=_csp(settings)),
-            Middleware(HostGuard, hosts=options.hosts, any_port=True, exempt=("/healthz",)),
+            Middleware(HostGuard, hosts=options.hosts, any_port=True, exempt=("/healthz", METRICS_PATH)),
             Middleware(BodyLimit, limit=options.max_body, prefixes=BODY_LIMITS),
         ],
     )

@@ -1,7 +1,8 @@
 """The double opt-in email: rendered from `templates/confirm.mjml.j2` and `confirm.txt.j2` (a newsletter
 folder's own `templates/` overrides them, like the edition's), sent through the configured sink.
 
-Without SMTP configured it lands in `outbox/<today>/confirm/<address>.eml`, like every other message.
+Without SMTP configured it lands in `outbox/<today>/confirm/<address>.eml`, like every other message, and
+with `[dkim]` it is signed like every other message.
 It carries no List-Unsubscribe: it is a one-off answer to a request, not list mail.
 """
 
@@ -15,7 +16,7 @@ from html import escape
 from typing import Any
 
 from ...config import Settings
-from ...delivery import Envelope, Outcome, make_sink
+from ...delivery import Envelope, Outcome, make_sink, signing
 from ...edition import (
     build_message,
     compile_mjml,
@@ -26,7 +27,7 @@ from ...edition import (
     text_direction,
     translations,
 )
-from ...errors import DeliveryError
+from ...errors import ConfigError, DeliveryError
 
 # Stand-ins rendered into the HTML once; each message gets the real (escaped) values spliced in.
 _URL_MARK = "https://confirm.invalid/NLCONFIRMURL"
@@ -105,7 +106,10 @@ def confirmation_message(
 def send_confirmation(settings: Settings, address: str, data: bytes) -> Outcome:
     """Hand the message to the configured sink (SMTP, else the outbox); the outcome says what happened."""
     today = datetime.now(settings.timezone).date()
-    sink = make_sink(settings, today, connections=1, kind="confirm")
+    try:  # signed like every message of the list's domain: with DMARC at p=reject an unsigned one is lost
+        sink = signing(settings, make_sink(settings, today, connections=1, kind="confirm"))
+    except ConfigError as exc:  # a missing or locked DKIM key
+        return Outcome("transient", None, str(exc), reachable=False)
     try:
         sink.open()
         return sink.send(Envelope(settings.sender.address, address, data, key=address))

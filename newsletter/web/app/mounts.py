@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 
 from ...config import Settings
+from ..metrics import metrics_route
 from ..webhooks import MAX_BODY as WEBHOOK_MAX_BODY
 from ..webhooks import webhook_routes
 
@@ -21,4 +22,5 @@ def extra_routes(settings: Settings) -> list[BaseRoute]:
     """The routes mounted beside unsubscribe and subscribe. Add a line here to mount more."""
     return [
         Mount("/webhooks", app=webhook_routes(settings)),  # bounce and complaint events (SES, Mailgun)
+        metrics_route(settings),  # Prometheus scrapes, from allowed networks only (loopback by default)
     ]

@@ -6,12 +6,14 @@ Workers are separate processes started by uvicorn, so they build their app from 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
+from ... import logs, metrics
 from ...config import load_settings
 from ...errors import ConfigError
 from ..preview.server import bind
@@ -26,6 +28,9 @@ def from_environment() -> Starlette:
     """The app for the newsletter folder `$NEWSLETTER_SERVE_ROOT` (default: the current folder), serving
     the archive too when `$NEWSLETTER_SERVE_SITE` is 1."""
     settings = load_settings(os.environ.get(ROOT_ENV, "."))
+    metrics.setup(settings)  # a worker process: the folder named by the environment its parent set
+    if logs.chosen_format() == "json" and not logging.getLogger("uvicorn").handlers:
+        logs.configure_json()
     site = site_dir(settings) if os.environ.get(SITE_ENV, "") == "1" else None
     return create_app(settings, site=site)
 
@@ -37,6 +42,8 @@ def serve_public(
     os.environ[ROOT_ENV] = str(Path(root).resolve())
     os.environ[SITE_ENV] = "1" if site else "0"
     app = from_environment()  # fail here, with one line, rather than in every worker
+    if (counted := metrics.folder()) is not None:  # the workers count into the same folder
+        os.environ[metrics.DIR_ENV] = str(counted)
     if site and not site_dir(app.state.settings).is_dir():
         raise ConfigError(f"--site: {site_dir(app.state.settings)} does not exist; run `newsletter site` first")
     common = {
@@ -47,6 +54,9 @@ def serve_public(
         "server_header": False,
         "timeout_graceful_shutdown": 10,
     }
+    if logs.chosen_format() == "json":
+        common["log_config"] = None  # keep the JSON handlers set up by --log-format
+        os.environ[logs.FORMAT_ENV] = "json"  # and the worker processes set up their own
     if workers == 1:
         sock = bind(host, port)
         try:

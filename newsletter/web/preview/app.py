@@ -7,7 +7,7 @@ Pages                                   what
                                         (every edition page takes ?lang=fr for a language edition)
 /editions/<date>/text                   the plain-text part
 /editions/<date>/manifest               stories, window, sizes against Gmail's 102 KB clip, checks
-/editions/<date>/web                    the edition's page of the web archive, in a frame (web.html)
+/editions/<date>/web                    the archive's page of the edition, framed (web.html; photos: /site-images/)
 /editions/<date>/email.html             the HTML itself (?scheme=dark|light: as a client in that mode shows it)
 /editions/<date>/newsletter.eml|.txt    downloads; manifest.json; newsletter.mjml (for MJML's own tools)
 /editions/<date>/send-test   POST       send the edition to one address (CSRF token)
@@ -71,7 +71,7 @@ from .parts import (
 )
 from .security import EMAIL_CSP, PAGE_CSP, UNSUBSCRIBE_CSP, CsrfGuard, HostGuard, SecurityHeaders, allowed_hosts
 from .state import EditionView, Previewer
-from .webpage import css_response, web_response
+from .webpage import site_routes, web_response
 
 GMAIL_CLIP = 102 * 1024
 WIDTHS = ("320", "375", "600", "full")
@@ -485,7 +485,7 @@ def create_app(
             Route("/u/{token}", unsubscribe, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
             Route("/events", events),
             Mount("/static", StaticFiles(packages=[("newsletter.web.preview", "static")]), name="static"),
-            Route("/site-assets/site.css", lambda request: css_response(previewer.settings)),
+            *site_routes(previewer),
         ],
         middleware=[Middleware(SecurityHeaders), Middleware(HostGuard, hosts=hosts)],
         exception_handlers={HTTPException: http_error},

@@ -20,7 +20,8 @@ from babel.dates import format_date, format_time
 from markupsafe import Markup
 
 from ...config import Settings
-from ...edition import make_environment, text_direction, translations
+from ...edition import Story, make_environment, text_direction, translations
+from ...images import srcset
 from .model import PageStory, WebEdition, base_path, lang_base
 
 # CSS custom property → role in templates/palette.j2 (the email's colours, light and dark).
@@ -130,13 +131,39 @@ def _story_view(settings: Settings, item: PageStory) -> dict[str, Any]:
         "excerpt": Markup("".join(b.html for b in blocks[:2])) if not story.summary else Markup(""),
         "lang": story.lang,
         "dir": story.dir,
+        "picture": picture(story),
     }
+
+
+def picture(story: Story) -> dict[str, Any] | None:
+    """The archive's `<picture>` of a story's photo: WebP and JPEG/PNG `srcset`s for the browser to
+    choose from by screen, a fallback `src`, and the size that reserves its space (no layout shift).
+    An https photo not published with the archive is shown as it is."""
+    image = story.image
+    if image is None:
+        return None
+    view: dict[str, Any] = {"src": image.src, "alt": image.alt, "credit": image.credit, "srcset": "", "webp": ""}
+    view.update(width=None, height=None, sizes=_SIZES)
+    if image.published is not None:
+        fallback = image.published.fallback()
+        view.update(
+            src=next((r for r in fallback if r.width >= 800), fallback[-1]).url,
+            srcset=srcset(fallback),
+            webp=srcset(image.published.modern()),
+            width=image.published.width,
+            height=image.published.height,
+        )
+    return view
+
+
+_SIZES = "(max-width: 40rem) 100vw, 37rem"  # main's 40rem less its padding (static/site.css)
 
 
 def _image(edition: WebEdition) -> str:
     for item in edition.stories:
-        if item.story.image is not None:
-            return item.story.image.src
+        found = picture(item.story)
+        if found is not None:
+            return str(found["src"])
     return ""
 
 
@@ -170,7 +197,8 @@ def edition_page(settings: Settings, edition: WebEdition, assets: str | None = N
 
 def story_page(settings: Settings, edition: WebEdition, item: PageStory, assets: str | None = None) -> str:
     """A story in full, at the URL the email links to."""
-    image = item.story.image.src if item.story.image is not None else ""
+    found = picture(item.story)
+    image = str(found["src"]) if found is not None else ""
     return render(
         "story.html",
         settings,

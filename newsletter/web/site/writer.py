@@ -29,7 +29,7 @@ from typing import Any
 from babel.dates import format_date
 
 from ...config import Settings
-from ...edition import Story, read_story
+from ...edition import Story, attach_images, read_story
 from ...errors import NewsletterError
 from ...fsutil import write_atomic
 from . import pages
@@ -190,7 +190,9 @@ def _read_named(settings: Settings, manifest: Mapping[str, Any], cache: dict[str
         story = cache.get(shown)
         if story is not None:
             found[story.id] = story
-    return found
+    # Their photos as the build published them (the same names: already there, no image work).
+    shown_stories, _warnings = attach_images(list(found.values()), settings)
+    return {story.id: story for story in shown_stories}
 
 
 def _rebuild_editions(settings: Settings, manifests: Sequence[Path]) -> tuple[SiteReport, list[str]]:
