@@ -42,7 +42,7 @@ from ..delivery import (
 from ..errors import ConfigError, NewsletterError, TokenError
 from ..logs import mask_addresses
 from .classify import Classified, Failure, classify
-from .policy import BounceState, Decider, Decision, Event, Policy, state_path
+from .policy import BounceState, Decider, Decision, Event, Policy, open_bounce_state
 from .sources import ImapConfig, ImapSource, MaildirSource, MboxSource, Source, SourceError
 
 PASSWORD_ENV = "NEWSLETTER_BOUNCES_PASSWORD"
@@ -312,7 +312,7 @@ def process(
     report = BounceReport(source=source.name, dry_run=dry_run)
     members = _subscriber_keys(settings, subscribers)
     with (
-        BounceState(state_path(settings)) as state,
+        open_bounce_state(settings) as state,
         open_suppression(settings) as suppression,
         source,
     ):

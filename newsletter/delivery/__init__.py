@@ -11,8 +11,9 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
                      (ratelimit.py: the send rate; progress.py: the operator's view; report.py: options
                      and the run's report)
     sinks/           where messages go: outbox, smtp, memory, null — one small interface (sinks/base.py)
-    ledger.py        per-edition SQLite: pending → sent / failed / skipped; resume after a crash
-    ledger_pg.py     the same in PostgreSQL, shared by many senders (claims with leases)
+    ledger.py        the ledger: pending → sent / failed / skipped, resume after a crash; a SQLite file
+                     per edition, or PostgreSQL
+    sending.py       what the backends do differently: one sender per file, or a fleet claiming leases
     batching.py      outcomes written a ~50 ms window at a time
     stores.py        LedgerStore (the interface) and open_ledger (the backend the settings name)
     suppression.py   addresses never mailed again (unsubscribed, bounced); SQLite or PostgreSQL
@@ -59,7 +60,7 @@ from .subscribers import (
     store_source,
     subscriber_store,
 )
-from .suppression import PgSuppressionList, Suppression, SuppressionList, open_suppression, suppression_path
+from .suppression import Suppression, SuppressionList, open_suppression, suppression_path
 from .unsubscribe import (
     SECRET_ENV,
     ForgedTokenError,
@@ -85,7 +86,6 @@ __all__ = [
     "MailingOptions",
     "MalformedTokenError",
     "Outcome",
-    "PgSuppressionList",
     "Rates",
     "ReaderFilter",
     "ReturnPath",

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from ..config import Settings
 from ..errors import SubscriberError
-from ..storage import SubscriberStore, open_store, store_location
+from ..storage import SubscriberStore, open_store, reconnect_seconds, store_location
 from .addresses import check_address as check_address  # re-exported: the check every list row gets
 from .options import MAILING
 from .personalize import clean_name
@@ -284,7 +284,8 @@ def _physical_lines(fh: BinaryIO) -> Iterator[tuple[int, str | None, str]]:
 def subscriber_store(settings: Settings) -> SubscriberStore:
     """The newsletter's subscriber store: PostgreSQL when `database_url` is set, else `[subscribers] path`
     (default `data/subscribers.sqlite`)."""
-    return open_store(settings.root, settings.section("subscribers").get("path"), settings.database_url)
+    wait = reconnect_seconds(settings) if settings.database_url else 0.0
+    return open_store(settings.root, settings.section("subscribers").get("path"), settings.database_url, wait)
 
 
 def store_exists(settings: Settings) -> bool:

@@ -25,8 +25,7 @@ from .config import (
     latest_fire,
     read_config,
 )
-from .runs import DONE, SETTLED, RunRow, RunStore, State
-from .runs_pg import PgRunStore, open_run_store
+from .runs import DONE, SETTLED, RunRow, RunStore, State, open_run_store
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -155,7 +154,7 @@ class Morning:
         *,
         send: SendFn | None = None,
         clock: Callable[[], datetime] = utc_now,
-        store: RunStore | PgRunStore | None = None,
+        store: RunStore | None = None,
         stop: threading.Event | None = None,
         owner: str | None = None,
     ) -> None:
