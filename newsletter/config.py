@@ -5,8 +5,9 @@ Environment variables name a key with `__` for nesting: `NEWSLETTER_TIMEZONE=Asi
 of the settings object: the code that needs one reads it from the environment at the moment of use, so a
 settings dump can never leak it.
 
-Sections other stages own (`[smtp]`, `[schedule]`, `[intake]`, `[preview]`) are kept as plain tables and
-read by those stages through `Settings.section()`.
+Sections other stages own (`[smtp]`, `[schedule]`, `[intake]`, `[preview]`, `[mailing]`…) are kept as plain
+tables; each stage reads its own into a typed options object once, through `Settings.options()` (see
+`options.py`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError
+from .options import Options, Table, check_number
+
+T = TypeVar("T")
 
 CONFIG_FILE = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"
@@ -74,6 +78,7 @@ OPEN_SECTIONS = (
     "dkim",
     "metrics",  # read by newsletter/metrics.py and the public app's /metrics
     "logging",  # read by the CLI when it sets up log lines
+    "database",
 )
 
 
@@ -118,10 +123,25 @@ class Settings:
     language: str = "en"
     subjects: Mapping[str, str] = field(default_factory=dict)
     database_url: str = ""
+    # Each subsystem's options, read from its table on first use (`options`); shared by `for_language`
+    # copies, whose tables are the same.
+    parsed: dict[Options[Any], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def section(self, name: str) -> dict[str, Any]:
         """A copy of an open table such as `[smtp]`; empty when absent."""
         return copy.deepcopy(dict(self.sections.get(name, {})))
+
+    def table(self, name: str) -> Table:
+        """The open table `name` with the checks a subsystem reads its options with (`options.Table`)."""
+        origin = CONFIG_FILE if self.config_file else "settings"
+        return Table(name, self.section(name), origin, self.root)
+
+    def options(self, spec: Options[T]) -> T:
+        """The options of a subsystem's table (`[mailing]` → `MailingOptions`), read once per settings."""
+        if spec not in self.parsed:
+            self.parsed[spec] = spec.parse(self.table(spec.section))
+        found: T = self.parsed[spec]
+        return found
 
     @property
     def multilingual(self) -> bool:
@@ -254,80 +274,43 @@ def _set(data: dict[str, Any], keys: list[str], value: Any, origin: str) -> None
 
 def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settings:
     origin = CONFIG_FILE if config_file else "settings"
-
-    def text(value: Any, key: str) -> str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{origin}: '{key}' must be a string, got {value!r}")
-        return value
-
-    def number(value: Any, key: str, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{origin}: '{key}' must be a whole number from {low} to {high}, got {value!r}")
-        return value
-
-    try:
-        tz = ZoneInfo(text(data["timezone"], "timezone"))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{origin}: 'timezone': unknown time zone {data['timezone']!r}") from None
-    cutoff_text = text(data["cutoff"], "cutoff")
-    if not re.fullmatch(r"\d{2}:\d{2}", cutoff_text):
-        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {cutoff_text!r}")
-    try:
-        cutoff = time.fromisoformat(cutoff_text)
-    except ValueError:
-        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {cutoff_text!r}") from None
-    locale = text(data["locale"], "locale")
+    tz, cutoff = _timezone(data["timezone"], origin), _cutoff(data["cutoff"], origin)
+    locale = _text(data["locale"], "locale", origin)
     try:
         Locale.parse(locale.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
         raise ConfigError(f"{origin}: 'locale': unknown locale {locale!r}") from None
-    base_url = text(data["base_url"], "base_url").rstrip("/")
+    base_url = _text(data["base_url"], "base_url", origin).rstrip("/")
     if not re.match(r"^https?://[^/\s]+", base_url):
         raise ConfigError(f"{origin}: 'base_url' must be an absolute http(s) URL, got {base_url!r}")
-    subject = _subject(text(data["subject"], "subject"), "subject", origin)
+    subject = _subject(_text(data["subject"], "subject", origin), "subject", origin)
     languages = _languages(data["list"]["languages"], locale, origin)
     if primary_language(locale) != primary_language(languages[0]):
         locale = languages[0]  # the first language's edition speaks it (dates, catalogue)
-    subjects_raw = data["list"]["subject"]
-    if not isinstance(subjects_raw, dict):
-        raise ConfigError(f"{origin}: 'list.subject' must be a table of language = pattern")
-    subjects: dict[str, str] = {}
-    for lang, pattern in subjects_raw.items():
-        if lang not in languages:
-            raise ConfigError(f"{origin}: 'list.subject.{lang}': '{lang}' is not one of list.languages")
-        subjects[lang] = _subject(text(pattern, f"list.subject.{lang}"), f"list.subject.{lang}", origin)
-    reply_to = text(data["sender"]["reply_to"], "sender.reply_to").strip()
+    subjects = _subjects(data["list"]["subject"], languages, origin)
+    reply_to = _text(data["sender"]["reply_to"], "sender.reply_to", origin).strip()
     sender = Sender(
-        text(data["sender"]["name"], "sender.name"),
+        _text(data["sender"]["name"], "sender.name", origin),
         _address(data["sender"]["address"], "sender.address", origin),
         _address(reply_to, "sender.reply_to", origin) if reply_to else "",
     )
-    lst = data["list"]
-    list_settings = ListSettings(
-        address=_address(lst["address"], "list.address", origin),
-        id=text(lst["id"], "list.id"),
-        unsubscribe_url=text(lst["unsubscribe_url"], "list.unsubscribe_url"),
-        unsubscribe_mailto=text(lst["unsubscribe_mailto"], "list.unsubscribe_mailto"),
-    )
-    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+", list_settings.id):
-        raise ConfigError(f"{origin}: 'list.id' must be a dotted name like news.example.org, got {lst['id']!r}")
-    if not list_settings.unsubscribe_url.startswith("https://"):
-        raise ConfigError(f"{origin}: 'list.unsubscribe_url' must be an https URL (RFC 8058)")
-    if any(c in v for v in (sender.name, subject, *subjects.values(), text(data["title"], "title")) for c in "\r\n"):
+    list_settings = _list_settings(data["list"], origin)
+    title = _text(data["title"], "title", origin)
+    if any(c in v for v in (sender.name, subject, *subjects.values(), title) for c in "\r\n"):
         raise ConfigError(f"{origin}: header values (title, subject, sender.name) must be one line")
-    paths = {k: (root / text(v, f"paths.{k}")).resolve() for k, v in data["paths"].items()}
+    paths = {k: (root / _text(v, f"paths.{k}", origin)).resolve() for k, v in data["paths"].items()}
     return Settings(
         root=root,
-        title=text(data["title"], "title"),
-        tagline=text(data["tagline"], "tagline"),
+        title=title,
+        tagline=_text(data["tagline"], "tagline", origin),
         locale=locale,
         timezone=tz,
         cutoff=cutoff,
         base_url=base_url,
         subject=subject,
-        html_budget=number(data["html_budget_kb"], "html_budget_kb", 10, 10_000) * 1000,
-        excerpt_words=number(data["excerpt_words"], "excerpt_words", 20, 100_000),
-        card_excerpt_words=number(data["card_excerpt_words"], "card_excerpt_words", 0, 100_000),
+        html_budget=_whole(data["html_budget_kb"], "html_budget_kb", 10, 10_000, origin) * 1000,
+        excerpt_words=_whole(data["excerpt_words"], "excerpt_words", 20, 100_000, origin),
+        card_excerpt_words=_whole(data["card_excerpt_words"], "card_excerpt_words", 0, 100_000, origin),
         sender=sender,
         list=list_settings,
         stories_dir=paths["stories"],
@@ -340,6 +323,60 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         subjects=subjects,
         database_url=_database_url(data["database_url"], origin),
     )
+
+
+def _text(value: Any, key: str, origin: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: '{key}' must be a string, got {value!r}")
+    return value
+
+
+def _whole(value: Any, key: str, low: int, high: int, origin: str) -> int:
+    return int(check_number(value, f"{origin}: '{key}'", low, high, whole=True))
+
+
+def _timezone(value: Any, origin: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(_text(value, "timezone", origin))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{origin}: 'timezone': unknown time zone {value!r}") from None
+
+
+def _cutoff(value: Any, origin: str) -> time:
+    text = _text(value, "cutoff", origin)
+    if not re.fullmatch(r"\d{2}:\d{2}", text):
+        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {text!r}")
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{origin}: 'cutoff' must be HH:MM, got {text!r}") from None
+
+
+def _subjects(value: Any, languages: tuple[str, ...], origin: str) -> dict[str, str]:
+    """`[list.subject]`: a Subject pattern per language edition."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{origin}: 'list.subject' must be a table of language = pattern")
+    subjects: dict[str, str] = {}
+    for lang, pattern in value.items():
+        if lang not in languages:
+            raise ConfigError(f"{origin}: 'list.subject.{lang}': '{lang}' is not one of list.languages")
+        key = f"list.subject.{lang}"
+        subjects[lang] = _subject(_text(pattern, key, origin), key, origin)
+    return subjects
+
+
+def _list_settings(lst: dict[str, Any], origin: str) -> ListSettings:
+    list_settings = ListSettings(
+        address=_address(lst["address"], "list.address", origin),
+        id=_text(lst["id"], "list.id", origin),
+        unsubscribe_url=_text(lst["unsubscribe_url"], "list.unsubscribe_url", origin),
+        unsubscribe_mailto=_text(lst["unsubscribe_mailto"], "list.unsubscribe_mailto", origin),
+    )
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+", list_settings.id):
+        raise ConfigError(f"{origin}: 'list.id' must be a dotted name like news.example.org, got {lst['id']!r}")
+    if not list_settings.unsubscribe_url.startswith("https://"):
+        raise ConfigError(f"{origin}: 'list.unsubscribe_url' must be an https URL (RFC 8058)")
+    return list_settings
 
 
 def _subject(pattern: str, key: str, origin: str) -> str:

@@ -9,6 +9,9 @@ NewsletterError                 anything the user can fix; the CLI prints str(er
 ├── DeliveryError               a sink that cannot deliver at all (server unreachable)
 │   ├── LockedError             another run holds the edition / scheduler lock
 │   └── WriteError              a local file or folder cannot be written (permissions, disk full)
+├── StorageError                a record store that cannot be read or written (names the store and its file
+│   │                           or database, never a password); sqlite3 and psycopg errors become this
+│   └── DamagedStoreError       a records file that is there but not whole: refused, never read as empty
 ├── TokenError                  a forged or malformed unsubscribe token
 └── IntakeError                 a feed or page that cannot be fetched or read (names the source)
 """
@@ -65,6 +68,17 @@ class PausedError(DeliveryError):
 
 class WriteError(DeliveryError):
     """A local write failed: not the relay's fault and not transient, so the run stops at once."""
+
+
+class StorageError(NewsletterError):
+    """A record store failed: its message names the store and its file or (redacted) database URL.
+    `transient`: the database undid the work for a reason of its own (a deadlock); running it again may do."""
+
+    transient = False
+
+
+class DamagedStoreError(StorageError):
+    """A records file exists but is empty, cut short, not a database or fails its check."""
 
 
 class TokenError(NewsletterError):

@@ -101,9 +101,9 @@ def _value_class(where: Path | None) -> Any:
 
     if where is None:
         return values.MutexValue
-    base: Any = values.MultiProcessValue()
+    base: Any = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
-    class _Pinned(base):  # type: ignore[misc,valid-type]
+    class _Pinned(base):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             with _env_lock:
                 before = os.environ.get(_CLIENT_ENV)
@@ -120,12 +120,21 @@ def _value_class(where: Path | None) -> Any:
 
 
 def _create(where: Path | None = None) -> _Metrics:
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+    from prometheus_client import CollectorRegistry, values
 
     values.ValueClass = _value_class(where)  # read by each metric as its labelled values are made
     registry = CollectorRegistry(auto_describe=True)
+    made = _Metrics(**_mailing_metrics(registry), **_web_metrics(registry))
+    _state.update(metrics=made, registry=registry, folder=where)
+    return made
+
+
+def _mailing_metrics(registry: Any) -> dict[str, Any]:
+    """What sending, bounce handling, the scheduler and the build count."""
+    from prometheus_client import Counter, Gauge, Histogram
+
     edition = ("newsletter", "edition", "language")
-    made = _Metrics(
+    return dict(
         messages=Counter(
             "newsletter_messages",
             "Messages by outcome: sent, failed (refused for good), deferred (left pending), retried, suppressed.",
@@ -176,6 +185,14 @@ def _create(where: Path | None = None) -> _Metrics:
             registry=registry,
             buckets=_DURATIONS,
         ),
+    )
+
+
+def _web_metrics(registry: Any) -> dict[str, Any]:
+    """What the public app counts."""
+    from prometheus_client import Counter, Histogram
+
+    return dict(
         requests=Counter(
             "newsletter_http_requests",
             "Public app requests by route template, method and status.",
@@ -208,8 +225,6 @@ def _create(where: Path | None = None) -> _Metrics:
             registry=registry,
         ),
     )
-    _state.update(metrics=made, registry=registry, folder=where)
-    return made
 
 
 def after_fork() -> None:
@@ -232,7 +247,7 @@ def exposition() -> bytes:
     where = folder()
     if where is not None:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(where))
+        MultiProcessCollector(registry, path=str(where))  # type: ignore[no-untyped-call]
         return bytes(generate_latest(registry))
     return bytes(generate_latest(_state["registry"]))
 

@@ -1,71 +1,43 @@
-"""Shared fixtures: a copy of the demo newsletter, a real SMTP server, a real headless Chromium."""
+"""Shared fixtures: a copy of the demo newsletter, a real SMTP server, a real headless Chromium, a
+throw-away PostgreSQL server, and the guard that keeps every test off the checkout's editor folders.
+
+Helpers that are not fixtures live in tests/helpers/.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import struct
-import threading
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-IN_CI = bool(os.environ.get("CI"))
+from tests.helpers import hermetic
+from tests.helpers.demo import CHROMIUM, IN_CI, REPO, make_demo_root
+from tests.helpers.smtp import SmtpServer, StoreHandler, free_port
 
 
-def copy_demo_stories(dest: Path, *, languages: bool = False) -> None:
-    """Copy the demo's stories to `dest`: the English edition's, or (`languages`) the French and Arabic
-    samples too (stories/samples/fr, stories/samples/ar), which the repo's newsletter.toml publishes as
-    their own editions."""
-    ignore = None if languages else shutil.ignore_patterns("fr", "ar")
-    shutil.copytree(REPO / "stories", dest, ignore=ignore)
-
-
-def check_eml_tool() -> Path:
-    """The independent `.eml` checker beside the checkout (`../shared/tools/check_eml.py`).
-
-    Skips the calling test, with the reason, where that file is absent — except under CI=true, where its
-    absence is a failure.
-    """
-    tool = REPO.parent / "shared" / "tools" / "check_eml.py"
-    if not tool.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the .eml checker is missing: {tool.relative_to(REPO.parent)} beside the checkout")
-        pytest.skip("no ../shared/tools/check_eml.py beside the checkout (the independent .eml checker)")
-    return tool
+@pytest.fixture(autouse=True)
+def _hermetic() -> Iterator[None]:
+    """Fail a test (or the fixtures before it) that read or wrote the checkout's stories/, data/, outbox/,
+    site/ or newsletter.toml other than through the copy helpers (tests/helpers/hermetic.py)."""
+    hermetic.install()
+    yield
+    hermetic.check()
 
 
 @pytest.fixture
 def demo_root(tmp_path: Path) -> Path:
-    """A newsletter folder holding a copy of the English demo stories (the repo's own stay untouched)."""
-    root = tmp_path / "paper"
-    copy_demo_stories(root / "stories")
-    return root
+    """A newsletter folder holding a copy of the English demo stories (the checkout's own stay untouched)."""
+    return make_demo_root(tmp_path / "paper")
 
 
 @pytest.fixture
 def languages_root(tmp_path: Path) -> Path:
-    """The whole demo: English, French and Arabic stories and the repo's newsletter.toml (three editions)."""
-    root = tmp_path / "paper"
-    copy_demo_stories(root / "stories", languages=True)
-    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
-    return root
-
-
-def write_story(root: Path, rel: str, front: str, body: str = "Body text.\n") -> Path:
-    path = root / "stories" / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"---\n{front.strip()}\n---\n{body}", encoding="utf-8")
-    return path
+    """The whole demo: English, French and Arabic stories and the demo's newsletter.toml (three editions)."""
+    return make_demo_root(tmp_path / "paper", languages=True)
 
 
 @pytest.fixture
@@ -78,53 +50,13 @@ def empty_root(tmp_path: Path) -> Path:
 # --- SMTP -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class SmtpRecord:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
-
-
-@dataclass
-class SmtpServer:
-    host: str
-    port: int
-    received: list[SmtpRecord] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{self.host}:{self.port}"
-
-
-class _StoreHandler:
-    def __init__(self, server: SmtpServer) -> None:
-        self.server = server
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.server.lock:
-            self.server.received.append(SmtpRecord(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-def free_port() -> int:
-    """A port nothing listens on now (aiosmtpd checks readiness by connecting, so it needs a real one)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     """A real aiosmtpd server on 127.0.0.1 that stores what it receives."""
     from aiosmtpd.controller import Controller
 
     server = SmtpServer("127.0.0.1", free_port())
-    controller = Controller(_StoreHandler(server), hostname="127.0.0.1", port=server.port)
+    controller = Controller(StoreHandler(server), hostname="127.0.0.1", port=server.port)
     controller.start()
     try:
         yield server
@@ -133,17 +65,6 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 # --- browser ----------------------------------------------------------------------------------------
-
-
-def placeholder_png(width: int, height: int) -> bytes:
-    """A flat grey PNG standing in for the photo host, which tests cannot reach."""
-    raw = b"".join(b"\x00" + bytes((150, 160, 175)) * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="session")
@@ -204,7 +125,7 @@ def node_tools() -> Path:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
     """One throw-away PostgreSQL server for the session (see pg_cluster.py); never skipped in CI."""
-    import pg_cluster as pgc
+    from tests import pg_cluster as pgc
 
     if not pgc.available() and not IN_CI:
         pytest.skip("PostgreSQL binaries not installed")

@@ -14,11 +14,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import SmtpServer, _StoreHandler, copy_demo_stories, free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.helpers import SmtpServer, StoreHandler, copy_demo_stories, free_port
 
 PASSPHRASE = "correct horse battery staple"
 SECRET = "test-unsubscribe-secret-0123456789"
@@ -183,7 +184,7 @@ class TlsRelay:
             return AuthResult(success=good)
 
         self.controller = Controller(
-            _StoreHandler(self.server),
+            StoreHandler(self.server),
             hostname="127.0.0.1",
             port=self.server.port,
             tls_context=context,

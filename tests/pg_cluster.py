@@ -54,15 +54,25 @@ class PgCluster:
         self._run(
             str(self.bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"
         )
+        return self.resume()
+
+    def resume(self) -> PgCluster:
+        """Start the server (again, after `halt`) on the same port and data."""
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        data = self.dir / "data"
         self._run(
             str(self.bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"
         )
         return self
 
+    def halt(self) -> None:
+        """Stop the server the hard way (`-m immediate`: no shutdown checkpoint, clients cut off), keeping its data."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+            if (self.dir / "data" / "postmaster.pid").exists():  # not already halted
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import copy_demo_stories, free_port
 
 from newsletter.delivery.batching import FLUSH_SECONDS
+from tests.helpers import copy_demo_stories, free_port
 
 SECRET = "backup-test-secret-long-enough"
 READERS = 30

@@ -360,7 +360,7 @@ def test_soft_bounces_outside_the_window_do_not_add_up(tmp_path: Path) -> None:
 def test_bad_policy_values_are_one_line(tmp_path: Path) -> None:
     root = make_root(tmp_path, '\n[bounces]\nsoft_limit = 0\npath = "x"\n')
     result = CliRunner().invoke(cli, ["bounces", "--root", str(root)])
-    assert result.exit_code == 1 and "[bounces] soft_limit must be a number from 1 to 1000" in result.output
+    assert result.exit_code == 1 and "[bounces] soft_limit must be a whole number from 1 to 1000" in result.output
     root2 = make_root(tmp_path / "two", '\n[bounces]\nhots = "typo"\n')
     result = CliRunner().invoke(cli, ["bounces", "--root", str(root2)])
     assert result.exit_code == 1 and "[bounces]: unknown setting 'hots'" in result.output

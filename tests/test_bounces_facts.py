@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_bounces import FIXTURES, LIST_ID, MEMBERS, SECRET, entry, make_root, settings_of, verp_of
 
 from newsletter.bounces.policy import BounceState, state_path
 from newsletter.bounces.run import process
 from newsletter.bounces.sources import MaildirSource
 from newsletter.cli import cli
 from newsletter.delivery import SECRET_ENV
+from tests.test_bounces import FIXTURES, LIST_ID, MEMBERS, SECRET, entry, make_root, settings_of, verp_of
 
 
 @pytest.fixture(autouse=True)

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import IN_CI, free_port
-from test_bounces import FIXTURES, MEMBERS, entry, make_root
 
 from newsletter.bounces.run import PASSWORD_ENV
 from newsletter.bounces.sources import PROCESSED_KEYWORD
 from newsletter.cli import cli
+from tests.helpers import IN_CI, free_port
+from tests.test_bounces import FIXTURES, MEMBERS, entry, make_root
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "imap-test-password"

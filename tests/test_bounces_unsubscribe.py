@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
-from test_bounces import LIST_ID, SECRET, entry
-from test_bounces_facts import maildir
 
 from newsletter.cli import cli
 from newsletter.delivery import SECRET_ENV, make_token
+from tests.test_bounces import LIST_ID, SECRET, entry
+from tests.test_bounces_facts import maildir
 
 READERS = ["ann@example.com", "bob@example.org"]
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 
 from newsletter.delivery.breaker import Breaker, is_hard_bounce, is_policy
 from newsletter.delivery.sinks.base import Outcome
+from tests.helpers import free_port
 
 SECRET = "breaker-test-secret-0123456789abcdef"
 READERS = 300

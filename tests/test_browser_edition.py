@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import placeholder_png, write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build, write_edition
+from tests.helpers import placeholder_png, write_story
 
 pytestmark = pytest.mark.browser
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import placeholder_png
 
 from newsletter.config import load_settings
 from newsletter.edition import build, write_edition
+from tests.helpers import DEMO_DATE, placeholder_png
 
 pytestmark = pytest.mark.browser
 
@@ -19,7 +19,7 @@ def photo() -> bytes:
 @pytest.fixture
 def arabic_file(languages_root):
     settings = load_settings(languages_root, environ={}).for_language("ar")
-    return write_edition(build(settings)) / "newsletter.html"
+    return write_edition(build(settings, DEMO_DATE)) / "newsletter.html"
 
 
 @pytest.mark.parametrize("width", [320, 375])

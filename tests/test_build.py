@@ -10,9 +10,9 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import check_eml_tool, write_story
 
 from newsletter.cli import cli
+from tests.helpers import check_eml_tool, write_story
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import placeholder_png
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build, write_edition
 from newsletter.edition.templates import make_environment
+from tests.helpers import DEMO_DATE, copy_demo_stories, placeholder_png
 
 pytestmark = pytest.mark.browser
 
@@ -67,9 +67,9 @@ def rgb(hex_colour: str) -> str:
 def edition(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, Any]]:
     """The demo edition written to an outbox; its text part; the template palette."""
     root = tmp_path_factory.mktemp("paper")
-    (root / "stories").symlink_to(Path(__file__).resolve().parent.parent / "stories")
+    copy_demo_stories(root / "stories")
     settings = load_settings(root, environ={})
-    result = build(settings)
+    result = build(settings, DEMO_DATE)
     palette = make_environment(settings).get_template("palette.j2").module
     colours = {name: getattr(palette, name) for name in ("light", "dark", "text_roles", "surfaces")}
     return write_edition(result) / "newsletter.html", result.rendered.text, colours

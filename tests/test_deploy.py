@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import IN_CI, REPO
 
 from newsletter.cli import cli
+from tests.helpers import IN_CI, REPO
 
 UNITS = REPO / "deploy" / "systemd"
 INSTALLED = "/usr/local/bin/newsletter"  # where the units expect the command (README's "Deployment")

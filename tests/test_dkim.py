@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dns_server
 import pytest
-from conftest import IN_CI, SmtpServer, check_eml_tool
-from mail_world import PASSPHRASE, cli, env, good_records, make_keys, newsletter_root
+
+from tests import dns_server
+from tests.helpers import IN_CI, SmtpServer, check_eml_tool
+from tests.mail_world import PASSPHRASE, cli, env, good_records, make_keys, newsletter_root
 
 DOMAIN = "signed-paper-test.org"
 VERIFIER = r"""
@@ -80,10 +81,11 @@ def verify(server: dns_server.KnotServer, data: bytes, tmp: Path) -> list[str]:
 def received(signed: dict[str, Any]) -> list[bytes]:
     """The edition sent to three readers through a real SMTP server; what it received."""
     from aiosmtpd.controller import Controller
-    from conftest import _StoreHandler, free_port
+
+    from tests.helpers import StoreHandler, free_port
 
     relay = SmtpServer("127.0.0.1", free_port())
-    controller = Controller(_StoreHandler(relay), hostname="127.0.0.1", port=relay.port)
+    controller = Controller(StoreHandler(relay), hostname="127.0.0.1", port=relay.port)
     controller.start()
     try:
         plain = env(NEWSLETTER_SMTP_USERNAME="", NEWSLETTER_SMTP_PASSWORD="")  # this relay takes mail without AUTH
@@ -187,7 +189,7 @@ def test_openssl_signs_the_same_bytes_as_dkimpy(signed) -> None:
 
 
 def test_a_send_without_its_key_stops_before_anything_goes_out(signed, tmp_path) -> None:
-    from mail_world import env
+    from tests.mail_world import env
 
     done = cli(
         signed["root"],
@@ -252,8 +254,8 @@ def test_each_signature_verifies_with_opendkim(signed, received) -> None:
 def test_sender_processes_sign_and_pipeline_every_message(signed, tmp_path) -> None:
     """`--processes 2` to a relay offering PIPELINING: each process signs with the run's keys, the signed
     bytes go as they are (no line of them starts with a dot), and every message verifies."""
-    from test_smtp_pipelining import Pipelining
-    from test_smtp_server import serve
+    from tests.test_smtp_pipelining import Pipelining
+    from tests.test_smtp_server import serve
 
     root = tmp_path / "paper"
     shutil.copytree(signed["root"], root, ignore=shutil.ignore_patterns("ledger", "outbox", "site"))

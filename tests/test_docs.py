@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import tomllib
 
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
 
 from newsletter.cli import cli
+from tests.helpers import REPO
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
@@ -50,6 +51,19 @@ def test_readme_starts_with_the_two_commands():
     assert block[0].endswith("newsletter build") and "pip install" in block[0]
     assert block[1] == "./scripts/test"
     assert "./scripts/test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_ci_checks_formatting_lint_and_types_before_the_tests() -> None:
+    """.ci/run does what scripts/check does, in the same order, and mypy runs strict (pyproject.toml)."""
+    for script in (REPO / ".ci" / "run", REPO / "scripts" / "check"):
+        lines = [line.strip() for line in script.read_text().splitlines()]
+        steps = [".venv/bin/ruff format --check .", ".venv/bin/ruff check .", ".venv/bin/mypy"]
+        at = [lines.index(step) for step in steps]
+        tests = next(i for i, line in enumerate(lines) if "scripts/test" in line and not line.startswith("#"))
+        assert at == sorted(at) and at[-1] < tests, script
+    mypy = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert mypy["strict"] is True and mypy["packages"] == ["newsletter"]
+    assert (REPO / "newsletter" / "py.typed").is_file()
 
 
 def test_no_test_names_a_path_of_one_machine() -> None:

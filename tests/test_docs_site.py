@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import IN_CI, REPO
 
 from newsletter.cli import cli
+from tests.helpers import IN_CI, REPO
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[str]:

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dns_server
 import pytest
-from conftest import IN_CI
-from mail_world import Keys, TlsRelay, cli, good_records, make_keys, newsletter_root
+
+from tests import dns_server
+from tests.helpers import IN_CI
+from tests.mail_world import Keys, TlsRelay, cli, good_records, make_keys, newsletter_root
 
 SELECTORS = ["rsa1", "ed1"]
 FAULTS = {
@@ -116,7 +117,7 @@ def test_the_text_checklist_gives_the_fix(world: dict[str, Any]) -> None:
 
 
 def test_a_wrong_passphrase_and_a_bad_nameserver_are_one_line(world: dict[str, Any]) -> None:
-    from mail_world import env
+    from tests.mail_world import env
 
     done = cli(world["roots"]["good"], "dkim", "keygen", "--selector", "rsa1")
     assert done.returncode == 1 and "exists already" in done.stderr and "Traceback" not in done.stderr

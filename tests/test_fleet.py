@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_smtp_server import SmtpTestServer, StoreHandler, serve
+from click.testing import CliRunner
 
+from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.delivery import ledger_report
 from newsletter.delivery.batching import FLUSH_SECONDS
 from newsletter.delivery.unsubscribe import SECRET_ENV
+from tests.test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 N = 5000
 SENDERS = 3
@@ -123,6 +125,7 @@ def test_three_senders_share_a_mailing_and_survive_a_kill(demo_root: Path, pg_ur
         window = victim.recent(WINDOW)
         procs[0].send_signal(signal.SIGKILL)
         procs[0].communicate(timeout=30)
+        killed_at_time = time.monotonic()
         killed_at = victim.settle()
         results = [p.communicate(timeout=300) for p in procs[1:]]
         for p, (out, err) in zip(procs[1:], results, strict=True):
@@ -145,13 +148,65 @@ def test_three_senders_share_a_mailing_and_survive_a_kill(demo_root: Path, pg_ur
         assert all(n > 300 for n in by_relay[1:]), by_relay  # the survivors shared the work
 
     settings = load_settings(folders[1], environ={"NEWSLETTER_DATABASE_URL": pg_url})
+    time.sleep(max(0.0, killed_at_time + LEASE * 1.5 + 0.5 - time.monotonic()))  # its heartbeat is old by now
     report = ledger_report(settings, DAY)
     assert report is not None and (report.sent, report.pending, report.total) == (N, 0, N)
     assert len(report.senders) == SENDERS
     recorded = sorted(s["sent"] for s in report.senders)
     assert sum(recorded) == N and recorded[0] <= killed_at  # the dead one's unrecorded rows went to others
-    status = {s["status"] for s in report.senders}
-    assert status == {"running", "done"}  # the killed run never finished; both others did
+    code = CliRunner().invoke(cli, ["status", "--root", str(folders[1]), "--date", DAY.isoformat()], env=env)
+    assert "lost (last seen 20" in code.output, code.output
+    status = sorted(s["status"] for s in report.senders)
+    # The killed run never finished, and its heartbeat stopped: `status` says it was lost, and since when.
+    assert status[:2] == ["done", "done"] and status[2].startswith("lost (last seen 20"), status
+
+
+def test_senders_ride_out_a_database_restart(demo_root: Path, tmp_path: Path) -> None:
+    """PostgreSQL is stopped the hard way mid-send and started again: the senders wait, reconnect and
+    finish the mailing, every reader once (a lease longer than the outage keeps each batch its sender's)."""
+    import pg_cluster
+
+    readers = [f"reader{i:04d}@example.com" for i in range(3000)]
+    cluster = pg_cluster.PgCluster().start()
+    try:
+        url = cluster.new_database()
+        env = {**os.environ, SECRET_ENV: "fleet-secret", "NEWSLETTER_DATABASE_URL": url}
+        with serve(Relay()) as r0, serve(Relay()) as r1:
+            relays: list[SmtpTestServer] = [r0, r1]
+            procs = []
+            for k, relay in enumerate(relays):
+                folder = tmp_path / f"machine{k}"
+                shutil.copytree(demo_root / "stories", folder / "stories")
+                (folder / "list.csv").write_text("email\n" + "\n".join(readers) + "\n")
+                (folder / "newsletter.toml").write_text(
+                    "[mailing]\nlease_seconds = 30\n[database]\nreconnect_seconds = 60\n"
+                )
+                cmd = [sys.executable, "-m", "newsletter", "send", "--root", str(folder), "--date", DAY.isoformat(),
+                       "--subscribers", "list.csv", "--smtp", relay.url, "--connections", str(CONNECTIONS),
+                       "--no-progress"]  # fmt: skip
+                procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            deadline = time.monotonic() + 120
+            while sum(len(r.received) for r in relays) < 400:
+                assert time.monotonic() < deadline, "the senders never got going"
+                assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+                time.sleep(0.01)
+            cluster.halt()
+            at_halt = sum(len(r.received) for r in relays)
+            time.sleep(2)
+            assert all(p.poll() is None for p in procs)  # waiting for the database, not gone
+            cluster.resume()
+            results = [p.communicate(timeout=300) for p in procs]
+            for p, (out, err) in zip(procs, results, strict=True):
+                assert p.returncode == 0, (out, err)
+            received = Counter(r.rcpt_tos[0] for relay in relays for r in relay.received)
+        assert at_halt < len(readers) - 500  # the restart came mid-send, with most of the mailing still to go
+        assert set(received) == set(readers)
+        duplicates = {a: n for a, n in received.items() if n > 1}
+        assert len(duplicates) <= len(relays) * CONNECTIONS, duplicates  # at most the messages in flight
+        report = ledger_report(load_settings(tmp_path / "machine0", environ={"NEWSLETTER_DATABASE_URL": url}), DAY)
+        assert report is not None and (report.sent, report.pending) == (len(readers), 0)
+    finally:
+        cluster.stop()
 
 
 # --- the scheduler in a fleet -----------------------------------------------------------------------
@@ -159,7 +214,7 @@ def test_three_senders_share_a_mailing_and_survive_a_kill(demo_root: Path, pg_ur
 
 def test_two_schedulers_one_morning(tmp_path: Path, pg_url: str) -> None:
     """Two `newsletter schedule --run-now` on two machines: one claims the morning, the other helps send it."""
-    from test_schedule_e2e import make_paper, today
+    from tests.test_schedule_e2e import make_paper, today
 
     readers = [f"early{i:04d}@example.org" for i in range(1500)]
     day = today()

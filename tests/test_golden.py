@@ -12,15 +12,15 @@ import difflib
 import json
 import os
 import re
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_demo_stories
 
 from newsletter.config import load_settings
 from newsletter.edition import build_editions
+from tests.helpers import DEMO_DATE as DAY
+from tests.helpers import make_demo_root
 
 GOLDEN = Path(__file__).parent / "golden" / "2016-12-30"
 FROZEN_NOW = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)
@@ -31,11 +31,9 @@ NAMES = ["newsletter.html", "newsletter.txt", "newsletter.eml", "manifest.json"]
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
     # A copy of the demo: the build publishes its photos into site/images/, never into the checkout.
-    root = tmp_path_factory.mktemp("golden") / "paper"
-    copy_demo_stories(root / "stories", languages=True)
-    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    root = make_demo_root(tmp_path_factory.mktemp("golden") / "paper", languages=True)
     settings = load_settings(root, environ={})
-    editions = build_editions(settings, now=FROZEN_NOW, unique="golden")
+    editions = build_editions(settings, DAY, now=FROZEN_NOW, unique="golden")
     assert [b.language for b in editions.builds] == ["en", "fr", "ar"]
     return {
         result.language: {

@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import urldefrag
 
 import pytest
-from conftest import REPO, write_story
 from PIL import Image
 
 from newsletter.config import load_settings
@@ -28,6 +27,7 @@ from newsletter.delivery.personalize import Personalizer
 from newsletter.edition import attach_images, build, load_stories
 from newsletter.images import ImageRefused, Published, Publisher, Work, image_options
 from newsletter.web.site import file_for
+from tests.helpers import write_story
 
 BASE = "https://newsletter.example.org"
 FRONT = 'title: "Photo story"\npublished: 2016-12-30T05:30:00+01:00\nsummary: "A story with a photo."'
@@ -275,9 +275,9 @@ def test_chromium_shows_the_demo_photos(browser, languages_root: Path) -> None: 
         context.close()
 
 
-def test_repo_demo_images_are_small() -> None:
+def test_repo_demo_images_are_small(demo_root: Path) -> None:
     """The committed illustrations stay light (tens of KB each)."""
-    files = sorted((REPO / "stories" / "images").glob("*.jpg"))
+    files = sorted((demo_root / "stories" / "images").glob("*.jpg"))
     assert len(files) == 4 and all(p.stat().st_size < 80_000 for p in files)
 
 
@@ -372,7 +372,7 @@ def test_check_warns_about_a_photo_over_the_size_budget(demo_root: Path) -> None
 def test_the_preview_shows_the_published_photos(tmp_path: Path) -> None:
     """`newsletter preview` serves site/images/ itself: the web page's photos show before the site is
     deployed (the email's HTML stays byte for byte what subscribers get)."""
-    from test_preview import DAY, PreviewServer, make_root
+    from tests.test_preview import DAY, PreviewServer, make_root
 
     srv = PreviewServer(make_root(tmp_path))
     try:

@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import write_story
 from PIL import Image
 
 from newsletter.config import load_settings
 from newsletter.edition import build
 from newsletter.web.site import file_for
+from tests.helpers import write_story
 
 FRONT = 'title: "{title}"\npublished: 2016-12-30T05:{minute:02d}:00+01:00\npriority: {priority}'
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_intake_server import FIXTURES, RSS, FixtureServer, make_root, serve, story_files
 
 from newsletter.cli import cli
+from tests.test_intake_server import FIXTURES, RSS, FixtureServer, make_root, serve, story_files
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_intake_server import FIXTURES, FixtureServer, body, front, make_root, serve, settings, story_files
 
 from newsletter.edition.stories import load_stories
 from newsletter.intake import import_configured, import_feed
+from tests.test_intake_server import FIXTURES, FixtureServer, body, front, make_root, serve, settings, story_files
 
 TEXTS = FIXTURES / "feeds"
 

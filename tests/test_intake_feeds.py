@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_intake_server import FIXTURES, RSS, FixtureServer, body, front, make_root, serve, settings, story_files
 
 from newsletter.edition.stories import load_stories
 from newsletter.errors import IntakeError
 from newsletter.intake import import_feed
 from newsletter.intake.feeds import parse_feed
+from tests.test_intake_server import FIXTURES, RSS, FixtureServer, body, front, make_root, serve, settings, story_files
 
 CEASEFIRE = "stories/2024/03/05/ceasefire-holds-as-talks-open-in-astana.md"
 MARKETS = "stories/2024/03/05/breaking-markets-rally-as-rates-hold.md"

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_intake_server import FIXTURES, body, front, make_root, settings, story_files
 
 from newsletter.intake import import_page
 from newsletter.intake.convert import parse_datetime
 from newsletter.intake.metadata import cut_site_name, parse_instant
+from tests.test_intake_server import FIXTURES, body, front, make_root, settings, story_files
 
 PAGES = FIXTURES / "pages"
 EXPECTED: dict[str, dict[str, Any]] = {

@@ -7,14 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_intake_server import FIXTURES, FixtureServer, body, front, make_root, serve, settings, story_files
 
 from newsletter.edition.stories import load_stories, read_story
 from newsletter.intake import import_feed, import_page
 from newsletter.intake.convert import parse_datetime
+from tests.helpers import DEMO_STORY, copy_demo_stories
+from tests.test_intake_server import FIXTURES, FixtureServer, body, front, make_root, serve, settings, story_files
 
-REPO = Path(__file__).resolve().parent.parent
-DEMO_STORY = REPO / "stories/2016/12/30/syrian-regime-emboldened-ahead-of-russia-backed-peace-talks.md"
 CANONICAL = "https://news.example.org/en/20161230-syria-regime-emboldened-russia-backed-peace-talks"
 SYRIA = "stories/2016/12/30/syrian-regime-emboldened-ahead-of-russia-backed-peace-talks.md"
 
@@ -120,7 +119,9 @@ def test_cluttered_news_page_becomes_the_article_and_nothing_else(http_server: F
     # The body reads exactly like the article: the same paragraphs as the hand-cleaned demo story.
     s = settings(root)
     (imported,) = load_stories(s.stories_dir, s.root, s.base_url).stories
-    demo, errors, _ = read_story(DEMO_STORY, REPO, REPO / "stories", s.base_url)
+    demo_root = root.parent / "demo"
+    copy_demo_stories(demo_root / "stories")
+    demo, errors, _ = read_story(demo_root / "stories" / DEMO_STORY, demo_root, demo_root / "stories", s.base_url)
     assert demo is not None and errors == []
     assert [plain(b.html) for b in imported.blocks] == [plain(b.html) for b in demo.blocks]
     assert "[Astana](https://news.example.org/en/tag/astana/)" in body(root / SYRIA)

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from test_bounces import make_maildir
-from test_bounces import make_root as bounce_root
-from test_observability import folder_text, value
 
 from newsletter.cli import cli
 from newsletter.cli.output import EXIT_INCOMPLETE, EXIT_NOT_STARTED, EXIT_OK
 from newsletter.config import load_settings
 from newsletter.delivery import ledger_report
+from tests.test_bounces import make_maildir
+from tests.test_bounces import make_root as bounce_root
+from tests.test_observability import folder_text, value
 
 DAY = "2016-12-30"
 READERS = [f"reader{i}@example.org" for i in range(5)]

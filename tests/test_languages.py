@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 from click.testing import CliRunner
-from conftest import REPO, write_story
 
 from newsletter.cli import cli
 from newsletter.config import edition_language, load_settings
 from newsletter.edition import Personal, build, build_context, build_editions, i18n, make_environment, render_html
 from newsletter.errors import ConfigError
+from tests.helpers import REPO, make_demo_root, write_story
 
 DAY = date(2016, 12, 30)
 LOCALE_DIR = REPO / "newsletter" / "locale"
@@ -38,8 +38,9 @@ def visible_text(html: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def editions():
-    settings = load_settings(REPO, environ={})
+def editions(tmp_path_factory: pytest.TempPathFactory):
+    root = make_demo_root(tmp_path_factory.mktemp("languages") / "paper", languages=True)
+    settings = load_settings(root, environ={})
     return {b.language: b for b in build_editions(settings, DAY).builds}
 
 
@@ -239,8 +240,8 @@ def test_the_arabic_text_part_reads_right_to_left(editions):
     assert not any("\u200f" in line for line in editions["en"].rendered.text.split("\n"))
 
 
-def test_a_latin_name_in_the_arabic_greeting_is_isolated():
-    settings = load_settings(REPO, environ={}).for_language("ar")
+def test_a_latin_name_in_the_arabic_greeting_is_isolated(languages_root):
+    settings = load_settings(languages_root, environ={}).for_language("ar")
     edition = build(settings, DAY).edition
     ctx = build_context(edition, settings, Personal(name="Ann <b>"))
     html = render_html(make_environment(settings), ctx, settings.root)

@@ -123,18 +123,16 @@ def test_readers_of_a_language_without_an_edition_that_day_are_told_about(langua
 
 
 @pytest.mark.parametrize("lang", ["en", "fr", "ar"])
-def test_every_language_edition_is_personalized_on_the_fast_path(lang):
+def test_every_language_edition_is_personalized_on_the_fast_path(lang, languages_root):
     """Splicing names into the rendered edition gives what a full render gives, right to left included
     (a long Latin name wraps the Arabic greeting onto a line that must be marked right to left too)."""
     from datetime import UTC, date, datetime
-
-    from conftest import REPO
 
     from newsletter.config import load_settings
     from newsletter.delivery.personalize import Personalizer, compare_messages
     from newsletter.edition import build
 
-    settings = load_settings(REPO, environ={}).for_language(lang)
+    settings = load_settings(languages_root, environ={}).for_language(lang)
     p = Personalizer(settings, build(settings, date(2016, 12, 30)).edition, secret=b"k", date=datetime.now(UTC))
     assert p.fast, p.mismatch
     for name in ("", "Ann", "كريم", "Jean-Baptiste Alexandre de la Rochefoucauld-Montmorency " * 2, "Eve <b>"):

@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_send_loop import SECRET, paper, tmpfs
-
 from newsletter.delivery.unsubscribe import SECRET_ENV
+from tests.test_send_loop import SECRET, paper, tmpfs
 
 
 def newsletter(*args: str) -> subprocess.CompletedProcess[str]:

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import check_eml_tool
-from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
@@ -29,6 +27,8 @@ from newsletter.delivery.suppression import SuppressionList, suppression_path
 from newsletter.delivery.unsubscribe import SECRET_ENV, MissingSecretError, verify_token
 from newsletter.edition.plain import personal_line
 from newsletter.errors import ConfigError, DeliveryError, LockedError, SubscriberError
+from tests.helpers import check_eml_tool
+from tests.test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 DAY = date(2016, 12, 30)
 SECRET = "mailing-test-secret"
@@ -424,7 +424,10 @@ def test_mailing_options(paper: Path, smtp_server) -> None:
     assert {r.mail_from for r in smtp_server.received} == {"bounces@newsletter.example.org"}
     for bad, message in [
         ("[mailing]\nreturn_path = 'nope'\n", "return_path"),
-        ("[mailing]\nmax_attempts = 0\n", "max_attempts must be a number from 1 to 100"),
+        (
+            "[mailing]\nmax_attempts = 0\n",
+            r"^newsletter.toml: \[mailing\] max_attempts must be a whole number from 1 to 100",
+        ),
         ("[mailing]\nretry_base = 'soon'\n", "retry_base"),
         ("[mailing]\nsubscriber = 'x.csv'\n", "unknown setting 'subscriber'"),
     ]:

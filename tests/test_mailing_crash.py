@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.config import load_settings
 from newsletter.delivery.batching import FLUSH_SECONDS
 from newsletter.delivery.ledger import Ledger, ledger_path
 from newsletter.delivery.unsubscribe import SECRET_ENV
+from tests.test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 SECRET = "crash-secret"
 N = 40

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_smtp_server import FaultHandler, SmtpTestServer, StoreHandler, serve
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
@@ -22,6 +21,7 @@ from newsletter.delivery.sinks.memory import MemorySink
 from newsletter.delivery.suppression import SuppressionList, suppression_path
 from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.errors import DeliveryError
+from tests.test_smtp_server import FaultHandler, SmtpTestServer, StoreHandler, serve
 
 DAY = date(2016, 12, 30)
 SECRET = "faults-secret"

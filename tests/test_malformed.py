@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_story
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.edition.build import build
 from newsletter.edition.select import select_edition
 from newsletter.edition.stories import load_stories
+from tests.helpers import write_story
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "malformed"
 BASE = "https://newsletter.example.org"

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import copy_demo_stories, free_port
 from prometheus_client.parser import text_string_to_metric_families
-from test_backup import GATE_AFTER, READERS, GatedSmtp
-from test_web_app import SECRET, PublicServer, clean_env, confirmation_mail, subscribe
 
 from newsletter.config import load_settings
 from newsletter.delivery import ledger_report
 from newsletter.delivery.batching import FLUSH_SECONDS
+from tests.helpers import copy_demo_stories, free_port
+from tests.test_backup import GATE_AFTER, READERS, GatedSmtp
+from tests.test_web_app import SECRET, PublicServer, clean_env, confirmation_mail, subscribe
 
 EDITION = date(2016, 12, 30)
 LIST_ID = "morning-brief.newsletter.example.org"
@@ -137,7 +137,7 @@ class RefusingSmtp(GatedSmtp):
 
 
 def test_json_logs_parse_line_by_line_carry_the_context_and_no_address(tmp_path: Path) -> None:
-    from test_schedule_e2e import SUBSCRIBERS, make_paper, today
+    from tests.test_schedule_e2e import SUBSCRIBERS, make_paper, today
 
     smtp = RefusingSmtp(None)
     try:
@@ -192,7 +192,7 @@ def test_json_logs_parse_line_by_line_carry_the_context_and_no_address(tmp_path:
 
 
 def test_the_scheduler_answers_scrapes_on_its_metrics_port(tmp_path: Path) -> None:
-    from test_schedule_e2e import make_paper, today
+    from tests.test_schedule_e2e import make_paper, today
 
     settings = make_paper(tmp_path, "smtp://127.0.0.1:9", "23:59", today())
     env = clean_env(NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET)

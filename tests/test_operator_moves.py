@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.cli import cli
 from newsletter.delivery.unsubscribe import SECRET_ENV
+from tests.test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 READERS = ["ann@example.com", "bob@example.org", "carol@example.net", "dave@example.com"]
 

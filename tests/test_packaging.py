@@ -9,7 +9,8 @@ import sys
 import zipfile
 
 import pytest
-from conftest import REPO, copy_demo_stories
+
+from tests.helpers import REPO, copy_demo_config, copy_demo_stories
 
 
 @pytest.mark.slow
@@ -25,6 +26,7 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "newsletter/templates/newsletter.mjml.j2" in names
     assert "newsletter/templates/partials/story_card.mjml.j2" in names
+    assert "newsletter/py.typed" in names  # PEP 561: type checkers of projects using the package read its hints
     for lang in ("en", "fr", "ar", "es"):  # the catalogues, compiled when first used
         assert f"newsletter/locale/{lang}/LC_MESSAGES/messages.po" in names
     target = tmp_path / "site"
@@ -55,7 +57,7 @@ def test_wheel_ships_templates_and_builds_without_a_checkout(tmp_path):
     # The French and Arabic editions, in their own words, from the installed package's catalogues.
     shutil.rmtree(paper / "stories")
     copy_demo_stories(paper / "stories", languages=True)
-    shutil.copy(REPO / "newsletter.toml", paper / "newsletter.toml")
+    copy_demo_config(paper)
     proc = subprocess.run(
         [sys.executable, "-m", "newsletter", "build"], env=env, cwd=paper, capture_output=True, text=True, timeout=120
     )

@@ -31,9 +31,7 @@ from newsletter.edition.plain import display_width, personal_line
 SECRET = b"personalize-secret"
 DAY = date(2016, 12, 30)
 NOW = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)
-from conftest import copy_demo_stories  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO, copy_demo_stories, make_demo_root  # noqa: E402
 
 HOSTILE = [
     "=?utf-8?q?Hi=0D=0ABcc:_evil@example.com?=",
@@ -69,8 +67,8 @@ HOSTILE = [
 
 
 @pytest.fixture(scope="module")
-def personalizer() -> Personalizer:
-    root = REPO  # read only: the repo's own stories, nothing is written
+def personalizer(tmp_path_factory: pytest.TempPathFactory) -> Personalizer:
+    root = make_demo_root(tmp_path_factory.mktemp("personalize") / "paper")
     settings = load_settings(root, environ={})
     built = build(settings, DAY)
     return Personalizer(settings, built.edition, secret=SECRET, date=NOW)

@@ -14,18 +14,24 @@ from click.testing import CliRunner
 from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.delivery import SuppressionList, ledger_report, send_edition, subscriber_store, suppression_path
-from newsletter.delivery.ledger_pg import PgLedger
+from newsletter.delivery.ledger import _PG_NAMES, Ledger
 from newsletter.delivery.sinks.memory import MemorySink
 from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.errors import ConfigError
 from newsletter.schedule import RunStore, State, store_path
-from newsletter.storage import Consent, PgSubscriberStore, Postgres, head_version
+from newsletter.storage import Consent, Postgres, SqlSubscriberStore, head_version, open_pg, redact
 
 DAY = date(2016, 12, 30)
 
 
 def subs(addresses: list[str]) -> list[tuple[str, str, str, int]]:
     return [(a, "", "", i + 2) for i, a in enumerate(addresses)]
+
+
+def fleet_ledger(url: str, owner: str) -> Any:
+    """One sender's view of edition DAY in PostgreSQL, with a one-second lease."""
+    db = open_pg("the ledger", url, names=_PG_NAMES)
+    return Ledger(db, edition=DAY.isoformat(), lease=1.0, owner=owner)
 
 
 def run_cli(*args: Any, env: dict[str, str]) -> tuple[int, str]:
@@ -59,7 +65,7 @@ def test_a_database_error_mid_command_is_one_line(pg_cluster: Any, tmp_path: Pat
         db.execute("DROP TABLE subscribers")
     code, out = run_cli("subscribers", "count", "--root", tmp_path, env={"NEWSLETTER_DATABASE_URL": url})
     assert code == 1, out
-    assert out.startswith("Error: database error: ") and "subscribers" in out, out
+    assert out.startswith(f"Error: {redact(url)}: the subscriber store: ") and "does not exist" in out, out
     assert "Traceback" not in out and len(out.strip().splitlines()) == 1
 
 
@@ -90,6 +96,11 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     store.claim(DAY, now, "host:1", now)
     store.finish(DAY, State.INTERRUPTED, now, "stopped")
     store.advance(now)
+    from newsletter.bounces import BounceState, open_bounce_state, state_path
+
+    with BounceState(state_path(sqlite_settings)) as bounces:
+        bounces.remember("<dsn1@mx.example>", "hard", now)
+        bounces.add_soft("m5@example.com", "<dsn2@mx.example>", now, "452 4.2.2 mailbox full")
     before = ledger_report(sqlite_settings, DAY)
     assert before is not None and before.pending > 0
     people = subscriber_store(sqlite_settings)
@@ -113,10 +124,14 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     assert code == 0, out
     assert "ledger_recipients: 30 row(s)" in out and "suppression: 1 row(s)" in out and "schedule_runs: 1" in out
     assert "subscribers: 1202 row(s) copied" in out
+    assert "bounce_processed: 1 row(s)" in out and "bounce_soft: 1 row(s)" in out
 
     pg_settings = load_settings(root, environ=env)
+    with open_bounce_state(pg_settings) as moved_bounces:  # the bounce records follow database_url too
+        assert moved_bounces.db.postgres and moved_bounces.seen("<dsn1@mx.example>")
+        assert moved_bounces.soft_count("M5@example.com", now) == 1
     pg_people = subscriber_store(pg_settings)
-    assert isinstance(pg_people, PgSubscriberStore)
+    assert isinstance(pg_people, SqlSubscriberStore) and pg_people.db.postgres
     moved_people = list(pg_people.records())
     strip = [
         (r.email, r.name, r.locale, r.timezone, r.status, r.created_at, r.confirmed_at, r.consent) for r in moved_people
@@ -157,9 +172,8 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
 
 
 def test_claims_are_disjoint_and_a_dead_senders_lease_lapses(pg_url: str) -> None:
-    pg = Postgres(pg_url)
-    a = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-a:1")
-    b = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-b:2")
+    a = fleet_ledger(pg_url, "host-a:1")
+    b = fleet_ledger(pg_url, "host-b:2")
     try:
         run = a.start_run("list.csv", "memory")
         with a.enrolment(run) as first:
@@ -168,52 +182,51 @@ def test_claims_are_disjoint_and_a_dead_senders_lease_lapses(pg_url: str) -> Non
                 a.enrol_many(run, subs([f"r{i}@example.com" for i in range(10)]))
         with b.enrolment(run) as first:
             assert not first  # a mailing is under way: the second sender joins, it does not enrol again
-        got_a = a.claim(4)
-        got_b = b.claim(4)
+        got_a = a.sending.claim(4)
+        got_b = b.sending.claim(4)
         assert len(got_a) == len(got_b) == 4 and not {r.id for r in got_a} & {r.id for r in got_b}
-        assert b.held_elsewhere() == 4
+        assert b.sending.held_elsewhere() == 4
         # a "dies": it stops renewing. b takes its rows once the lease has lapsed, not before.
-        a._renewing.set()
-        rest = b.claim(10)
+        a.sending._renewing.set()
+        rest = b.sending.claim(10)
         assert len(rest) == 2
         for row in got_b + rest:
             b.mark_sent(row.id, 1, 250, "ok")
         b.flush()
-        assert b.claim(10) == []
+        assert b.sending.claim(10) == []
         time.sleep(2.2)
-        taken = b.claim(10)
+        taken = b.sending.claim(10)
         assert sorted(r.id for r in taken) == sorted(r.id for r in got_a)
         b.mark_deferred(taken[0].id, 5, 451, "451 later")
         for row in taken[1:]:
             b.mark_sent(row.id, 1, 250, "ok")
         b.flush()
         # The deferred row is given up on for this run: nobody re-claims it, nobody waits for it...
-        assert b.claim(10) == [] and b.held_elsewhere() == 0
+        assert b.sending.claim(10) == [] and b.sending.held_elsewhere() == 0
         assert list(b.pending()) == []
         per = {s["sender"]: s for s in b.senders()}
         assert per["host-b:2"]["sent"] == 9
         # ...until a later run starts, which releases it.
-        c = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-c:3")
+        c = fleet_ledger(pg_url, "host-c:3")
         with c.enrolment(c.start_run("list.csv", "memory")) as first:
             assert not first
-        assert [r.id for r in c.claim(10)] == [taken[0].id]
+        assert [r.id for r in c.sending.claim(10)] == [taken[0].id]
         c.close()
     finally:
-        a._db.close()
+        a.db.close()
         b.close()
 
 
 def test_pending_reads_ahead_and_still_takes_rows_a_dead_sender_left_behind(pg_url: str) -> None:
     """The next batch is claimed after the last one; rows before it (a lapsed lease) are picked up too."""
-    pg = Postgres(pg_url)
-    a = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-a:1")
-    b = PgLedger(pg, DAY.isoformat(), lease=1.0, owner="host-b:2")
+    a = fleet_ledger(pg_url, "host-a:1")
+    b = fleet_ledger(pg_url, "host-b:2")
     try:
         run = a.start_run("list.csv", "memory")
         with a.enrolment(run), a.batch():
             a.enrol_many(run, subs([f"r{i}@example.com" for i in range(25)]))
-        lost = a.claim(3)  # the first rows of the list, then a "dies"
-        a._renewing.set()
+        lost = a.sending.claim(3)  # the first rows of the list, then a "dies"
+        a.sending._renewing.set()
         seen: list[int] = []
         for row in b.pending(batch=4):  # b starts after a's rows, and reads ahead a batch at a time
             if not seen:
@@ -226,7 +239,7 @@ def test_pending_reads_ahead_and_still_takes_rows_a_dead_sender_left_behind(pg_u
         b.flush()
         assert b.counts().sent == 25
     finally:
-        a._db.close()
+        a.db.close()
         b.close()
 
 
@@ -283,7 +296,7 @@ def test_language_editions_keep_a_ledger_each_in_the_database(
     """Several language editions on PostgreSQL: a ledger each (`2016-12-30.fr`), one message per reader."""
     from collections import Counter
 
-    from test_languages_send import READERS, write_list
+    from tests.test_languages_send import READERS, write_list
 
     subs = write_list(languages_root, "MARIE@example.org,Marie again,ar\n")
     env = {"NEWSLETTER_DATABASE_URL": pg_url, SECRET_ENV: "s"}

@@ -26,7 +26,6 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, copy_demo_stories, write_story
 from watchfiles import Change
 
 from newsletter.cli import cli
@@ -38,6 +37,7 @@ from newsletter.web.preview.app import create_app, dark_variant, has_dark_styles
 from newsletter.web.preview.security import allowed_hosts, loopback_host
 from newsletter.web.preview.state import Previewer
 from newsletter.web.preview.watcher import watch
+from tests.helpers import REPO, copy_demo_stories, write_story
 
 DAY = date(2016, 12, 30)
 EARLIER = date(2016, 12, 29)

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SmtpServer, _StoreHandler, placeholder_png
-from test_preview import (
+
+from newsletter.delivery.suppression import SuppressionList
+from newsletter.delivery.unsubscribe import make_token
+from tests.helpers import SmtpServer, StoreHandler, placeholder_png
+from tests.test_preview import (
     DAY,
     EARLIER,
     HOSTILE_TITLE,
@@ -27,9 +30,6 @@ from test_preview import (
     clean_env,
     make_root,
 )
-
-from newsletter.delivery.suppression import SuppressionList
-from newsletter.delivery.unsubscribe import make_token
 
 pytestmark = pytest.mark.browser
 
@@ -222,7 +222,7 @@ def test_light_stays_light_in_a_dark_browser(browser, server: PreviewServer) -> 
 
 
 def test_the_mjml_is_offered_for_download(page, server: PreviewServer, node_tools: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from test_mjml_reference import compile_reference
+    from tests.test_mjml_reference import compile_reference
 
     open_edition(page, server)
     with page.expect_download() as info:
@@ -348,7 +348,7 @@ def smtp_relay() -> Iterator[SmtpServer]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     relay = SmtpServer("127.0.0.1", port)
-    controller = Controller(_StoreHandler(relay), hostname="127.0.0.1", port=port)
+    controller = Controller(StoreHandler(relay), hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield relay

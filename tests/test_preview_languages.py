@@ -8,16 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_preview import DAY, PreviewServer, clean_env
+
+from tests.test_preview import DAY, PreviewServer, clean_env
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PreviewServer]:
-    from conftest import REPO, copy_demo_stories
+    from tests.helpers import make_demo_root
 
-    root = tmp_path_factory.mktemp("languages") / "paper"
-    copy_demo_stories(root / "stories", languages=True)
-    (root / "newsletter.toml").write_text((REPO / "newsletter.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    root = make_demo_root(tmp_path_factory.mktemp("languages") / "paper", languages=True)
     srv = PreviewServer(root, env=clean_env())
     try:
         yield srv

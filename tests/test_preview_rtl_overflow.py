@@ -9,9 +9,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from conftest import placeholder_png
-from test_preview import DAY, PreviewServer, clean_env
-from test_web_browser_rtl import MEASURE
+
+from tests.helpers import placeholder_png
+from tests.test_preview import DAY, PreviewServer, clean_env
+from tests.test_web_browser_rtl import MEASURE
 
 pytestmark = pytest.mark.browser
 
@@ -21,11 +22,9 @@ VIEWS = ("", "text", "web")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PreviewServer]:
-    from conftest import REPO, copy_demo_stories
+    from tests.helpers import make_demo_root
 
-    root = tmp_path_factory.mktemp("preview-rtl") / "paper"
-    copy_demo_stories(root / "stories", languages=True)
-    (root / "newsletter.toml").write_text((REPO / "newsletter.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    root = make_demo_root(tmp_path_factory.mktemp("preview-rtl") / "paper", languages=True)
     srv = PreviewServer(root, env=clean_env())
     try:
         yield srv

@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter.config import load_settings
 from newsletter.delivery.batching import FLUSH_SECONDS
+from newsletter.delivery.options import MailingOptions
 from newsletter.delivery.processes import process_count
-from newsletter.delivery.report import MailingOptions
 from newsletter.delivery.send import send_edition
 from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.errors import DeliveryError
+from tests.test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 DAY = date(2016, 12, 30)
 CONNECTIONS = 2

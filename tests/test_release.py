@@ -13,7 +13,8 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_demo_stories
+
+from tests.helpers import REPO, copy_demo_stories
 
 DISTRIBUTION = "newsroom-newsletter"
 

@@ -8,7 +8,6 @@ from datetime import date
 from html.parser import HTMLParser
 
 import pytest
-from conftest import REPO, write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build
@@ -17,6 +16,7 @@ from newsletter.edition.render import Personal, make_environment, render_edition
 from newsletter.edition.select import demote, select_edition
 from newsletter.edition.stories import load_stories
 from newsletter.errors import EditionError, TemplateError
+from tests.helpers import DEMO_DATE, REPO, write_story
 
 
 class Tags(HTMLParser):
@@ -40,7 +40,7 @@ def parse(html: str) -> Tags:
 @pytest.fixture
 def demo(demo_root):
     settings = load_settings(demo_root, environ={})
-    return settings, build(settings)
+    return settings, build(settings, DEMO_DATE)
 
 
 def test_demo_edition_html_structure(demo):

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 from newsletter import schedule as sched
 from newsletter.cli import cli
@@ -34,6 +33,7 @@ from newsletter.delivery.send import ledger_report, send_edition
 from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.edition.select import window
 from newsletter.schedule import RunStore, State
+from tests.test_smtp_server import SmtpTestServer, StoreHandler, serve
 
 PARIS = ZoneInfo("Europe/Paris")
 SECRET = "schedule-e2e-secret-not-for-production"

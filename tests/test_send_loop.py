@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from test_smtp_server import FaultHandler, SmtpTestServer, serve
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
@@ -34,6 +33,7 @@ from newsletter.delivery.sinks.base import Envelope, Outcome
 from newsletter.delivery.sinks.memory import MemorySink
 from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.errors import DeliveryError
+from tests.test_smtp_server import FaultHandler, SmtpTestServer, serve
 
 DAY = date(2016, 12, 30)
 SECRET = "loop-secret"

@@ -17,14 +17,14 @@ from urllib.parse import urldefrag
 import feedparser
 import pytest
 from click.testing import CliRunner
-from conftest import placeholder_png, write_story
-from uitext import english_left, visible_text
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.edition import build, write_edition
 from newsletter.web import publish_edition, rebuild_site
 from newsletter.web.site import file_for
+from tests.helpers import placeholder_png, write_story
+from tests.helpers.uitext import english_left, visible_text
 
 BASE = "https://newsletter.example.org"
 DAY = "2016-12-30"

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
-from test_smtp_server import FaultHandler, SmtpTestServer, envelope, free_port, serve, sink_for
 
 from newsletter.delivery.personalize import _qp_static
 from newsletter.delivery.sinks.base import Envelope
 from newsletter.delivery.sinks.smtp import SmtpConfig, SmtpSink
+from tests.helpers import IN_CI
+from tests.test_smtp_server import FaultHandler, SmtpTestServer, envelope, free_port, serve, sink_for
 
 DOTS = "A line.\r\n.\r\n..two dots\r\n.one dot\r\n. space\r\nlast\r\n"
 

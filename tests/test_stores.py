@@ -200,3 +200,43 @@ def test_run_store_claims_finishes_and_skips(settings: Any) -> None:
     finally:
         first.close()
         other.close()
+
+
+# --- the bounce records and the scheduler's job store -----------------------------------------------
+
+
+def test_bounce_records_count_each_report_once(settings: Any) -> None:
+    from newsletter.bounces import open_bounce_state
+
+    now = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)
+    with open_bounce_state(settings) as state:
+        assert state.db.postgres == bool(settings.database_url)
+        assert not state.seen("<dsn1@mx.example>")
+        state.remember("<dsn1@mx.example>", "hard", now)
+        state.remember("<dsn1@mx.example>", "hard", now)  # a report read twice counts once
+        state.add_soft("Ann@Example.org", "<s1@mx>", now, "452 4.2.2 mailbox full")
+        state.add_soft("ann@example.org", "<s1@mx>", now, "452 4.2.2 mailbox full")
+        state.add_soft("ann@example.org", "<s0@mx>", now - timedelta(days=20), "old")
+        assert state.soft_count("ANN@example.org", now - timedelta(days=15)) == 1
+        assert state.soft_count("ann@example.org", now - timedelta(days=15), {"<s9@mx>"}) == 2
+    with open_bounce_state(settings) as again:  # stored, not kept in memory
+        assert again.seen("<dsn1@mx.example>")
+
+
+def test_the_job_store_follows_the_database(settings: Any) -> None:
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from newsletter.schedule.daemon import job_store
+
+    (settings.root / "data").mkdir()  # the daemon's lock file made it
+    where = job_store(settings)
+    assert where["url"].startswith("postgresql+psycopg://" if settings.database_url else "sqlite:///")
+    for _ in range(2):  # the schedule outlives the scheduler
+        scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(**where)}, timezone=UTC)
+        scheduler.start(paused=True)
+        jobs = scheduler.get_jobs()
+        if not jobs:
+            scheduler.add_job(print, "interval", hours=1, id="morning", args=["x"])
+        scheduler.shutdown(wait=False)
+    assert [job.id for job in jobs] == ["morning"]

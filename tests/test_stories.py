@@ -9,7 +9,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.body import sanitize_html
@@ -24,6 +23,7 @@ from newsletter.edition.stories import (
 )
 from newsletter.edition.story_image import LOCAL_IMAGES
 from newsletter.textutil import clean_url, one_line
+from tests.helpers import write_story
 
 BASE = "https://newsletter.example.org"
 PUBLISHED = "published: 2016-12-30T05:00:00+01:00"

@@ -13,11 +13,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition import build, stories
 from newsletter.edition.index import INDEX_FILE
+from tests.helpers import write_story
 
 DAY = date(2016, 12, 30)
 IN_WINDOW = "2016-12-30T05:50:00+01:00"

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_story
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
@@ -26,6 +25,7 @@ from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.edition import build, load_stories, render_edition, select_edition
 from newsletter.edition.stories import parse_story
 from newsletter.errors import TemplateError
+from tests.helpers import write_story
 
 DAY = date(2016, 12, 30)
 IN_WINDOW = "2016-12-30T05:45:00+01:00"

@@ -22,7 +22,7 @@ from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.delivery import SECRET_ENV, open_suppression, send_edition, subscriber_store
 from newsletter.schedule.zones import subscriber_zones, zone_sender
-from newsletter.storage import Consent, PgSubscriberStore, SqliteSubscriberStore, SubscriberStore
+from newsletter.storage import Consent, SqlSubscriberStore, SubscriberStore
 
 SECRET = "store-test-secret"
 
@@ -40,7 +40,7 @@ def root(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.fixture
 def store(root: Path, database_url: str) -> Iterator[SubscriberStore]:
     opened = subscriber_store(load_settings(root))
-    assert isinstance(opened, PgSubscriberStore if database_url else SqliteSubscriberStore)
+    assert isinstance(opened, SqlSubscriberStore) and opened.db.postgres == bool(database_url)
     yield opened
     opened.close()
 
@@ -56,7 +56,7 @@ def test_the_store_implements_the_interface(store: SubscriberStore) -> None:
     with pytest.raises(ValueError, match="status must be one of"):
         store.add("x@example.org", status="deleted")
     assert store.get("x@example.org") is None
-    if isinstance(store, SqliteSubscriberStore):
+    if isinstance(store, SqlSubscriberStore) and not store.db.postgres:
         assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -132,7 +132,7 @@ def test_an_older_sqlite_store_gains_the_time_zone_column(tmp_path: Path) -> Non
     )
     old.commit()
     old.close()
-    with SqliteSubscriberStore(path) as store:
+    with SqlSubscriberStore(path) as store:
         assert store.get("a@example.org").timezone == ""  # type: ignore[union-attr]
         store.add("a@example.org", name="A", timezone="Europe/Paris")
         assert [(r.email, r.timezone) for r in store.records()] == [("a@example.org", "Europe/Paris")]

@@ -195,7 +195,7 @@ def test_plain_addresses_get_email_validators_answer_without_it() -> None:
     """The fast path for plain addresses answers exactly what email-validator answers, or leaves it to it."""
     from email_validator import EmailNotValidError, validate_email
 
-    from newsletter.delivery.subscribers import _plain
+    from newsletter.delivery.addresses import _plain
 
     cases = [
         "a@b.co", "A.B@X-y.ORG", "o'brien@x.ie", "{a}|~+tag@x.com", "a@1.2.3.com", "a@123.com",

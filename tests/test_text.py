@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build
 from newsletter.edition.plain import _fill, display_width, personal_line, plain, wrap
+from tests.helpers import DEMO_DATE, write_story
 
 
 @pytest.fixture
 def text(demo_root) -> str:
-    return build(load_settings(demo_root, environ={})).rendered.text
+    return build(load_settings(demo_root, environ={}), DEMO_DATE).rendered.text
 
 
 def test_lines_fit_72_columns_except_whole_urls(text):

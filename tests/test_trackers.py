@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import write_story
 
 from newsletter.config import load_settings
 from newsletter.edition.build import build
 from newsletter.edition.stories import load_stories
 from newsletter.edition.trackers import drop_tracking_images, tracker_host
 from newsletter.textutil import count_words
+from tests.helpers import write_story
 
 
 @pytest.mark.parametrize(

@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import REPO, check_eml_tool, free_port
 from markupsafe import escape
-from uitext import english_left, visible_text
 
 from newsletter.config import load_settings
 from newsletter.delivery import SuppressionList, make_token, subscriber_store, suppression_path
 from newsletter.web.app.tokens import make_confirm_token
+from tests.helpers import check_eml_tool, copy_demo_stories, free_port
+from tests.helpers.uitext import english_left, visible_text
 
 SECRET = "a-long-random-secret-for-the-tests"
 LIST_ID = "morning-brief.newsletter.example.org"
@@ -91,9 +91,7 @@ class PublicServer:
 def make_root(base: Path, config: str = CONFIG) -> Path:
     root = base / "paper"
     root.mkdir()
-    import shutil
-
-    shutil.copytree(REPO / "stories", root / "stories")
+    copy_demo_stories(root / "stories", languages=True)
     (root / "newsletter.toml").write_text(config, encoding="utf-8")
     return root
 

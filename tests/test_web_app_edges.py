@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
-from test_web_app import SECRET, PublicServer, clean_env, confirmation_mail, csrf_of, make_root
 
 from newsletter.config import load_settings
 from newsletter.delivery import subscriber_store
+from tests.helpers import free_port
+from tests.test_web_app import SECRET, PublicServer, clean_env, confirmation_mail, csrf_of, make_root
 
 
 def raw_request(port: int, data: bytes, timeout: float = 10) -> bytes:

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import placeholder_png
-from test_preview import DAY, PreviewServer, clean_env, make_root
-from test_web_app import SECRET, PublicServer, confirm_link, confirmation_mail
-from test_web_app import make_root as make_public_root
+
+from tests.helpers import placeholder_png
+from tests.test_preview import DAY, PreviewServer, clean_env, make_root
+from tests.test_web_app import SECRET, PublicServer, confirm_link, confirmation_mail
+from tests.test_web_app import make_root as make_public_root
 
 pytestmark = pytest.mark.browser
 

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, placeholder_png
-from test_web_app import CONFIG, SECRET, PublicServer, clean_env, make_root
+
+from tests.helpers import copy_demo_config, placeholder_png
+from tests.test_web_app import CONFIG, SECRET, PublicServer, clean_env, make_root
 
 pytestmark = pytest.mark.browser
 
@@ -33,9 +34,8 @@ MEASURE = """() => {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicServer]:
     root = make_root(tmp_path_factory.mktemp("rtl-web"), CONFIG)
-    (root / "newsletter.toml").write_text(
-        CONFIG + (REPO / "newsletter.toml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    demo = copy_demo_config(root.parent / "demo-config").read_text(encoding="utf-8")
+    (root / "newsletter.toml").write_text(CONFIG + demo, encoding="utf-8")
     env = clean_env(NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET)
     subprocess.run([sys.executable, "-m", "newsletter", "build", "--root", str(root)], check=True, env=env,
                    capture_output=True)  # fmt: skip

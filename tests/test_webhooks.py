@@ -23,14 +23,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from test_bounces import entry, make_root
 
 from newsletter.web.webhooks import MAILGUN_KEY_ENV
+from tests.helpers import free_port
+from tests.test_bounces import entry, make_root
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:newsletter-bounces"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem"

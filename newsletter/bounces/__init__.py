@@ -17,7 +17,7 @@ Public face: the names in `__all__`; the CLI, the scheduler and the web webhooks
 from __future__ import annotations
 
 from .classify import Classified, classify
-from .policy import BounceState, Decider, Decision, Event, Policy, state_path
+from .policy import BounceState, Decider, Decision, Event, Policy, open_bounce_state, state_path
 from .run import BounceReport, configured, process, run_configured, scheduled_pass, source_from_settings
 from .sources import SourceError
 
@@ -32,6 +32,7 @@ __all__ = [
     "SourceError",
     "classify",
     "configured",
+    "open_bounce_state",
     "process",
     "run_configured",
     "scheduled_pass",

@@ -4,8 +4,8 @@
                   soft bounce → suppress after `soft_limit` within `soft_days` (default 3 in 15 days);
                   complaint   → suppress at once (reason `complained`)
                   unsubscribe → suppress at once (reason `unsubscribed`): a verified mailto request
-    BounceState   SQLite (`data/bounces.sqlite`): the Message-IDs already handled, and the soft
-                  bounces of each address with the report they came from
+    BounceState   the Message-IDs already handled, and the soft bounces of each address with the
+                  report they came from: `data/bounces.sqlite`, or PostgreSQL with `database_url`
     Decider       applies the policy to one attributed event; dry-run computes without writing
 
 Every suppression carries the Message-ID of the report (or the id of the webhook event), so
@@ -14,9 +14,6 @@ Every suppression carries the Message-ID of the report (or the id of the webhook
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +22,8 @@ from typing import Literal
 from ..config import Settings
 from ..delivery import Suppression
 from ..errors import ConfigError
-from ..storage import connect
+from ..options import Options, Table
+from ..storage import Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
 
 DEFAULT_STATE = "data/bounces.sqlite"
 Event = Literal["hard", "soft", "complaint", "unsubscribe"]
@@ -58,18 +56,15 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        table = settings.section("bounces")
+        """`[bounces] soft_limit` and `soft_days`, read once per settings (`POLICY`)."""
+        return settings.options(POLICY)
 
-        def number(key: str, low: float, high: float, default: float) -> float:
-            value = table.get(key, default)
-            if isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    value = float(value)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise ConfigError(f"[bounces] {key} must be a number from {low:g} to {high:g}, got {value!r}")
-            return float(value)
 
-        return cls(int(number("soft_limit", 1, 1000, 3)), number("soft_days", 0.01, 3650, 15))
+def parse_policy(table: Table) -> Policy:
+    return Policy(table.whole("soft_limit", 3, 1, 1000), table.number("soft_days", 15, 0.01, 3650))
+
+
+POLICY = Options("bounces", parse_policy)
 
 
 def state_path(settings: Settings) -> Path:
@@ -79,61 +74,60 @@ def state_path(settings: Settings) -> Path:
     return (settings.root / value).resolve()
 
 
-class BounceState:
-    """The processed Message-IDs and the soft-bounce history; one connection, safe across threads."""
+class BounceState(RecordStore):
+    """The processed Message-IDs and the soft-bounce history; one connection, safe across threads.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        try:
-            self._db = connect(self.path, wal=True, shared=True)
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(f"{self.path}: cannot open the bounce records ({exc})") from None
+    `source` is the SQLite file (created where none exists) or an open `Database` (`open_bounce_state`:
+    PostgreSQL when `database_url` is set, so every bounce reader of a fleet counts a report once)."""
+
+    def __init__(self, source: Path | Database) -> None:
+        if isinstance(source, Database):
+            self.db = source
+        else:
+            self.db = open_sqlite("the bounce records", Path(source), schema=_SCHEMA, names=_SQLITE_NAMES)
+        self.path = self.db.where
 
     def seen(self, message_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM processed WHERE message_id = ?", (message_id,)).fetchone()
-        return row is not None
+        return self.db.one("SELECT 1 FROM {processed} WHERE message_id = ?", (message_id,)) is not None
 
     def kind_of(self, message_id: str) -> str | None:
         """What the report with this Message-ID was when it was handled; None when it never was."""
-        with self._lock:
-            row = self._db.execute("SELECT kind FROM processed WHERE message_id = ?", (message_id,)).fetchone()
+        row = self.db.one("SELECT kind FROM {processed} WHERE message_id = ?", (message_id,))
         return None if row is None else str(row[0])
 
     def remember(self, message_id: str, kind: str, now: datetime) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO processed (message_id, processed_at, kind) VALUES (?, ?, ?)",
-                (message_id, now.isoformat(timespec="seconds"), kind),
-            )
+        row = {"message_id": message_id, "processed_at": now.isoformat(timespec="seconds"), "kind": kind}
+        # A report remembered as asking for nothing is remembered again for what a complete copy asked.
+        self.db.upsert(self.db.names["processed"], row, ("message_id",), update=("processed_at", "kind"))
 
     def soft_count(self, address: str, since: datetime, extra: set[str] | None = None) -> int:
         """Soft bounces of `address` since `since`, plus the not-yet-recorded report ids in `extra`."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT message_id FROM soft WHERE key = ? AND at >= ?",
-                (address.lower(), since.isoformat(timespec="seconds")),
-            ).fetchall()
+        rows = self.db.query(
+            "SELECT message_id FROM {soft} WHERE key = ? AND at >= ?",
+            (address.lower(), since.isoformat(timespec="seconds")),
+        )
         return len({r[0] for r in rows} | (extra or set()))
 
     def add_soft(self, address: str, message_id: str, now: datetime, diagnostic: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO soft (key, message_id, at, diagnostic) VALUES (?, ?, ?, ?)",
-                (address.lower(), message_id, now.isoformat(timespec="seconds"), diagnostic[:1000]),
-            )
+        row = {
+            "key": address.lower(),
+            "message_id": message_id,
+            "at": now.isoformat(timespec="seconds"),
+            "diagnostic": diagnostic[:1000],
+        }
+        self.db.upsert(self.db.names["soft"], row, ("key", "message_id"))
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
-    def __enter__(self) -> BounceState:
-        return self
+_SQLITE_NAMES = {"processed": "processed", "soft": "soft"}
+_PG_NAMES = {"processed": "bounce_processed", "soft": "bounce_soft"}
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+
+def open_bounce_state(settings: Settings) -> BounceState:
+    """The bounce records the settings name: PostgreSQL when `database_url` is set, else `[bounces] state`."""
+    if settings.database_url:
+        url, wait = settings.database_url, reconnect_seconds(settings)
+        return BounceState(open_pg("the bounce records", url, names=_PG_NAMES, reconnect=wait))
+    return BounceState(state_path(settings))
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,9 @@ from typing import Any
 from .. import metrics
 from ..config import Settings
 from ..delivery import (
+    MAILING,
     SECRET_ENV,
+    MailingOptions,
     ReturnPath,
     SubscriberSource,
     has_subscriber_list,
@@ -40,7 +42,7 @@ from ..delivery import (
 from ..errors import ConfigError, NewsletterError, TokenError
 from ..logs import mask_addresses
 from .classify import Classified, Failure, classify
-from .policy import BounceState, Decider, Decision, Event, Policy, state_path
+from .policy import BounceState, Decider, Decision, Event, Policy, open_bounce_state
 from .sources import ImapConfig, ImapSource, MaildirSource, MboxSource, Source, SourceError
 
 PASSWORD_ENV = "NEWSLETTER_BOUNCES_PASSWORD"
@@ -137,9 +139,7 @@ def source_from_settings(settings: Settings, *, maildir: Path | None = None, mbo
     if not password:
         raise ConfigError(f"{PASSWORD_ENV} is not set: the password of the IMAP bounce mailbox {user}@{host}")
     tls = _choice(table, "tls", ("imaps", "starttls"), "imaps")
-    port = table.get("port", 993 if tls == "imaps" else 143)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ConfigError(f"[bounces] port must be a TCP port number, got {port!r}")
+    port = settings.table("bounces").whole("port", 993 if tls == "imaps" else 143, 1, 65535)
     ca_file = table.get("ca_file") or None
     return ImapSource(
         ImapConfig(
@@ -158,7 +158,7 @@ def source_from_settings(settings: Settings, *, maildir: Path | None = None, mbo
 
 def _subscriber_keys(settings: Settings, spec: str | None) -> set[str] | None:
     """Lower-cased addresses of the list `send` mails (None when there is none at all)."""
-    spec = spec or settings.section("mailing").get("subscribers")
+    spec = spec or settings.options(MAILING).subscribers
     if spec:
         return {s.address.lower() for s in SubscriberSource(str(spec), settings.root)}
     if not has_subscriber_list(settings):
@@ -166,9 +166,9 @@ def _subscriber_keys(settings: Settings, spec: str | None) -> set[str] | None:
     return {s.address.lower() for s in store_source(settings)}
 
 
-def _verp(settings: Settings) -> tuple[ReturnPath | None, bytes]:
-    template = settings.section("mailing").get("return_path") or ""
-    path = ReturnPath.parse(str(template)) if template else None
+def _verp(mailing: MailingOptions) -> tuple[ReturnPath | None, bytes]:
+    template = mailing.return_path or ""
+    path = ReturnPath.parse(template) if template else None
     return path, os.environ.get(SECRET_ENV, "").encode("utf-8")
 
 
@@ -188,7 +188,7 @@ class _Run:
         self.report = report
         self.decider = decider
         self.members = members
-        self.verp, self.secret = _verp(settings)
+        self.verp, self.secret = _verp(settings.options(MAILING))
         if self.verp is not None and not self.secret:
             report.problem(f"{SECRET_ENV} is not set: return path tokens cannot be checked; matching the list only")
 
@@ -312,7 +312,7 @@ def process(
     report = BounceReport(source=source.name, dry_run=dry_run)
     members = _subscriber_keys(settings, subscribers)
     with (
-        BounceState(state_path(settings)) as state,
+        open_bounce_state(settings) as state,
         open_suppression(settings) as suppression,
         source,
     ):

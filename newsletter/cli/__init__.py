@@ -5,7 +5,7 @@ Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the co
 
     edition.py   build, check          intake.py    import
     mailing.py   send, status, unsubscribe, worker     bounces.py   bounces
-    database.py  db upgrade, db migrate-from-sqlite, db backup, db restore
+    database.py  db upgrade, db check, db migrate-from-sqlite, db backup, db restore
     output.py    --json and the exit codes shared by status, send, bounces, subscribers show
     schedule.py  schedule              preview.py   preview
     web.py       serve, subscribers    (edition.py also has `site`)
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -29,7 +28,8 @@ from .. import __version__
 from ..errors import NewsletterError, StoryError
 
 
-def _echo_err(message: str, *, level: str = "error") -> None:
+def echo_err(message: str, *, level: str = "error") -> None:
+    """One line on stderr, red for an error, yellow for a warning (the commands' way of saying what went wrong)."""
     colour = {"error": "red", "warning": "yellow"}.get(level, "white")
     click.secho(message, err=True, fg=colour)
 
@@ -84,7 +84,8 @@ def serve_metrics(port: int) -> None:
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Known errors become one clear line and exit 1; nothing else is swallowed."""
+    """Known errors become one clear line and exit 1; nothing else is swallowed. A record store's trouble
+    arrives as a `StorageError` (a `NewsletterError`) already naming the store and its file or database."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -94,21 +95,13 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except StoriesInvalid as exc:
             for err in exc.errors:
-                _echo_err(str(err))
+                echo_err(str(err))
             raise click.ClickException(str(exc)) from None
         except NewsletterError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # permissions, a full disk, a missing folder: what and where, on one line
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
-        except sqlite3.Error as exc:  # a record file that is read-only, full, locked or corrupt
-            where = "".join(f"{note}: " for note in getattr(exc, "__notes__", ()))  # the file, when known
-            raise click.ClickException(f"database error: {where}{' '.join(str(exc).split())}") from None
-        except Exception as exc:
-            # PostgreSQL going away mid-command (psycopg is imported only when a database_url asks for it).
-            if type(exc).__module__.split(".")[0] != "psycopg":
-                raise
-            raise click.ClickException(f"database error: {' '.join(str(exc).split())}") from None
 
     return wrapper
 
@@ -189,7 +182,7 @@ def main() -> None:
     try:
         cli(prog_name="newsletter")
     except KeyboardInterrupt:
-        _echo_err("interrupted")
+        echo_err("interrupted")
         sys.exit(130)
 
 

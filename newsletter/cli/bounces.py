@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import _echo_err, cli, handle_errors, load, root_option
+from . import cli, echo_err, handle_errors, load, root_option
 from .output import bounce_report, emit_and_exit, json_option
 
 SHOWN = 20  # lines of each list printed; the counts are complete
@@ -64,12 +64,12 @@ def bounces(
     if len(report.decisions) > SHOWN:
         click.echo(f"  … and {len(report.decisions) - SHOWN} more")
     for line in report.problems[:SHOWN]:
-        _echo_err(f"  {line}", level="warning")
+        echo_err(f"  {line}", level="warning")
     if report.unrecognised_ids:
-        _echo_err("unrecognised (left in the mailbox for a person to read):", level="warning")
+        echo_err("unrecognised (left in the mailbox for a person to read):", level="warning")
         for mid in report.unrecognised_ids[:SHOWN]:
-            _echo_err(f"  {mid}", level="warning")
+            echo_err(f"  {mid}", level="warning")
     click.echo(report.summary())
     if report.error:
-        _echo_err(report.error)
+        echo_err(report.error)
         sys.exit(1)

@@ -1,4 +1,4 @@
-"""`newsletter db upgrade`, `db migrate-from-sqlite`, `db backup`, `db restore`: where the records live."""
+"""`newsletter db upgrade`, `db check`, `db migrate-from-sqlite`, `db backup`, `db restore`: where the records live."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def _postgres(settings: Any) -> Any:
 
 @cli.group()
 def db() -> None:
-    """The record stores: backups and restores (SQLite files and PostgreSQL); for the PostgreSQL database
-    named by `database_url`, schema upgrades and moving SQLite records into it.
+    """The record stores: checking them for damage, backups and restores (SQLite files and PostgreSQL);
+    for the PostgreSQL database named by `database_url`, schema upgrades and moving SQLite records into it.
 
     \b
     Examples:
@@ -52,12 +52,62 @@ def upgrade(root: Path) -> None:
     click.echo(f"{pg.describe()}: schema version {head_version()}" + ("" if applied else " (already current)"))
 
 
+@db.command()
+@root_option
+@handle_errors
+def check(root: Path) -> None:
+    """Check every record store for damage and say what was found; exit 1 when one is damaged.
+
+    SQLite files (subscribers, suppression list, ledgers, scheduler runs, bounce records) get SQLite's
+    integrity check; with `database_url` set, the PostgreSQL database gets its schema version checked
+    and every table read through. A store that is damaged is refused by every command that opens it:
+    restore it from a backup.
+
+    \b
+    Example:
+      newsletter db check
+    """
+    from ..storage import check_stores
+
+    settings = load(root)
+    files = [] if settings.database_url else _store_files(settings)
+    findings = check_stores(files, settings.database_url)
+    for finding in findings:
+        click.echo(finding.line, err=not finding.ok)
+    bad = [f for f in findings if not f.ok]
+    if bad:
+        raise click.ClickException(f"{len(bad)} of {len(findings)} store(s) damaged")
+    click.echo(f"{len(findings)} store(s) checked: no damage found")
+
+
+def _store_files(settings: Any) -> list[tuple[str, Path]]:
+    """Every SQLite records file of the newsletter, whether it exists yet or not (the ledgers that do)."""
+    from ..bounces import state_path
+    from ..delivery import ledger_dir, parse_ledger_name, suppression_path
+    from ..schedule import store_path
+    from ..storage import store_location
+
+    files = [
+        ("the subscriber store", store_location(settings.root, settings.section("subscribers").get("path"))),
+        ("the suppression list", suppression_path(settings)),
+        ("the scheduler's runs", store_path(settings)),
+        ("the bounce records", state_path(settings)),
+    ]
+    zones = store_path(settings).parent / "schedule-zones"
+    files += [("the scheduler's runs", p) for p in sorted(zones.glob("*.sqlite")) if zones.is_dir()]
+    folder = ledger_dir(settings)
+    for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
+        if parse_ledger_name(path.stem) is not None:
+            files.append((f"the ledger of {path.stem}", path))
+    return files
+
+
 @db.command("migrate-from-sqlite")
 @root_option
 @handle_errors
 def migrate_from_sqlite(root: Path) -> None:
-    """Copy the SQLite records under data/ (subscribers, suppression list, ledgers, scheduler runs) into the
-    database.
+    """Copy the SQLite records under data/ (subscribers, suppression list, ledgers, scheduler runs, bounce
+    records) into the database.
 
     Every file is copied in one transaction and counted on both sides; the files themselves are only
     read. An edition the database already has is left alone, so running it twice does no harm.
@@ -66,6 +116,7 @@ def migrate_from_sqlite(root: Path) -> None:
     Example:
       newsletter db upgrade && newsletter db migrate-from-sqlite
     """
+    from ..bounces import state_path
     from ..delivery import ledger_dir, parse_ledger_name, suppression_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
@@ -85,6 +136,7 @@ def migrate_from_sqlite(root: Path) -> None:
         ledgers=ledgers,
         schedule=store_path(settings),
         subscribers=subscribers,
+        bounces=state_path(settings),
     )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..errors import NewsletterError
-from . import _echo_err, as_date, cli, date_option, handle_errors, load, root_option
+from . import as_date, cli, date_option, echo_err, handle_errors, load, root_option
 
 
 @cli.command()
@@ -40,18 +40,18 @@ def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
     settings = load(root)
     editions = build_editions(settings, as_date(day), skip_invalid=skip_invalid)
     for err in editions.builds[0].skipped:
-        _echo_err(f"{err} (skipped)", level="warning")
+        echo_err(f"{err} (skipped)", level="warning")
     for lang, why in editions.left_out:
-        _echo_err(f"edition {editions.day} ({lang}) not built: {why}", level="warning")
+        echo_err(f"edition {editions.day} ({lang}) not built: {why}", level="warning")
     for result in editions.builds:
         for note in result.warnings:  # problems of the edition's own stories, repaired
-            _echo_err(f"warning: {note}", level="warning")
+            echo_err(f"warning: {note}", level="warning")
         out = write_edition(result, mjml=mjml)
         ed, rendered = result.edition, result.rendered
         which = f" ({result.language})" if settings.multilingual else ""
         if ed.more:
             titles = "; ".join(f"{s.path}" for s in ed.more)
-            _echo_err(
+            echo_err(
                 f"size budget{which}: moved {len(ed.more)} story(ies) to 'More stories' to keep the HTML under "
                 f"{settings.html_budget / 1000:.0f} KB: {titles}",
                 level="warning",
@@ -67,10 +67,10 @@ def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
         try:
             site = publish_edition(result.settings, result.manifest, ed.stories)
         except NewsletterError as exc:  # the email is built; its web page can be written later
-            _echo_err(f"warning: web archive not updated: {exc}; run `newsletter site` once fixed", level="warning")
+            echo_err(f"warning: web archive not updated: {exc}; run `newsletter site` once fixed", level="warning")
             continue
         for warning in site.warnings:
-            _echo_err(f"warning: {warning}", level="warning")
+            echo_err(f"warning: {warning}", level="warning")
         click.echo(site.summary(_shown(site_dir(settings))))
 
 
@@ -98,7 +98,7 @@ def site(root: Path) -> None:
     settings = load(root)
     report = rebuild_site(settings)
     for warning in report.warnings:
-        _echo_err(f"warning: {warning}", level="warning")
+        echo_err(f"warning: {warning}", level="warning")
     click.echo(report.summary(_shown(site_dir(settings))))
 
 
@@ -122,9 +122,9 @@ def check(root: Path, day: Any) -> None:
         found = check_newsletter(settings, as_date(day), on_file=tick)
     errors, warnings = found.errors, found.warnings
     for w in warnings:
-        _echo_err(f"warning: {w}", level="warning")
+        echo_err(f"warning: {w}", level="warning")
     for e in errors:
-        _echo_err(e)
+        echo_err(e)
     if errors:
         raise click.ClickException(f"{len(errors)} error(s), {len(warnings)} warning(s)")
     click.echo(f"OK: {found.stories} stories, {len(warnings)} warning(s)")

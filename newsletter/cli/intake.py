@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import _echo_err, cli, handle_errors, load
+from . import cli, echo_err, handle_errors, load
 
 if TYPE_CHECKING:
     from ..intake import ImportReport
@@ -168,11 +168,11 @@ def _finish(report: ImportReport) -> None:
         note = f"  [{notes[action.kind]}]" if action.kind in notes else ""
         click.echo(f"{label:<13} {action.path}  {action.title}{note}")
     for warning in report.warnings:
-        _echo_err(f"warning: {warning}", level="warning")
+        echo_err(f"warning: {warning}", level="warning")
     for line in report.sources:
         click.echo(line)
     for failure in report.failed:
-        _echo_err(failure)
+        echo_err(failure)
     if report.dry_run:
         click.echo(f"Dry run: {report.written} new and {report.updated} updated stories would be written; nothing was.")
     if report.failed:

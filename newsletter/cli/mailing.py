@@ -13,10 +13,10 @@ import click
 
 from .. import logs
 from . import (
-    _echo_err,
     as_date,
     cli,
     date_option,
+    echo_err,
     handle_errors,
     load,
     metrics_port_option,
@@ -42,12 +42,12 @@ SHOWN = 20  # problems printed in full; the rest are counted
 def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
     if not lines:
         return
-    _echo_err(f"{title}:", level="warning")
+    echo_err(f"{title}:", level="warning")
     for line in lines[:SHOWN]:
-        _echo_err(f"  {line}", level="warning")
+        echo_err(f"  {line}", level="warning")
     more = (total if total is not None else len(lines)) - min(len(lines), SHOWN)
     if more > 0:
-        _echo_err(f"  … and {more} more", level="warning")
+        echo_err(f"  … and {more} more", level="warning")
 
 
 @cli.command()
@@ -120,7 +120,7 @@ def send(
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():  # a second Ctrl-C: stop now (the ledger is still consistent)
             raise KeyboardInterrupt
-        _echo_err("stopping after the messages in flight (again to stop at once)…", level="warning")
+        echo_err("stopping after the messages in flight (again to stop at once)…", level="warning")
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -149,9 +149,9 @@ def send(
             signal.signal(sig, handler)
     report = result.combined()
     for line in report.stories_skipped:
-        _echo_err(f"story left out: {line}")
+        echo_err(f"story left out: {line}")
     for warning in report.warnings:
-        _echo_err(f"warning: {warning}", level="warning")
+        echo_err(f"warning: {warning}", level="warning")
     _print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)
     _print_list("permanent failures", report.failures, report.failed_now)
     if as_json:
@@ -435,7 +435,7 @@ def worker(
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
-        _echo_err("stopping after the messages in flight…", level="warning")
+        echo_err("stopping after the messages in flight…", level="warning")
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -471,7 +471,7 @@ def _worker_says(line: str, *, error: bool = False) -> None:
     if logs.chosen_format() == "json":
         logging.getLogger("newsletter.worker").log(logging.ERROR if error else logging.INFO, line)
     elif error:
-        _echo_err(line)
+        echo_err(line)
     else:
         click.echo(line)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
+from typing import Any
 
 from ..config import Settings
 
@@ -11,14 +13,31 @@ RECENT = 7
 OK, CRITICAL, UNKNOWN = 0, 1, 3
 
 
+_NEVER_RAN = (
+    "UNKNOWN: the scheduler has never run here (no record of a morning); start `newsletter schedule` "
+    "(README, Scheduling)"
+)
+
+
+def _run_store(settings: Settings) -> Any:
+    """The scheduler's runs where the settings keep them; None when a SQLite file was never made (reading
+    must not create it)."""
+    from ..schedule import open_run_store, store_path
+
+    if not settings.database_url and not store_path(settings).is_file():
+        return None
+    return open_run_store(settings)
+
+
 def recent_runs(settings: Settings) -> list[str]:
     """One line per recent scheduled morning (newest first); nothing when the scheduler never ran."""
-    from ..schedule import RunStore, store_path
-
-    path = store_path(settings)
-    if not path.is_file():
+    store = _run_store(settings)
+    if store is None:
         return []
-    rows = sorted(RunStore(path).rows(), key=lambda r: r.edition, reverse=True)[:RECENT]
+    with contextlib.closing(store):
+        rows = sorted(store.rows(), key=lambda r: r.edition, reverse=True)[:RECENT]
+    if not rows:
+        return []
     lines = [f"Scheduled mornings (last {len(rows)}):"]
     for row in rows:
         lines.append(f"  {row.edition}  {row.state:<11}  attempts {row.attempts}  {row.detail}".rstrip())
@@ -30,7 +49,7 @@ def check_line(settings: Settings, now: datetime | None = None) -> tuple[int, st
     mailing of the last week that the circuit breaker paused — or UNKNOWN when the scheduler has never
     run here (nothing can be late that nobody was asked to send)."""
     from ..delivery import paused_mailings
-    from ..schedule import RunStore, State, latest_fire, read_config, store_path
+    from ..schedule import State, latest_fire, read_config
 
     now = now or datetime.now(UTC)
     paused = paused_mailings(settings, now.astimezone(settings.timezone).date())
@@ -44,14 +63,13 @@ def check_line(settings: Settings, now: datetime | None = None) -> tuple[int, st
     local = latest.astimezone(config.timezone)
     day = local.date()
     deadline = local + config.grace
-    path = store_path(settings)
-    store = RunStore(path) if path.is_file() else None
-    if store is None or (store.accounted_through() is None and not store.rows()):
-        return UNKNOWN, (
-            f"UNKNOWN: the scheduler has never run here ({path} has no record); start `newsletter schedule` "
-            "(README, Scheduling)"
-        )
-    row = store.get(day)
+    store = _run_store(settings)
+    if store is None:
+        return UNKNOWN, _NEVER_RAN
+    with contextlib.closing(store):
+        if store.accounted_through() is None and not store.rows():
+            return UNKNOWN, _NEVER_RAN
+        row = store.get(day)
     if row is not None and row.state in (State.COMPLETED, State.EMPTY):
         return OK, f"OK: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
     if row is not None and row.state in (State.FAILED, State.SKIPPED):

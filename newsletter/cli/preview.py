@@ -22,8 +22,8 @@ def _preview_table(settings: Any) -> tuple[str | None, int | None]:
     host, port = table.get("host"), table.get("port")
     if host is not None and not isinstance(host, str):
         raise ConfigError(f"[preview] host must be text such as 127.0.0.1, got {host!r}")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
-        raise ConfigError(f"[preview] port must be a whole number from 0 to 65535, got {port!r}")
+    if port is not None:
+        port = settings.table("preview").whole("port", port, 0, 65535)
     return host, port
 
 

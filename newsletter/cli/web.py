@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import _echo_err, cli, handle_errors, load, root_option
+from . import cli, echo_err, handle_errors, load, root_option
 from .output import emit, json_option
 
 STATUS = click.Choice(["pending", "confirmed", "unsubscribed", "bounced"])
@@ -110,7 +110,7 @@ def add(root: Path, address: str, name: str, locale: str, status: str, timezone:
     from ..storage import clean_zone
 
     if timezone.strip() and not clean_zone(timezone):
-        _echo_err(f"--timezone: unknown time zone {timezone.strip()!r}; the schedule's zone applies", level="warning")
+        echo_err(f"--timezone: unknown time zone {timezone.strip()!r}; the schedule's zone applies", level="warning")
     store = _store(root)
     new = store.add(_address(address), name=clean_name(name), locale=locale.strip(), status=status, timezone=timezone)
     click.echo(f"{'added' if new else 'updated'} {address} ({status})")
@@ -161,7 +161,7 @@ def import_(root: Path, file: Path, status: str) -> None:
         else:
             updated += 1
     for problem in source.problems:
-        _echo_err(f"{file}:{problem.line}: {problem.reason}", level="warning")
+        echo_err(f"{file}:{problem.line}: {problem.reason}", level="warning")
     click.echo(
         f"imported {new + updated} address(es) from {file}: {new} new, {updated} updated, "
         f"{len(source.problems)} bad row(s) skipped"

@@ -11,8 +11,9 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
                      (ratelimit.py: the send rate; progress.py: the operator's view; report.py: options
                      and the run's report)
     sinks/           where messages go: outbox, smtp, memory, null — one small interface (sinks/base.py)
-    ledger.py        per-edition SQLite: pending → sent / failed / skipped; resume after a crash
-    ledger_pg.py     the same in PostgreSQL, shared by many senders (claims with leases)
+    ledger.py        the ledger: pending → sent / failed / skipped, resume after a crash; a SQLite file
+                     per edition, or PostgreSQL
+    sending.py       what the backends do differently: one sender per file, or a fleet claiming leases
     batching.py      outcomes written a ~50 ms window at a time
     stores.py        LedgerStore (the interface) and open_ledger (the backend the settings name)
     suppression.py   addresses never mailed again (unsubscribed, bounced); SQLite or PostgreSQL
@@ -28,6 +29,7 @@ Public face: the names in `__all__`; the schedule and web subsystems import only
 
 from __future__ import annotations
 
+from .addresses import check_address
 from .dkim import (
     PASSPHRASE_ENV,
     DkimOptions,
@@ -44,8 +46,9 @@ from .doctor import Checklist, doctor
 from .health import Rates, day_rates, edition_rates, paused_mailings
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
 from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
+from .options import MAILING, MailingOptions
 from .personalize import clean_name
-from .report import MailingOptions, SendReport
+from .report import SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
 from .sinks.smtp import config_from_settings, smtp_url
@@ -53,12 +56,11 @@ from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import (
     Subscriber,
     SubscriberSource,
-    check_address,
     has_subscriber_list,
     store_source,
     subscriber_store,
 )
-from .suppression import PgSuppressionList, Suppression, SuppressionList, open_suppression, suppression_path
+from .suppression import Suppression, SuppressionList, open_suppression, suppression_path
 from .unsubscribe import (
     SECRET_ENV,
     ForgedTokenError,
@@ -71,6 +73,7 @@ from .unsubscribe import (
 from .verp import ReturnPath
 
 __all__ = [
+    "MAILING",
     "PASSPHRASE_ENV",
     "SECRET_ENV",
     "Checklist",
@@ -83,7 +86,6 @@ __all__ = [
     "MailingOptions",
     "MalformedTokenError",
     "Outcome",
-    "PgSuppressionList",
     "Rates",
     "ReaderFilter",
     "ReturnPath",

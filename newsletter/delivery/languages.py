@@ -28,7 +28,8 @@ from typing import Any
 
 from ..config import Settings, edition_language
 from ..edition import languages_present, read_window
-from .report import MailingOptions, SendReport
+from .options import MailingOptions
+from .report import SendReport
 from .send import ledger_report, send_edition
 from .stores import LedgerStore, ledger_exists, open_ledger
 from .subscribers import Problem, Subscriber, SubscriberSource, store_source

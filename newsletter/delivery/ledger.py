@@ -11,7 +11,8 @@ on close — one commit per row would make the ledger, not the relay, the ceilin
 still pending and get resent, with the same Message-ID, so the worst case is the messages in flight plus
 one window. The file is in WAL mode: `newsletter status` reads it while a send writes it.
 
-`open_ledger` picks the backend: this file, or `PgLedger` (ledger_pg.py) when `database_url` is set.
+With `database_url` set, the same class keeps every edition's ledger in PostgreSQL, where many senders
+share a mailing by claiming leased batches (sending.py); `open_ledger` (stores.py) picks the backend.
 
 `EditionLock` keeps two runs from sending the same edition at once: an exclusive `flock` on a file next
 to the ledger, released by the kernel when the process ends however it ends, so a crash never leaves a
@@ -24,15 +25,17 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import ConfigError
-from ..storage import FileLock, Meta, ProcessLock, connect
-from .batching import Result, ResultBuffer, runs_of
+from ..storage import LEDGER_WALK, Database, ProcessLock, RecordStore, open_sqlite
+from .batching import ResultBuffer
+from .options import MAILING
+from .sending import DEFAULT_LEASE, FleetSending, Sending, SoloSending, now_text
+from .sending import Counts as Counts  # the ledger's types, where callers import them from
+from .sending import Row as Row
 
 DEFAULT_DIR = "data/ledger"
 
@@ -73,15 +76,8 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def ledger_dir(settings: Settings) -> Path:
-    value = settings.section("mailing").get("ledger_dir", DEFAULT_DIR)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"[mailing] ledger_dir must be a folder path, got {value!r}")
-    return (settings.root / value).resolve()
+    return settings.options(MAILING).ledger_dir
 
 
 def ledger_name(settings: Settings, day: date) -> str:
@@ -104,186 +100,157 @@ def ledger_path(settings: Settings, day: date) -> Path:
     return ledger_dir(settings) / f"{ledger_name(settings, day)}.sqlite"
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    id: int
-    address: str
-    name: str
-    attempts: int
-    suppressed: bool | None = None  # looked up with the row (a PostgreSQL claim); None: ask the list
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+_SQLITE_NAMES = {"recipients": "recipients", "runs": "runs", "meta": "meta", "scope": ""}
+PG_NAMES = {
+    "recipients": "ledger_recipients",
+    "runs": "ledger_runs",
+    "meta": "ledger_meta",
+    "scope": "edition = :edition AND ",
+}
 
 
-@dataclass
-class Counts:
-    pending: int = 0
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
+class Ledger(RecordStore):
+    """The recipients of one edition and their delivery state. Safe to share between the send threads.
 
-    @property
-    def total(self) -> int:
-        return self.pending + self.sent + self.failed + self.skipped
+    `source` is the edition's SQLite file (created unless `readonly`; a damaged one is refused) or an open
+    PostgreSQL `Database` with the ledger's name as `edition` (`open_ledger` picks). The SQL is written
+    once: `{recipients}` and the other table names are the backend's, and `{scope}` narrows PostgreSQL's
+    one table to this edition. How rows are handed out and outcomes written — one sender over its own
+    file, or a fleet claiming leased batches — is the backend's `Sending` strategy (`self.sending`).
+    """
 
-
-class Ledger:
-    """The recipients of one edition and their delivery state. Safe to share between the send threads."""
-
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        self.path = Path(path)
-        self._lock = FileLock(self.path)
-        with self._lock:  # a file that cannot be opened or written is named in the error
-            if readonly:
-                self._db = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-                )
-            else:
-                # WAL, synchronous=NORMAL: a committed row survives a process crash (kill -9); only a power cut
-                # may lose the last commits, which then get resent — the same bound as a crash.
-                self._db = connect(self.path, wal=True, shared=True)
-                self._db.executescript(Meta.SCHEMA + _SCHEMA)
-            self._db.execute("PRAGMA busy_timeout=30000")
-        self._results = ResultBuffer(self._write_results)
+    def __init__(
+        self,
+        source: str | Path | Database,
+        *,
+        edition: str = "",
+        readonly: bool = False,
+        lease: float = DEFAULT_LEASE,
+        owner: str | None = None,
+    ) -> None:
+        self.edition = edition
+        self.sending: Sending
+        if isinstance(source, Database):
+            self.db = source
+            self.sending = FleetSending(source, edition, lease=lease, owner=owner, readonly=readonly)
+        else:
+            self.path = Path(source)
+            store = f"the ledger of {self.path.stem}"
+            self.db = open_sqlite(
+                store,
+                self.path,
+                schema=_META + _SCHEMA,
+                names=_SQLITE_NAMES,
+                readonly=readonly,
+                walk_up_to=0 if readonly else LEDGER_WALK,  # reading (status, monitoring) never sends
+            )
+            self.sending = SoloSending(self.db)
+        self._results = ResultBuffer(self.sending.write, behind=self.db.postgres)
 
     def describe(self) -> str:
-        return str(self.path)
+        return f"{self.db.where} edition {self.edition}" if self.db.postgres else self.db.where
+
+    @property
+    def owner(self) -> str:
+        return self.sending.owner
 
     def close(self) -> None:
-        """Write the outcomes still gathered, then close; after a crash they are simply resent."""
+        """Write the outcomes still gathered, hand back what was claimed, close; after a crash rows are resent."""
         try:
             self._results.close()
+            self.sending.close()
         finally:
-            with self._lock:
-                self._db.close()
+            self.db.close()
 
     def flush(self) -> None:
         self._results.flush()
 
-    def _write_results(self, items: list[Result]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for kind, group in runs_of(items):
-                    self._db.executemany(_RESULT_SQL[kind], group)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _p(self, **params: Any) -> dict[str, Any]:
+        """Named parameters with the edition, which `{scope}` and PostgreSQL's inserts use."""
+        return {"edition": self.edition, **params}
 
     # --- metadata and runs ---------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self._lock:
-            return Meta.get(self._db, key)
+        found = self.db.scalar("SELECT value FROM {meta} WHERE {scope} key = :key", self._p(key=key))
+        return None if found is None else str(found)
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            Meta.set(self._db, key, value)
+        row = {"edition": self.edition} if self.db.postgres else {}
+        row |= {"key": key, "value": value}
+        self.db.upsert(self.db.names["meta"], row, tuple(row)[:-1], ("value",))
 
     def start_run(self, source: str, sink: str) -> int:
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO runs (started_at, pid, source, sink) VALUES (?, ?, ?, ?)",
-                (_now(), os.getpid(), source, sink),
-            )
-            return int(cur.lastrowid or 0)
+        row: dict[str, Any] = {"edition": self.edition} if self.db.postgres else {}
+        row |= {"started_at": now_text(), "pid": os.getpid(), "source": source, "sink": sink}
+        cols, marks = ", ".join(row), ", ".join(f":{c}" for c in row)
+        run = int(self.db.scalar(f"INSERT INTO {{runs}} ({cols}) VALUES ({marks}) RETURNING id", row))
+        self.sending.started(run)
+        return run
 
     def finish_run(self, run: int, status: str, **counts: int) -> None:
         allowed = {"sent", "failed", "invalid", "duplicates", "suppressed", "retried", "deferred"}
-        sets = ", ".join(f"{k} = ?" for k in counts if k in allowed)
-        values = [v for k, v in counts.items() if k in allowed]
-        with self._lock:
-            self._db.execute(
-                f"UPDATE runs SET finished_at = ?, status = ?{', ' + sets if sets else ''} WHERE id = ?",
-                (_now(), status, *values, run),
-            )
+        values = {k: v for k, v in counts.items() if k in allowed}
+        sets = "".join(f", {k} = :{k}" for k in values)
+        self.db.execute(
+            f"UPDATE {{runs}} SET finished_at = :now, status = :status{sets} WHERE id = :run",
+            {**values, "now": now_text(), "status": status, "run": run},
+        )
 
     def runs(self) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._db.execute("SELECT * FROM runs ORDER BY id")
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return self.db.dicts("SELECT * FROM {runs} WHERE {scope} 1 = 1 ORDER BY id", self._p())
 
     # --- enrolment -----------------------------------------------------------------------------------
 
+    def enrolment(self, run: int) -> contextlib.AbstractContextManager[bool]:
+        """Yields whether this run should enrol the list (see the backend's `Sending.enrolment`)."""
+        return self.sending.enrolment(run)
+
     def enrol(self, run: int, address: str, name: str, locale: str, line: int) -> int | None:
         """Add or refresh a recipient for this run; the line of the first entry when it is a duplicate here."""
-        key = address.lower()
-        with self._lock:
-            cur = self._db.execute(_ENROL_SQL, (key, address, name, locale, line, run, _now()))
-            if cur.rowcount:
-                return None
-            row = self._db.execute("SELECT line FROM recipients WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    @contextlib.contextmanager
-    def enrolment(self, run: int) -> Iterator[bool]:
-        """Every run enrols the list here: one process at a time sends an edition (`EditionLock`)."""
-        yield True
+        dups = self.enrol_many(run, [(address, name, locale, line)])
+        return dups[0][1] if dups else None
 
     def enrol_many(self, run: int, subs: Sequence[tuple[str, str, str, int]]) -> list[tuple[int, int, str]]:
-        """Add or refresh (address, name, locale, line) rows in one statement; the duplicates it found.
+        """Add or refresh (address, name, locale, line) rows; the duplicates it found.
 
         A duplicate (line, line of the first entry, address) is an address already enrolled by this run,
         in an earlier call or earlier in `subs`. Call inside `batch()` for one transaction.
         """
         unique, dups = _dedupe(subs)
-        keys = list(unique)
-        with self._lock:
-            seen: dict[str, int] = {}
-            for i in range(0, len(keys), 900):  # SQLite's bound-parameter limit
-                part = keys[i : i + 900]
-                marks = ",".join("?" * len(part))
-                for key, line in self._db.execute(
-                    f"SELECT key, line FROM recipients WHERE seen_run = ? AND key IN ({marks})", (run, *part)
-                ):
-                    seen[key] = int(line or 0)
-            now = _now()
-            self._db.executemany(
-                _ENROL_SQL,
-                [(k, a, n, loc, line, run, now) for k, (a, n, loc, line) in unique.items() if k not in seen],
-            )
+        sql = "SELECT key, line FROM {recipients} WHERE {scope} seen_run = :run AND key {in}"
+        seen = {str(key): int(line or 0) for key, line in self.db.where_in(sql, list(unique), self._p(run=run))}
+        # Rows this run already enrolled are left alone by the upsert's WHERE (seen_run is this run).
+        self.sending.enrol_rows(run, [(key, *sub) for key, sub in unique.items() if key not in seen])
         dups.extend((unique[k][3], first, unique[k][0]) for k, first in seen.items())
         return sorted(dups)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """One transaction around many `enrol` calls: thousands of rows per commit instead of one."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-        try:
+        """One transaction around many `enrol_many` calls: thousands of rows per commit instead of one."""
+        with self.db.transaction():
             yield
-        except BaseException:
-            with self._lock:
-                self._db.execute("ROLLBACK")
-            raise
-        with self._lock:
-            self._db.execute("COMMIT")
 
     def requeue_failed(self) -> int:
         """Failed rows back to pending, their attempts reset (the operator fixed the relay); how many."""
         self._results.flush()
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE recipients SET state = 'pending', attempts = 0, updated_at = ? WHERE state = 'failed'",
-                (_now(),),
-            )
-            return cur.rowcount
+        # A fleet's failed rows may still name the sender that failed them: released, any sender takes them.
+        leases = ", lease_owner = NULL, lease_until = NULL" if isinstance(self.sending, FleetSending) else ""
+        return self.db.execute(
+            "UPDATE {recipients} SET state = 'pending', attempts = 0, updated_at = :now"
+            + leases
+            + " WHERE {scope} state = 'failed'",
+            self._p(now=now_text()),
+        )
 
     def retire_unseen(self, run: int) -> int:
         """Pending rows the list no longer holds are skipped (and looked at again if they come back)."""
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE recipients SET state = 'skipped', reply = 'not in the subscriber list any more', "
-                "updated_at = ? WHERE state = 'pending' AND seen_run != ?",
-                (_now(), run),
-            )
-            return cur.rowcount
+        return self.db.execute(
+            "UPDATE {recipients} SET state = 'skipped', reply = 'not in the subscriber list any more', "
+            "updated_at = :now WHERE {scope} state = 'pending' AND seen_run != :run",
+            self._p(now=now_text(), run=run),
+        )
 
     # --- sending -------------------------------------------------------------------------------------
 
@@ -295,115 +262,84 @@ class Ledger:
         suppressed: Callable[[list[str]], set[str]] | None = None,
         part: tuple[int, int] = (0, 1),
     ) -> Iterator[Row]:
-        """Pending rows in list order, fetched a batch at a time (rows change state while we iterate).
+        """Pending rows in list order, a batch at a time, each with whether it is suppressed (`Sending`).
 
-        `suppressed(addresses)` answers which are on the suppression list, asked for 200 rows at a time just
-        before they are handed on (so an unsubscribe mid-run counts) and written into `Row.suppressed`.
-        `part=(k, n)`: only the rows whose id is k modulo n — sender process k of n (processes.py).
-        """
-        after = 0
-        k, n = part
-        while True:
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT id, address, name, attempts FROM recipients WHERE state = 'pending' "
-                    "AND (? IS NULL OR seen_run = ?) AND (? = 1 OR id % ? = ?) AND id > ? ORDER BY id LIMIT ?",
-                    (run, run, n, n, k, after, batch),
-                ).fetchall()
-            if not rows:
-                return
-            for i in range(0, len(rows), 200):
-                some = rows[i : i + 200]
-                blocked = suppressed([r[1] for r in some]) if suppressed is not None else None
-                for row in some:
-                    yield Row(row[0], row[1], row[2], row[3], None if blocked is None else row[1] in blocked)
-            after = rows[-1][0]
+        `part=(k, n)`: sender process k of n (processes.py) — on a SQLite file the rows whose id is k modulo
+        n; a fleet's claims share the rows out anyway."""
+        return self.sending.pending(run, batch, suppressed, part)
 
     # Outcomes are gathered and written a window at a time (see ResultBuffer and the module docstring).
 
     def mark_sent(self, row_id: int, attempts: int, code: int | None, reply: str) -> None:
-        now = _now()
+        now = now_text()
         self._results.add("sent", (attempts, code, reply, now, now, row_id))
 
     def mark_failed(self, row_id: int, attempts: int, code: int | None, reply: str) -> None:
-        self._results.add("failed", (attempts, code, reply, _now(), row_id))
+        self._results.add("failed", (attempts, code, reply, now_text(), row_id))
 
     def mark_deferred(self, row_id: int, attempts: int, code: int | None, reply: str) -> None:
         """Still pending after transient errors: the next run tries again."""
-        self._results.add("deferred", (attempts, code, reply, _now(), row_id))
+        self._results.add("deferred", (attempts, code, reply, now_text(), row_id))
 
     def mark_skipped(self, row_id: int, reason: str) -> None:
-        self._results.add("skipped", (reason, _now(), row_id))
+        self._results.add("skipped", (reason, now_text(), row_id))
 
     # --- reading -------------------------------------------------------------------------------------
 
     def counts(self) -> Counts:
         self._results.flush()
-        with self._lock:
-            rows = self._db.execute("SELECT state, count(*) FROM recipients GROUP BY state").fetchall()
         counts = Counts()
-        for state, n in rows:
-            setattr(counts, state, int(n))
+        sql = "SELECT state, count(*) FROM {recipients} WHERE {scope} 1 = 1 GROUP BY state"
+        for state, n in self.db.query(sql, self._p()):
+            setattr(counts, str(state), int(n))
         return counts
 
     def count_pending(self, run: int | None = None) -> int:
+        """Pending rows: of this run's list (one sender per file), of the edition (a fleet shares it)."""
         self._results.flush()
-        with self._lock:
-            if run is None:
-                return int(self._db.execute("SELECT count(*) FROM recipients WHERE state = 'pending'").fetchone()[0])
-            return int(
-                self._db.execute(
-                    "SELECT count(*) FROM recipients WHERE state = 'pending' AND seen_run = ?", (run,)
-                ).fetchone()[0]
-            )
+        by_run = "AND seen_run = :run" if run is not None and not self.db.postgres else ""
+        sql = f"SELECT count(*) FROM {{recipients}} WHERE {{scope}} state = 'pending' {by_run}"
+        return int(self.db.scalar(sql, self._p(run=run)))
 
     def rows(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         self._results.flush()
-        with self._lock:
-            cur = self._db.execute(
-                "SELECT id, address, state, attempts, code, reply, updated_at, sent_at FROM recipients "
-                + ("WHERE state = ? " if state else "")
-                + "ORDER BY id LIMIT ?",
-                (state, limit) if state else (limit,),
-            )
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return self.db.dicts(
+            "SELECT id, address, state, attempts, code, reply, updated_at, sent_at FROM {recipients} WHERE {scope} "
+            + ("state = :state " if state else "1 = 1 ")
+            + "ORDER BY id LIMIT :limit",
+            self._p(state=state, limit=limit),
+        )
 
     def senders(self) -> list[dict[str, Any]]:
-        """One sender at a time on SQLite: the per-sender view is the runs table (see PgLedger.senders)."""
-        return []
+        """Per sender of a fleet: its run's status ("lost" when its heartbeat stopped), what it recorded and
+        the rows it holds now; empty for a SQLite file, which one sender at a time works on."""
+        self._results.flush()
+        return self.sending.senders()
 
     def state_of(self, address: str) -> str | None:
         self._results.flush()
-        with self._lock:
-            row = self._db.execute("SELECT state FROM recipients WHERE key = ?", (address.lower(),)).fetchone()
-        return None if row is None else str(row[0])
+        found = self.db.scalar("SELECT state FROM {recipients} WHERE {scope} key = :key", self._p(key=address.lower()))
+        return None if found is None else str(found)
 
     def backup_to(self, path: Path) -> None:
-        """A consistent copy (for dry runs, which must not touch the real ledger)."""
+        """The edition's recipients and meta as a SQLite ledger file, for dry runs (which must not touch this
+        one); each read in one statement, so the copy is consistent."""
         self._results.flush()
-        dest = sqlite3.connect(path)
-        with self._lock:
-            self._db.backup(dest)
-        dest.close()
-
-
-_ENROL_SQL = (
-    "INSERT INTO recipients (key, address, name, locale, line, seen_run, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (key) DO UPDATE SET name = excluded.name, locale = excluded.locale, "
-    "line = excluded.line, seen_run = excluded.seen_run, "
-    "state = CASE WHEN state = 'skipped' THEN 'pending' ELSE state END "
-    "WHERE recipients.seen_run != excluded.seen_run"
-)
-
-_RESULT_SQL = {
-    "sent": "UPDATE recipients SET state = 'sent', attempts = attempts + ?, code = ?, reply = ?, sent_at = ?, "
-    "updated_at = ? WHERE id = ?",
-    "failed": "UPDATE recipients SET state = 'failed', attempts = attempts + ?, code = ?, reply = ?, updated_at = ? "
-    "WHERE id = ?",
-    "deferred": "UPDATE recipients SET attempts = attempts + ?, code = ?, reply = ?, updated_at = ? WHERE id = ?",
-    "skipped": "UPDATE recipients SET state = 'skipped', reply = ?, updated_at = ? WHERE id = ?",
-}
+        rows = self.db.query(
+            "SELECT key, address, name, locale, line, state, attempts, code, reply, created_at, updated_at, sent_at "
+            "FROM {recipients} WHERE {scope} 1 = 1 ORDER BY id",
+            self._p(),
+        )
+        meta = self.db.query("SELECT key, value FROM {meta} WHERE {scope} 1 = 1", self._p())
+        with contextlib.closing(sqlite3.connect(path)) as dest:
+            dest.executescript(_META + _SCHEMA)
+            dest.executemany(
+                "INSERT INTO recipients (key, address, name, locale, line, seen_run, state, attempts, code, reply, "
+                "created_at, updated_at, sent_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            dest.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta)
+            dest.commit()
 
 
 def _dedupe(subs: Sequence[tuple[str, str, str, int]]) -> tuple[dict[str, tuple[str, str, str, int]], list[Any]]:

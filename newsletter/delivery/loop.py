@@ -41,9 +41,9 @@ from datetime import date
 from ..errors import DeliveryError, PausedError, WriteError
 from .breaker import Breaker
 from .ledger import Row
+from .options import MailingOptions
 from .progress import Progress
 from .ratelimit import RateLimiter
-from .report import MailingOptions
 from .sinks.base import Envelope, Outcome, Sink
 from .stores import LedgerStore
 from .suppression import Suppression

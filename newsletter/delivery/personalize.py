@@ -177,7 +177,7 @@ def _header(name: str, value: str) -> bytes:
 def _static_header(name: str, value: str) -> bytes:
     """Headers that are the same for every subscriber, folded and encoded by the stdlib (inputs neutralized)."""
     _, header = policy.SMTP.header_store_parse(name, neutralize(one_line(value)))
-    return policy.SMTP.fold(name, header).encode("ascii")
+    return str(policy.SMTP.fold(name, header)).encode("ascii")
 
 
 def list_unsubscribe_value(settings: Settings, url: str, token: str, mailto: str | None = None) -> str:

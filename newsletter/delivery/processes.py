@@ -42,11 +42,11 @@ from ..errors import DeliveryError, NewsletterError, PausedError
 from .breaker import Breaker
 from .health import PAUSED
 from .ledger import Row
-from .ledger_pg import PgLedger
 from .loop import Delivery
+from .options import MailingOptions
 from .progress import Progress
 from .ratelimit import RateLimiter
-from .report import MailingOptions
+from .sending import FleetSending
 from .sinks.base import Envelope, Sink
 from .stores import LedgerStore, open_ledger
 from .suppression import Suppression, open_suppression
@@ -148,8 +148,9 @@ def _stop_with_parent(stop: threading.Event) -> None:
 def _deliver_part(plan: Plan, k: int, n: int, stop: threading.Event, result: PartResult) -> None:
     with contextlib.ExitStack() as stack:
         ledger = stack.enter_context(open_ledger(plan.settings, plan.day, stop=stop))
-        if isinstance(ledger, PgLedger) and plan.owner:  # its own leases, counted as the parent's sender
-            ledger.owner = f"{plan.owner}+{k + 1}"
+        sending = getattr(ledger, "sending", None)
+        if isinstance(sending, FleetSending) and plan.owner:  # its own leases, counted as the parent's sender
+            sending.owner = f"{plan.owner}+{k + 1}"
         suppression = open_suppression(plan.settings)
         stack.callback(suppression.close)
         sink = plan.sink()

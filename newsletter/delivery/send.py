@@ -55,11 +55,12 @@ from .dkim import signer_for, signing
 from .health import PAUSED
 from .ledger import EditionLock, Ledger, Row, ledger_path
 from .loop import Delivery
+from .options import MailingOptions
 from .personalize import Personalizer
 from .processes import PartResult, Plan, claim_size, combined_failure, deliver_in_processes, process_count
 from .progress import Progress
 from .ratelimit import RateLimiter
-from .report import MailingOptions, SendReport
+from .report import SendReport
 from .sinks import configured_rate, make_sink, smtp_url
 from .sinks.base import Envelope, Sink
 from .sinks.memory import NullSink

@@ -1,8 +1,8 @@
 """The delivery ledger's interface and the factory that picks its backend from the settings.
 
-`LedgerStore` is what the send loop, `newsletter status` and the scheduler use; `Ledger` (one SQLite
-file per edition) and `PgLedger` (one PostgreSQL database for every edition, shared by many senders)
-both provide it.
+`LedgerStore` is what the send loop, `newsletter status` and the scheduler use; `Ledger` provides it over
+either backend (one SQLite file per edition, or one PostgreSQL database for every edition, shared by
+many senders).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import Settings
-from ..errors import ConfigError
-from ..storage import open_postgres
-from .ledger import Counts, Ledger, Row, ledger_name, ledger_path, parse_ledger_name
-from .ledger_pg import DEFAULT_LEASE, PgLedger
+from ..storage import Database, open_pg, reconnect_seconds
+from .ledger import PG_NAMES, Counts, Ledger, Row, ledger_name, ledger_path, parse_ledger_name
+from .options import MAILING
+from .sending import FleetSending
 
 
 class LedgerStore(Protocol):
@@ -61,10 +61,12 @@ class LedgerStore(Protocol):
 
 def lease_seconds(settings: Settings) -> float:
     """`[mailing] lease_seconds`: how long a claimed batch stays a sender's without renewal (default 60)."""
-    value = settings.section("mailing").get("lease_seconds", DEFAULT_LEASE)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 3600:
-        raise ConfigError(f"[mailing] lease_seconds must be a number of seconds from 1 to 3600, got {value!r}")
-    return float(value)
+    return settings.options(MAILING).lease_seconds
+
+
+def _database(settings: Settings) -> Database:
+    wait = reconnect_seconds(settings)
+    return open_pg("the ledger", settings.database_url, names=PG_NAMES, reconnect=wait)
 
 
 def open_ledger(
@@ -72,13 +74,11 @@ def open_ledger(
 ) -> LedgerStore:
     """Edition `day`'s ledger in the backend the settings name (the SQLite file is created unless `readonly`)."""
     if settings.database_url:
-        ledger = PgLedger(
-            open_postgres(settings.database_url),
-            ledger_name(settings, day),
-            lease=lease_seconds(settings),
-            readonly=readonly,
+        ledger = Ledger(
+            _database(settings), edition=ledger_name(settings, day), lease=lease_seconds(settings), readonly=readonly
         )
-        ledger.stop = stop
+        if isinstance(ledger.sending, FleetSending):
+            ledger.sending.stop = stop  # a fleet's wait for other senders ends with the run
         return ledger
     return Ledger(ledger_path(settings, day), readonly=readonly)
 
@@ -86,7 +86,7 @@ def open_ledger(
 def ledger_exists(settings: Settings, day: date) -> bool:
     """Has edition `day` ever been enrolled?"""
     if settings.database_url:
-        with PgLedger(open_postgres(settings.database_url), ledger_name(settings, day), readonly=True) as ledger:
+        with Ledger(_database(settings), edition=ledger_name(settings, day), readonly=True) as ledger:
             return ledger.counts().total > 0 or bool(ledger.runs())
     return ledger_path(settings, day).exists()
 
@@ -96,10 +96,9 @@ def pending_editions(settings: Settings) -> list[tuple[date, str]]:
     `newsletter worker` joins."""
     if not settings.database_url:
         return []
-    pg = open_postgres(settings.database_url)
-    with contextlib.closing(pg.connect()) as db:
-        rows = db.execute(
+    with _database(settings) as db:
+        rows = db.query(
             "SELECT DISTINCT edition FROM ledger_recipients WHERE state = 'pending' "
             "AND (lease_until IS NULL OR lease_until <> 'infinity') ORDER BY edition"
-        ).fetchall()
+        )
     return [found for (name,) in rows if (found := parse_ledger_name(str(name))) is not None]

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from email_validator import EmailNotValidError, validate_email
-
 from ..config import Settings
 from ..errors import SubscriberError
-from ..storage import SubscriberStore, open_store, store_location
+from ..storage import SubscriberStore, open_store, reconnect_seconds, store_location
+from .addresses import check_address as check_address  # re-exported: the check every list row gets
+from .options import MAILING
 from .personalize import clean_name
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -53,45 +53,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.reason}"
-
-
-# The plain addresses that make up nearly every list: a dot-atom mailbox at an ASCII host name with a
-# letters-only top-level domain. For these `check_address` answers exactly what email-validator would
-# (the domain lower-cased) without its ~80 µs of IDNA work per address, which at a million subscribers
-# was a tenth of a big send's time; anything else goes through email-validator itself.
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN = re.compile(
-    rf"({_ATEXT}(?:\.{_ATEXT})*)@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}})"
-)
-_SPECIAL_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")  # email-validator refuses these
-
-
-def _plain(value: str) -> str | None:
-    match = _PLAIN.fullmatch(value)
-    if match is None or len(value) > 254 or len(match.group(1)) > 64:
-        return None
-    domain = match.group(2).lower()
-    if "--" in domain or len(domain) > 253 or domain.rsplit(".", 1)[-1] in _SPECIAL_DOMAINS:
-        return None  # IDNA hyphen rules, special-use names: email-validator decides
-    return f"{match.group(1)}@{domain}"
-
-
-def check_address(raw: str) -> str:
-    """The address to send to, or ValueError with the reason. Case is kept; compare with `.lower()`."""
-    value = raw.strip()
-    if not value:
-        raise ValueError("no email address")
-    plain = _plain(value)
-    if plain is not None:
-        return plain
-    try:
-        result = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValueError(f"invalid email address {value!r}: {exc}") from None
-    if result.ascii_email is None:
-        # A non-ASCII mailbox name needs SMTPUTF8 end to end, which most of the way cannot be relied on.
-        raise ValueError(f"email address {value!r} has a non-ASCII mailbox name (SMTPUTF8 is not supported)")
-    return result.ascii_email
 
 
 class SubscriberSource:
@@ -323,10 +284,12 @@ def _physical_lines(fh: BinaryIO) -> Iterator[tuple[int, str | None, str]]:
 def subscriber_store(settings: Settings) -> SubscriberStore:
     """The newsletter's subscriber store: PostgreSQL when `database_url` is set, else `[subscribers] path`
     (default `data/subscribers.sqlite`)."""
-    return open_store(settings.root, settings.section("subscribers").get("path"), settings.database_url)
+    wait = reconnect_seconds(settings) if settings.database_url else 0.0
+    return open_store(settings.root, settings.section("subscribers").get("path"), settings.database_url, wait)
 
 
-def _store_exists(settings: Settings) -> bool:
+def store_exists(settings: Settings) -> bool:
+    """Is there a subscriber store to read (a SQLite file, or the PostgreSQL database)?"""
     # The PostgreSQL table exists once `newsletter db upgrade` has run (the store checks the schema).
     return (
         bool(settings.database_url)
@@ -336,12 +299,12 @@ def _store_exists(settings: Settings) -> bool:
 
 def has_subscriber_list(settings: Settings) -> bool:
     """Is there a list to send to: `[mailing] subscribers`, or a subscriber store that exists?"""
-    return settings.section("mailing").get("subscribers") is not None or _store_exists(settings)
+    return settings.options(MAILING).subscribers is not None or store_exists(settings)
 
 
 def store_source(settings: Settings) -> SubscriberSource:
     """The confirmed subscribers of the store, as a list `send` streams like any other."""
-    if not _store_exists(settings):
+    if not store_exists(settings):
         raise SubscriberError(
             "no subscriber list: pass --subscribers FILE, set [mailing] subscribers, or add subscribers to the "
             "store (newsletter subscribers add|import)"

@@ -9,22 +9,21 @@ Each entry keeps why it was made: the reason, where the decision came from, and 
 on a bounce or a complaint — the server's diagnostic and the Message-ID of the report it came from, so
 `newsletter unsubscribe --check` can answer a reader who asks why the newsletter stopped.
 
-With `database_url` set, `PgSuppressionList` keeps the same list in PostgreSQL (`open_suppression`
-picks), shared by every sender of a fleet, the bounce reader and the web app.
+With `database_url` set, the same class keeps the list in PostgreSQL (`open_suppression` picks), shared
+by every sender of a fleet, the bounce reader and the web app. A list that cannot be read stops the run:
+no message goes out unchecked.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import ConfigError
-from ..storage import FileLock, open_postgres
+from ..storage import Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
+from .options import MAILING
 
 DEFAULT_PATH = "data/suppression.sqlite"
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
@@ -68,45 +67,32 @@ class Entry:
 
 def suppression_path(settings: Settings) -> Path:
     """`[mailing] suppression` (relative to the newsletter folder), default `data/suppression.sqlite`."""
-    value = settings.section("mailing").get("suppression", DEFAULT_PATH)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"[mailing] suppression must be a file path, got {value!r}")
-    return (settings.root / value).resolve()
+    return settings.options(MAILING).suppression
 
 
 def _key(address: str) -> str:
     return address.strip().lower()
 
 
-class SuppressionList:
+class SuppressionList(RecordStore):
     """`add(address, reason, source)`, `address in suppression`, `count()`; safe to share between threads.
 
-    The file (and its folder) is created on first use. Each instance keeps one connection, guarded by a
-    lock, because the send loop asks about every subscriber and reconnecting each time would cost more
-    than the lookup.
+    `source` is a SQLite file (created, with its folder, where none exists; a damaged one is refused) or
+    an open `Database` (PostgreSQL: `open_suppression`). One connection is kept, because the send loop
+    asks about every subscriber and reconnecting each time would cost more than the lookup. Any error
+    reading it is a `StorageError`: the list never fails open.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = FileLock(self.path)
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
-                have = {row[1] for row in conn.execute("PRAGMA table_info(suppression)")}
-                for column in _ADDED_COLUMNS:
-                    if column not in have:
-                        conn.execute(f"ALTER TABLE suppression ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
-            except (sqlite3.Error, OSError) as exc:
-                raise ConfigError(f"{self.path}: cannot open the suppression list ({exc})") from None
-            self._conn = conn
-        return self._conn
+    def __init__(self, source: str | Path | Database) -> None:
+        if isinstance(source, Database):
+            self.db = source
+        else:
+            self.db = open_sqlite("the suppression list", Path(source), schema=_SCHEMA)
+            have = {str(row[1]) for row in self.db.query("PRAGMA table_info(suppression)")}
+            for column in _ADDED_COLUMNS:
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE suppression ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+        self.path = self.db.where
 
     def add(
         self,
@@ -119,227 +105,77 @@ class SuppressionList:
     ) -> bool:
         """Record `address`; True when it was not on the list yet (the first reason is kept)."""
         key, now = _new_entry(address, reason)
-        with self._lock:
-            cur = self._db().execute(
-                "INSERT OR IGNORE INTO suppression (key, address, reason, source, created_at, diagnostic, message_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, address.strip(), reason, source, now, diagnostic[:_MAX_FIELD], message_id[:_MAX_FIELD]),
-            )
-            return cur.rowcount == 1
+        row = {
+            "key": key,
+            "address": address.strip(),
+            "reason": reason,
+            "source": source,
+            "created_at": now,
+            "diagnostic": diagnostic[:_MAX_FIELD],
+            "message_id": message_id[:_MAX_FIELD],
+        }
+        return self.db.upsert("suppression", row, ("key",)) == 1
 
     def add_many(self, addresses: list[str], reason: str = "unsubscribed", source: str = "") -> int:
-        """Record several addresses in one transaction (the first reason of each is kept); how many were new."""
+        """Record several addresses in one transaction (the first reason of each is kept); how many were new.
+
+        One-click unsubscribes arriving together (web/app/oneclick.py) are one write, not one each."""
         rows = []
         for address in addresses:
             key, now = _new_entry(address, reason)
-            rows.append((key, address.strip(), reason, source, now))
-        with self._lock:
-            db = self._db()
-            before = db.total_changes
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    "INSERT OR IGNORE INTO suppression (key, address, reason, source, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return db.total_changes - before
-
-    def remove(self, address: str) -> bool:
-        """Take `address` off the list (it confirmed a new subscription); True when it was on it."""
-        with self._lock:
-            cur = self._db().execute("DELETE FROM suppression WHERE key = ?", (_key(address),))
-            return cur.rowcount == 1
-
-    def __contains__(self, address: object) -> bool:
-        if not isinstance(address, str):
-            return False
-        with self._lock:
-            row = self._db().execute("SELECT 1 FROM suppression WHERE key = ?", (_key(address),)).fetchone()
-        return row is not None
-
-    def which(self, addresses: list[str]) -> set[str]:
-        """Those of `addresses` on the list (as given): one query for a batch of the send loop."""
-        keys = {_key(a): a for a in addresses}
-        found: set[str] = set()
-        items = list(keys)
-        with self._lock:
-            for i in range(0, len(items), 500):
-                part = items[i : i + 500]
-                marks = ",".join("?" * len(part))
-                found.update(
-                    k for (k,) in self._db().execute(f"SELECT key FROM suppression WHERE key IN ({marks})", part)
-                )
-        return {a for a in addresses if _key(a) in found}
-
-    def get(self, address: str) -> tuple[str, str, str] | None:
-        """(reason, source, created_at) for a suppressed address, else None."""
-        with self._lock:
-            row = (
-                self._db()
-                .execute("SELECT reason, source, created_at FROM suppression WHERE key = ?", (_key(address),))
-                .fetchone()
-            )
-        return None if row is None else (row[0], row[1], row[2])
-
-    def entry(self, address: str) -> Entry | None:
-        """The whole record of a suppressed address (with diagnostic and report Message-ID), else None."""
-        with self._lock:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT address, reason, source, created_at, diagnostic, message_id FROM suppression WHERE key = ?",
-                    (_key(address),),
-                )
-                .fetchone()
-            )
-        return None if row is None else Entry(*row)
-
-    def count(self) -> int:
-        with self._lock:
-            return int(self._db().execute("SELECT count(*) FROM suppression").fetchone()[0])
-
-    def __iter__(self) -> Iterator[tuple[str, str, str, str]]:
-        """(address, reason, source, created_at) rows, oldest first."""
-        with self._lock:
-            rows = (
-                self._db()
-                .execute("SELECT address, reason, source, created_at FROM suppression ORDER BY created_at, key")
-                .fetchall()
-            )
-        return iter(rows)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> SuppressionList:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class PgSuppressionList:
-    """The suppression list in PostgreSQL: the same methods as `SuppressionList`, one connection, thread-safe."""
-
-    def __init__(self, url: str) -> None:
-        self.pg = open_postgres(url)
-        self.path = self.pg.describe()
-        self._lock = threading.Lock()
-        self._conn = self.pg.connect()
-
-    def add(
-        self,
-        address: str,
-        reason: str = "unsubscribed",
-        source: str = "",
-        *,
-        diagnostic: str = "",
-        message_id: str = "",
-    ) -> bool:
-        """Record `address`; True when it was not on the list yet (the first reason is kept)."""
-        key, now = _new_entry(address, reason)
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO suppression (key, address, reason, source, created_at, diagnostic, message_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-                (key, address.strip(), reason, source, now, diagnostic[:_MAX_FIELD], message_id[:_MAX_FIELD]),
-            )
-            return cur.rowcount == 1
-
-    def add_many(self, addresses: list[str], reason: str = "unsubscribed", source: str = "") -> int:
-        """Record several addresses in one transaction (the first reason of each is kept); how many were new."""
-        rows = []
-        for address in addresses:
-            key, now = _new_entry(address, reason)
-            rows.append((key, address.strip(), reason, source, now))
+            rows.append({"key": key, "address": address.strip(), "reason": reason, "source": source, "created_at": now})
         added = 0
-        with self._lock, self._conn.transaction():
+        with self.db.transaction():
             for row in rows:
-                cur = self._conn.execute(
-                    "INSERT INTO suppression (key, address, reason, source, created_at) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-                    row,
-                )
-                added += cur.rowcount
+                added += self.db.upsert("suppression", row, ("key",))
         return added
 
     def remove(self, address: str) -> bool:
         """Take `address` off the list (it confirmed a new subscription); True when it was on it."""
-        with self._lock:
-            cur = self._conn.execute("DELETE FROM suppression WHERE key = %s", (_key(address),))
-            return cur.rowcount == 1
+        return self.db.execute("DELETE FROM suppression WHERE key = ?", (_key(address),)) == 1
 
     def __contains__(self, address: object) -> bool:
         if not isinstance(address, str):
             return False
-        with self._lock:
-            row = self._conn.execute("SELECT 1 FROM suppression WHERE key = %s", (_key(address),)).fetchone()
-        return row is not None
+        return self.db.one("SELECT 1 FROM suppression WHERE key = ?", (_key(address),)) is not None
 
     def which(self, addresses: list[str]) -> set[str]:
-        """Those of `addresses` on the list (as given), in one query."""
-        with self._lock:
-            found = {
-                str(k)
-                for (k,) in self._conn.execute(
-                    "SELECT key FROM suppression WHERE key = ANY(%s)", ([_key(a) for a in addresses],)
-                ).fetchall()
-            }
+        """Those of `addresses` on the list (as given): one query for a batch of the send loop."""
+        keys = list({_key(a) for a in addresses})
+        found = {str(k) for (k,) in self.db.where_in("SELECT key FROM suppression WHERE key {in}", keys)}
         return {a for a in addresses if _key(a) in found}
 
     def get(self, address: str) -> tuple[str, str, str] | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT reason, source, created_at FROM suppression WHERE key = %s", (_key(address),)
-            ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        """(reason, source, created_at) for a suppressed address, else None."""
+        row = self.db.one("SELECT reason, source, created_at FROM suppression WHERE key = ?", (_key(address),))
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
     def entry(self, address: str) -> Entry | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT address, reason, source, created_at, diagnostic, message_id FROM suppression WHERE key = %s",
-                (_key(address),),
-            ).fetchone()
+        """The whole record of a suppressed address (with diagnostic and report Message-ID), else None."""
+        row = self.db.one(
+            "SELECT address, reason, source, created_at, diagnostic, message_id FROM suppression WHERE key = ?",
+            (_key(address),),
+        )
         return None if row is None else Entry(*row)
 
     def count(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT count(*) FROM suppression").fetchone()
-        return int(row[0]) if row else 0
+        return int(self.db.scalar("SELECT count(*) FROM suppression") or 0)
 
     def __iter__(self) -> Iterator[tuple[str, str, str, str]]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT address, reason, source, created_at FROM suppression ORDER BY created_at, key"
-            ).fetchall()
-        return iter(rows)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> PgSuppressionList:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        """(address, reason, source, created_at) rows, oldest first."""
+        rows = self.db.query("SELECT address, reason, source, created_at FROM suppression ORDER BY created_at, key")
+        return iter([(str(a), str(r), str(s), str(c)) for a, r, s, c in rows])
 
 
-Suppression = SuppressionList | PgSuppressionList
+Suppression = SuppressionList
 
 
 def open_suppression(settings: Settings) -> Suppression:
     """The suppression list the settings name: PostgreSQL when `database_url` is set, else the SQLite file."""
     if settings.database_url:
-        return PgSuppressionList(settings.database_url)
+        return SuppressionList(
+            open_pg("the suppression list", settings.database_url, reconnect=reconnect_seconds(settings))
+        )
     return SuppressionList(suppression_path(settings))
 
 

@@ -136,7 +136,7 @@ def _is_one_click(body: bytes, content_type: str | None) -> bool:
         message = BytesParser(policy=HTTP).parsebytes(head + body)
         if not message.is_multipart():
             return False
-        for part in message.iter_parts():  # type: ignore[attr-defined]
+        for part in message.iter_parts():
             if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
                 payload = part.get_payload(decode=True) or b""
                 return bytes(payload).strip() == b"One-Click"

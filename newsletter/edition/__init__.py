@@ -5,8 +5,8 @@ Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy a
      only through `build.write_edition` — `outbox/<date>/` (HTML, text, `.eml`, `manifest.json`); the
      edition's photos in `site/images/`, published by `build` (photos.py) before rendering.
 
-    stories.py    Markdown + YAML front matter → `Story` (body.py renders and sanitises the body;
-                  cleaning.py: characters and body limits)
+    stories.py    Markdown + YAML front matter → `Story` (fields.py checks each field; body.py renders and
+                  sanitises the body; cleaning.py: characters and body limits)
     index.py      data/story-index.sqlite: each file's publication time, so a build reads its window only
     select.py     the window since the last edition, the order, the sections, the lead → `Edition`
     templates.py  the Jinja environment; one template rendered, errors naming file and line

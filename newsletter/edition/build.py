@@ -23,9 +23,10 @@ from ..fsutil import write_all_atomic
 from .index import INDEX_FILE, StoryIndex
 from .message import list_copy, serialize
 from .photos import attach_images, email_logo
-from .render import Rendered, make_environment, render_edition, render_mjml
+from .render import Rendered, render_edition, render_mjml
 from .select import Edition, edition_date_for, newest_edition_date, select_edition, window
 from .stories import LoadResult, Skipped, Story, load_stories
+from .templates import make_environment
 
 
 @dataclass

@@ -27,11 +27,12 @@ from mjml import mjml2html
 from ..config import Settings
 from ..errors import EditionError, TemplateError
 from ..images import CARD_WIDTH, EMAIL_WIDTH
+from .body import Block
 from .i18n import N_, text_direction, translations
 from .mjmlcheck import find_in_templates, locate_mjml_problem
 from .photos import email_image
 from .select import Edition, demotable, demote, select_edition
-from .stories import Block, Story
+from .stories import Story
 from .templates import HTML_TEMPLATE, make_environment, render_template
 from .text import render_text
 
@@ -107,70 +108,13 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
     lang = settings.locale.replace("_", "-")
     direction = text_direction(lang)
     _ = translations(settings.locale).gettext
-    view_url = personal.view_url or edition_url(settings, edition)
     date_long = format_date(edition.date, format="full", locale=settings.locale)
 
     def view(story: Story, words: int, *, lead: bool = False) -> dict[str, Any]:
-        anchor = edition.anchor(story)
-        # Cards are for skimming: the standfirst when there is one, else the start of the body.
-        blocks, truncated = _excerpt(story.blocks, words if lead or not story.summary else 0)
-        read_more_url = story.url or story_page_url(settings, edition, story)
-        kind = _(KIND_LABELS[story.kind]) if story.kind in KIND_LABELS else story.kind.capitalize()
-        meta = [
-            p
-            for p in (
-                story.byline,
-                format_time(story.published.astimezone(settings.timezone), format="short", locale=settings.locale),
-            )
-            if p
-        ]
-        return {
-            "id": story.id,
-            "anchor": anchor,
-            "title": story.title,
-            "summary": story.summary,
-            "section": story.section,
-            # Under a section heading the section name would say it twice: cards name only the kind.
-            "kicker": (story.section if story.kind == "article" else f"{kind} · {story.section}")
-            if lead
-            else ("" if story.kind == "article" else kind),
-            "kind": story.kind,
-            "byline": story.byline,
-            "meta_line": " · ".join(meta),
-            # In a right-to-left edition each part is isolated: a Latin byline keeps its own order.
-            "meta_html": Markup(" · ").join(Markup("<bdi>%s</bdi>") % p for p in meta)
-            if direction == "rtl"
-            else escape(" · ".join(meta)),
-            "published": story.published,
-            "url": story.url,
-            "read_more_url": read_more_url,
-            "read_more_label": _("Watch")
-            if story.kind == "video"
-            else (_("Listen") if story.kind in ("audio", "podcast") else _("Read more")),
-            # The arrow points the way the edition's language reads.
-            "arrow": "←" if direction == "rtl" else "→",
-            "show_read_more": truncated or bool(story.url),
-            "truncated": truncated,
-            "image": email_image(story.image, EMAIL_WIDTH if lead else CARD_WIDTH),
-            "tags": story.tags,
-            "lang": story.lang,
-            "dir": story.dir,
-            "align": "right" if story.dir == "rtl" else "left",
-            "excerpt_html": Markup("".join(b.html for b in blocks)),
-            "excerpt_blocks": blocks,
-        }
+        return _story_view(edition, settings, story, words, lead=lead)
 
-    lead = view(edition.lead, settings.excerpt_words, lead=True)
     card_words = settings.card_excerpt_words
-    sections = [{"name": s.name, "stories": [view(st, card_words) for st in s.stories]} for s in edition.sections]
-    more = [view(st, 0) for st in edition.more]
-    subject = settings.subject.format(title=settings.title, date=date_long)
-    greeting = _("Good morning, %(name)s") % {"name": personal.name} if personal.name else _("Good morning")
-    if personal.name and direction == "rtl":  # a Latin name must not reorder the Arabic around it
-        greeting_html = escape(_("Good morning, %(name)s")) % {"name": Markup("<bdi>%s</bdi>") % personal.name}
-    else:
-        greeting_html = escape(greeting)
-    preheader = _preheader(edition)
+    greeting, greeting_html = _greeting(personal, direction, _)
     return {
         "newsletter": {
             "title": settings.title,
@@ -185,21 +129,76 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         "dir": direction,
         # The edition's start side: headings and lists line up with the reader's language.
         "align": "right" if direction == "rtl" else "left",
-        "subject": subject,
-        "preheader": preheader,
+        "subject": settings.subject.format(title=settings.title, date=date_long),
+        "preheader": _preheader(edition),
         "date": edition.date,
         "date_long": date_long,
-        "lead": lead,
-        "sections": sections,
-        "more": more,
+        "lead": view(edition.lead, settings.excerpt_words, lead=True),
+        "sections": [{"name": s.name, "stories": [view(st, card_words) for st in s.stories]} for s in edition.sections],
+        "more": [view(st, 0) for st in edition.more],
         "more_label": _("More stories"),
         "story_count": len(edition.stories),
         "greeting": greeting,
         "greeting_html": greeting_html,
-        "view_url": view_url,
+        "view_url": personal.view_url or edition_url(settings, edition),
         "logo": edition.logo,
         # The list copy's generic link: the archive's unsubscribe page in this edition's language.
         "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}{_lang_prefix(settings)}/unsubscribe",
+    }
+
+
+def _greeting(personal: Personal, direction: str, _: Callable[[str], str]) -> tuple[str, Markup]:
+    """The greeting as text (the text part) and as HTML, where a Latin name in a right-to-left edition
+    is isolated so it cannot reorder the Arabic around it."""
+    greeting = _("Good morning, %(name)s") % {"name": personal.name} if personal.name else _("Good morning")
+    if personal.name and direction == "rtl":
+        return greeting, escape(_("Good morning, %(name)s")) % {"name": Markup("<bdi>%s</bdi>") % personal.name}
+    return greeting, escape(greeting)
+
+
+def _story_view(edition: Edition, settings: Settings, story: Story, words: int, *, lead: bool) -> dict[str, Any]:
+    """One story as the templates show it: the lead (`lead`, excerpt of `words`) or a card."""
+    _ = translations(settings.locale).gettext
+    direction = text_direction(settings.locale.replace("_", "-"))
+    # Cards are for skimming: the standfirst when there is one, else the start of the body.
+    blocks, truncated = _excerpt(story.blocks, words if lead or not story.summary else 0)
+    kind = _(KIND_LABELS[story.kind]) if story.kind in KIND_LABELS else story.kind.capitalize()
+    published = format_time(story.published.astimezone(settings.timezone), format="short", locale=settings.locale)
+    meta = [p for p in (story.byline, published) if p]
+    return {
+        "id": story.id,
+        "anchor": edition.anchor(story),
+        "title": story.title,
+        "summary": story.summary,
+        "section": story.section,
+        # Under a section heading the section name would say it twice: cards name only the kind.
+        "kicker": (story.section if story.kind == "article" else f"{kind} · {story.section}")
+        if lead
+        else ("" if story.kind == "article" else kind),
+        "kind": story.kind,
+        "byline": story.byline,
+        "meta_line": " · ".join(meta),
+        # In a right-to-left edition each part is isolated: a Latin byline keeps its own order.
+        "meta_html": Markup(" · ").join(Markup("<bdi>%s</bdi>") % p for p in meta)
+        if direction == "rtl"
+        else escape(" · ".join(meta)),
+        "published": story.published,
+        "url": story.url,
+        "read_more_url": story.url or story_page_url(settings, edition, story),
+        "read_more_label": _("Watch")
+        if story.kind == "video"
+        else (_("Listen") if story.kind in ("audio", "podcast") else _("Read more")),
+        # The arrow points the way the edition's language reads.
+        "arrow": "←" if direction == "rtl" else "→",
+        "show_read_more": truncated or bool(story.url),
+        "truncated": truncated,
+        "image": email_image(story.image, EMAIL_WIDTH if lead else CARD_WIDTH),
+        "tags": story.tags,
+        "lang": story.lang,
+        "dir": story.dir,
+        "align": "right" if story.dir == "rtl" else "left",
+        "excerpt_html": Markup("".join(b.html for b in blocks)),
+        "excerpt_blocks": blocks,
     }
 
 

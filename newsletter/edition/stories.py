@@ -31,17 +31,18 @@ from typing import Any
 import yaml
 
 from ..errors import StoryError
-from ..textutil import clean_url, one_line, show, slugify, true_or_false
+from ..textutil import one_line, slugify
 from .body import Block, render_blocks, text_direction
 from .cleaning import MAX_BODY_BYTES, MAX_NESTING, clean_characters, nesting
-from .cleaning import field_text as _text
-from .story_image import LOCAL_IMAGES, Image, ImageFieldError, image_field
-
-REQUIRED_FIELDS = ("title", "published")
-OPTIONAL_FIELDS = ("summary", "section", "url", "byline", "kind", "image", "tags", "priority", "lang", "private")
-KNOWN_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-KINDS = ("article", "video", "audio", "podcast", "gallery", "analysis", "opinion", "interview", "live")
-DEFAULT_SECTION = "News"
+from .fields import (
+    CHECKERS,
+    DEFAULT_SECTION,
+    KINDS,
+    KNOWN_FIELDS,
+    REQUIRED_FIELDS,
+    check_published,
+)
+from .story_image import LOCAL_IMAGES, Image, ImageFieldError
 
 
 class _DuplicateField(yaml.YAMLError):
@@ -61,14 +62,15 @@ class _FrontMatterLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             try:
                 if key in seen:
                     raise _DuplicateField(str(key), seen[key], key_node.start_mark.line)
                 seen[key] = key_node.start_mark.line
             except TypeError:
                 continue  # unhashable: SafeLoader reports it below
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 _FrontMatterLoader.yaml_implicit_resolvers = {
@@ -90,9 +92,9 @@ def read_published(front: str) -> datetime | None:
     found = _PUBLISHED.search(front)
     try:
         if found:
-            return _published(next(g for g in found.groups() if g is not None), "")
+            return check_published(next(g for g in found.groups() if g is not None), "")
         meta = yaml.load(front, Loader=_FrontMatterLoader)
-        return _published(meta["published"], "") if isinstance(meta, dict) and "published" in meta else None
+        return check_published(meta["published"], "") if isinstance(meta, dict) and "published" in meta else None
     except (ValueError, yaml.YAMLError, TypeError, KeyError):
         return None
 
@@ -197,78 +199,106 @@ def parse_story(
     back with its errors. `found["published"]` is set when the publication time could be read, even for
     a story left out (so a caller can tell which edition it belonged to).
     """
-    errors: list[StoryError] = []
-    warnings: list[StoryError] = []
-
-    def fail(field_name: str | None, message: str) -> tuple[None, list[StoryError], list[StoryError]]:
-        return None, [StoryError(shown, field_name, message)], warnings
-
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    try:
+        meta, body = _front_matter(raw)
+        if isinstance(meta.get("published"), str | int | float) and found is not None:
+            with contextlib.suppress(ValueError):
+                found["published"] = check_published(meta["published"], base_url)
+        _check_body_limits(body)
+    except _Unreadable as exc:
+        return None, [StoryError(shown, exc.field, exc.message)], []
+    warnings = [_unknown_field(shown, key) for key in meta if not isinstance(key, str) or key not in KNOWN_FIELDS]
+    values, errors, repairs = _check_fields(meta, shown, base_url, warnings)
+    if errors:
+        return None, errors + repairs, warnings
+    return _make_story(values, body, raw, shown, story_id, base_url, warnings), repairs, warnings
+
+
+class _Unreadable(Exception):
+    """The story cannot be shown at all: one error, naming the field when there is one."""
+
+    def __init__(self, message: str, field_name: str | None = None) -> None:
+        self.message, self.field = message, field_name
+
+
+def _front_matter(raw: bytes) -> tuple[dict[Any, Any], str]:
+    """(front matter, body) of a story file's bytes, characters cleaned; `_Unreadable` when there is none."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        return fail(None, f"not UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8")
+        raise _Unreadable(f"not UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8") from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
-        return fail(None, "contains NUL bytes; not a text file")
+        raise _Unreadable("contains NUL bytes; not a text file")
     text = clean_characters(text)
-
     match = FRONT_MATTER.match(text)
     if not match:
         if text.startswith("---"):
-            return fail(None, "front matter is not closed (add a '---' line after the YAML)")
-        return fail(None, "no front matter (the file must start with a '---' line, then YAML, then '---')")
+            raise _Unreadable("front matter is not closed (add a '---' line after the YAML)")
+        raise _Unreadable("no front matter (the file must start with a '---' line, then YAML, then '---')")
     # Lines in the YAML count from the line after the opening '---', hence the +2 below.
     try:
         meta = yaml.load(match.group(1) or "", Loader=_FrontMatterLoader)
     except _DuplicateField as exc:
-        return fail(exc.key, f"given twice (lines {exc.first + 2} and {exc.again + 2}); keep one")
+        raise _Unreadable(f"given twice (lines {exc.first + 2} and {exc.again + 2}); keep one", exc.key) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" on line {mark.line + 2}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        # The usual causes, worded the same whichever YAML parser (libyaml or Python) is installed.
-        if problem.startswith("mapping values are not allowed"):
-            problem = "a value contains ': ' (put quotes around it)"
-        elif mark is not None and _char_at(match.group(1) or "", mark.line, mark.column) == "\t":
-            problem = "a tab where YAML needs spaces"
-        # An unclosed quote or bracket is only noticed far below; say where it started.
-        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and start is not None and mark is not None and start.line != mark.line:
-            problem += f" ({context} that starts on line {start.line + 2})"
-        return fail(None, f"front matter is not valid YAML{where}: {one_line(problem)}")
+        raise _Unreadable(_yaml_problem(exc, match.group(1) or "")) from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
-        return fail(None, "front matter must be a YAML mapping of field: value")
-    body = text[match.end() :]
-    if isinstance(meta.get("published"), str | int | float) and found is not None:
-        with contextlib.suppress(ValueError):
-            found["published"] = _published(meta["published"], base_url)
+        raise _Unreadable("front matter must be a YAML mapping of field: value")
+    return meta, text[match.end() :]
+
+
+def _yaml_problem(exc: yaml.YAMLError, front: str) -> str:
+    """One line for a YAML error, worded the same whichever parser (libyaml or Python) is installed."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" on line {mark.line + 2}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if problem.startswith("mapping values are not allowed"):
+        problem = "a value contains ': ' (put quotes around it)"
+    elif mark is not None and _char_at(front, mark.line, mark.column) == "\t":
+        problem = "a tab where YAML needs spaces"
+    # An unclosed quote or bracket is only noticed far below; say where it started.
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None and mark is not None and start.line != mark.line:
+        problem += f" ({context} that starts on line {start.line + 2})"
+    return f"front matter is not valid YAML{where}: {one_line(problem)}"
+
+
+def _check_body_limits(body: str) -> None:
     size = len(body.encode("utf-8"))
     if size > MAX_BODY_BYTES:
-        return fail(None, f"the body is {size / 1e6:.1f} MB, more than a story may have ({MAX_BODY_BYTES / 1e6:g} MB)")
+        raise _Unreadable(f"the body is {size / 1e6:.1f} MB, more than a story may have ({MAX_BODY_BYTES / 1e6:g} MB)")
     depth = nesting(body)
     if depth > MAX_NESTING:
-        return fail(None, f"the body's HTML nests {depth} levels deep (at most {MAX_NESTING})")
+        raise _Unreadable(f"the body's HTML nests {depth} levels deep (at most {MAX_NESTING})")
 
-    for key in meta:
-        if not isinstance(key, str) or key not in KNOWN_FIELDS:
-            close = difflib.get_close_matches(str(key), KNOWN_FIELDS, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            warnings.append(StoryError(shown, str(key), f"unknown field, ignored{hint}"))
 
+def _unknown_field(shown: str, key: Any) -> StoryError:
+    close = difflib.get_close_matches(str(key), KNOWN_FIELDS, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return StoryError(shown, str(key), f"unknown field, ignored{hint}")
+
+
+def _check_fields(
+    meta: dict[Any, Any], shown: str, base_url: str, warnings: list[StoryError]
+) -> tuple[dict[str, Any], list[StoryError], list[StoryError]]:
+    """(clean values, errors that leave the story out, repairs: errors for `check`, the story shown all the
+    same). A dropped link or image, or an unknown kind, is a warning (appended to `warnings`)."""
     values: dict[str, Any] = {}
-    repairs: list[StoryError] = []  # errors for `check`; the story is shown all the same
+    errors: list[StoryError] = []
+    repairs: list[StoryError] = []
     for name in KNOWN_FIELDS:
         if name not in meta or meta[name] is None:
             if name in REQUIRED_FIELDS:
                 errors.append(StoryError(shown, name, "required field is missing"))
             continue
         try:
-            values[name] = _CHECKERS[name](meta[name], base_url)
+            values[name] = CHECKERS[name](meta[name], base_url)
         except ValueError as exc:
             if name in REQUIRED_FIELDS:
                 errors.append(StoryError(shown, name, str(exc)))
@@ -289,10 +319,13 @@ def parse_story(
                 warnings.append(StoryError(shown, "image.src", f"{exc.message}; image dropped"))
             else:
                 repairs.append(StoryError(shown, f"image.{exc.field}", exc.message))
-    if errors:
-        return None, errors + repairs, warnings
-    errors = repairs
+    return values, errors, repairs
 
+
+def _make_story(
+    values: dict[str, Any], body: str, raw: bytes, shown: str, story_id: str, base_url: str, warnings: list[StoryError]
+) -> Story:
+    """The story of checked `values` and its rendered body; what the body needed removed is a warning."""
     page_url = values.get("url") or base_url + "/"
     trackers: list[str] = []
     folder = story_id.rpartition("/")[0]
@@ -316,7 +349,7 @@ def parse_story(
             StoryError(shown, "kind", f"unknown kind {kind!r}, shown as an article (known: {', '.join(KINDS)})")
         )
         kind = "article"
-    story = Story(
+    return Story(
         id=story_id,
         slug=slugify(story_id.rsplit("/", 1)[-1]),
         path=shown,
@@ -336,89 +369,11 @@ def parse_story(
         content_hash=hashlib.sha256(raw).hexdigest(),
         private=values.get("private", False),
     )
-    return story, errors, warnings
 
 
 def _char_at(text: str, line: int, column: int) -> str:
     lines = text.split("\n")
     return lines[line][column : column + 1] if 0 <= line < len(lines) else ""
-
-
-# --- field checks: each returns the clean value or raises ValueError with the reason ---------------
-
-
-def _title(value: Any, _base: str) -> str:
-    text = _text(value, max_len=300)
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
-def _published(value: Any, _base: str) -> datetime:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"not an ISO 8601 datetime: got {show(value)}")
-    text = str(value).strip()
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 datetime: {show(text)}") from None
-    if not re.search(r"\d[Tt ]\d", text):
-        raise ValueError(f"needs a date and a time with an offset, e.g. 2016-12-30T05:30:00+01:00; got {show(text)}")
-    if moment.tzinfo is None:
-        raise ValueError(f"has no UTC offset: {show(text)} (write e.g. {text[:40]}+01:00)")
-    # Editions are computed a day either side in any time zone: keep well inside datetime's range.
-    if not 1900 <= moment.year <= 9000:
-        raise ValueError(f"year {moment.year} is out of range (1900-9000): {show(text)}")
-    return moment
-
-
-def _url(value: Any, _base: str) -> str:
-    return clean_url(value)
-
-
-def _tags(value: Any, _base: str) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise ValueError("must be a list of words, e.g. [syria, russia]")
-    return tuple(t for t in (_text(i, max_len=80) for i in items) if t)
-
-
-def _priority(value: Any, _base: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number (higher comes first), got {show(value)}")
-    if not -1000 <= value <= 1000:
-        raise ValueError(f"must be between -1000 and 1000, got {value}")
-    return value
-
-
-def _kind(value: Any, _base: str) -> str:
-    text = _text(value, max_len=40).lower()
-    if not re.fullmatch(r"[a-z][a-z0-9-]*", text):
-        raise ValueError(f"must be one word such as {', '.join(KINDS[:3])}; got {show(value)}")
-    return text
-
-
-def _lang(value: Any, _base: str) -> str:
-    text = _text(value, max_len=35)
-    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", text):
-        raise ValueError(f"must be a language tag such as en, ar or zh-Hant; got {show(value)}")
-    return text
-
-
-_CHECKERS = {
-    "title": _title,
-    "published": _published,
-    "summary": lambda v, b: _text(v, max_len=1000),
-    "section": lambda v, b: _text(v, max_len=80) or DEFAULT_SECTION,
-    "url": _url,
-    "byline": lambda v, b: _text(v, max_len=200),
-    "kind": _kind,
-    "image": image_field,
-    "tags": _tags,
-    "priority": _priority,
-    "lang": _lang,
-    "private": lambda v, b: true_or_false(v),
-}
 
 
 def _duplicate_slug_warnings(stories: Sequence[Story]) -> list[StoryError]:

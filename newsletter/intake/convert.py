@@ -149,7 +149,7 @@ def _normalise(html: str, trackers: list[str]) -> str:
             wrapper.tail, el.tail = el.tail, None
             el.addprevious(wrapper)
             wrapper.append(el)
-    return lxml.html.tostring(root, encoding="unicode")
+    return str(lxml.html.tostring(root, encoding="unicode"))
 
 
 def _tracking_image(el: Any) -> str | None:

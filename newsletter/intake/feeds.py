@@ -271,7 +271,7 @@ def foreign_date(raw: Any) -> datetime | None:
         return None
     import dateparser  # imported on first use: most feeds write English dates, which feedparser reads
 
-    moment = dateparser.parse(
+    moment: datetime | None = dateparser.parse(
         raw,
         languages=DATE_LANGUAGES,
         settings={"PARSERS": ["absolute-time"], "REQUIRE_PARTS": ["day", "month", "year"]},

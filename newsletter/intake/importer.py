@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from ..config import Settings
 from ..edition import parse_story
 from ..errors import ConfigError, IntakeError
 from ..fsutil import write_atomic
+from ..options import check_number
 from .feeds import parse_feed
 from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, Fetched, Fetcher, file_path, is_url, read_file, user_agent
 from .item import Item
@@ -121,8 +122,8 @@ def intake_settings(settings: Settings) -> IntakeSettings:
         if section is not None and (not isinstance(section, str) or not section.strip()):
             raise ConfigError(f"{at}: 'section' must be a section name")
         feeds.append(FeedSource(url.strip(), section.strip() if section else None))
-    timeout = _number(table.get("timeout", DEFAULT_TIMEOUT), f"{where}: 'timeout' (seconds)", 0.05, 600)
-    max_mb = _number(table.get("max_mb", DEFAULT_MAX_BYTES / 1_000_000), f"{where}: 'max_mb'", 0.001, 1000)
+    timeout = check_number(table.get("timeout", DEFAULT_TIMEOUT), f"{where}: 'timeout' (seconds)", 0.05, 600)
+    max_mb = check_number(table.get("max_mb", DEFAULT_MAX_BYTES / 1_000_000), f"{where}: 'max_mb'", 0.001, 1000)
     agent = table.get("user_agent")
     if agent is not None and (not isinstance(agent, str) or not agent.strip() or "\n" in agent):
         raise ConfigError(f"{where}: 'user_agent' must be one line of text")
@@ -132,16 +133,6 @@ def intake_settings(settings: Settings) -> IntakeSettings:
     return IntakeSettings(
         tuple(feeds), timeout, int(max_mb * 1_000_000), agent, default_section.strip() if default_section else None
     )
-
-
-def _number(value: Any, what: str, low: float, high: float) -> float:
-    try:
-        number = float(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        number = None
-    if number is None or not low <= number <= high:
-        raise ConfigError(f"{what} must be a number from {low:g} to {high:g}, got {value!r}")
-    return number
 
 
 class Importer:

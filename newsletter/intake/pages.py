@@ -74,24 +74,7 @@ def parse_page(
     page_url = canonical or _http(guessed.url) or _http(meta.url) or ""
     base = _http(_first(tree, "//base/@href"), page_url or url or "") or page_url or url or ""
 
-    article = trafilatura.load_html(text)
-    prune_page(article)
-    body_html = prune_article(
-        trafilatura.extract(
-            article,
-            url=base or None,
-            output_format="html",
-            include_links=True,
-            include_images=True,
-            include_formatting=True,
-            include_tables=True,
-            include_comments=False,
-            with_metadata=False,
-            deduplicate=False,
-            favor_precision=True,
-        )
-        or ""
-    )
+    body_html = _article_html(text, base)
     words = count_words(plain_text(body_html))
     if words < MIN_ARTICLE_WORDS:
         found = f"only {words} word{'s' if words != 1 else ''} of main text" if words else "no main text"
@@ -105,15 +88,7 @@ def parse_page(
     author = plain_text(meta.author)
     if not author or re.match(r"https?://", author):
         author = plain_text(guessed.author)
-    author = _BY.sub("", author)
-    image = None
-    image_url = meta.image or guessed.image
-    if image_url:
-        try:
-            src = clean_url(image_url, base or None, schemes=("https",))
-            image = ItemImage(src=src, alt=clip(plain_text(meta.image_alt) or title, 500))
-        except ValueError:
-            warnings.append(f"{source}: image {image_url[:100]!r} left out: stories only embed absolute https images")
+    image = _page_image(meta.image or guessed.image, meta.image_alt, title, base, source, warnings)
     trackers: list[str] = []
     markdown = html_to_markdown(_without_title(body_html, title), base, trackers)
     warnings += [f"{source}: tracking image from {host} removed" for host in dict.fromkeys(trackers)]
@@ -126,7 +101,7 @@ def parse_page(
         guid=None if page_url else (file.resolve().as_uri() if file else None),
         url=page_url,
         summary=summary,
-        byline=clip(author, 200),
+        byline=clip(_BY.sub("", author), 200),
         section=clip(plain_text(meta.section), 80),
         # The page's keywords and tags, else the extractor's (tag links under the article): tags only.
         categories=[t for t in (plain_text(t) for t in meta.tags or tag_list(guessed.tags or [])) if t],
@@ -136,6 +111,40 @@ def parse_page(
         origin=source,
     )
     return ParsedPage(item=item, warnings=warnings)
+
+
+def _article_html(text: str, base: str) -> str:
+    """The page's main text as clean HTML: the page pruned of what is never the article, then extracted."""
+    article = trafilatura.load_html(text)
+    prune_page(article)
+    extracted = trafilatura.extract(
+        article,
+        url=base or None,
+        output_format="html",
+        include_links=True,
+        include_images=True,
+        include_formatting=True,
+        include_tables=True,
+        include_comments=False,
+        with_metadata=False,
+        deduplicate=False,
+        favor_precision=True,
+    )
+    return prune_article(extracted or "")
+
+
+def _page_image(
+    image_url: str | None, alt: str | None, title: str, base: str, source: str, warnings: list[str]
+) -> ItemImage | None:
+    """The page's main image, when it is an absolute https image (stories embed no other)."""
+    if not image_url:
+        return None
+    try:
+        src = clean_url(image_url, base or None, schemes=("https",))
+    except ValueError:
+        warnings.append(f"{source}: image {image_url[:100]!r} left out: stories only embed absolute https images")
+        return None
+    return ItemImage(src=src, alt=clip(plain_text(alt) or title, 500))
 
 
 def decode_html(data: bytes, charset: str | None, source: str, warnings: list[str]) -> str:
@@ -191,7 +200,7 @@ def _without_title(html: str, title: str) -> str:
     heading, wanted = _words(first.text_content()), _words(title)
     if heading and wanted and (heading in wanted or wanted in heading):
         first.drop_tree()
-        return lxml.html.tostring(root, encoding="unicode")
+        return str(lxml.html.tostring(root, encoding="unicode"))
     return html
 
 

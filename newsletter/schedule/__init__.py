@@ -4,8 +4,8 @@ In:  the settings (`[schedule]`), the clock.
 Out: one run of the edition pipeline and the mailing per edition date, recorded in `data/schedule.sqlite`.
 
     config.py    ScheduleConfig (the `[schedule]` table) and MorningTrigger (one fire per local day)
-    runs.py      RunStore: one row per edition date (running/completed/empty/failed/interrupted/skipped)
-    runs_pg.py   PgRunStore: the same in PostgreSQL; one daemon of a fleet claims each morning
+    runs.py      RunStore: one row per edition date (running/completed/empty/failed/interrupted/skipped),
+                 SQLite or PostgreSQL (one daemon of a fleet claims each morning); open_run_store
     morning.py   Morning: the job itself, with an injected clock: grace check, claim, intake, send, record
     daemon.py    Daemon: BlockingScheduler + SQLAlchemy job store + the lock + signals + retries
     zones.py     per_timezone: one Morning per zone of the list, each firing at the zone's own `at`
@@ -34,8 +34,7 @@ from .config import (
 )
 from .daemon import Daemon, bounces_job, lock_path, logging_to_stderr, morning_job, run_now, scheduler_lock
 from .morning import Morning, Outcome, RunResult, preflight, send_with_mailing
-from .runs import RunStore, State, store_path
-from .runs_pg import PgRunStore, open_run_store
+from .runs import RunStore, State, open_run_store, store_path
 from .zones import Batch, BatchTrigger, ZoneMorning, batch_time, next_batches, reader_zone, subscriber_zones
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
     "Morning",
     "MorningTrigger",
     "Outcome",
-    "PgRunStore",
     "RunResult",
     "RunStore",
     "ScheduleConfig",

@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..options import check_number
 
 JOB_ID = "morning"
 DEFAULTS: dict[str, Any] = {"at": "06:00", "days": "mon-sun", "grace": "3h", "retries": 3, "retry_delay": "10m"}
@@ -24,8 +25,8 @@ KEYS = ("at", "timezone", "days", "grace", "retries", "retry_delay", "per_timezo
 # How far back to look for "the latest morning": a schedule runs at least once a week.
 _LOOKBACK = timedelta(days=8)
 # A daemon down for months does not list every lost morning one by one.
-_MAX_LISTED_MISSES = 14
-_MAX_LISTED_FAILURES = 10
+MAX_LISTED_MISSES = 14
+MAX_LISTED_FAILURES = 10
 
 # --- configuration ----------------------------------------------------------------------------------
 
@@ -105,11 +106,7 @@ def read_config(settings: Settings) -> ScheduleConfig:
     retry_delay = _duration(values["retry_delay"], origin, "retry_delay")
     if retry_delay < timedelta(seconds=1):
         raise ConfigError(f"{origin} 'retry_delay' must be at least 1s, got {values['retry_delay']!r}")
-    retries = values["retries"]
-    if isinstance(retries, str) and retries.strip().isdigit():  # from NEWSLETTER_SCHEDULE__RETRIES
-        retries = int(retries)
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
-        raise ConfigError(f"{origin} 'retries' must be a whole number from 0 to 100, got {retries!r}")
+    retries = int(check_number(values["retries"], f"{origin} 'retries'", 0, 100, whole=True))
     per_timezone = values.get("per_timezone", False)
     if isinstance(per_timezone, str) and per_timezone.strip().lower() in ("true", "false", "1", "0"):
         per_timezone = per_timezone.strip().lower() in ("true", "1")  # from NEWSLETTER_SCHEDULE__PER_TIMEZONE
@@ -148,7 +145,7 @@ def _duration(value: Any, origin: str, key: str) -> timedelta:
 # --- trigger ----------------------------------------------------------------------------------------
 
 
-class MorningTrigger(CronTrigger):
+class MorningTrigger(CronTrigger):  # type: ignore[misc]  # apscheduler 3 has no type hints
     """A CronTrigger that fires at most once per local calendar day.
 
     On a fall-back night a wall-clock time inside the repeated hour (02:30 in Paris) exists twice and
@@ -157,7 +154,7 @@ class MorningTrigger(CronTrigger):
     """
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        nxt = super().get_next_fire_time(previous_fire_time, now)
+        nxt: datetime | None = super().get_next_fire_time(previous_fire_time, now)
         if nxt is not None and previous_fire_time is not None:
             tz = self.timezone
             if in_zone(nxt, tz).date() == in_zone(previous_fire_time, tz).date():

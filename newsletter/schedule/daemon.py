@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 from .. import logs, metrics
 from ..config import Settings
 from ..errors import LockedError
-from ..storage import ProcessLock
+from ..storage import ProcessLock, lock_key
 from .config import JOB_ID, MorningTrigger, ScheduleConfig, format_duration, in_zone, read_config
 from .morning import Morning, Outcome, RunResult, SendFn, preflight, send_with_mailing, utc_now
 from .runs import data_dir, store_path
@@ -23,6 +24,22 @@ from .runs import data_dir, store_path
 log = logging.getLogger("newsletter.schedule")
 
 # --- the lock ---------------------------------------------------------------------------------------
+
+
+def job_store(settings: Settings) -> dict[str, Any]:
+    """Where APScheduler keeps this daemon's schedule: next to the runs table, in PostgreSQL when
+    `database_url` is set. APScheduler does not share a job store between schedulers, so each daemon of a
+    fleet (host and folder) has a table of its own there; a connection the server dropped (a restart) is
+    noticed and replaced before it is used (`pool_pre_ping`)."""
+    url = settings.database_url
+    if not url:
+        return {"url": f"sqlite:///{store_path(settings)}"}
+    owner = f"{socket.gethostname()}:{settings.root.resolve()}"
+    return {
+        "url": "postgresql+psycopg://" + url.split("://", 1)[1],
+        "tablename": f"apscheduler_jobs_{lock_key(owner):08x}",
+        "engine_options": {"pool_pre_ping": True},
+    }
 
 
 def lock_path(settings: Settings) -> Path:
@@ -115,7 +132,7 @@ class Daemon:
                     raise LockedError(f"a scheduler is already running for {root} in this process")
                 self.scheduler = BlockingScheduler(
                     jobstores={
-                        "default": SQLAlchemyJobStore(url=f"sqlite:///{store_path(self.settings)}"),
+                        "default": SQLAlchemyJobStore(**job_store(self.settings)),
                         "memory": MemoryJobStore(),  # retries: a restart re-derives them from the runs table
                     },
                     # One worker: the cron job, a catch-up and a retry never run at the same time.

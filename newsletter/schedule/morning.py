@@ -16,8 +16,8 @@ from ..config import Settings
 from ..errors import NewsletterError
 from ..storage import this_owner
 from .config import (
-    _MAX_LISTED_FAILURES,
-    _MAX_LISTED_MISSES,
+    MAX_LISTED_FAILURES,
+    MAX_LISTED_MISSES,
     ScheduleConfig,
     fire_times,
     format_duration,
@@ -25,12 +25,14 @@ from .config import (
     latest_fire,
     read_config,
 )
-from .runs import _RESUMED, DONE, SETTLED, RunRow, RunStore, State
-from .runs_pg import PgRunStore, open_run_store
+from .runs import DONE, SETTLED, RunRow, RunStore, State, open_run_store
 
 log = logging.getLogger("newsletter.schedule")
 
 # --- the job ----------------------------------------------------------------------------------------
+
+# How a morning resumed names the run it takes over.
+_RESUMED = {State.RUNNING: "crashed", State.INTERRUPTED: "stopped", State.FAILED: "failed"}
 
 
 class Report(Protocol):
@@ -152,7 +154,7 @@ class Morning:
         *,
         send: SendFn | None = None,
         clock: Callable[[], datetime] = utc_now,
-        store: RunStore | PgRunStore | None = None,
+        store: RunStore | None = None,
         stop: threading.Event | None = None,
         owner: str | None = None,
     ) -> None:
@@ -229,8 +231,8 @@ class Morning:
         self._log_skipped(earlier, now, why="the scheduler woke up too late")
 
     def _log_skipped(self, mornings: list[datetime], now: datetime, *, why: str) -> None:
-        if len(mornings) > _MAX_LISTED_MISSES:
-            older = mornings[:-_MAX_LISTED_MISSES]
+        if len(mornings) > MAX_LISTED_MISSES:
+            older = mornings[:-MAX_LISTED_MISSES]
             log.error(
                 "SKIPPED %d editions from %s to %s (%s); none will be sent",
                 len(older),
@@ -240,7 +242,7 @@ class Morning:
             )
             for scheduled in older:
                 self.store.skip(self.edition_for(scheduled), scheduled, now, f"past the grace period ({why})")
-            mornings = mornings[-_MAX_LISTED_MISSES:]
+            mornings = mornings[-MAX_LISTED_MISSES:]
         for scheduled in mornings:
             self._skip(scheduled, now, why)
         if mornings:
@@ -391,13 +393,13 @@ class Morning:
         for warning in getattr(report, "warnings", ()):
             log.warning("edition %s: %s", day, warning)
         failures = list(getattr(report, "failures", ()))
-        for line in failures[:_MAX_LISTED_FAILURES]:
+        for line in failures[:MAX_LISTED_FAILURES]:
             log.warning("edition %s: not delivered: %s", day, logs.mask_addresses(line))  # the domain, not who
-        if len(failures) > _MAX_LISTED_FAILURES:
+        if len(failures) > MAX_LISTED_FAILURES:
             log.warning(
                 "edition %s: %d more not delivered; `newsletter status --date %s --failed` lists them",
                 day,
-                len(failures) - _MAX_LISTED_FAILURES,
+                len(failures) - MAX_LISTED_FAILURES,
                 day,
             )
 

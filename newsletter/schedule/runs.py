@@ -9,16 +9,16 @@ its window yet) is not done: a late story can still make the morning until its g
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import sqlite3
-from collections.abc import Iterator
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
-from ..storage import Meta, connect, owner_alive
+from ..errors import StorageError
+from ..storage import Database, lock_key, open_pg, open_sqlite, owner_alive, reconnect_seconds
 
 # --- the runs table ---------------------------------------------------------------------------------
 
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS runs (
     detail      TEXT NOT NULL DEFAULT ''
 );
 """
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 
 
 def data_dir(settings: Settings) -> Path:
@@ -77,48 +78,40 @@ def store_path(settings: Settings) -> Path:
     return data_dir(settings) / "schedule.sqlite"
 
 
+_SQLITE_NAMES = {"runs": "runs", "meta": "meta"}
+_PG_NAMES = {"runs": "schedule_runs", "meta": "schedule_meta"}
+_COLUMNS = "edition, scheduled, state, attempts, owner, started_at, finished_at, detail"
+
+
 class RunStore:
-    """One row per edition date. Every change is one short transaction, safe across processes."""
+    """One row per edition date, in `data/schedule.sqlite` or PostgreSQL (`open_run_store`). Every change
+    is one short transaction, safe across processes.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA + Meta.SCHEMA)
+    Who may run a morning differs by backend, and only that: with SQLite files (one machine) a running row
+    whose owner process is gone has crashed (`owner_alive`); with PostgreSQL the claiming daemon holds the
+    morning's advisory lock until it finishes, so a daemon on another machine knows without guessing, and
+    the lock goes with a dead daemon's connection (`_MorningLocks`).
+    """
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = connect(self.path)
-        try:
-            yield db
-        finally:
-            db.close()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")  # take the write lock before reading: claims cannot interleave
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def __init__(self, source: Path | Database) -> None:
+        if isinstance(source, Database):
+            self.db = source
+            self._locks: _OwnerCheck = _MorningLocks(source)
+        else:
+            self.db = open_sqlite("the scheduler's runs", source, schema=_SCHEMA + _META, names=_SQLITE_NAMES)
+            self._locks = _OwnerCheck()
+        self.path = self.db.where
 
     def get(self, edition: date) -> RunRow | None:
-        with self._connect() as db:
-            return _row(db, edition)
+        return _row(self.db, edition)
 
     def rows(self) -> list[RunRow]:
-        with self._connect() as db:
-            names = [r[0] for r in db.execute("SELECT edition FROM runs ORDER BY edition")]
-            return [row for name in names if (row := _row(db, date.fromisoformat(name))) is not None]
+        return [_make(r) for r in self.db.query(f"SELECT {_COLUMNS} FROM {{runs}} ORDER BY edition")]
 
     def counts(self, edition: date) -> dict[str, int | None]:
-        with self._connect() as db:
-            found = db.execute(
-                "SELECT sent, failed, skipped, pending FROM runs WHERE edition = ?", (edition.isoformat(),)
-            ).fetchone()
+        found = self.db.one(
+            "SELECT sent, failed, skipped, pending FROM {runs} WHERE edition = ?", (edition.isoformat(),)
+        )
         return dict(zip(("sent", "failed", "skipped", "pending"), found or (None,) * 4, strict=True))
 
     def claim(self, edition: date, scheduled: datetime, owner: str, now: datetime) -> tuple[bool, RunRow | None]:
@@ -126,18 +119,19 @@ class RunStore:
 
         Returns (claimed, the row as it was before).
         """
-        with self._transaction() as db:
+        if not self._locks.hold(edition):  # a live daemon elsewhere is running this morning
+            return False, self.get(edition)
+        with self.db.transaction() as db:  # SQLite: the write lock first, so claims cannot interleave
             before = _row(db, edition)
-            if before is not None and (
-                before.state in DONE
-                or (before.state == State.RUNNING and before.owner != owner and owner_alive(before.owner))
-            ):
+            if before is not None and (before.state in DONE or self._locks.running_elsewhere(before, owner)):
+                self._locks.release(edition)
                 return False, before
             db.execute(
-                "INSERT INTO runs (edition, scheduled, state, attempts, owner, started_at, finished_at, detail) "
+                "INSERT INTO {runs} (edition, scheduled, state, attempts, owner, started_at, finished_at, detail) "
                 "VALUES (?, ?, 'running', 1, ?, ?, NULL, '') "
-                "ON CONFLICT(edition) DO UPDATE SET state = 'running', attempts = attempts + 1, owner = excluded.owner,"
-                " started_at = excluded.started_at, finished_at = NULL, scheduled = excluded.scheduled",
+                "ON CONFLICT (edition) DO UPDATE SET state = 'running', attempts = {runs}.attempts + 1, "
+                "owner = excluded.owner, started_at = excluded.started_at, finished_at = NULL, "
+                "scheduled = excluded.scheduled",
                 (edition.isoformat(), scheduled.isoformat(), owner, now.isoformat()),
             )
             return True, before
@@ -146,70 +140,136 @@ class RunStore:
         self, edition: date, state: State, now: datetime, detail: str = "", counts: dict[str, int] | None = None
     ) -> None:
         counts = counts or {}
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE runs SET state = ?, finished_at = ?, detail = ?, sent = ?, failed = ?, skipped = ?, "
-                "pending = ? WHERE edition = ?",
-                (
-                    state.value,
-                    now.isoformat(),
-                    detail,
-                    counts.get("sent"),
-                    counts.get("failed"),
-                    counts.get("skipped"),
-                    counts.get("pending"),
-                    edition.isoformat(),
-                ),
-            )
+        self.db.execute(
+            "UPDATE {runs} SET state = :state, finished_at = :now, detail = :detail, sent = :sent, "
+            "failed = :failed, skipped = :skipped, pending = :pending WHERE edition = :edition",
+            {
+                "state": state.value,
+                "now": now.isoformat(),
+                "detail": detail,
+                "edition": edition.isoformat(),
+                **{k: counts.get(k) for k in ("sent", "failed", "skipped", "pending")},
+            },
+        )
+        self._locks.release(edition)
 
     def skip(self, edition: date, scheduled: datetime, now: datetime, detail: str) -> bool:
-        """Record a morning deliberately not sent; False when the row already says done or skipped."""
-        with self._transaction() as db:
-            before = _row(db, edition)
-            if before is not None and before.state in SETTLED:
-                return False
-            if before is not None and before.state == State.RUNNING and owner_alive(before.owner):
-                return False
-            db.execute(
-                "INSERT INTO runs (edition, scheduled, state, attempts, finished_at, detail) "
-                "VALUES (?, ?, 'skipped', 0, ?, ?) "
-                "ON CONFLICT(edition) DO UPDATE SET state = 'skipped', finished_at = excluded.finished_at,"
-                " detail = excluded.detail",
-                (edition.isoformat(), scheduled.isoformat(), now.isoformat(), detail),
-            )
-            return True
+        """Record a morning deliberately not sent; False when done, skipped, or running on a live process."""
+        if not self._locks.hold(edition):
+            return False
+        try:
+            with self.db.transaction() as db:
+                before = _row(db, edition)
+                if before is not None and before.state in SETTLED:
+                    return False
+                if before is not None and self._locks.running_elsewhere(before, None):
+                    return False
+                db.execute(
+                    "INSERT INTO {runs} (edition, scheduled, state, attempts, finished_at, detail) "
+                    "VALUES (?, ?, 'skipped', 0, ?, ?) ON CONFLICT (edition) DO UPDATE SET state = 'skipped', "
+                    "finished_at = excluded.finished_at, detail = excluded.detail",
+                    (edition.isoformat(), scheduled.isoformat(), now.isoformat(), detail),
+                )
+                return True
+        finally:
+            self._locks.release(edition)
 
     def get_meta(self, key: str) -> str | None:
-        with self._connect() as db:
-            return Meta.get(db, key)
+        found = self.db.scalar("SELECT value FROM {meta} WHERE key = ?", (key,))
+        return None if found is None else str(found)
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._transaction() as db:
-            Meta.set(db, key, value)
+        self.db.upsert(self.db.names["meta"], {"key": key, "value": value}, ("key",), ("value",))
 
     def advance(self, through: datetime) -> None:
-        """Remember that every morning up to `through` has been accounted for (run, or logged as skipped)."""
-        with self._transaction() as db:
-            found = Meta.get(db, "accounted_through")
-            if found is None or datetime.fromisoformat(found) < through:
-                Meta.set(db, "accounted_through", through.isoformat())
+        """Remember that every morning up to `through` has been accounted for (never moves back)."""
+        with self.db.transaction() as db:
+            self._locks.serialize(db, "accounted_through")
+            found = db.scalar("SELECT value FROM {meta} WHERE key = 'accounted_through'")
+            if found is None or datetime.fromisoformat(str(found)) < through:
+                db.upsert(
+                    db.names["meta"], {"key": "accounted_through", "value": through.isoformat()}, ("key",), ("value",)
+                )
 
     def accounted_through(self) -> datetime | None:
         value = self.get_meta("accounted_through")
         return datetime.fromisoformat(value) if value else None
 
     def close(self) -> None:
-        """Nothing held between calls (each opens its own connection); here for the common interface."""
+        self._locks.close()
+        self.db.close()
 
 
-def _row(db: sqlite3.Connection, edition: date) -> RunRow | None:
-    found = db.execute(
-        "SELECT edition, scheduled, state, attempts, owner, started_at, finished_at, detail FROM runs "
-        "WHERE edition = ?",
-        (edition.isoformat(),),
-    ).fetchone()
-    if found is None:
-        return None
+class _OwnerCheck:
+    """SQLite (one machine): a running row belongs to a live process when its `host:pid` is alive."""
+
+    def hold(self, edition: date) -> bool:
+        return True
+
+    def release(self, edition: date) -> None:
+        pass
+
+    def running_elsewhere(self, row: RunRow, owner: str | None) -> bool:
+        return row.state == State.RUNNING and row.owner != owner and owner_alive(row.owner)
+
+    def serialize(self, db: Database, name: str) -> None:
+        """Nothing to do: a SQLite transaction holds the file's write lock from its start."""
+
+    def close(self) -> None:
+        pass
+
+
+class _MorningLocks(_OwnerCheck):
+    """PostgreSQL: the morning's session advisory lock, held on a connection of its own until `finish`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._holder: Database | None = None
+        self._held: set[date] = set()
+        self._guard = threading.Lock()
+
+    def hold(self, edition: date) -> bool:
+        with self._guard:
+            if edition in self._held:
+                return True
+            if self._holder is None:  # no reconnecting: a lost connection has lost its locks
+                self._holder = Database(self._db.store, self._db.where, self._db.connector, postgres=True)
+            if self._holder.scalar("SELECT pg_try_advisory_lock(?)", (lock_key(f"morning:{edition}"),)):
+                self._held.add(edition)
+                return True
+            return False
+
+    def release(self, edition: date) -> None:
+        with self._guard:
+            if edition in self._held and self._holder is not None:
+                self._held.discard(edition)
+                try:
+                    self._holder.query("SELECT pg_advisory_unlock(?)", (lock_key(f"morning:{edition}"),))
+                except StorageError:  # the server went away meanwhile, and the lock with the connection
+                    self._holder.close()
+                    self._holder = None
+                    self._held.clear()
+
+    def running_elsewhere(self, row: RunRow, owner: str | None) -> bool:
+        return False  # this daemon holds the morning's lock: nobody else is running it
+
+    def serialize(self, db: Database, name: str) -> None:
+        db.query("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
+
+    def close(self) -> None:
+        with self._guard:
+            if self._holder is not None:
+                self._holder.close()  # drops every morning lock it held
+                self._holder = None
+                self._held.clear()
+
+
+def _row(db: Database, edition: date) -> RunRow | None:
+    found = db.one(f"SELECT {_COLUMNS} FROM {{runs}} WHERE edition = ?", (edition.isoformat(),))
+    return None if found is None else _make(found)
+
+
+def _make(found: tuple[Any, ...]) -> RunRow:
     return RunRow(
         date.fromisoformat(found[0]),
         datetime.fromisoformat(found[1]),
@@ -220,3 +280,11 @@ def _row(db: sqlite3.Connection, edition: date) -> RunRow | None:
         datetime.fromisoformat(found[6]) if found[6] else None,
         found[7],
     )
+
+
+def open_run_store(settings: Settings) -> RunStore:
+    """The runs table the settings name: PostgreSQL when `database_url` is set, else data/schedule.sqlite."""
+    if settings.database_url:
+        url = settings.database_url
+        return RunStore(open_pg("the scheduler's runs", url, names=_PG_NAMES, reconnect=reconnect_seconds(settings)))
+    return RunStore(store_path(settings))

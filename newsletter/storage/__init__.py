@@ -1,66 +1,79 @@
 """Where records live, and the record-keeping the other subsystems share.
 
 In:  a path (a SQLite file, a lock file), or a `postgresql://` URL from the settings.
-Out: connections set up the same way everywhere (WAL, busy timeout), the one-process-at-a-time lock, the
-     owner identity used to tell a run that crashed from one still going, and the PostgreSQL backend
-     (connections, versioned migrations, advisory locks) that every record store switches to when
-     `database_url` is set.
+Out: `Database`, the one adapter every record store is written on (a SQLite file or PostgreSQL, the same
+     calls); `StorageError` for whatever goes wrong in it; the check that refuses a damaged file; the
+     one-process-at-a-time lock, the owner identity used to tell a run that crashed from one still going,
+     and the PostgreSQL schema (versioned migrations, advisory lock keys).
 
-    records.py     SQLite connections, Meta, ProcessLock, owners
-    database.py    Postgres: connect, upgrade (migrations/NNNN_*.sql), schema check, advisory lock keys
+    adapter.py     Database (execute/query/transaction/atomic/upsert), open_sqlite, open_pg, reconnecting
+    integrity.py   is a records file whole? header, length, quick_check; `newsletter db check`
+    checkup.py     every store of a newsletter, checked (SQLite files and the PostgreSQL database)
+    records.py     ProcessLock, owners
+    database.py    Postgres: upgrade (migrations/NNNN_*.sql), schema check, advisory lock keys
     migrate.py     copy an existing set of SQLite files into PostgreSQL, row for row
     backup.py      consistent backups of every SQLite file and the database (pg_dump), checked restores
-    subscribers.py the subscriber store: one small interface (`SubscriberStore`), SQLite by default
-    subscribers_pg.py  the same store in PostgreSQL, and `open_store`, which picks the backend
+    subscribers.py the subscriber store: one small interface (`SubscriberStore`), one class, `open_store`
 
-Each record store (delivery's ledger and suppression list, the schedule's runs) has a SQLite class and
-a PostgreSQL class with the same methods; `open_*` factories in those subsystems pick by the settings.
+Each record store (delivery's ledger and suppression list, the schedule's runs, the bounce records, the
+subscribers) is one class on `Database`; an `open_*` factory in its subsystem opens the backend the
+settings name. What only PostgreSQL does (claims with leases, advisory locks) is a small strategy inside
+the store, not a second copy of it.
 
 Public face: the names in `__all__`.
 """
 
 from __future__ import annotations
 
+from .adapter import DEFAULT_RECONNECT, Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
 from .backup import BackupError, BackupReport, backup, restore, sqlite_files, verify
+from .checkup import Finding, check_stores
 from .database import Postgres, head_version, lock_key, open_postgres, redact
+from .integrity import LEDGER_WALK, check_file
 from .migrate import Moved, migrate_from_sqlite
-from .records import FileLock, Meta, ProcessLock, connect, owner_alive, this_owner
+from .records import ProcessLock, owner_alive, this_owner
 from .subscribers import (
     STATUSES,
     Consent,
-    SqliteSubscriberStore,
+    SqlSubscriberStore,
     SubscriberRecord,
     SubscriberStore,
     clean_zone,
     now_iso,
+    open_store,
     store_location,
 )
-from .subscribers_pg import PgSubscriberStore, open_store
 
 __all__ = [
+    "DEFAULT_RECONNECT",
+    "LEDGER_WALK",
     "STATUSES",
     "BackupError",
     "BackupReport",
     "Consent",
-    "FileLock",
-    "Meta",
+    "Database",
+    "Finding",
     "Moved",
-    "PgSubscriberStore",
     "Postgres",
     "ProcessLock",
-    "SqliteSubscriberStore",
+    "RecordStore",
+    "SqlSubscriberStore",
     "SubscriberRecord",
     "SubscriberStore",
     "backup",
+    "check_file",
+    "check_stores",
     "clean_zone",
-    "connect",
     "head_version",
     "lock_key",
     "migrate_from_sqlite",
     "now_iso",
+    "open_pg",
     "open_postgres",
+    "open_sqlite",
     "open_store",
     "owner_alive",
+    "reconnect_seconds",
     "redact",
     "restore",
     "sqlite_files",

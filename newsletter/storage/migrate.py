@@ -1,8 +1,8 @@
 """Move an existing set-up's SQLite files into PostgreSQL without losing a row.
 
 What moves: the suppression list, the subscriber store (in insertion order, consent records and all),
-every edition's ledger (recipients, runs, meta; run ids are renumbered
-and the recipients' `seen_run` follows them), the scheduler's runs and meta. Each source file is copied in
+every edition's ledger (recipients, runs, meta; run ids are renumbered and the recipients' `seen_run`
+follows them), the scheduler's runs and meta, the bounce records. Each source file is copied in
 one transaction and then counted on both sides; a mismatch rolls that file back and is an error. An
 edition the database already holds is left alone and reported, so running the move twice is harmless.
 The SQLite files are only read.
@@ -65,6 +65,7 @@ def migrate_from_sqlite(
     ledgers: list[tuple[str, Path]],
     schedule: Path | None,
     subscribers: Path | None = None,
+    bounces: Path | None = None,
 ) -> Moved:
     """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema.
 
@@ -112,7 +113,24 @@ def migrate_from_sqlite(
                 )
                 moved.add("schedule_runs", len(rows))
                 moved.add("schedule_meta", len(meta))
+        if bounces is not None and bounces.exists():
+            with _read(bounces) as src, db.transaction():
+                _bounces(db, src, moved)
     return moved
+
+
+def _bounces(db: Any, src: sqlite3.Connection, moved: Moved) -> None:
+    """The handled report ids and the soft-bounce history; rows already there are kept as they are."""
+    for table, cols, key in (
+        ("processed", "message_id, processed_at, kind", "message_id"),
+        ("soft", "key, message_id, at, diagnostic", "key, message_id"),
+    ):
+        rows = _rows(src, f"SELECT {cols} FROM {table}")
+        marks = ", ".join(["%s"] * len(cols.split(", ")))
+        db.cursor().executemany(
+            f"INSERT INTO bounce_{table} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING", rows
+        )
+        moved.add(f"bounce_{table}", len(rows))
 
 
 def _ledger(db: Any, src: sqlite3.Connection, day: str, path: Path, moved: Moved) -> None:

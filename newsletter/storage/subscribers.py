@@ -1,9 +1,9 @@
 """The subscriber store: who is on the list, in which state, and the record of their consent.
 
 One small interface, `SubscriberStore`, so the rest of the package never knows where subscribers live;
-`SqliteSubscriberStore` keeps them in `data/subscribers.sqlite` (WAL mode: the send loop reads while the
-web app writes); `PgSubscriberStore` (subscribers_pg.py) keeps them in PostgreSQL when `database_url` is
-set. A backend implements the same eight methods and nothing else.
+`SqlSubscriberStore` keeps them in `data/subscribers.sqlite` (WAL mode: the send loop reads while the
+web app writes), or in PostgreSQL when `database_url` is set: one class over the storage adapter;
+`open_store` picks the backend.
 
 Statuses: `pending` (asked, not yet confirmed), `confirmed` (mailed), `unsubscribed`, `bounced`. Only
 `confirmed` rows are sent to. Addresses compare case-insensitively (the key is the lower-cased address);
@@ -17,8 +17,6 @@ zone (an IANA name, for `[schedule] per_timezone`); a value that is not one is k
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError
-from .records import connect
+from .adapter import Database, RecordStore, open_pg, open_sqlite
 
 STATUSES = ("pending", "confirmed", "unsubscribed", "bounced")
 DEFAULT_PATH = "data/subscribers.sqlite"
@@ -147,34 +145,23 @@ def make_record(row: tuple[object, ...]) -> SubscriberRecord:
     )
 
 
-class SqliteSubscriberStore:
-    """`SubscriberStore` in one SQLite file (created on first use, WAL, busy timeout)."""
+class SqlSubscriberStore(RecordStore):
+    """`SubscriberStore` in a SQLite file (created on first use, WAL, busy timeout) or in PostgreSQL (the
+    `subscribers` table of migration 0002): `source` is the file or an open `Database`."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                conn = connect(self.path, wal=True, shared=True)
-                conn.executescript(_SCHEMA)
-                columns = {str(r[1]) for r in conn.execute("SELECT * FROM pragma_table_info('subscribers')")}
-                if "timezone" not in columns:  # a file written before readers had a zone
-                    conn.execute("ALTER TABLE subscribers ADD COLUMN timezone TEXT NOT NULL DEFAULT ''")
-            except (sqlite3.Error, OSError) as exc:
-                raise ConfigError(f"{self.path}: cannot open the subscriber store ({exc})") from None
-            self._conn = conn
-        return self._conn
-
-    _COLUMNS = "rowid, email, name, locale, status, created_at, confirmed_at, consent, timezone"
+    def __init__(self, source: str | Path | Database) -> None:
+        if isinstance(source, Database):
+            self.db = source
+        else:
+            self.db = open_sqlite("the subscriber store", Path(source), schema=_SCHEMA, names={"id": "rowid"})
+            columns = {str(r[1]) for r in self.db.query("SELECT * FROM pragma_table_info('subscribers')")}
+            if "timezone" not in columns:  # a file written before readers had a zone
+                self.db.execute("ALTER TABLE subscribers ADD COLUMN timezone TEXT NOT NULL DEFAULT ''")
+        self.path = self.db.where
+        self._get = f"SELECT {_COLUMNS} FROM subscribers WHERE key = ?"
 
     def get(self, email: str) -> SubscriberRecord | None:
-        with self._lock:
-            row = (
-                self._db().execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE key = ?", (_key(email),)).fetchone()
-            )
+        row = self.db.one(self._get, (_key(email),))
         return None if row is None else make_record(row)
 
     def add(
@@ -183,48 +170,48 @@ class SqliteSubscriberStore:
         _check_status(status)
         now = now_iso()
         confirmed = now if status == "confirmed" else None
-        zone = clean_zone(timezone)
-        with self._lock:
-            db = self._db()
-            cur = db.execute(
-                "INSERT OR IGNORE INTO subscribers (key, email, name, locale, status, created_at, confirmed_at, "
-                "updated_at, timezone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_key(email), email.strip(), name, locale, status, now, confirmed, now, zone),
-            )
-            if cur.rowcount == 1:
+        row = {
+            "key": _key(email),
+            "email": email.strip(),
+            "name": name,
+            "locale": locale,
+            "status": status,
+            "created_at": now,
+            "confirmed_at": confirmed,
+            "updated_at": now,
+            "timezone": clean_zone(timezone),
+        }
+        with self.db.transaction() as db:
+            if db.upsert("subscribers", row, ("key",)) == 1:
                 return True
             db.execute(
-                "UPDATE subscribers SET name = ?, locale = ?, status = ?, timezone = ?, updated_at = ?, "
-                "confirmed_at = CASE WHEN ? = 'confirmed' THEN coalesce(confirmed_at, ?) ELSE confirmed_at END "
-                "WHERE key = ?",
-                (name, locale, status, zone, now, status, now, _key(email)),
+                "UPDATE subscribers SET name = :name, locale = :locale, status = :status, timezone = :timezone, "
+                "updated_at = :updated_at, confirmed_at = CASE WHEN :status = 'confirmed' "
+                "THEN coalesce(confirmed_at, :updated_at) ELSE confirmed_at END WHERE key = :key",
+                row,
             )
             return False
 
     def request(self, email: str, *, name: str = "", locale: str = "") -> SubscriberRecord:
         now = now_iso()
-        with self._lock:
-            db = self._db()
+        with self.db.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO subscribers (key, email, name, locale, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                "INSERT INTO subscribers (key, email, name, locale, status, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
+                "locale = excluded.locale, updated_at = excluded.updated_at WHERE subscribers.status = 'pending'",
                 (_key(email), email.strip(), name, locale, now, now),
             )
-            db.execute(
-                "UPDATE subscribers SET name = ?, locale = ?, updated_at = ? WHERE key = ? AND status = 'pending'",
-                (name, locale, now, _key(email)),
-            )
-            row = db.execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE key = ?", (_key(email),)).fetchone()
+            row = db.one(self._get, (_key(email),))
+        assert row is not None  # inserted or already there, inside one transaction
         return make_record(row)
 
     def confirm(self, email: str, consent: Consent) -> SubscriberRecord:
         now = now_iso()
         data = json.dumps(asdict(consent), sort_keys=True)
-        with self._lock:
-            db = self._db()
+        with self.db.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO subscribers (key, email, status, created_at, updated_at) "
-                "VALUES (?, ?, 'pending', ?, ?)",
+                "INSERT INTO subscribers (key, email, status, created_at, updated_at) "
+                "VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (key) DO NOTHING",
                 (_key(email), email.strip(), now, now),
             )
             db.execute(
@@ -232,36 +219,27 @@ class SqliteSubscriberStore:
                 "WHERE key = ?",
                 (consent.at or now, data, now, _key(email)),
             )
-            row = db.execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE key = ?", (_key(email),)).fetchone()
+            row = db.one(self._get, (_key(email),))
+        assert row is not None
         return make_record(row)
 
     def set_status(self, email: str, status: str) -> bool:
         _check_status(status)
-        with self._lock:
-            cur = self._db().execute(
-                "UPDATE subscribers SET status = ?, updated_at = ? WHERE key = ?", (status, now_iso(), _key(email))
-            )
-        return cur.rowcount == 1
+        sql = "UPDATE subscribers SET status = ?, updated_at = ? WHERE key = ?"
+        return self.db.execute(sql, (status, now_iso(), _key(email))) == 1
 
     def remove(self, email: str) -> bool:
-        with self._lock:
-            cur = self._db().execute("DELETE FROM subscribers WHERE key = ?", (_key(email),))
-        return cur.rowcount == 1
+        return self.db.execute("DELETE FROM subscribers WHERE key = ?", (_key(email),)) == 1
 
     def records(self, status: str | None = None) -> Iterator[SubscriberRecord]:
         if status is not None:
             _check_status(status)
-        # A page at a time by rowid, so a long list is never held in memory nor a read held open.
+        # A page at a time in insertion order, so a long list is never held in memory nor a read held open.
         last = 0
+        where = "{id} > :last" + (" AND status = :status" if status else "")
+        page = f"SELECT {_COLUMNS} FROM subscribers WHERE {where} ORDER BY {{id}} LIMIT 1000"
         while True:
-            with self._lock:
-                where = "rowid > ?" + (" AND status = ?" if status else "")
-                params: tuple[object, ...] = (last, status) if status else (last,)
-                rows = (
-                    self._db()
-                    .execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE {where} ORDER BY rowid LIMIT 1000", params)
-                    .fetchall()
-                )
+            rows = self.db.query(page, {"last": last, "status": status})
             if not rows:
                 return
             for row in rows:
@@ -270,22 +248,22 @@ class SqliteSubscriberStore:
 
     def counts(self) -> dict[str, int]:
         found = dict.fromkeys(STATUSES, 0)
-        with self._lock:
-            for status, n in self._db().execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
-                found[str(status)] = int(n)
+        for status, n in self.db.query("SELECT status, count(*) FROM subscribers GROUP BY status"):
+            found[str(status)] = int(n)
         return found
 
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
-    def __enter__(self) -> SqliteSubscriberStore:
-        return self
+_COLUMNS = "{id}, email, name, locale, status, created_at, confirmed_at, consent, timezone"
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+
+def open_store(root: Path, setting: object = None, database_url: str = "", reconnect: float = 0.0) -> SubscriberStore:
+    """The configured store: PostgreSQL when `database_url` is set, else the SQLite file `[subscribers]
+    path` (created where no file exists)."""
+    if database_url:
+        return SqlSubscriberStore(
+            open_pg("the subscriber store", database_url, names={"id": "id"}, reconnect=reconnect)
+        )
+    return SqlSubscriberStore(store_location(root, setting))
 
 
 def store_location(root: Path, setting: object = None) -> Path:

@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, Router
 
-from ..bounces import BounceState, Decider, Decision, Event, Policy, state_path
+from ..bounces import Decider, Decision, Event, Policy, open_bounce_state
 from ..config import Settings
 from ..delivery import open_suppression
 from ..errors import ConfigError
@@ -169,7 +169,7 @@ class SnsVerifier:
 
 def _apply(settings: Settings, event_id: str, events: list[tuple[str, Event, str]], source: str) -> list[Decision]:
     """Run the policy over one provider event, once per `event_id` (blocking: call in a thread)."""
-    with BounceState(state_path(settings)) as state, open_suppression(settings) as suppression:
+    with open_bounce_state(settings) as state, open_suppression(settings) as suppression:
         if state.seen(event_id):
             return []
         decider = Decider(Policy.from_settings(settings), state, suppression, source=source)

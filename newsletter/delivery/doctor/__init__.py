@@ -26,8 +26,8 @@ from ...config import Settings
 from ...edition import build
 from ...errors import NewsletterError
 from ..dkim import DkimOptions, Signer, signer_for
+from ..options import MailingOptions
 from ..personalize import Personalizer
-from ..report import MailingOptions
 from ..sinks.smtp import SmtpConfig, config_from_settings, smtp_url
 from ..unsubscribe import ONE_CLICK, secret_from_env
 from ..verp import ReturnPath

@@ -5,7 +5,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 
-from ..sinks.smtp import SmtpConfig, _is_loopback
+from ..sinks.smtp import SmtpConfig, is_loopback
 from .checks import Check, error, ok, warning
 
 
@@ -67,7 +67,7 @@ def _tls_and_auth(conn: smtplib.SMTP, config: SmtpConfig, name: str) -> list[Che
                     f"use smtp+starttls://{config.host}:{config.port}",
                 )
             )
-    elif _is_loopback(config.host):
+    elif is_loopback(config.host):
         checks.append(
             warning(
                 f"TLS of {name}", "no TLS (a relay on this machine)", "fine for a local MTA; it must use TLS onwards"
@@ -103,7 +103,7 @@ def _auth(conn: smtplib.SMTP, config: SmtpConfig, name: str) -> Check:
                 "check NEWSLETTER_SMTP_USERNAME / NEWSLETTER_SMTP_PASSWORD",
             )
         return ok(f"AUTH at {name}", f"logged in as {config.username!r}")
-    if _is_loopback(config.host):
+    if is_loopback(config.host):
         return ok(f"AUTH at {name}", "no login (a relay on this machine, trusted by address)")
     fix = "set NEWSLETTER_SMTP_USERNAME and NEWSLETTER_SMTP_PASSWORD" if offered else "require AUTH on the relay"
     return warning(f"AUTH at {name}", "sending without logging in: the relay trusts this address", fix)

@@ -36,10 +36,7 @@ def configured_rate(settings: Settings, rate: float | None) -> float:
         if rate < 0:
             raise ConfigError(f"--rate must be 0 (no limit) or more, got {rate}")
         return rate
-    value = settings.section("smtp").get("rate", 0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"[smtp] rate must be a number of messages per second (0: no limit), got {value!r}")
-    return float(value)
+    return settings.table("smtp").number("rate", 0, 0, 1_000_000, unit="messages per second (0: no limit)")
 
 
 __all__ = [

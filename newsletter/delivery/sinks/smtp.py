@@ -30,11 +30,11 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from ...config import Settings
 from ...errors import ConfigError, DeliveryError
+from ...options import check_number
 from .base import Envelope, Outcome, Sink, Stage
 from .wire import Wire, WireError, one_line
 
@@ -82,7 +82,7 @@ def config_from_settings(
     environ: dict[str, str] | None = None,
 ) -> SmtpConfig:
     env = os.environ if environ is None else environ
-    table = settings.section("smtp")
+    table = settings.table("smtp")
     url = smtp_url(settings, url)
     if url is None:
         raise ConfigError("no SMTP server: pass --smtp smtp://host:port or set [smtp] url")
@@ -101,11 +101,6 @@ def config_from_settings(
         port = parts.port or default_port
     except ValueError:
         raise ConfigError(f"--smtp {url!r}: bad port") from None
-
-    def number(key: str, value: Any, low: float, high: float, kind: type = float) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise ConfigError(f"[smtp] {key} must be a number from {low:g} to {high:g}, got {value!r}")
-        return kind(value)
 
     conns = connections if connections is not None else table.get("connections", 1)
     limit = rate if rate is not None else table.get("rate", 0)
@@ -130,20 +125,20 @@ def config_from_settings(
         tls=tls,
         username=username,
         password=password,
-        connections=number("connections", conns, 1, 64, int),
-        rate=number("rate", limit, 0, 1_000_000),
-        timeout=number("timeout", table.get("timeout", 30), 0.1, 3600),
+        connections=int(check_number(conns, table.where("connections"), 1, 64, whole=True)),
+        rate=check_number(limit, table.where("rate"), 0, 1_000_000, unit="messages per second"),
+        timeout=table.number("timeout", 30, 0.1, 3600, unit="seconds"),
         ca_file=ca_path,
         local_hostname=table.get("helo") or None,
     )
-    if config.username and config.tls == "none" and not _is_loopback(config.host):
+    if config.username and config.tls == "none" and not is_loopback(config.host):
         raise ConfigError(
             f"refusing to send the SMTP password unencrypted to {config.host}; use smtps:// or smtp+starttls://"
         )
     return config
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -16,10 +16,8 @@ that fails (the relay is down) is tried again with a growing delay, then dropped
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...config import Settings
-from ...storage import connect
+from ...errors import StorageError
+from ...storage import open_sqlite
 
 log = logging.getLogger("newsletter.web")
 
@@ -64,9 +63,8 @@ class ConfirmationQueue:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._db = connect(path, wal=True, shared=True)
-        self._db.executescript(_SCHEMA)
+        # A damaged queue file is refused like any store (never read as an empty queue).
+        self._db = open_sqlite("the confirmation queue", path, schema=_SCHEMA)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._owner = f"{os.getpid()}:{id(self)}"
@@ -76,15 +74,13 @@ class ConfirmationQueue:
         return cls((settings.root / DEFAULT_PATH).resolve())
 
     def put(self, signup: SignUp) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO signups (address, name, lang, source, due) VALUES (?, ?, ?, ?, ?)",
-                (signup.address, signup.name, signup.lang, signup.source, time.time() + POLL),
-            )
+        self._db.execute(
+            "INSERT INTO signups (address, name, lang, source, due) VALUES (?, ?, ?, ?, ?)",
+            (signup.address, signup.name, signup.lang, signup.source, time.time() + POLL),
+        )
 
     def waiting(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM signups").fetchone()[0])
+        return int(self._db.scalar("SELECT count(*) FROM signups"))
 
     def start(self, handle: Callable[[SignUp], None]) -> None:
         if self._thread is None:
@@ -96,8 +92,7 @@ class ConfirmationQueue:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     # --- the worker -----------------------------------------------------------------------------------
 
@@ -106,17 +101,17 @@ class ConfirmationQueue:
             try:
                 for row_id, signup, attempts in self._claim():
                     self._handle(handle, row_id, signup, attempts)
-            except sqlite3.Error as exc:  # a locked or full disk: the rows wait for the next look
+            except StorageError as exc:  # a locked or full disk: the rows wait for the next look
                 log.error("confirmation queue %s: %s", self.path, exc)
 
     def _claim(self) -> Iterator[tuple[int, SignUp, int]]:
         now = time.time()
-        with self._lock, self._transaction():
-            rows = self._db.execute(
+        with self._db.transaction() as db:
+            rows = db.query(
                 "SELECT id, address, name, lang, source, attempts FROM signups WHERE due <= ? ORDER BY due LIMIT 20",
                 (now,),
-            ).fetchall()
-            self._db.executemany(
+            )
+            db.many(
                 "UPDATE signups SET due = ?, claimed_by = ? WHERE id = ?",
                 [(now + CLAIM, self._owner, r[0]) for r in rows],
             )
@@ -131,22 +126,10 @@ class ConfirmationQueue:
             if attempts >= MAX_ATTEMPTS:
                 log.error("confirmation email not sent after %d attempts, dropped: %s", attempts, exc)
             else:
-                with self._lock:
-                    self._db.execute(
-                        "UPDATE signups SET due = ?, attempts = ?, last_error = ?, claimed_by = NULL WHERE id = ?",
-                        (time.time() + 30 * 2**attempts, attempts, str(exc)[:500], row_id),
-                    )
+                self._db.execute(
+                    "UPDATE signups SET due = ?, attempts = ?, last_error = ?, claimed_by = NULL WHERE id = ?",
+                    (time.time() + 30 * 2**attempts, attempts, str(exc)[:500], row_id),
+                )
                 log.warning("confirmation email not sent (attempt %d), trying again later: %s", attempts, exc)
                 return
-        with self._lock:
-            self._db.execute("DELETE FROM signups WHERE id = ?", (row_id,))
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        self._db.execute("DELETE FROM signups WHERE id = ?", (row_id,))

@@ -13,7 +13,6 @@ client_timeout = 10                  # seconds a client has to send a whole requ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from ...config import Settings
@@ -47,14 +46,7 @@ class WebOptions:
         if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h.strip() for h in hosts):
             raise ConfigError(f"[web] hosts must be a list of host names, got {hosts!r}")
 
-        def number(key: str, default: int, low: int, high: int) -> int:
-            value: Any = table.get(key, default)
-            if isinstance(value, str) and value.strip().isdigit():
-                value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"[web] {key} must be a whole number from {low} to {high}, got {value!r}")
-            return value
-
+        number = settings.table("web").whole
         return cls(
             hosts=frozenset(h.strip().lower() for h in hosts),
             confirm_hours=number("confirm_hours", 48, 1, 24 * 30),

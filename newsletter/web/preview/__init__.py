@@ -1,4 +1,5 @@
-"""The local preview server: `newsletter preview`. See app.py for the pages, state.py for the rendering."""
+"""The local preview server: `newsletter preview`. See app.py for the pages (handlers in pages.py, downloads.py,
+forms.py, live.py), state.py for the rendering."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ import re
 from functools import lru_cache
 
 from babel.messages.pofile import read_po
-from conftest import REPO
+
+from .demo import REPO
 
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 
