@@ -164,7 +164,7 @@ def test_three_senders_share_a_mailing_and_survive_a_kill(demo_root: Path, pg_ur
 def test_senders_ride_out_a_database_restart(demo_root: Path, tmp_path: Path) -> None:
     """PostgreSQL is stopped the hard way mid-send and started again: the senders wait, reconnect and
     finish the mailing, every reader once (a lease longer than the outage keeps each batch its sender's)."""
-    import pg_cluster
+    from tests import pg_cluster
 
     readers = [f"reader{i:04d}@example.com" for i in range(3000)]
     cluster = pg_cluster.PgCluster().start()

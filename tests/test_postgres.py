@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.delivery import SuppressionList, ledger_report, send_edition, subscriber_store, suppression_path
-from newsletter.delivery.ledger import _PG_NAMES, Ledger
+from newsletter.delivery.ledger import PG_NAMES, Ledger
 from newsletter.delivery.sinks.memory import MemorySink
 from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.errors import ConfigError
@@ -30,7 +30,7 @@ def subs(addresses: list[str]) -> list[tuple[str, str, str, int]]:
 
 def fleet_ledger(url: str, owner: str) -> Any:
     """One sender's view of edition DAY in PostgreSQL, with a one-second lease."""
-    db = open_pg("the ledger", url, names=_PG_NAMES)
+    db = open_pg("the ledger", url, names=PG_NAMES)
     return Ledger(db, edition=DAY.isoformat(), lease=1.0, owner=owner)
 
 
