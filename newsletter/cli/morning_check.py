@@ -15,7 +15,7 @@ OK, CRITICAL, UNKNOWN = 0, 1, 3
 
 _NEVER_RAN = (
     "UNKNOWN: the scheduler has never run here (no record of a morning); start `newsletter schedule` "
-    "(README, Scheduling)"
+    "(docs/scheduling.md)"
 )
 
 

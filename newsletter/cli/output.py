@@ -1,7 +1,7 @@
 """`--json`: the machine-readable face of `status`, `send`, `bounces` and `subscribers show`.
 
 One JSON object on stdout, keys in a stable order, dates as ISO 8601; the exit status is the same as
-without `--json` (README's "Exit codes" table) and is also in the object as `exit_code`, so a caller
+without `--json` (the exit-code table of docs/operations.md) and is also in the object as `exit_code`, so a caller
 that only keeps the output still knows. Warnings go to stderr as usual.
 """
 

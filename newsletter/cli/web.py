@@ -31,7 +31,7 @@ STATUS = click.Choice(["pending", "confirmed", "unsubscribed", "bounced"])
 def serve(root: Path, host: str, port: int, workers: int, with_site: bool, forwarded_allow_ips: str) -> None:
     """Run the public web app: one-click unsubscribe, double opt-in subscribe, /healthz.
 
-    Meant to sit behind nginx or Caddy (README shows both). Needs NEWSLETTER_UNSUBSCRIBE_SECRET. It
+    Meant to sit behind nginx or Caddy (docs/web.md shows both). Needs NEWSLETTER_UNSUBSCRIBE_SECRET. It
     answers only requests whose Host is one of [web] hosts (default: the host of base_url) and says
     which once it listens, with a `curl` that works from the same machine.
 

@@ -5,7 +5,7 @@ in the wheel). They are compiled in memory the first time a language is used, so
 step to forget and a translator's edit shows at the next build. English is the source language: a
 string missing from a catalogue — or a language without one — is shown in English, never empty.
 
-Maintainers refresh the catalogues with `pybabel` (README, "Translations").
+Maintainers refresh the catalogues with `pybabel` (docs/languages.md, "Translations").
 """
 
 from __future__ import annotations
