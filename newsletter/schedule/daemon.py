@@ -283,6 +283,10 @@ class Daemon:
             log.info("edition %s: still no stories at the end of the grace period; no email", result.edition)
             return
         log.info("edition %s: looking for stories again at %s", result.edition, in_zone(when, cfg.timezone))
+        self._add_retry_job(result, key, when)
+
+    def _add_retry_job(self, result: RunResult, key: str, when: datetime) -> None:
+        """One more look at this morning at `when` (a retry after a failure, or an empty morning again)."""
         self.scheduler.add_job(
             self._retry,
             trigger="date",
@@ -319,16 +323,7 @@ class Daemon:
             cfg.retries,
             in_zone(when, cfg.timezone).isoformat(timespec="seconds"),
         )
-        self.scheduler.add_job(
-            self._retry,
-            trigger="date",
-            run_date=when,
-            args=[result.scheduled.isoformat(), key],
-            id=f"retry-{key}-{result.edition.isoformat()}",
-            jobstore="memory",
-            replace_existing=True,
-            misfire_grace_time=None,  # the job checks the grace period itself
-        )
+        self._add_retry_job(result, key, when)
 
     def _on_event(self, event: Any) -> None:
         from apscheduler.events import EVENT_JOB_MISSED
