@@ -78,6 +78,7 @@ OPEN_SECTIONS = (
     "dkim",
     "metrics",  # read by newsletter/metrics.py and the public app's /metrics
     "logging",  # read by the CLI when it sets up log lines
+    "desk",  # the editors' desk; its seed list is read by delivery/seeds.py
     "database",
 )
 

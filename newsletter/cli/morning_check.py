@@ -72,7 +72,7 @@ def check_line(settings: Settings, now: datetime | None = None) -> tuple[int, st
         row = store.get(day)
     if row is not None and row.state in (State.COMPLETED, State.EMPTY):
         return OK, f"OK: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
-    if row is not None and row.state in (State.FAILED, State.SKIPPED):
+    if row is not None and row.state in (State.FAILED, State.SKIPPED, State.HELD):
         return CRITICAL, f"CRITICAL: edition {day} {row.state.value}: {row.detail}".rstrip(": ")
     if now <= deadline:
         state = row.state.value if row is not None else "not started"

@@ -22,6 +22,9 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
     dkim.py          `[dkim]`: keys, and the Signer every message passes on its way to the sink
     breaker.py       the circuit breaker: pause a send that bounces or is refused for policy
     health.py        bounce and complaint rates beside the providers' limits; paused mailings
+    control.py       an operator's pause and resume of a running mailing (the breaker's mechanism)
+    seeds.py         test sends to the seed list (`[desk] seed`) or an address, outside the ledger
+    state.py         where a morning stands: waiting for approval, approved, sending, paused, sent
     doctor/          `newsletter doctor`: SPF, DKIM, DMARC, MX, the relay and the headers, checked
 
 Public face: the names in `__all__`; the schedule and web subsystems import only these.
@@ -30,6 +33,7 @@ Public face: the names in `__all__`; the schedule and web subsystems import only
 from __future__ import annotations
 
 from .addresses import check_address
+from .control import pause_mailing, paused_by_operator, resume_mailing
 from .dkim import (
     PASSPHRASE_ENV,
     DkimOptions,
@@ -49,9 +53,11 @@ from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
 from .options import MAILING, MailingOptions
 from .personalize import clean_name
 from .report import SendReport
+from .seeds import seed_list, send_tests
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
 from .sinks.smtp import config_from_settings, smtp_url
+from .state import EditionState, morning_state
 from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import (
     Subscriber,
@@ -78,6 +84,7 @@ __all__ = [
     "SECRET_ENV",
     "Checklist",
     "DkimOptions",
+    "EditionState",
     "Envelope",
     "ForgedTokenError",
     "LanguageSend",
@@ -113,16 +120,22 @@ __all__ = [
     "load_key",
     "make_sink",
     "make_token",
+    "morning_state",
     "open_ledger",
     "open_suppression",
     "parse_ledger_name",
+    "pause_mailing",
+    "paused_by_operator",
     "paused_mailings",
     "pending_editions",
     "reader_language",
+    "resume_mailing",
     "secret_from_env",
+    "seed_list",
     "send_edition",
     "send_languages",
     "send_test",
+    "send_tests",
     "signer_for",
     "signing",
     "smtp_url",

@@ -17,6 +17,7 @@ Out: an `Edition` (the chosen stories), its HTML and text parts, the list copy a
     trackers.py   tracking pixels: recognised by size, host, path or query; removed from bodies
     photos.py     story photos published into site/images/ (the images subsystem) and sized for the email
     build.py      all of the above for one date, and the outbox written atomically
+    digest.py     the approval hash of each language edition (what an editor approves)
     languages.py  one edition per `[list] languages` entry (i18n.py: the gettext catalogues, Babel)
 
 Public face: the names in `__all__`; the delivery, schedule and web subsystems import only these.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from .body import sanitize_html
 from .build import Build, StoriesInvalid, build, choose_date, own_skipped, read, read_window, stories_for, write_edition
+from .digest import Digest, digest_of, edition_digests
 from .i18n import language_name, text_direction, translations
 from .index import StoryIndex
 from .index import walk as walk_stories
@@ -55,6 +57,7 @@ __all__ = [
     "AUTO_SUBMITTED",
     "Build",
     "CheckReport",
+    "Digest",
     "Edition",
     "Editions",
     "LoadResult",
@@ -73,9 +76,11 @@ __all__ = [
     "choose_date",
     "compile_mjml",
     "default_templates_dir",
+    "digest_of",
     "drop_tracking_images",
     "edition_date_for",
     "edition_dates",
+    "edition_digests",
     "edition_url",
     "email_image",
     "feedback_id",

@@ -1,13 +1,14 @@
 """The `[schedule]` table and the trigger: when mornings are, in the newsletter's zone, through DST.
 
-ScheduleConfig   the `[schedule]` table, validated (at, timezone, days, grace, retries, retry_delay)
+ScheduleConfig   the `[schedule]` table, validated (at, timezone, days, grace, retries, retry_delay, and
+                 the approval keys of approval.py)
 MorningTrigger   APScheduler's CronTrigger, at most one fire per local day (DST fall-back repeats none)
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
@@ -18,10 +19,12 @@ from apscheduler.triggers.cron import CronTrigger
 from ..config import Settings
 from ..errors import ConfigError
 from ..options import check_number
+from .approval import KEYS as APPROVAL_KEYS
+from .approval import ApprovalPolicy, parse_policy
 
 JOB_ID = "morning"
 DEFAULTS: dict[str, Any] = {"at": "06:00", "days": "mon-sun", "grace": "3h", "retries": 3, "retry_delay": "10m"}
-KEYS = ("at", "timezone", "days", "grace", "retries", "retry_delay", "per_timezone")
+KEYS = ("at", "timezone", "days", "grace", "retries", "retry_delay", "per_timezone", *APPROVAL_KEYS)
 # How far back to look for "the latest morning": a schedule runs at least once a week.
 _LOOKBACK = timedelta(days=8)
 # A daemon down for months does not list every lost morning one by one.
@@ -40,6 +43,7 @@ class ScheduleConfig:
     retries: int
     retry_delay: timedelta
     per_timezone: bool = False  # each reader at `at` in their own zone (zones.py)
+    approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # approval.py: wait for an editor before sending
 
     def trigger(self) -> MorningTrigger:
         return MorningTrigger(
@@ -56,6 +60,7 @@ class ScheduleConfig:
             f"{self.days} at {at} {self.timezone.key}, grace {format_duration(self.grace)}, "
             f"{self.retries} retr{'y' if self.retries == 1 else 'ies'} every {format_duration(self.retry_delay)}"
             + (", each reader at that time in their own zone" if self.per_timezone else "")
+            + (f", {self.approval.describe()}" if self.approval.required else "")
         )
 
 
@@ -112,7 +117,8 @@ def read_config(settings: Settings) -> ScheduleConfig:
         per_timezone = per_timezone.strip().lower() in ("true", "1")  # from NEWSLETTER_SCHEDULE__PER_TIMEZONE
     if not isinstance(per_timezone, bool):
         raise ConfigError(f"{origin} 'per_timezone' must be true or false, got {per_timezone!r}")
-    return ScheduleConfig(at, tz, days, grace, retries, retry_delay, per_timezone)
+    approval = parse_policy(values, origin)
+    return ScheduleConfig(at, tz, days, grace, retries, retry_delay, per_timezone, approval)
 
 
 _DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?")

@@ -15,6 +15,7 @@ from .. import logs
 from ..config import Settings
 from ..errors import NewsletterError
 from ..storage import this_owner
+from .approval import GateResult, await_approval
 from .config import (
     MAX_LISTED_FAILURES,
     MAX_LISTED_MISSES,
@@ -127,6 +128,7 @@ class Outcome(enum.StrEnum):
     INTERRUPTED = "interrupted"
     FAILED = "failed"
     STOPPED = "stopped"
+    HELD = "held"  # approval required and not given in time (schedule/approval.py)
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ class Morning:
         store: RunStore | None = None,
         stop: threading.Event | None = None,
         owner: str | None = None,
+        sleep: Callable[[float], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.config = config or read_config(settings)
@@ -166,6 +169,7 @@ class Morning:
         self.store = store or open_run_store(settings)
         self.stop = stop or threading.Event()
         self.owner = owner or this_owner()
+        self.sleep = sleep or self.stop.wait  # waiting for approval; tests pass one that moves their clock
 
     def edition_for(self, scheduled: datetime) -> date:
         """A morning sends the edition dated that day, in the schedule's time zone."""
@@ -321,6 +325,12 @@ class Morning:
                 self.store.finish(day, State.EMPTY, self.clock(), empty)
                 log.info("edition %s: %s; no email sent (looked at again until the grace period ends)", day, empty)
                 return RunResult(day, scheduled, Outcome.EMPTY, empty, attempt, _time.monotonic() - started)
+            gate = self._approval(day, scheduled)
+            if not gate.go:
+                state = State.HELD if gate.held else State.INTERRUPTED
+                self.store.finish(day, state, self.clock(), gate.detail)
+                outcome = Outcome.HELD if gate.held else Outcome.INTERRUPTED
+                return RunResult(day, scheduled, outcome, gate.detail, attempt, _time.monotonic() - started)
             report = self.send(self.settings, day, stop=self.stop)
         except Exception as exc:
             took = _time.monotonic() - started
@@ -361,6 +371,14 @@ class Morning:
             summary,
         )
         return RunResult(day, scheduled, Outcome.INTERRUPTED, summary, attempt, took, report)
+
+    def _approval(self, day: date, scheduled: datetime) -> GateResult:
+        """With `[schedule] approval = "required"`: wait for the editors' approval of these exact editions."""
+        policy = self.config.approval
+        if not policy.required:
+            return GateResult(True, "approval: auto")
+        deadline = policy.deadline(day, scheduled, self.config.grace, self.config.timezone)
+        return await_approval(self.settings, policy, day, deadline, clock=self.clock, sleep=self.sleep)
 
     def _not_now(self, day: date, scheduled: datetime, now: datetime, manual: bool) -> RunResult | None:
         """Why this morning is not run now — stopping, done, empty past its grace, too late — or None."""

@@ -1,4 +1,4 @@
-"""The runs table: one row per edition date (running/completed/empty/failed/interrupted/skipped).
+"""The runs table: one row per edition date (running/completed/empty/failed/interrupted/skipped/held).
 
 APScheduler's job store keeps the schedule (trigger, next run) across restarts, but it moves
 `next_run_time` forward the moment a job is *submitted*, so it cannot tell a finished morning from one that
@@ -30,6 +30,7 @@ class State(enum.StrEnum):
     FAILED = "failed"  # the run raised; a retry or a restart within the grace period resumes it
     INTERRUPTED = "interrupted"  # stopped (SIGTERM) with messages pending; resumed like a failure
     SKIPPED = "skipped"  # past the grace period: deliberately never sent
+    HELD = "held"  # approval required and not given by `approve_by`: sent only by an operator (--run-now)
 
 
 DONE = (State.COMPLETED,)

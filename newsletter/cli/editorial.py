@@ -1,0 +1,197 @@
+"""`newsletter approve`, `send-test`, `pause`, `resume`: the editors' decisions on the command line, for
+operators without the desk (the desk's pages call the same library functions)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import as_date, cli, date_option, handle_errors, load, root_option
+
+
+def newsletter_option(func: Any) -> Any:
+    return click.option(
+        "--newsletter",
+        "newsletter_id",
+        metavar="ID",
+        default=None,
+        help="Which newsletter (its [list] id; default: this folder's one list).",
+    )(func)
+
+
+def language_option(func: Any) -> Any:
+    return click.option(
+        "--language",
+        "languages",
+        multiple=True,
+        metavar="LANG",
+        help="Only this language edition (repeatable; default: every language edition of the day).",
+    )(func)
+
+
+def by_option(func: Any) -> Any:
+    return click.option(
+        "--by", "by", metavar="NAME", default=None, help="Who decides (default: the user running the command)."
+    )(func)
+
+
+def chosen(root: Path, newsletter_id: str | None) -> Any:
+    """The settings of the newsletter named (a plain id, default the folder's single list)."""
+    settings = load(root)
+    if newsletter_id is not None and newsletter_id != settings.list.id:
+        raise click.ClickException(
+            f"--newsletter: no newsletter {newsletter_id!r} here (this folder's is {settings.list.id!r})"
+        )
+    return settings
+
+
+def _who(by: str | None) -> str:
+    name = " ".join((by or "").split())
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+def _languages(settings: Any, languages: tuple[str, ...]) -> tuple[str, ...] | None:
+    for lang in languages:
+        if lang not in settings.languages:
+            raise click.ClickException(
+                f"--language: {lang!r} is not one of [list] languages ({', '.join(settings.languages)})"
+            )
+    return languages or None
+
+
+@cli.command()
+@root_option
+@newsletter_option
+@date_option
+@language_option
+@by_option
+@handle_errors
+def approve(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], by: str | None) -> None:
+    """Approve an edition exactly as it would go out now, for `[schedule] approval = "required"`.
+
+    What is approved is a hash of the edition as it builds now: its stories' content, their order and
+    the plan, the subject and preheader. A story edited afterwards voids the approval and the scheduler
+    waits again. Without --language every language edition of the day is approved.
+
+    \b
+    Examples:
+      newsletter approve --date 2016-12-30 --by "Ada Lovelace"
+      newsletter approve --newsletter morning --language fr
+    """
+    from ..edition import edition_digests
+    from ..editorial import open_approvals
+
+    settings = chosen(root, newsletter_id)
+    wanted = _languages(settings, languages)
+    digests = edition_digests(settings, as_date(day))
+    who = _who(by)
+    with open_approvals(settings) as store:
+        for lang, digest in digests.items():
+            if wanted and lang not in wanted:
+                continue
+            store.approve(settings.list.id, digest.edition, lang, digest.content_hash, who)
+            label = f"{digest.edition} ({lang})" if settings.multilingual else str(digest.edition)
+            click.echo(
+                f"Edition {label}: approved by {who}: {digest.stories} stories, subject {digest.subject!r}, "
+                f"hash {digest.content_hash[:12]}"
+            )
+
+
+@cli.command("send-test")
+@root_option
+@newsletter_option
+@date_option
+@language_option
+@click.option(
+    "--to", "to", multiple=True, metavar="ADDRESS", help="Send to this address (repeatable; default: [desk] seed)."
+)
+@handle_errors
+def send_test_command(
+    root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], to: tuple[str, ...]
+) -> None:
+    """Mail the edition as it will go out to the seed list (`[desk] seed`) or to --to addresses.
+
+    The same message path as the morning (personalization, headers, DKIM), through `[smtp] url` or into
+    outbox/<date>/test/; the edition's ledger is never touched, so a seed still gets the real morning.
+
+    \b
+    Examples:
+      newsletter send-test --date 2016-12-30
+      newsletter send-test --to editor@example.org --language ar
+    """
+    from ..delivery import send_tests
+
+    settings = chosen(root, newsletter_id)
+    for line in send_tests(settings, as_date(day), to, languages=_languages(settings, languages) or ()):
+        click.echo(line)
+
+
+@cli.command()
+@root_option
+@newsletter_option
+@date_option
+@language_option
+@by_option
+@handle_errors
+def pause(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], by: str | None) -> None:
+    """Pause a running mailing: no new message starts, those in flight finish; `newsletter resume` goes on.
+
+    Every sender of the mailing (sender processes, a PostgreSQL fleet) sees the pause within a fraction
+    of a second and ends its run as paused; the scheduler does not start it again until it is resumed.
+
+    \b
+    Examples:
+      newsletter pause --date 2016-12-30 --by "Ada Lovelace"
+    """
+    from ..delivery import pause_mailing
+    from ..edition import read_window
+
+    settings = chosen(root, newsletter_id)
+    the_day = as_date(day) or read_window(settings, None)[1]
+    for line in pause_mailing(settings, the_day, _who(by), languages=_languages(settings, languages)):
+        click.echo(line)
+
+
+@cli.command()
+@root_option
+@newsletter_option
+@date_option
+@language_option
+@click.option("--no-send", is_flag=True, help="Only lift the pause; leave sending to the scheduler or a worker.")
+@handle_errors
+def resume(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], no_send: bool) -> None:
+    """Lift a pause (an operator's or the circuit breaker's) and go on sending where the mailing stopped.
+
+    Who got the edition is in the ledger: every recipient is mailed once, however often it was paused.
+    Exit status as `newsletter send`.
+
+    \b
+    Examples:
+      newsletter resume --date 2016-12-30
+      newsletter resume --date 2016-12-30 --no-send
+    """
+    from ..delivery import resume_mailing, send_languages
+    from ..edition import read_window
+
+    settings = chosen(root, newsletter_id)
+    the_day = as_date(day) or read_window(settings, None)[1]
+    wanted = _languages(settings, languages)
+    lines = resume_mailing(settings, the_day, languages=wanted)
+    for line in lines or [f"edition {the_day}: not paused"]:
+        click.echo(line)
+    if no_send:
+        return
+    for lang in wanted or (None,):
+        result = send_languages(settings, the_day, language=lang, resume=True, progress=False).combined()
+        click.echo(f"edition {the_day}: sent {result.sent_now} now; {result.sent} sent, {result.pending} pending")
+        if result.pending:
+            sys.exit(4)
