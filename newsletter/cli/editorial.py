@@ -195,3 +195,15 @@ def resume(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str
         click.echo(f"edition {the_day}: sent {result.sent_now} now; {result.sent} sent, {result.pending} pending")
         if result.pending:
             sys.exit(4)
+
+
+def approval_lines(settings: Any, day: Any) -> list[str]:
+    """`status`'s view of a morning under `[schedule] approval = "required"`: each language edition waiting,
+    approved (by whom, when), void, sending, paused or sent; nothing when approval is automatic."""
+    from ..delivery import morning_state
+    from ..schedule import read_config
+
+    if not read_config(settings).approval.required:
+        return []
+    states = morning_state(settings, day, required=True)
+    return [s.line(day, multilingual=settings.multilingual) for s in states]

@@ -24,6 +24,7 @@ from . import (
     root_option,
     serve_metrics,
 )
+from .editorial import approval_lines
 from .output import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
@@ -32,22 +33,10 @@ from .output import (
     emit_and_exit,
     json_option,
     ledger_status,
+    print_list,
     send_report,
     status_code,
 )
-
-SHOWN = 20  # problems printed in full; the rest are counted
-
-
-def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
-    if not lines:
-        return
-    echo_err(f"{title}:", level="warning")
-    for line in lines[:SHOWN]:
-        echo_err(f"  {line}", level="warning")
-    more = (total if total is not None else len(lines)) - min(len(lines), SHOWN)
-    if more > 0:
-        echo_err(f"  … and {more} more", level="warning")
 
 
 @cli.command()
@@ -152,8 +141,8 @@ def send(
         echo_err(f"story left out: {line}")
     for warning in report.warnings:
         echo_err(f"warning: {warning}", level="warning")
-    _print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)
-    _print_list("permanent failures", report.failures, report.failed_now)
+    print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)
+    print_list("permanent failures", report.failures, report.failed_now)
     if as_json:
         data = send_report(report)
         data["languages"] = {lang: send_report(one) for lang, one in result.reports.items()}
@@ -232,6 +221,8 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool, as_json
         for line in [] if as_json else runs:
             click.echo(line)
     the_day = as_date(day) or read_window(settings, None)[1]  # the newest edition, via the story index
+    for line in [] if as_json else approval_lines(settings, the_day):  # approval required: waiting, by whom
+        click.echo(line)
     if settings.multilingual:
         _language_status(settings, the_day, language_status(settings, the_day), show_failed, as_json, runs)
         return

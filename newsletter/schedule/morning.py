@@ -15,7 +15,7 @@ from .. import logs
 from ..config import Settings
 from ..errors import NewsletterError
 from ..storage import this_owner
-from .approval import GateResult, await_approval
+from .approval import await_approval
 from .config import (
     MAX_LISTED_FAILURES,
     MAX_LISTED_MISSES,
@@ -325,12 +325,9 @@ class Morning:
                 self.store.finish(day, State.EMPTY, self.clock(), empty)
                 log.info("edition %s: %s; no email sent (looked at again until the grace period ends)", day, empty)
                 return RunResult(day, scheduled, Outcome.EMPTY, empty, attempt, _time.monotonic() - started)
-            gate = self._approval(day, scheduled)
-            if not gate.go:
-                state = State.HELD if gate.held else State.INTERRUPTED
-                self.store.finish(day, state, self.clock(), gate.detail)
-                outcome = Outcome.HELD if gate.held else Outcome.INTERRUPTED
-                return RunResult(day, scheduled, outcome, gate.detail, attempt, _time.monotonic() - started)
+            not_approved = self._approval(day, scheduled, attempt, started)
+            if not_approved is not None:
+                return not_approved
             report = self.send(self.settings, day, stop=self.stop)
         except Exception as exc:
             took = _time.monotonic() - started
@@ -372,13 +369,19 @@ class Morning:
         )
         return RunResult(day, scheduled, Outcome.INTERRUPTED, summary, attempt, took, report)
 
-    def _approval(self, day: date, scheduled: datetime) -> GateResult:
-        """With `[schedule] approval = "required"`: wait for the editors' approval of these exact editions."""
+    def _approval(self, day: date, scheduled: datetime, attempt: int, started: float) -> RunResult | None:
+        """With `[schedule] approval = "required"`: wait for the editors' approval of these exact editions;
+        the run's result when it is not to be sent (held, or the daemon stopping while it waited)."""
         policy = self.config.approval
         if not policy.required:
-            return GateResult(True, "approval: auto")
+            return None
         deadline = policy.deadline(day, scheduled, self.config.grace, self.config.timezone)
-        return await_approval(self.settings, policy, day, deadline, clock=self.clock, sleep=self.sleep)
+        gate = await_approval(self.settings, policy, day, deadline, clock=self.clock, sleep=self.sleep)
+        if gate.go:
+            return None
+        self.store.finish(day, State.HELD if gate.held else State.INTERRUPTED, self.clock(), gate.detail)
+        outcome = Outcome.HELD if gate.held else Outcome.INTERRUPTED
+        return RunResult(day, scheduled, outcome, gate.detail, attempt, _time.monotonic() - started)
 
     def _not_now(self, day: date, scheduled: datetime, now: datetime, manual: bool) -> RunResult | None:
         """Why this morning is not run now — stopping, done, empty past its grace, too late — or None."""
