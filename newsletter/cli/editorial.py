@@ -166,9 +166,12 @@ def pause(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str,
 @newsletter_option
 @date_option
 @language_option
+@click.option("--subscribers", metavar="FILE", help="The list the mailing was sent to (default: as `send`).")
 @click.option("--no-send", is_flag=True, help="Only lift the pause; leave sending to the scheduler or a worker.")
 @handle_errors
-def resume(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], no_send: bool) -> None:
+def resume(
+    root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], subscribers: str | None, no_send: bool
+) -> None:
     """Lift a pause (an operator's or the circuit breaker's) and go on sending where the mailing stopped.
 
     Who got the edition is in the ledger: every recipient is mailed once, however often it was paused.
@@ -191,7 +194,8 @@ def resume(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str
     if no_send:
         return
     for lang in wanted or (None,):
-        result = send_languages(settings, the_day, language=lang, resume=True, progress=False).combined()
+        run = send_languages(settings, the_day, subscribers=subscribers, language=lang, resume=True, progress=False)
+        result = run.combined()
         click.echo(f"edition {the_day}: sent {result.sent_now} now; {result.sent} sent, {result.pending} pending")
         if result.pending:
             sys.exit(4)

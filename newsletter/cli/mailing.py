@@ -273,7 +273,7 @@ def _health(settings: Any, day: Any, paused: str, *, reported: bool = True) -> N
     from ..delivery import edition_rates
 
     if paused:
-        click.echo(f"{paused[:1].upper()}{paused[1:]} — newsletter send --resume once that is dealt with")
+        click.echo(f"{paused[:1].upper()}{paused[1:]} — `newsletter resume` (or `send --resume`) goes on")
     rates = edition_rates(settings, day, reported=reported)
     if rates is not None:
         click.echo(rates.line() + ("" if reported else " (at send time; reports below)"))

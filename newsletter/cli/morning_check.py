@@ -55,7 +55,7 @@ def check_line(settings: Settings, now: datetime | None = None) -> tuple[int, st
     paused = paused_mailings(settings, now.astimezone(settings.timezone).date())
     if paused:
         more = f" (and {len(paused) - 1} more)" if len(paused) > 1 else ""
-        return CRITICAL, f"CRITICAL: {paused[0]}{more}; newsletter send --resume once dealt with"
+        return CRITICAL, f"CRITICAL: {paused[0]}{more}; `newsletter resume` once dealt with"
     config = read_config(settings)
     latest = latest_fire(config.trigger(), now)
     if latest is None:
