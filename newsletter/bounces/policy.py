@@ -108,6 +108,11 @@ class BounceState(RecordStore):
         )
         return len({r[0] for r in rows} | (extra or set()))
 
+    def soft_times(self, since: datetime) -> list[str]:
+        """When each soft bounce since `since` was recorded (ISO 8601), for the landing figures."""
+        rows = self.db.query("SELECT at FROM {soft} WHERE at >= ?", (since.isoformat(timespec="seconds"),))
+        return [str(r[0]) for r in rows]
+
     def add_soft(self, address: str, message_id: str, now: datetime, diagnostic: str) -> None:
         row = {
             "key": address.lower(),

@@ -211,3 +211,99 @@ def approval_lines(settings: Any, day: Any) -> list[str]:
         return []
     states = morning_state(settings, day, required=True)
     return [s.line(day, multilingual=settings.multilingual) for s in states]
+
+
+@cli.command()
+@root_option
+@newsletter_option
+@date_option
+@click.option("--days", type=click.IntRange(1, 366), default=90, show_default=True, help="The period, up to today.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the charts and tables to this HTML file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+@handle_errors
+def report(root: Path, newsletter_id: str | None, day: Any, days: int, html_path: Path | None, as_json: bool) -> None:
+    """How the mail landed, per edition and over the last --days days: delivered, deferred, failed,
+    bounced (hard and soft), complaints, unsubscribes (counted for the edition of their day), sign-ups and
+    the list's size — from the ledgers, the suppression list, the bounce records and the subscriber store;
+    no reader is tracked. An edition past a mailbox provider's published level (Gmail's 0.3 % spam rate,
+    a 10 % bounce rate) is an ALERT line. --date shows that edition alone.
+
+    \b
+    Examples:
+      newsletter report
+      newsletter report --days 30 --html landing.html
+      newsletter report --date 2016-12-30 --json
+    """
+    from datetime import datetime
+
+    from ..bounces import gather_landing
+
+    settings = chosen(root, newsletter_id)
+    today = as_date(day) or datetime.now(settings.timezone).date()
+    figures = gather_landing(settings, today, days=1 if day is not None else days)
+    if as_json:
+        from .output import emit_and_exit
+
+        emit_and_exit(_landing_json(figures), 0)
+    for line in _landing_lines(figures):
+        click.echo(line)
+    if html_path is not None:
+        _write_html(html_path, settings, figures)
+        click.echo(f"Charts and tables written to {html_path}")
+
+
+def _landing_lines(figures: Any) -> list[str]:
+    lines = [f"How it landed, {figures.start} to {figures.end}: {len(figures.editions)} edition(s)"]
+    for e in reversed(figures.editions):
+        lines.append(
+            f"  {e.edition}  delivered {e.delivered}/{e.recipients}, deferred {e.deferred}, failed {e.failed}, "
+            f"pending {e.pending}; bounced {e.bounced_hard} hard, {e.bounced_soft} soft; complaints {e.complaints} "
+            f"({e.complaint_rate:.2%}); unsubscribes {e.unsubscribes}"
+        )
+    t = figures.totals()
+    lines.append(
+        f"Total: delivered {t.delivered}, failed {t.failed}, bounced {t.bounced_hard} hard / {t.bounced_soft} soft "
+        f"({t.bounce_rate:.2%}), complaints {t.complaints} ({t.complaint_rate:.3%}), unsubscribes {t.unsubscribes}"
+    )
+    signups = sum(d.signups for d in figures.days)
+    sized = [d.list_size for d in figures.days if d.list_size is not None]
+    if sized:
+        lines.append(f"Sign-ups {signups}; readers on the list: {sized[0]} → {sized[-1]}")
+    for alert in figures.alerts:
+        lines.append(f"ALERT ({alert.level}): {alert.message}")
+    return lines
+
+
+def _landing_json(figures: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "start": figures.start,
+        "end": figures.end,
+        "editions": [
+            asdict(e) | {"complaint_rate": e.complaint_rate, "bounce_rate": e.bounce_rate} for e in figures.editions
+        ],
+        "days": [asdict(d) for d in figures.days],
+        "alerts": [asdict(a) for a in figures.alerts],
+    }
+
+
+def _write_html(path: Path, settings: Any, figures: Any) -> None:
+    from html import escape
+
+    from ..editorial import landing_charts
+    from ..fsutil import write_atomic
+
+    alerts = "".join(f'<p class="alert {a.level}">{escape(a.message)}</p>' for a in figures.alerts)
+    title = escape(f"{settings.title}: how it landed, {figures.start} to {figures.end}")
+    page = (
+        f'<!doctype html>\n<html lang="{escape(settings.language)}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>'
+        f"<body><main><h1>{title}</h1>{alerts}{landing_charts(figures)}</main></body></html>\n"
+    )
+    write_atomic(path, page)

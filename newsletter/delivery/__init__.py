@@ -63,10 +63,11 @@ from .subscribers import (
     Subscriber,
     SubscriberSource,
     has_subscriber_list,
+    store_exists,
     store_source,
     subscriber_store,
 )
-from .suppression import Suppression, SuppressionList, open_suppression, suppression_path
+from .suppression import Suppression, SuppressionList, made_at_send, open_suppression, suppression_path
 from .unsubscribe import (
     SECRET_ENV,
     ForgedTokenError,
@@ -118,6 +119,7 @@ __all__ = [
     "ledger_path",
     "ledger_report",
     "load_key",
+    "made_at_send",
     "make_sink",
     "make_token",
     "morning_state",
@@ -139,6 +141,7 @@ __all__ = [
     "signer_for",
     "signing",
     "smtp_url",
+    "store_exists",
     "store_source",
     "subscriber_store",
     "suppression_path",

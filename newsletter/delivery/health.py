@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from ..config import Settings
+from ..editorial import BOUNCE_LIMIT, BOUNCE_REVIEW, COMPLAINT_GOAL, COMPLAINT_LIMIT
 from .breaker import enhanced_class
 from .ledger import ledger_dir, parse_ledger_name
 from .stores import ledger_exists, open_ledger
-from .suppression import open_suppression, suppression_path
+from .suppression import made_at_send, open_suppression, suppression_path
 
-COMPLAINT_GOAL, COMPLAINT_LIMIT = 0.001, 0.003  # Gmail and Yahoo bulk-sender rules
-BOUNCE_REVIEW, BOUNCE_LIMIT = 0.05, 0.10  # Amazon SES's published review and pause levels
 RECENT_LEDGERS = 14  # SQLite ledgers (newest first) `status --check` looks at besides the last week's
 PAUSED = "paused"  # the ledger meta that holds why the breaker paused a mailing ("" once resumed)
 
@@ -111,7 +110,9 @@ def _reported(settings: Settings, day: date) -> dict[str, int]:
     end = start + timedelta(days=1)
     found: dict[str, int] = {}
     with open_suppression(settings) as suppression:
-        for _address, reason, _source, created in suppression:
+        for _address, reason, source, created in suppression:
+            if made_at_send(source):  # a refusal at send time: counted from the ledger already
+                continue
             try:
                 when = datetime.fromisoformat(str(created))
             except ValueError:

@@ -46,7 +46,7 @@ from .progress import Progress
 from .ratelimit import RateLimiter
 from .sinks.base import Envelope, Outcome, Sink
 from .stores import LedgerStore
-from .suppression import Suppression
+from .suppression import Suppression, at_send_source
 
 _BAD_MAILBOX = re.compile(r"^\d{3}[ -]5\.1\.\d{1,3}\b")  # RFC 3463: 5.1.x, the address itself is wrong
 _PERSONAL = re.compile(r"<[^>]*>|\S+@\S+|\d+")  # what differs between two replies that say the same thing
@@ -346,7 +346,7 @@ class Delivery:
             if len(self.stats.failures) < MAX_PROBLEMS:
                 self.stats.failures.append(f"{row.address}: {outcome.reply}")
         if self.options.suppress_bounces and _BAD_MAILBOX.match(outcome.reply):
-            self.suppression.add(row.address, "bounced", f"edition {self.day}: {outcome.reply}"[:500])
+            self.suppression.add(row.address, "bounced", at_send_source(self.day, outcome.reply))
             self.stats.add("bounced")
         self.progress.advance("failed")
 

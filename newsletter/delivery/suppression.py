@@ -65,6 +65,17 @@ class Entry:
         return text
 
 
+def at_send_source(day: object, reply: str) -> str:
+    """The source of an entry the send loop makes for a refusal at send time (already in the ledger)."""
+    return f"edition {day}: {reply}"[:500]
+
+
+def made_at_send(source: str) -> bool:
+    """Whether an entry was the send loop's own (`at_send_source`), not a report that came back later:
+    the ledger counts it already, so the rates must not count it twice."""
+    return source.startswith("edition ")
+
+
 def suppression_path(settings: Settings) -> Path:
     """`[mailing] suppression` (relative to the newsletter folder), default `data/suppression.sqlite`."""
     return settings.options(MAILING).suppression
