@@ -86,8 +86,8 @@ def test_a_story_edited_changes_the_built_editions_hash(demo_root: Path) -> None
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('approval = "maybe"', "'approval' must be \"auto\" or \"required\""),
-        ('on_unapproved = "panic"', "'on_unapproved' must be \"send\" or \"hold\""),
+        ('approval = "maybe"', '\'approval\' must be "auto" or "required"'),
+        ('on_unapproved = "panic"', '\'on_unapproved\' must be "send" or "hold"'),
         ('approve_by = "5:30"', "'approve_by' must be a 24-hour time HH:MM"),
         ('approve_by = "25:00"', "'approve_by' must be a 24-hour time HH:MM"),
     ],
