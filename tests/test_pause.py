@@ -125,3 +125,29 @@ def test_a_paused_mailing_of_5000_resumes_and_mails_everyone_once(
     assert f"{READERS} sent, 0 pending" in resumed.stdout
     counts = Counter(relay.rcpts)
     assert set(counts) == set(readers) and set(counts.values()) == {1}
+
+
+def test_a_resume_in_the_background_finishes_the_mailing(
+    tmp_path: Path, relay: CountingSmtp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk's resume: the pause lifted and `newsletter resume` started as a process of its own."""
+    from newsletter.config import load_settings
+    from newsletter.delivery import ledger_report, pause_mailing, resume_in_background, send_edition
+
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+    root = tmp_path / "paper"
+    copy_demo_stories(root / "stories")
+    readers = [f"reader{i:02d}@example.org" for i in range(40)]
+    (root / "subscribers.csv").write_text("email\n" + "\n".join(readers) + "\n", encoding="utf-8")
+    config = f'[smtp]\nurl = "smtp://127.0.0.1:{relay.port}"\n\n[mailing]\nsubscribers = "subscribers.csv"\n'
+    (root / "newsletter.toml").write_text(config, encoding="utf-8")
+    settings = load_settings(root, environ={"NEWSLETTER_UNSUBSCRIBE_SECRET": SECRET})
+    first = send_edition(settings, DEMO_DATE, limit=15, progress=False)
+    assert first.sent == 15
+    pause_mailing(settings, DEMO_DATE, "Ada")
+    process = resume_in_background(settings, DEMO_DATE)
+    assert process.wait(timeout=120) == 0, (root / "data" / f"resume-{DEMO_DATE}.log").read_text()
+    _wait_for(lambda: relay.count() == 40 and ledger_report(settings, DEMO_DATE).pending == 0, "the resumed run")  # type: ignore[union-attr]
+    report = ledger_report(settings, DEMO_DATE)
+    assert report is not None and report.paused == "" and report.sent == 40
+    assert sorted(relay.rcpts) == readers

@@ -33,7 +33,7 @@ Public face: the names in `__all__`; the schedule and web subsystems import only
 from __future__ import annotations
 
 from .addresses import check_address
-from .control import pause_mailing, paused_by_operator, resume_mailing
+from .control import pause_mailing, paused_by_operator, resume_in_background, resume_mailing
 from .dkim import (
     PASSPHRASE_ENV,
     DkimOptions,
@@ -131,6 +131,7 @@ __all__ = [
     "paused_mailings",
     "pending_editions",
     "reader_language",
+    "resume_in_background",
     "resume_mailing",
     "secret_from_env",
     "seed_list",

@@ -11,6 +11,8 @@ starts on a paused mailing. A resume clears the note; the next `newsletter send 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 
 from ..config import Settings
@@ -64,3 +66,21 @@ def resume_mailing(settings: Settings, day: date, *, languages: tuple[str, ...] 
 def paused_by_operator(reason: str) -> bool:
     """Whether a pause note is an operator's (rather than the breaker's)."""
     return reason.startswith("paused by ")
+
+
+def resume_in_background(
+    settings: Settings, day: date, *, languages: tuple[str, ...] | None = None
+) -> subprocess.Popen[bytes]:
+    """Lift the pause and start `newsletter resume` as a process of its own: the desk's resume button (a
+    web request must not send a mailing itself). The caller need not wait for the process returned. The
+    ledger and, with SQLite, the edition's lock make a second resume of the same mailing harmless: every
+    recipient is still mailed once."""
+
+    resume_mailing(settings, day, languages=languages)
+    args = [sys.executable, "-m", "newsletter", "resume", "--root", str(settings.root), "--date", day.isoformat()]
+    for lang in languages or ():
+        args += ["--language", lang]
+    log = settings.root / "data" / f"resume-{day.isoformat()}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:  # what the run said, for whoever looks (the desk shows the ledger)
+        return subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
