@@ -232,3 +232,10 @@ def test_approve_on_the_command_line_and_status_shows_it(demo_root: Path) -> Non
     wrong = runner.invoke(cli, ["approve", *args, "--newsletter", "nope"])
     assert wrong.exit_code == 1 and "--newsletter: no newsletter 'nope' here" in wrong.output
     assert "Traceback" not in wrong.output
+
+
+def test_status_of_a_day_without_stories_says_so(demo_root: Path) -> None:
+    (demo_root / "newsletter.toml").write_text('[schedule]\napproval = "required"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["status", "--root", str(demo_root), "--date", "2016-01-01"])
+    assert result.output.startswith("Approval: edition 2016-01-01: no stories"), result.output
+    assert "not sent yet" in result.output and "Traceback" not in result.output

@@ -205,11 +205,15 @@ def approval_lines(settings: Any, day: Any) -> list[str]:
     """`status`'s view of a morning under `[schedule] approval = "required"`: each language edition waiting,
     approved (by whom, when), void, sending, paused or sent; nothing when approval is automatic."""
     from ..delivery import morning_state
+    from ..errors import EditionError
     from ..schedule import read_config
 
     if not read_config(settings).approval.required:
         return []
-    states = morning_state(settings, day, required=True)
+    try:
+        states = morning_state(settings, day, required=True)
+    except EditionError as exc:  # nothing to approve that day: say so, the ledger's lines follow
+        return [f"Approval: {exc}"]
     return [s.line(day, multilingual=settings.multilingual) for s in states]
 
 
