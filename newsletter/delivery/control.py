@@ -2,7 +2,7 @@
 
 A pause writes why into the edition's ledger meta `paused` (health.PAUSED), the very note the breaker
 leaves: every sender of the mailing — the one process of a SQLite ledger, each sender process, every
-member of a PostgreSQL fleet — looks at it every `send.PAUSE_EVERY` messages or `PAUSE_LOOK` seconds,
+member of a PostgreSQL fleet — looks at it every `send.PAUSE_LOOK` seconds (and with PostgreSQL every 64 messages),
 stops taking new messages, lets those in flight finish and records them, and ends its run as paused;
 the rest stay pending. No run
 starts on a paused mailing. A resume clears the note; the next `newsletter send --resume` (or the

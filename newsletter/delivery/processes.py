@@ -180,7 +180,7 @@ def _deliver_part(plan: Plan, k: int, n: int, stop: threading.Event, result: Par
             result.throttles, result.lowest, result.final = limiter.throttles, limiter.lowest, limiter.rate
         if delivery.fatal is not None:
             result.fatal, result.fatal_status = str(delivery.fatal), delivery.fatal_status
-            if isinstance(delivery.fatal, PausedError):  # the others see it within PAUSE_EVERY messages
+            if isinstance(delivery.fatal, PausedError):  # the others see it within PAUSE_LOOK seconds
                 result.paused = True
                 ledger.set_meta(PAUSED, str(delivery.fatal))
 

@@ -20,8 +20,8 @@ every message the same way, or a sink that cannot write locally stops the run wi
 ledger intact for the rerun. The circuit breaker (breaker.py) pauses a run whose replies say the
 sending domain is being hurt (a stale list bouncing, a provider refusing for policy): `PausedError`,
 the reason kept in the ledger's meta `paused`, and no run goes on until `resume=True` (`send --resume`);
-every sender of the mailing looks at that meta every `PAUSE_EVERY` messages or `PAUSE_LOOK` seconds
-and stops too — which is
+every sender of the mailing looks at that meta every `PAUSE_LOOK` seconds and every `PAUSE_EVERY` messages
+(PostgreSQL) and stops too — which is
 also how an operator pauses a mailing (control.py: `newsletter pause`, `newsletter resume`).
 With `[dkim]` configured every message is signed on its way to the sink (dkim.py).
 
@@ -73,9 +73,11 @@ from .unsubscribe import secret_from_env
 from .verp import ReturnPath
 
 # How often a sender looks at the ledger's pause (an operator's, or another sender's breaker): every
-# PAUSE_EVERY messages or PAUSE_LOOK seconds, whichever comes first — a PostgreSQL fleet stops within a
-# few dozen messages at any rate, for one small query per PAUSE_EVERY messages.
+# PAUSE_LOOK seconds, and every PAUSE_EVERY messages (PostgreSQL: a fleet stops within a few dozen
+# messages at any rate, for one round trip per 64 messages) or PAUSE_EVERY_SQLITE (there each look waits
+# for the ledger's writer thread; `python bench/run.py pause` compares the intervals).
 PAUSE_EVERY = 64
+PAUSE_EVERY_SQLITE = 500
 PAUSE_LOOK = 0.1
 ENROL_CHUNK = 5000  # rows per enrolment statement
 MAX_PROBLEMS = 200  # reported in full; beyond that only counted (a broken million-row file stays small)
@@ -155,7 +157,8 @@ def send_edition(
     def feed(
         ledger: LedgerStore, suppression: Suppression, delivery: Delivery, limit: int | None, part: tuple[int, int]
     ) -> Iterator[tuple[Row, Envelope]]:
-        return _jobs(ledger, run, personalizer, suppression, delivery, sender, limit, part)
+        every = PAUSE_EVERY if settings.database_url else PAUSE_EVERY_SQLITE
+        return _jobs(ledger, run, personalizer, suppression, delivery, sender, (limit, every), part)
 
     def child_sink() -> Sink:  # a sender process's own sink: its own connections, the same signing
         return signing(settings, make_sink(settings, day, smtp=smtp, connections=connections), signer)
@@ -391,9 +394,11 @@ def _jobs(
     suppression: Suppression,
     delivery: Delivery,
     sender: Callable[[str], str],
-    limit: int | None,
+    limits: tuple[int | None, int],
     part: tuple[int, int],
 ) -> Iterator[tuple[Row, Envelope]]:
+    """The messages to send, personalized; `limits`: (at most this many, look at the pause every N)."""
+    limit, every = limits
     handed = 0
     look_at = time.monotonic() + PAUSE_LOOK
     dot_safe = personalizer.dot_safe
@@ -407,7 +412,7 @@ def _jobs(
             delivery.stats.add("suppressed")
             continue
         handed += 1
-        if handed % PAUSE_EVERY == 0 or time.monotonic() >= look_at:
+        if handed % every == 0 or time.monotonic() >= look_at:
             look_at = time.monotonic() + PAUSE_LOOK
             if reason := ledger.get_meta(PAUSED):
                 delivery.pause(reason)
