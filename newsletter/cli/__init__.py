@@ -171,6 +171,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "bounces",
     "database",
     "web",
+    "readers",
     "deliverability",
 )
 
