@@ -37,18 +37,17 @@ from .database import Postgres, head_version, lock_key, open_postgres, redact
 from .history import ReaderEvent, ReaderEvents, Subscription, SubscriptionStore
 from .integrity import LEDGER_WALK, check_file
 from .migrate import Moved, migrate_from_sqlite
+from .reader_fields import Fields
 from .readerbase import DEFAULT_NEWSLETTER, READER_STATUSES, default_newsletter_id, hashed_key
-from .readers import Fields, ReaderBase, open_readers, reader_base_path
+from .readers import ReaderBase, SqlSubscriberStore, open_readers, open_store, reader_base_path
 from .records import ProcessLock, owner_alive, this_owner
 from .subscribers import (
     STATUSES,
     Consent,
-    SqlSubscriberStore,
     SubscriberRecord,
     SubscriberStore,
     clean_zone,
     now_iso,
-    open_store,
     store_location,
 )
 from .suppression import REASONS, Entry, SuppressionList

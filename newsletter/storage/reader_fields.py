@@ -8,12 +8,55 @@ like any other: the suppression list gets its row in the same transaction.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
-from .subscribers import STATUSES, clean_zone, now_iso
+from .adapter import Database
+from .history import ReaderEvents, SubscriptionStore
+from .subscribers import STATUSES, SubscriberTable, clean_zone, now_iso
+from .suppression import SuppressionList
 
-if TYPE_CHECKING:
-    from .readers import Fields, ReaderBase
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """What an `add` or an import row gives; None (or "" from an import's empty cell) leaves a value as it is."""
+
+    name: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    status: str | None = None
+
+
+class ReaderBase(Protocol):
+    """What of readers.py's `ReaderBase` an add uses (its stores, and leaving, inside its transaction)."""
+
+    @property
+    def db(self) -> Database: ...
+    @property
+    def newsletter(self) -> str: ...
+    @property
+    def subscribers(self) -> SubscriberTable: ...
+    @property
+    def subscriptions(self) -> SubscriptionStore: ...
+    @property
+    def events(self) -> ReaderEvents: ...
+    @property
+    def suppression(self) -> SuppressionList: ...
+
+    def forgotten(self, address: str) -> bool: ...
+
+    def unsubscribe(
+        self,
+        addresses: list[str],
+        *,
+        via: str,
+        newsletter: str | None = "",
+        reason: str = "unsubscribed",
+        source: str = "",
+        diagnostic: str = "",
+        message_id: str = "",
+    ) -> int: ...
+
 
 _SUPPRESSED = ("unsubscribed", "bounced", "complained")
 _REASON = {"unsubscribed": "unsubscribed", "bounced": "bounced", "complained": "complained"}

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..config import Settings
 from .adapter import Database, RecordStore, reconnect_seconds
-from .history import ReaderEvents, SubscriptionStore, event_time
+from .history import ReaderEvents, SubscriptionStore
+from .reader_fields import Fields, apply_fields
 from .readerbase import (
     DEFAULT_NEWSLETTER,
     default_newsletter_id,
@@ -35,7 +36,16 @@ from .readerbase import (
     open_reader_base_file,
     open_reader_base_pg,
 )
-from .subscribers import Consent, SqlSubscriberStore, SubscriberRecord, clean_zone, now_iso, store_location
+from .subscribers import (
+    Consent,
+    SubscriberRecord,
+    SubscriberStore,
+    SubscriberTable,
+    check_status,
+    clean_zone,
+    now_iso,
+    store_location,
+)
 from .suppression import Entry, SuppressionList, entry_row
 
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
@@ -48,16 +58,6 @@ _STATUS_OF_REASON = {
 _REASON_OF_STATUS = {"unsubscribed": "unsubscribed", "bounced": "bounced", "complained": "complained"}
 _VIA_OF_REASON = {"bounced": "bounce", "complained": "complaint"}
 _LEFT = ("unsubscribed", "bounced", "complained", "forgotten")
-
-
-@dataclass(frozen=True, slots=True)
-class Fields:
-    """What an `add` or an import row gives; None (or "" from an import's empty cell) leaves a value as it is."""
-
-    name: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    status: str | None = None
 
 
 def _key(address: str) -> str:
@@ -74,7 +74,7 @@ class ReaderBase(RecordStore):
         self.db = db
         self.newsletter = newsletter
         self.path = db.where
-        self.subscribers = SqlSubscriberStore(db, newsletter)
+        self.subscribers = SqlSubscriberStore(db, newsletter, self)
         self.subscriptions = SubscriptionStore(db)
         self.events = ReaderEvents(db)
         self.suppression = SuppressionList(db)
@@ -228,8 +228,6 @@ class ReaderBase(RecordStore):
     def put(self, address: str, fields: Fields, *, replace: bool = False, via: str = "operator") -> str:
         """An operator's `add` or one import row: "added", "updated", "unchanged", "kept" (a departed
         reader stays departed; the other given fields still change) or "refused" (a forgotten address)."""
-        from .reader_fields import apply_fields
-
         return self.db.atomic(lambda db: apply_fields(self, address, fields, replace, via))
 
     def resubscribe(self, address: str, note: str, *, via: str = "operator") -> SubscriberRecord:
@@ -406,6 +404,59 @@ class ReaderBase(RecordStore):
         return iter(self.suppression)
 
 
+class SqlSubscriberStore(SubscriberTable):
+    """`SubscriberStore` over the reader base: reads from the table, every change a state change of the
+    reader base on the same connection (the record never changes without its subscription, history and
+    suppression entry)."""
+
+    def __init__(
+        self, source: str | Path | Database, newsletter: str = DEFAULT_NEWSLETTER, base: ReaderBase | None = None
+    ) -> None:
+        super().__init__(source, newsletter)
+        self.base = base
+
+    def add(
+        self, email: str, *, name: str = "", locale: str = "", status: str = "confirmed", timezone: str = ""
+    ) -> bool:
+        check_status(status)
+        return self._readers().put(email, _fields(name, locale, timezone, status)) == "added"
+
+    def request(self, email: str, *, name: str = "", locale: str = "") -> SubscriberRecord:
+        return self._readers().sign_up(email, name=name, locale=locale)
+
+    def confirm(self, email: str, consent: Consent) -> SubscriberRecord:
+        found = self._readers().confirm(email, consent)
+        assert found is not None  # only a link's issue time can make a confirmation void
+        return found
+
+    def set_status(self, email: str, status: str) -> bool:
+        check_status(status)
+        if self.get(email) is None:
+            return False
+        self._readers().put(email, _fields("", "", "", status))
+        return True
+
+    def remove(self, email: str) -> bool:
+        return self._readers().remove(email)
+
+    def _readers(self) -> ReaderBase:
+        if self.base is None:
+            self.base = ReaderBase(self.db, self.newsletter)
+        return self.base
+
+
+def _fields(name: str, locale: str, timezone: str, status: str) -> Fields:
+    return Fields(name or None, locale or None, timezone or None, status)
+
+
+def open_store(root: Path, setting: object = None, database_url: str = "", reconnect: float = 0.0) -> SubscriberStore:
+    """The configured store: PostgreSQL when `database_url` is set, else the SQLite file `[subscribers]
+    path` (created where no file exists)."""
+    if database_url:
+        return SqlSubscriberStore(open_reader_base_pg(database_url, reconnect=reconnect))
+    return SqlSubscriberStore(store_location(root, setting))
+
+
 def _record_dict(record: SubscriberRecord) -> dict[str, Any]:
     found = asdict(record)
     found.pop("id", None)
@@ -434,7 +485,3 @@ def open_readers(settings: Settings) -> ReaderBase:
             reader_base_path(settings), legacy=legacy_suppression_path(settings), newsletter=newsletter
         )
     return ReaderBase(db, newsletter)
-
-
-def event_now() -> str:
-    return event_time()

@@ -21,15 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError
 from .adapter import Database, RecordStore
-from .readerbase import DEFAULT_NEWSLETTER, READER_STATUSES, open_reader_base_file, open_reader_base_pg
-
-if TYPE_CHECKING:
-    from .readers import Fields, ReaderBase
+from .readerbase import DEFAULT_NEWSLETTER, READER_STATUSES, open_reader_base_file
 
 STATUSES = READER_STATUSES
 DEFAULT_PATH = "data/subscribers.sqlite"
@@ -120,13 +117,7 @@ def _key(email: str) -> str:
     return key
 
 
-def _fields(name: str, locale: str, timezone: str, status: str) -> Fields:
-    from .readers import Fields
-
-    return Fields(name or None, locale or None, timezone or None, status)
-
-
-def _check_status(status: str) -> None:
+def check_status(status: str) -> None:
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
 
@@ -152,58 +143,25 @@ def make_record(row: tuple[object, ...]) -> SubscriberRecord:
     )
 
 
-class SqlSubscriberStore(RecordStore):
-    """`SubscriberStore` in the reader base: a SQLite file (created on first use, WAL, busy timeout; an
-    older file brought up to date) or PostgreSQL: `source` is the file or an open `Database`. The state
-    changes that must also touch the suppression list and the history go through readers.py."""
+class SubscriberTable(RecordStore):
+    """The `subscribers` table of the reader base, read: a SQLite file (created on first use, WAL, busy
+    timeout; an older file brought up to date) or PostgreSQL: `source` is the file or an open `Database`.
+    Its changes are the reader base's state changes (readers.py `SqlSubscriberStore`), which also write
+    the subscription, the history and the suppression list."""
 
     def __init__(self, source: str | Path | Database, newsletter: str = DEFAULT_NEWSLETTER) -> None:
         self.db = source if isinstance(source, Database) else open_reader_base_file(Path(source))
         self.path = self.db.where
         self.newsletter = newsletter
-        self._base: ReaderBase | None = None
         self._get = f"SELECT {_COLUMNS} FROM subscribers WHERE key = ?"
 
     def get(self, email: str) -> SubscriberRecord | None:
         row = self.db.one(self._get, (_key(email),))
         return None if row is None else make_record(row)
 
-    def add(
-        self, email: str, *, name: str = "", locale: str = "", status: str = "confirmed", timezone: str = ""
-    ) -> bool:
-        _check_status(status)
-        return self._readers().put(email, _fields(name, locale, timezone, status)) == "added"
-
-    def request(self, email: str, *, name: str = "", locale: str = "") -> SubscriberRecord:
-        return self._readers().sign_up(email, name=name, locale=locale)
-
-    def confirm(self, email: str, consent: Consent) -> SubscriberRecord:
-        found = self._readers().confirm(email, consent)
-        assert found is not None  # only a link's issue time can make a confirmation void
-        return found
-
-    def set_status(self, email: str, status: str) -> bool:
-        _check_status(status)
-        if self.get(email) is None:
-            return False
-        self._readers().put(email, _fields("", "", "", status))
-        return True
-
-    def remove(self, email: str) -> bool:
-        return self._readers().remove(email)
-
-    def _readers(self) -> ReaderBase:
-        """The state changes of the reader base, on this store's connection: the record is never
-        changed without its subscription, history and suppression entry."""
-        from .readers import ReaderBase
-
-        if self._base is None:
-            self._base = ReaderBase(self.db, self.newsletter)
-        return self._base
-
     def records(self, status: str | None = None) -> Iterator[SubscriberRecord]:
         if status is not None:
-            _check_status(status)
+            check_status(status)
         where = "{id} > :last" + (" AND status = :status" if status else "")
         yield from self._pages(
             f"SELECT {_COLUMNS} FROM subscribers WHERE {where} ORDER BY {{id}} LIMIT 1000", {"status": status}
@@ -241,14 +199,6 @@ class SqlSubscriberStore(RecordStore):
 
 _COLUMNS = "{id}, email, name, locale, status, created_at, confirmed_at, consent, timezone, paused_until, updated_at"
 _S_COLUMNS = ", ".join(f"s.{column.strip()}" for column in _COLUMNS.split(","))
-
-
-def open_store(root: Path, setting: object = None, database_url: str = "", reconnect: float = 0.0) -> SubscriberStore:
-    """The configured store: PostgreSQL when `database_url` is set, else the SQLite file `[subscribers]
-    path` (created where no file exists)."""
-    if database_url:
-        return SqlSubscriberStore(open_reader_base_pg(database_url, reconnect=reconnect))
-    return SqlSubscriberStore(store_location(root, setting))
 
 
 def store_location(root: Path, setting: object = None) -> Path:
