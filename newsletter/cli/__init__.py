@@ -198,6 +198,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "bounces",
     "database",
     "web",
+    "readers",
     "deliverability",
 )
 
