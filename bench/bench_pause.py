@@ -18,7 +18,7 @@ from pathlib import Path
 from bench_edition import _twenty_story_root
 
 from newsletter.config import load_settings
-from newsletter.delivery import send as send_module
+from newsletter.delivery import rows as rows_module
 from newsletter.delivery.send import send_edition
 from newsletter.delivery.sinks.memory import NullSink
 from newsletter.delivery.unsubscribe import SECRET_ENV
@@ -29,7 +29,7 @@ RUNS = 3
 
 
 def _once(root: Path, every: int, look: float, n: int) -> float:
-    send_module.PAUSE_EVERY_SQLITE, send_module.PAUSE_LOOK = every, look
+    rows_module.PAUSE_EVERY_SQLITE, rows_module.PAUSE_LOOK = every, look
     (root / "data").mkdir(exist_ok=True)
     for path in (root / "data").glob("ledger*"):
         if path.is_dir():
@@ -45,7 +45,7 @@ def _once(root: Path, every: int, look: float, n: int) -> float:
 
 def figures() -> Iterator[tuple[str, float, str]]:
     os.environ.setdefault(SECRET_ENV, "bench-secret-not-a-real-one")
-    saved = send_module.PAUSE_EVERY_SQLITE, send_module.PAUSE_LOOK
+    saved = rows_module.PAUSE_EVERY_SQLITE, rows_module.PAUSE_LOOK
     with tempfile.TemporaryDirectory() as tmp:
         root = _twenty_story_root(Path(tmp))
         lines = ["email"] + [f"reader{i}@example.org" for i in range(READERS)]
@@ -55,7 +55,7 @@ def figures() -> Iterator[tuple[str, float, str]]:
             often.append(_once(root, 64, 0.1, READERS))
             now.append(_once(root, 500, 0.1, READERS))
             before.append(_once(root, 500, 1e9, READERS))
-    send_module.PAUSE_EVERY_SQLITE, send_module.PAUSE_LOOK = saved
+    rows_module.PAUSE_EVERY_SQLITE, rows_module.PAUSE_LOOK = saved
     o, a, b = statistics.median(often), statistics.median(now), statistics.median(before)
     yield f"send {READERS} to the null sink, pause looked at every 64 messages and 0.1 s", o, "s"
     yield f"send {READERS} to the null sink, pause looked at every 500 messages and 0.1 s (now)", a, "s"

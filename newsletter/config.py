@@ -80,6 +80,7 @@ OPEN_SECTIONS = (
     "logging",  # read by the CLI when it sets up log lines
     "desk",  # the editors' desk; its seed list is read by delivery/seeds.py
     "database",
+    "desk",  # the editors' desk (newsletter/web/desk/options.py)
 )
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from newsletter.cli import cli
 from newsletter.config import Settings, load_settings
 from newsletter.edition import edition_digests
-from newsletter.editorial import APPROVED, VOID, WAITING, ApprovalStore, edition_hash, open_approvals
+from newsletter.editorial import APPROVED, VOID, WAITING, edition_hash, open_approvals
 from newsletter.errors import ConfigError
 from newsletter.schedule import Morning, Outcome, State, read_config
 from tests.helpers import DEMO_DATE
@@ -46,16 +46,16 @@ def test_the_newest_approval_decides_and_a_changed_hash_is_void(tmp_path: Path, 
 
 
 def test_the_approvals_share_desk_sqlite_with_tables_made_before(tmp_path: Path) -> None:
-    """Another desk store may have made data/desk.sqlite first: the approvals add their table to it."""
+    """Another desk store made data/desk.sqlite first (another process): the approvals add their table."""
     import sqlite3
 
-    path = tmp_path / "desk.sqlite"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE users (name TEXT)")
-    store = ApprovalStore(path)
-    store.approve("daily", DAY, "en", "a" * 64, "Ada")
-    assert store.state("daily", DAY, "en", "a" * 64).approved
-    store.close()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "newsletter.toml").write_text("", encoding="utf-8")
+    with sqlite3.connect(tmp_path / "data" / "desk.sqlite") as db:
+        db.execute("CREATE TABLE desk_users (name TEXT)")
+    with open_approvals(load_settings(tmp_path, environ={})) as store:
+        store.approve("daily", DAY, "en", "a" * 64, "Ada")
+        assert store.state("daily", DAY, "en", "a" * 64).approved
 
 
 def test_the_hash_changes_with_what_goes_out() -> None:

@@ -18,16 +18,17 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..storage import Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
+from ..storage import Database, RecordStore
+from .store import open_desk
 
 WAITING, APPROVED, VOID = "waiting", "approved", "void"
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS approvals (
+# The same table name on both backends (PostgreSQL: migration 0006_approval.sql), as the desk's others.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS desk_approvals (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     newsletter   TEXT NOT NULL,
     edition      TEXT NOT NULL,      -- YYYY-MM-DD
@@ -35,11 +36,9 @@ _SCHEMA = (
     content_hash TEXT NOT NULL,      -- edition_hash() of what was approved
     approved_by  TEXT NOT NULL,
     approved_at  TEXT NOT NULL       -- ISO 8601, UTC
-)""",
-    "CREATE INDEX IF NOT EXISTS approvals_edition ON approvals (newsletter, edition, language)",
-)
-_PG_NAMES = {"approvals": "desk_approvals"}
-_SQLITE_NAMES = {"approvals": "approvals"}
+);
+CREATE INDEX IF NOT EXISTS desk_approvals_edition ON desk_approvals (newsletter, edition, language);
+"""
 _MAX_NAME = 200
 
 
@@ -92,21 +91,14 @@ def edition_hash(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def desk_path(settings: Settings) -> Path:
-    """`data/desk.sqlite`: every desk table, each store adding its own."""
-    return settings.root / "data" / "desk.sqlite"
-
-
 class ApprovalStore(RecordStore):
     """`approve(...)`, `state(...)`, `history(...)` over `data/desk.sqlite` or PostgreSQL (`open_approvals`)."""
 
-    def __init__(self, source: Path | Database) -> None:
-        if isinstance(source, Database):
-            self.db = source
-        else:
-            self.db = open_sqlite("the approvals", Path(source), names=_SQLITE_NAMES)
-            for statement in _SCHEMA:  # the file may have been created by another desk store
-                self.db.execute(statement)
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        if not db.postgres:  # the file may have been made by another desk store, without this table
+            with db.raw() as conn:
+                conn.executescript(_SCHEMA)
 
     def approve(
         self, newsletter: str, edition: date, language: str, content_hash: str, by: str, *, at: datetime | None = None
@@ -117,7 +109,7 @@ class ApprovalStore(RecordStore):
             raise ValueError("an approval needs the name of who approves")
         when = (at or datetime.now(UTC)).astimezone(UTC)
         self.db.execute(
-            "INSERT INTO {approvals} (newsletter, edition, language, content_hash, approved_by, approved_at) "
+            "INSERT INTO desk_approvals (newsletter, edition, language, content_hash, approved_by, approved_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (newsletter, edition.isoformat(), language, content_hash, name, when.isoformat(timespec="seconds")),
         )
@@ -130,7 +122,7 @@ class ApprovalStore(RecordStore):
     def history(self, newsletter: str, edition: date, language: str, *, limit: int = 50) -> list[Approval]:
         """Approvals of this edition and language, newest first."""
         rows = self.db.query(
-            "SELECT content_hash, approved_by, approved_at FROM {approvals} "
+            "SELECT content_hash, approved_by, approved_at FROM desk_approvals "
             "WHERE newsletter = ? AND edition = ? AND language = ? ORDER BY id DESC LIMIT ?",
             (newsletter, edition.isoformat(), language, limit),
         )
@@ -149,7 +141,4 @@ class ApprovalStore(RecordStore):
 
 def open_approvals(settings: Settings) -> ApprovalStore:
     """The approvals the settings name: PostgreSQL when `database_url` is set, else data/desk.sqlite."""
-    if settings.database_url:
-        db = open_pg("the approvals", settings.database_url, names=_PG_NAMES, reconnect=reconnect_seconds(settings))
-        return ApprovalStore(db)
-    return ApprovalStore(desk_path(settings))
+    return ApprovalStore(open_desk(settings, "the approvals", _SCHEMA))
