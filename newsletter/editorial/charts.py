@@ -9,7 +9,7 @@ a text browser and a printout get the figures, not a picture of them. Every text
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from .landing import Landing
@@ -17,6 +17,11 @@ from .landing import Landing
 # Colours told apart by people with the common colour-vision deficiencies (Okabe & Ito's palette).
 PALETTE = ("#0072B2", "#E69F00", "#D55E00", "#CC79A7", "#009E73", "#56B4E9", "#F0E442", "#000000")
 _LEFT, _BOTTOM, _TOP, _RIGHT = 48, 36, 12, 12
+
+
+def N_(message: str) -> str:
+    """Marks a text for the catalogues (pybabel's N_ keyword); the caller's `gettext` translates it."""
+    return message
 
 
 def _ticks(top: int) -> list[int]:
@@ -86,6 +91,7 @@ def stacked_bars(
     *,
     width: int = 640,
     height: int = 260,
+    gettext: Callable[[str], str] = N_,
 ) -> str:
     """One bar per label, its parts stacked in series order (e.g. delivered, deferred, failed)."""
     totals = [sum(values[n] for _, values in series) for n in range(len(labels))]
@@ -108,17 +114,25 @@ def stacked_bars(
                 f"{values[n]}</title></rect>"
             )
     names = [name for name, _ in series]
+    said = {"title": title, "count": len(labels), "parts": ", ".join(names), "top": top}
     desc = (
-        f"{title}: {len(labels)} bars, each split into {', '.join(names)}; the largest total is {top}."
+        gettext(N_("%(title)s: %(count)s bars, each split into %(parts)s; the largest total is %(top)s.")) % said
         if labels
-        else f"{title}: nothing recorded in this period."
+        else gettext(N_("%(title)s: nothing recorded in this period.")) % said
     )
     body = _axes(width, height - 14, ticks, labels) + bars + _legend(names, width, height)
     return _frame(ident, title, desc, width, height, body)
 
 
 def line(
-    ident: str, title: str, labels: Sequence[str], values: Sequence[int], *, width: int = 640, height: int = 220
+    ident: str,
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[int],
+    *,
+    width: int = 640,
+    height: int = 220,
+    gettext: Callable[[str], str] = N_,
 ) -> str:
     """One line over the labels (e.g. the list's size by day)."""
     top = max(values, default=0)
@@ -127,10 +141,13 @@ def line(
     scale = plot_h / (ticks[-1] or 1)
     slot = (width - _LEFT - _RIGHT) / max(len(labels), 1)
     points = " ".join(f"{_LEFT + slot * (n + 0.5):.1f},{_TOP + plot_h - v * scale:.1f}" for n, v in enumerate(values))
+    said = {"title": title, "top": top}
+    if values:
+        said |= {"first": values[0], "start": labels[0], "last": values[-1], "end": labels[-1]}
     desc = (
-        f"{title}: from {values[0]} on {labels[0]} to {values[-1]} on {labels[-1]}; the highest is {top}."
+        gettext(N_("%(title)s: from %(first)s on %(start)s to %(last)s on %(end)s; the highest is %(top)s.")) % said
         if values
-        else f"{title}: nothing recorded in this period."
+        else gettext(N_("%(title)s: nothing recorded in this period.")) % said
     )
     body = _axes(width, height, ticks, labels)
     if points:
@@ -138,80 +155,69 @@ def line(
     return _frame(ident, title, desc, width, height, body)
 
 
-def table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """The chart's numbers as an HTML table: a caption, column headers, the first cell a row header."""
+def table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[object]], *, ident: str = "") -> str:
+    """The chart's numbers as an HTML table: a caption, column headers, the first cell a row header; with
+    `ident`, inside a region that scrolls sideways on a phone and can be reached by keyboard."""
     head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
     body = []
     for row in rows:
         cells = [f'<th scope="row">{escape(str(row[0]))}</th>', *(f"<td>{escape(str(c))}</td>" for c in row[1:])]
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return (
-        f'<table class="figures"><caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead>'
+    cap = f' id="{escape(ident, quote=True)}-caption"' if ident else ""
+    html = (
+        f'<table class="figures"><caption{cap}>{escape(caption)}</caption><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )
+    if not ident:
+        return html
+    labelled = f"{escape(ident, quote=True)}-caption"
+    return f'<div class="scroll" role="region" tabindex="0" aria-labelledby="{labelled}">{html}</div>'
 
 
-def landing_charts(figures: Landing, *, ident: str = "landing") -> str:
-    """The period as HTML: each chart followed by its table (the desk's page and `report --html` use it)."""
+def landing_charts(figures: Landing, *, ident: str = "landing", gettext: Callable[[str], str] = N_) -> str:
+    """The period as HTML: each chart followed by its table (the desk's page and `report --html` use it),
+    its words through `gettext` (the desk's catalogue for the staff member's language)."""
+    _ = gettext
     labels = [e.edition.strftime("%m-%d") for e in figures.editions]
     eds = figures.editions
     sent = stacked_bars(
         f"{ident}-sent",
-        "Messages per edition",
+        _(N_("Messages per edition")),
         labels,
         [
-            ("delivered", [e.delivered for e in eds]),
-            ("deferred", [e.deferred for e in eds]),
-            ("failed", [e.failed for e in eds]),
+            (_(N_("delivered")), [e.delivered for e in eds]),
+            (_(N_("deferred")), [e.deferred for e in eds]),
+            (_(N_("failed")), [e.failed for e in eds]),
         ],
+        gettext=_,
     )
     came_back = stacked_bars(
         f"{ident}-back",
-        "What came back per edition",
+        _(N_("What came back per edition")),
         labels,
         [
-            ("hard bounces", [e.bounced_hard for e in eds]),
-            ("soft bounces", [e.bounced_soft for e in eds]),
-            ("complaints", [e.complaints for e in eds]),
-            ("unsubscribes", [e.unsubscribes for e in eds]),
+            (_(N_("hard bounces")), [e.bounced_hard for e in eds]),
+            (_(N_("soft bounces")), [e.bounced_soft for e in eds]),
+            (_(N_("complaints")), [e.complaints for e in eds]),
+            (_(N_("unsubscribes")), [e.unsubscribes for e in eds]),
         ],
+        gettext=_,
     )
     rows = [
-        (
-            e.edition.isoformat(),
-            e.recipients,
-            e.delivered,
-            e.deferred,
-            e.failed,
-            e.bounced_hard,
-            e.bounced_soft,
-            e.complaints,
-            f"{e.complaint_rate:.2%}",
-            e.unsubscribes,
-        )
+        (e.edition.isoformat(), e.recipients, e.delivered, e.deferred, e.failed, e.bounced_hard, e.bounced_soft,
+         e.complaints, f"{e.complaint_rate:.2%}", e.unsubscribes)
         for e in reversed(eds)
-    ]
-    headers = (
-        "Edition",
-        "Recipients",
-        "Delivered",
-        "Deferred",
-        "Failed",
-        "Hard bounces",
-        "Soft bounces",
-        "Complaints",
-        "Complaint rate",
-        "Unsubscribes",
-    )
-    parts = [sent, came_back, table("Per edition, newest first", headers, rows)]
+    ]  # fmt: skip
+    headers = [_(N_("Edition")), _(N_("Recipients")), _(N_("delivered")), _(N_("deferred")), _(N_("failed")),
+               _(N_("hard bounces")), _(N_("soft bounces")), _(N_("complaints")), _(N_("Complaint rate")),
+               _(N_("unsubscribes"))]  # fmt: skip
+    parts = [sent, came_back, table(_(N_("Per edition, newest first")), headers, rows, ident=f"{ident}-editions")]
     sized = [d for d in figures.days if d.list_size is not None]
     if sized:
+        days_labels = [d.day.strftime("%m-%d") for d in sized]
         parts.append(
             line(
-                f"{ident}-size",
-                "Readers on the list",
-                [d.day.strftime("%m-%d") for d in sized],
-                [d.list_size or 0 for d in sized],
+                f"{ident}-size", _(N_("Readers on the list")), days_labels, [d.list_size or 0 for d in sized], gettext=_
             )
         )
     days = [
@@ -219,11 +225,6 @@ def landing_charts(figures: Landing, *, ident: str = "landing") -> str:
         for d in reversed(figures.days)
         if d.signups or d.requests or d.unsubscribes
     ]
-    parts.append(
-        table(
-            "Sign-ups and departures by day (days with any)",
-            ("Day", "Sign-ups", "Requests", "Unsubscribes", "List size"),
-            days,
-        )
-    )
+    heads = [_(N_("Day")), _(N_("Sign-ups")), _(N_("Requests")), _(N_("unsubscribes")), _(N_("Readers on the list"))]
+    parts.append(table(_(N_("Sign-ups and departures by day (days with any)")), heads, days, ident=f"{ident}-days"))
     return "\n".join(parts)

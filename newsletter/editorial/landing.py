@@ -75,7 +75,31 @@ class DayFigures:
 class Alert:
     level: str  # "critical" (past a provider's limit) or "warning" (past its goal)
     edition: date
-    message: str
+    measure: str  # "complaints" (over delivered) or "bounces" (hard, over handed to the servers)
+    count: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.total if self.total else 0.0
+
+    @property
+    def message(self) -> str:
+        """The alert in English, on one line (the CLI; the desk words it in the staff member's language)."""
+        rate = f"{self.count}/{self.total} = {self.rate:.2%}"
+        if self.measure == "complaints":
+            said = (
+                "at or past Gmail's and Yahoo's 0.3 % limit"
+                if self.level == "critical"
+                else "above the 0.1 % Gmail and Yahoo ask for"
+            )
+            return f"edition {self.edition}: spam complaints {rate}, {said}"
+        said = (
+            "at or past the 10 % at which Amazon SES pauses a sender"
+            if self.level == "critical"
+            else "past the 5 % at which Amazon SES reviews a sender"
+        )
+        return f"edition {self.edition}: hard bounces {rate}, {said}"
 
 
 @dataclass(frozen=True)
@@ -109,44 +133,15 @@ def alerts_for(figures: EditionFigures) -> list[Alert]:
     """An edition's complaint and bounce rates against the providers' published levels."""
     found = []
     day = figures.edition
-    rate = figures.complaint_rate
-    if rate >= COMPLAINT_LIMIT:
-        found.append(
-            Alert(
-                "critical",
-                day,
-                f"edition {day}: spam complaints {figures.complaints}/"
-                f"{figures.delivered} = {rate:.2%}, at or past Gmail's and Yahoo's 0.3 % limit",
-            )
-        )
-    elif rate >= COMPLAINT_GOAL:
-        found.append(
-            Alert(
-                "warning",
-                day,
-                f"edition {day}: spam complaints {figures.complaints}/"
-                f"{figures.delivered} = {rate:.2%}, above the 0.1 % Gmail and Yahoo ask for",
-            )
-        )
-    rate = figures.bounce_rate
-    if rate >= BOUNCE_LIMIT:
-        found.append(
-            Alert(
-                "critical",
-                day,
-                f"edition {day}: hard bounces {figures.bounced_hard}/"
-                f"{figures.handed} = {rate:.2%}, at or past the 10 % at which Amazon SES pauses a sender",
-            )
-        )
-    elif rate >= BOUNCE_REVIEW:
-        found.append(
-            Alert(
-                "warning",
-                day,
-                f"edition {day}: hard bounces {figures.bounced_hard}/"
-                f"{figures.handed} = {rate:.2%}, past the 5 % at which Amazon SES reviews a sender",
-            )
-        )
+    for measure, count, total, goal, limit in (
+        ("complaints", figures.complaints, figures.delivered, COMPLAINT_GOAL, COMPLAINT_LIMIT),
+        ("bounces", figures.bounced_hard, figures.handed, BOUNCE_REVIEW, BOUNCE_LIMIT),
+    ):
+        rate = count / total if total else 0.0
+        if rate >= limit:
+            found.append(Alert("critical", day, measure, count, total))
+        elif rate >= goal:
+            found.append(Alert("warning", day, measure, count, total))
     return found
 
 

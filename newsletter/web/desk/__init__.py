@@ -7,6 +7,7 @@
     limits.py     the sign-in rate limit
     pages.py      the audit log, the desk's language            users.py     accounts (administrators)
     editions.py   the next edition of each language, arranged (the plan: newsletter.editorial)
+    mailing.py    approve, send a test, the mailing live (pause, resume), how it landed
 
 Everything is rendered by Jinja with autoescaping, in the staff member's language (the gettext
 catalogues; Arabic right to left), with no script: every action is a form posted with a CSRF token.

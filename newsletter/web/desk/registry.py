@@ -34,6 +34,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "newsletter.web.desk.pages",
     "newsletter.web.desk.users",
     "newsletter.web.desk.editions",
+    "newsletter.web.desk.mailing",
 )
 
 
