@@ -1,4 +1,4 @@
-"""Send a test: the edition to the seed list (`[desk] seed`) or given addresses, through a real SMTP server
+"""Send a test: the edition to the seed list (`[desk] seeds`) or given addresses, through a real SMTP server
 on 127.0.0.1, by the normal message path (headers, DKIM), never touching the edition's ledger."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ SEEDS = ["editor@example.org", "desk@example.org"]
 def _configure(root: Path, smtp: SmtpServer, extra: str = "") -> None:
     seeds = ", ".join(f'"{s}"' for s in SEEDS)
     (root / "newsletter.toml").write_text(
-        f'[smtp]\nurl = "{smtp.url}"\n\n[desk]\nseed = [{seeds}]\n\n[dkim]\nselector = "s1"\n{extra}',
+        f'[smtp]\nurl = "{smtp.url}"\n\n[desk]\nseeds = [{seeds}]\n\n[dkim]\nselector = "s1"\n{extra}',
         encoding="utf-8",
     )
 
@@ -69,7 +69,7 @@ def test_a_test_to_a_given_address_and_bad_input(
     runner = CliRunner()
     args = ["send-test", "--root", str(demo_root), "--date", DEMO_DATE.isoformat()]
     none = runner.invoke(cli, args)
-    assert none.exit_code == 1 and "give --to ADDRESS or set [desk] seed" in none.output
+    assert none.exit_code == 1 and "give --to ADDRESS or set [desk] seeds" in none.output
     bad = runner.invoke(cli, [*args, "--to", "not an address\r\nBcc: x@example.org"])
     assert bad.exit_code == 1 and bad.output.startswith("Error: --to:") and "Traceback" not in bad.output
     assert smtp_server.received == []
@@ -81,8 +81,8 @@ def test_a_test_to_a_given_address_and_bad_input(
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("seed = 3", r"newsletter.toml: \[desk\] seed must be a list of addresses, got 3"),
-        ('seed = ["ok@example.org", "nope"]', r"newsletter.toml: \[desk\] seed: "),
+        ("seeds = 3", r"newsletter.toml: \[desk\] seeds must be a list of addresses, got 3"),
+        ('seeds = ["ok@example.org", "nope"]', r"newsletter.toml: \[desk\] seeds: "),
     ],
 )
 def test_a_bad_seed_list_is_one_line_naming_the_key(tmp_path: Path, value: str, message: str) -> None:
@@ -93,5 +93,5 @@ def test_a_bad_seed_list_is_one_line_naming_the_key(tmp_path: Path, value: str, 
 
 def test_the_seed_list_from_the_environment(tmp_path: Path) -> None:
     (tmp_path / "newsletter.toml").write_text("", encoding="utf-8")
-    settings = load_settings(tmp_path, environ={"NEWSLETTER_DESK__SEED": "a@example.org, b@example.org"})
+    settings = load_settings(tmp_path, environ={"NEWSLETTER_DESK__SEEDS": "a@example.org, b@example.org"})
     assert seed_list(settings) == ["a@example.org", "b@example.org"]

@@ -112,13 +112,13 @@ def approve(root: Path, newsletter_id: str | None, day: Any, languages: tuple[st
 @date_option
 @language_option
 @click.option(
-    "--to", "to", multiple=True, metavar="ADDRESS", help="Send to this address (repeatable; default: [desk] seed)."
+    "--to", "to", multiple=True, metavar="ADDRESS", help="Send to this address (repeatable; default: [desk] seeds)."
 )
 @handle_errors
 def send_test_command(
     root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], to: tuple[str, ...]
 ) -> None:
-    """Mail the edition as it will go out to the seed list (`[desk] seed`) or to --to addresses.
+    """Mail the edition as it will go out to the seed list (`[desk] seeds`) or to --to addresses.
 
     The same message path as the morning (personalization, headers, DKIM), through `[smtp] url` or into
     outbox/<date>/test/; the edition's ledger is never touched, so a seed still gets the real morning.

@@ -24,7 +24,7 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
     breaker.py       the circuit breaker: pause a send that bounces or is refused for policy
     health.py        bounce and complaint rates beside the providers' limits; paused mailings
     control.py       an operator's pause and resume of a running mailing (the breaker's mechanism)
-    seeds.py         test sends to the seed list (`[desk] seed`) or an address, outside the ledger
+    seeds.py         test sends to the seed list (`[desk] seeds`) or an address, outside the ledger
     state.py         where a morning stands: waiting for approval, approved, sending, paused, sent
     doctor/          `newsletter doctor`: SPF, DKIM, DMARC, MX, the relay and the headers, checked
 

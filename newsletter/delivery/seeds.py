@@ -1,7 +1,7 @@
 """Test sends: the edition as it will go out, to the newsletter's seed list or to a given address.
 
     [desk]
-    seed = ["editor@example.org", "desk@example.org"]   # who gets "send a test" when no address is given
+    seeds = ["editor@example.org", "desk@example.org"]   # who gets "send a test" when no address is given
 
 Each test goes through the normal message path — the same personalization, headers, DKIM signature and
 sink (`[smtp] url`, else `outbox/<date>/test/`) — with a Message-ID of its own, and never touches the
@@ -23,9 +23,9 @@ MAX_SEEDS = 50  # a seed list is a few editors' inboxes, not a mailing
 
 
 def seed_list(settings: Settings) -> list[str]:
-    """`[desk] seed`, checked: one clear line naming the key and the bad address."""
-    raw = settings.section("desk").get("seed", [])
-    where = f"{CONFIG_FILE if settings.config_file else 'settings'}: [desk] seed"
+    """`[desk] seeds`, checked: one clear line naming the key and the bad address."""
+    raw = settings.section("desk").get("seeds", [])
+    where = f"{CONFIG_FILE if settings.config_file else 'settings'}: [desk] seeds"
     if isinstance(raw, str):
         raw = [part for part in raw.replace(";", ",").split(",") if part.strip()]  # from the environment
     if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
@@ -47,7 +47,7 @@ def send_tests(
     """Mail each language edition (or `languages`) of `day` to `to`, else to the seed list; one line each."""
     addresses = list(to) or seed_list(settings)
     if not addresses:
-        raise SubscriberError("no address to send a test to: give --to ADDRESS or set [desk] seed")
+        raise SubscriberError("no address to send a test to: give --to ADDRESS or set [desk] seeds")
     for address in addresses:
         try:
             check_address(address)

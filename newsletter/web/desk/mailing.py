@@ -4,11 +4,12 @@ and see how it landed. Each action is a form with the session's CSRF token and g
     GET  /desk/approve            each language edition: its state (waiting, approved by…, void, sending,
                                   sent), hash, subject; approve and send-a-test forms
     POST /desk/approve            approve the hash the page showed (refused if the edition changed since)
-    POST /desk/approve/test       the edition to the seed list (`[desk] seed`) or one address
+    POST /desk/approve/test       the edition to the seed list (`[desk] seeds`) or one address
     GET  /desk/sending            the running mailing per language and per sender; pause, resume
     POST /desk/sending/pause      newsletter.delivery.pause_mailing
     POST /desk/sending/resume     newsletter.delivery.resume_in_background (a process of its own)
-    GET  /desk/landing            how it landed: charts and tables over 90 days, alerts
+    GET  /desk/landing            how it landed: charts and tables over 90 days (`?days=`, `?date=` its end),
+                                  alerts
 """
 
 from __future__ import annotations
@@ -151,7 +152,6 @@ async def resume(desk: Desk) -> Response:
 async def landing_page(desk: Desk) -> Response:
     raw = desk.request.query_params.get("days", "90")
     days = int(raw) if raw.isdigit() and 1 <= int(raw) <= 366 else 90
-    today = datetime.now(desk.settings.timezone).date()
-    figures = await run_in_threadpool(gather_landing, desk.settings, today, days=days)
+    figures = await run_in_threadpool(gather_landing, desk.settings, _today(desk), days=days)
     charts = Markup(landing_charts(figures, gettext=desk._))  # every text in it escaped by charts.py
     return desk.page("landing.html", figures=figures, charts=charts, days=days, totals=figures.totals())
