@@ -225,6 +225,11 @@ def test_approve_on_the_command_line_and_status_shows_it(demo_root: Path) -> Non
     assert result.output.startswith(f"Edition {DEMO_DATE}: approved by Ada Lovelace:")
     shown = runner.invoke(cli, ["status", *args])
     assert f"Edition {DEMO_DATE}: approved by Ada Lovelace at " in shown.output, shown.output
+    from newsletter.editorial import open_audit
+
+    with open_audit(load_settings(demo_root, environ={})) as audit:
+        entries = audit.entries(limit=5)
+    assert [(e.actor, e.action, e.target) for e in entries] == [("Ada Lovelace", "edition.approve", f"{DEMO_DATE}/en")]
     story = next((demo_root / "stories").rglob("*.md"))
     story.write_text(story.read_text(encoding="utf-8") + "\nA correction.\n", encoding="utf-8")
     void = runner.invoke(cli, ["status", *args])

@@ -125,6 +125,8 @@ def test_a_paused_mailing_of_5000_resumes_and_mails_everyone_once(
     assert f"{READERS} sent, 0 pending" in resumed.stdout
     counts = Counter(relay.rcpts)
     assert set(counts) == set(readers) and set(counts.values()) == {1}
+    audit = _cli(root, env, "desk", "audit", "--export", "--format", "jsonl").stdout
+    assert '"mailing.pause"' in audit and '"Ada Lovelace"' in audit and '"mailing.resume"' in audit
 
 
 def test_a_resume_in_the_background_finishes_the_mailing(

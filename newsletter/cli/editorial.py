@@ -59,6 +59,14 @@ def _who(by: str | None) -> str:
         return "operator"
 
 
+def _record(settings: Any, who: str, action: str, target: str, detail: dict[str, Any]) -> None:
+    """The action in the desk's audit log, as the desk records its own (`newsletter desk audit`)."""
+    from ..editorial import open_audit
+
+    with open_audit(settings) as audit:
+        audit.record(who, action, target, {**detail, "via": "command line"}, newsletter=settings.list.id)
+
+
 def _languages(settings: Any, languages: tuple[str, ...]) -> tuple[str, ...] | None:
     for lang in languages:
         if lang not in settings.languages:
@@ -99,6 +107,7 @@ def approve(root: Path, newsletter_id: str | None, day: Any, languages: tuple[st
             if wanted and lang not in wanted:
                 continue
             store.approve(settings.list.id, digest.edition, lang, digest.content_hash, who)
+            _record(settings, who, "edition.approve", f"{digest.edition}/{lang}", {"hash": digest.content_hash})
             label = f"{digest.edition} ({lang})" if settings.multilingual else str(digest.edition)
             click.echo(
                 f"Edition {label}: approved by {who}: {digest.stories} stories, subject {digest.subject!r}, "
@@ -114,9 +123,10 @@ def approve(root: Path, newsletter_id: str | None, day: Any, languages: tuple[st
 @click.option(
     "--to", "to", multiple=True, metavar="ADDRESS", help="Send to this address (repeatable; default: [desk] seeds)."
 )
+@by_option
 @handle_errors
 def send_test_command(
-    root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], to: tuple[str, ...]
+    root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], to: tuple[str, ...], by: str | None
 ) -> None:
     """Mail the edition as it will go out to the seed list (`[desk] seeds`) or to --to addresses.
 
@@ -131,8 +141,11 @@ def send_test_command(
     from ..delivery import send_tests
 
     settings = chosen(root, newsletter_id)
-    for line in send_tests(settings, as_date(day), to, languages=_languages(settings, languages) or ()):
+    lines = send_tests(settings, as_date(day), to, languages=_languages(settings, languages) or ())
+    for line in lines:
         click.echo(line)
+    target = str(as_date(day) or "newest")
+    _record(settings, _who(by), "edition.test", target, {"to": list(to) or "seed list", "messages": len(lines)})
 
 
 @cli.command()
@@ -157,8 +170,10 @@ def pause(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str,
 
     settings = chosen(root, newsletter_id)
     the_day = as_date(day) or read_window(settings, None)[1]
-    for line in pause_mailing(settings, the_day, _who(by), languages=_languages(settings, languages)):
+    lines = pause_mailing(settings, the_day, _who(by), languages=_languages(settings, languages))
+    for line in lines:
         click.echo(line)
+    _record(settings, _who(by), "mailing.pause", the_day.isoformat(), {"languages": len(lines)})
 
 
 @cli.command()
@@ -168,9 +183,16 @@ def pause(root: Path, newsletter_id: str | None, day: Any, languages: tuple[str,
 @language_option
 @click.option("--subscribers", metavar="FILE", help="The list the mailing was sent to (default: as `send`).")
 @click.option("--no-send", is_flag=True, help="Only lift the pause; leave sending to the scheduler or a worker.")
+@by_option
 @handle_errors
 def resume(
-    root: Path, newsletter_id: str | None, day: Any, languages: tuple[str, ...], subscribers: str | None, no_send: bool
+    root: Path,
+    newsletter_id: str | None,
+    day: Any,
+    languages: tuple[str, ...],
+    subscribers: str | None,
+    no_send: bool,
+    by: str | None,
 ) -> None:
     """Lift a pause (an operator's or the circuit breaker's) and go on sending where the mailing stopped.
 
@@ -191,6 +213,8 @@ def resume(
     lines = resume_mailing(settings, the_day, languages=wanted)
     for line in lines or [f"edition {the_day}: not paused"]:
         click.echo(line)
+    if lines:  # the desk's resume lifts the pause itself, and records it, before it starts this command
+        _record(settings, _who(by), "mailing.resume", the_day.isoformat(), {"languages": len(lines)})
     if no_send:
         return
     for lang in wanted or (None,):
