@@ -5,7 +5,7 @@ python bench/run.py scale          (BENCH_SCALE_N=200000 for a shorter run; defa
 BENCH_SCALE_BEFORE=/path/to/an/earlier/checkout adds that version's one-sender figures to the same run
 (its package imported from there), each backend's runs alternating with this version's, and the
 after/before ratios; BENCH_SCALE_RUNS=3 takes medians of that many runs (default 1, or 3 with a
-BEFORE); BENCH_SCALE_FLEET=0 leaves out the relay part.
+BEFORE); BENCH_SCALE_FLEET=0 leaves out the relay part; BENCH_SCALE_BACKENDS=postgresql measures one backend only.
 
 - One sender, the 20-story edition, N subscribers, the null sink: `send_edition` end to end (list read
   and validated, enrolment, personalization, ledger), on SQLite and on PostgreSQL, each in a process of
@@ -191,18 +191,31 @@ def _one_sender(root: Path, cluster: pg_cluster.PgCluster) -> Iterator[tuple[str
     if before:
         shutil.copytree(root, old_root, ignore=shutil.ignore_patterns("data"))
     medians = {}
-    for backend in ("sqlite", "postgresql"):
+    for backend in os.environ.get("BENCH_SCALE_BACKENDS", "sqlite,postgresql").split(","):
         ours, old = [], []
         for _ in range(runs):
-            ours.append(_null_send(root, N, cluster.new_database() if backend == "postgresql" else ""))
+            ours.append(_null_send(root, N, _database(cluster, backend, "")))
             if before:
-                old.append(_null_send(old_root, N, cluster.new_database() if backend == "postgresql" else "", before))
+                old.append(_null_send(old_root, N, _database(cluster, backend, before), before))
         medians[backend] = statistics.median(ours)
         yield f"scale.one_sender_{N}_null_sink.{backend}", medians[backend], "msg/s"
         if old:
             yield f"scale.one_sender_{N}_null_sink.{backend}.before", statistics.median(old), "msg/s"
             yield f"scale.one_sender_{N}_null_sink.{backend}.of_before", medians[backend] / statistics.median(old), "x"
-    yield "scale.one_sender.postgresql_share_of_sqlite", 100 * medians["postgresql"] / medians["sqlite"], "%"
+    if len(medians) == 2:
+        yield "scale.one_sender.postgresql_share_of_sqlite", 100 * medians["postgresql"] / medians["sqlite"], "%"
+
+
+def _database(cluster: pg_cluster.PgCluster, backend: str, tree: str) -> str:
+    """ "" for SQLite; else a new PostgreSQL database at the schema of the version in `tree` ("": this one)."""
+    if backend == "sqlite":
+        return ""
+    if not tree:
+        return cluster.new_database()
+    url = cluster.new_database(upgrade=False)
+    env = {**os.environ, "PYTHONPATH": tree, "NEWSLETTER_DATABASE_URL": url}
+    subprocess.run([sys.executable, "-m", "newsletter", "db", "upgrade"], env=env, cwd=tree, check=True)
+    return url
 
 
 def figures() -> Iterator[tuple[str, float, str]]:

@@ -137,12 +137,25 @@ def migrate_from_sqlite(root: Path) -> None:
         schedule=store_path(settings),
         subscribers=subscribers,
         bounces=state_path(settings),
+        zones=_zone_files(settings),
     )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")
     for table, n in sorted(moved.rows.items()):
         click.echo(f"{table}: {n} row(s) copied")
     click.echo(f"done: {sum(moved.rows.values())} row(s) in {pg.describe()}")
+
+
+def _zone_files(settings: Any) -> list[tuple[str, Path]]:
+    """(IANA zone, file) of each per-time-zone runs file (`data/schedule-zones/America_New_York.sqlite`)."""
+    from zoneinfo import available_timezones
+
+    from ..schedule import zone_store_path
+
+    folder = zone_store_path(settings, "x").parent
+    by_file = {zone_store_path(settings, name).name: name for name in available_timezones()}
+    found = sorted(folder.glob("*.sqlite")) if folder.is_dir() else []
+    return [(by_file[path.name], path) for path in found if path.name in by_file]
 
 
 def _sqlite_stores(settings: Any) -> list[Path]:
