@@ -59,9 +59,10 @@ def check(root: Path) -> None:
     """Check every record store for damage and say what was found; exit 1 when one is damaged.
 
     SQLite files (subscribers, suppression list, ledgers, scheduler runs, bounce records) get SQLite's
-    integrity check; with `database_url` set, the PostgreSQL database gets its schema version checked
-    and every table read through. A store that is damaged is refused by every command that opens it:
-    restore it from a backup.
+    integrity check; with `database_url` set, the PostgreSQL database gets its schema version checked,
+    every index and constraint the migrations make looked for (a missing one is named with the
+    statement that makes it), and every table read through. A store that is damaged is refused by every
+    command that opens it: restore it from a backup.
 
     \b
     Example:
