@@ -59,6 +59,7 @@ from .subscribers import (
     Subscriber,
     SubscriberSource,
     has_subscriber_list,
+    reader_keys,
     store_source,
     subscriber_store,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "parse_ledger_name",
     "paused_mailings",
     "pending_editions",
+    "reader_keys",
     "reader_language",
     "secret_from_env",
     "send_edition",
