@@ -36,6 +36,7 @@ from __future__ import annotations
 from .addresses import check_address
 from .control import pause_mailing, paused_by_operator, resume_in_background, resume_mailing
 from .dkim import (
+    DKIM,
     PASSPHRASE_ENV,
     DkimOptions,
     Signer,
@@ -57,7 +58,7 @@ from .report import SendReport
 from .seeds import seed_list, send_tests
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
-from .sinks.smtp import config_from_settings, smtp_url
+from .sinks.smtp import SMTP, SmtpOptions, config_from_settings, smtp_config, smtp_url
 from .state import EditionState, morning_state
 from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import (
@@ -82,9 +83,11 @@ from .unsubscribe import (
 from .verp import ReturnPath
 
 __all__ = [
+    "DKIM",
     "MAILING",
     "PASSPHRASE_ENV",
     "SECRET_ENV",
+    "SMTP",
     "Checklist",
     "DkimOptions",
     "EditionState",
@@ -101,6 +104,7 @@ __all__ = [
     "ReturnPath",
     "SendReport",
     "Signer",
+    "SmtpOptions",
     "Subscriber",
     "SubscriberSource",
     "Suppression",
@@ -144,6 +148,7 @@ __all__ = [
     "send_tests",
     "signer_for",
     "signing",
+    "smtp_config",
     "smtp_url",
     "store_exists",
     "store_source",
