@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,19 @@ def test_the_seed_list_from_the_environment(tmp_path: Path) -> None:
     (tmp_path / "newsletter.toml").write_text("", encoding="utf-8")
     settings = load_settings(tmp_path, environ={"NEWSLETTER_DESK__SEEDS": "a@example.org, b@example.org"})
     assert seed_list(settings) == ["a@example.org", "b@example.org"]
+
+
+def test_a_test_of_every_language_edition_into_the_outbox(
+    languages_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without [smtp] the tests go to outbox/<date>/test/: one message per language edition of the day."""
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+    result = CliRunner().invoke(
+        cli, ["send-test", "--root", str(languages_root), "--date", DEMO_DATE.isoformat(), "--to", "ed@example.org"]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 3
+    written = sorted((languages_root / "outbox").rglob("test/*.eml"))
+    assert len(written) == 3
+    langs = {message_from_bytes(p.read_bytes())["Content-Language"] for p in written}
+    assert langs == {"en", "fr", "ar"}
