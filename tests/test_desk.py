@@ -109,10 +109,22 @@ def test_add_user_reads_the_password_from_stdin_and_refuses_empty_or_short(tmp_p
 
 def test_no_page_or_action_without_a_session(desk: PublicServer) -> None:
     client = visitor(desk)
-    for path in ("/desk/", "/desk/audit", "/desk/users"):
+    for path in (
+        "/desk/",
+        "/desk/audit",
+        "/desk/users",
+        "/desk/editions/2016-12-30/en",
+        "/desk/editions/2016-12-30/en/email",
+    ):
         answer = client.get(path)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/desk/login?next="), path
-    for path in ("/desk/users", "/desk/language", "/desk/logout"):
+    for path in (
+        "/desk/users",
+        "/desk/users/ann",
+        "/desk/language",
+        "/desk/editions/2016-12-30/en/plan",
+        "/desk/logout",
+    ):
         answer = client.post(path, data={"csrf": "x", "name": "mallory", "role": "admin", "password": "p" * 20})
         assert answer.status_code == 403, path
     assert "mallory" not in desk_cli(desk.root, "users").stdout
