@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.edition import build
+from newsletter.edition import build, build_editions
 from newsletter.editorial import Plan, apply_plan, export_entries, open_audit, open_plans, plan_for
 from newsletter.errors import ConfigError
+from newsletter.web import Previewer
 from newsletter.web.desk import DESK, AccountError, open_users
 from newsletter.web.desk.arrange import Layout, leave_out, move, pin_lead, retitle
 from newsletter.web.desk.sessions import open_sessions
@@ -172,6 +173,20 @@ def test_build_applies_the_plan_and_never_touches_the_story_files(tmp_path: Path
     assert planned.manifest["plan"]["updated_by"] == "ann"
     assert [s.id for s in build(settings, DEMO_DATE, plan=False).edition.stories] == order
     assert files == {p: p.read_bytes() for p in (root / "stories").rglob("*.md")}
+
+
+def test_the_scheduler_and_the_preview_apply_the_plan_too(tmp_path: Path) -> None:
+    root = make_demo_root(tmp_path / "paper")
+    settings = load_settings(root)
+    previewer = Previewer(root)
+    before = previewer.edition(DEMO_DATE)
+    assert before.build is not None and before.build.rendered.subject != "Planned for the morning"
+    with open_plans(settings) as plans:
+        plans.put(settings.list.id, DEMO_DATE, "en", Plan(subject="Planned for the morning"), "ann")
+    after = previewer.edition(DEMO_DATE)
+    assert after.build is not None and after.build.rendered.subject == "Planned for the morning"
+    morning = build_editions(settings, DEMO_DATE, skip_invalid=True)  # what the scheduler's morning builds
+    assert [b.rendered.subject for b in morning.builds] == ["Planned for the morning"]
 
 
 @pytest.mark.parametrize(
