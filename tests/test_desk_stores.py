@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.edition import build, build_editions
 from newsletter.editorial import Plan, apply_plan, export_entries, open_audit, open_plans, plan_for
@@ -214,3 +216,28 @@ def test_trusted_proxies_are_addresses_and_networks(tmp_path: Path) -> None:
     options = load_settings(tmp_path).options(DESK)
     assert options.proxy_trusted("10.1.2.3") and options.proxy_trusted("::1")
     assert not options.proxy_trusted("11.0.0.1") and not options.proxy_trusted("not-an-ip")
+
+
+def test_db_migrate_from_sqlite_moves_the_desk(tmp_path: Path, pg_cluster: Any) -> None:
+    root = make_demo_root(tmp_path / "paper")
+    local = load_settings(root, environ={})
+    with open_users(local) as users:
+        users.add("ann", "admin", PASSWORD)
+    with open_audit(local) as log:
+        log.record("ann", "login", "ann")
+        log.record("ann", "plan.titles", "2016-12-30/en", {"subject": "Moved"})
+    with open_plans(local) as plans:
+        plans.put(local.list.id, DAY, "en", Plan(subject="Moved"), "ann")
+    url = pg_cluster.new_database()
+    env = {"NEWSLETTER_DATABASE_URL": url}
+    for _ in range(2):  # twice: the second run copies nothing again
+        result = CliRunner().invoke(cli, ["db", "migrate-from-sqlite", "--root", str(root)], env=env)
+        assert result.exit_code == 0, result.output
+    assert "the database already has an audit log" in result.output
+    remote = load_settings(root, environ=env)
+    with open_users(remote) as users:
+        assert users.verify("ann", PASSWORD) is not None
+    with open_audit(remote) as log:
+        assert [e.action for e in log.entries()] == ["plan.titles", "login"]
+    stored = plan_for(remote, DAY)
+    assert stored is not None and stored.subject == "Moved" and stored.updated_by == "ann"
