@@ -141,7 +141,8 @@ async def _load(desk: Desk) -> EditionState | Response:
 @desk_page("/", nav=N_("Editions"), order=10)
 def home(desk: Desk) -> Response:
     day = next_edition(desk)
-    languages = [(lang, language_name(lang)) for lang in desk.settings.languages]
+    plans = {lang: desk.ctx.plans.get(desk.ctx.newsletter, day, lang) for lang in desk.settings.languages}
+    languages = [(lang, language_name(lang), plans[lang]) for lang in desk.settings.languages]
     return desk.page("home.html", day=day, languages=languages, newsletter=desk.ctx.newsletter)
 
 
