@@ -5,7 +5,7 @@ every edition's ledger (recipients, runs, meta; run ids are renumbered and the r
 follows them), the scheduler's runs and meta (each time zone's too), the bounce records. Each source file is copied in
 one transaction and then counted on both sides; a mismatch rolls that file back and is an error. An
 edition the database already holds is left alone and reported, so running the move twice is harmless.
-The SQLite files are only read.
+The SQLite files are only read. The editors' desk moves too: its accounts, plans and audit log.
 """
 
 from __future__ import annotations
@@ -67,11 +67,12 @@ def migrate_from_sqlite(
     subscribers: Path | None = None,
     bounces: Path | None = None,
     zones: list[tuple[str, Path]] | None = None,
+    desk: Path | None = None,
 ) -> Moved:
     """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema.
 
     `ledgers` are (ledger name, file): `2016-12-30` or `2016-12-30.fr`, the file's name without `.sqlite`;
-    `zones` are (IANA zone, file), the runs of `per_timezone` batches."""
+    `zones` are (IANA zone, file), the runs of `per_timezone` batches; `desk` the editors' desk's file."""
     zones = zones or []
     pg.require_current()
     moved = Moved()
@@ -108,7 +109,34 @@ def migrate_from_sqlite(
         if bounces is not None and bounces.exists():
             with _read(bounces) as src, db.transaction():
                 _bounces(db, src, moved)
+        if desk is not None and desk.exists():
+            with _read(desk) as src, db.transaction():
+                _desk(db, src, desk, moved)
     return moved
+
+
+def _desk(db: Any, src: sqlite3.Connection, path: Path, moved: Moved) -> None:
+    """The desk's accounts, plans and audit log (its sessions stay behind: people sign in again). A user or
+    plan already there is kept as it is; the audit log is copied only into a database that has none."""
+    tables = {str(r[0]) for r in _rows(src, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table, cols, key in (
+        ("desk_users", "name, role, password, language, active, created_at, updated_at", "name"),
+        ("desk_plans", "newsletter, edition, language, plan, updated_by, updated_at", "newsletter, edition, language"),
+    ):
+        rows = _rows(src, f"SELECT {cols} FROM {table}") if table in tables else []
+        marks = ", ".join(["%s"] * len(cols.split(", ")))
+        db.cursor().executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING", rows)
+        moved.add(table, len(rows))
+    if "desk_audit" not in tables:
+        return
+    if db.execute("SELECT 1 FROM desk_audit LIMIT 1").fetchone():
+        moved.skipped.append(f"{path}: the database already has an audit log")
+        return
+    cols = "at, actor, action, target, detail, newsletter"
+    rows = _rows(src, f"SELECT {cols} FROM desk_audit ORDER BY id")
+    db.cursor().executemany(f"INSERT INTO desk_audit ({cols}) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    _check(db, str(path), "SELECT count(*) FROM desk_audit WHERE id > %s", (0,), len(rows))
+    moved.add("desk_audit", len(rows))
 
 
 def _schedule(db: Any, src: sqlite3.Connection, zone: str, moved: Moved) -> None:
