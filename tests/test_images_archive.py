@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image, features
 
@@ -236,3 +237,26 @@ def test_avif_is_a_flag(demo_root: Path) -> None:
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "[images] avif must be true or false, got 'yes'" in proc.stderr, proc.stderr
+
+
+def test_the_public_app_pages_carry_the_logo(tmp_path: Path) -> None:
+    """`newsletter serve`'s own pages (sign-up, unsubscribe) wear the archive's masthead, logo included."""
+    from tests.test_web_app import CONFIG, PublicServer, make_root
+
+    root = make_root(tmp_path)
+    _logos(root)
+    (root / "newsletter.toml").write_text(
+        CONFIG + (root / "newsletter.toml").read_text(encoding="utf-8").replace("[images.logo]", "\n[images.logo]"),
+        encoding="utf-8",
+    )
+    srv = PublicServer(root)
+    try:
+        page = httpx.get(srv.url + "/subscribe", headers={"Host": "newsletter.example.org"}, timeout=10).text
+        tag = re.search(r'<p class="masthead-title masthead-logo">.*?</p>', page, re.S)
+        assert tag is not None and 'alt="The Morning Brief" width="240" height="60"' in tag.group(0), page[:2000]
+        settings = load_settings(root, environ={})
+        for url in re.findall(r'(?:src|srcset)="([^"]+)"', tag.group(0)):
+            target = file_for(settings, url)
+            assert target is not None and target.is_file(), url
+    finally:
+        assert srv.stop() == 0
