@@ -70,7 +70,7 @@ from .unsubscribe import (
     secret_from_env,
     verify_token,
 )
-from .verp import ReturnPath
+from .verp import EditionMark, ReturnPath, Verified, feedback_newsletter, newsletter_mark
 
 __all__ = [
     "MAILING",
@@ -78,6 +78,7 @@ __all__ = [
     "SECRET_ENV",
     "Checklist",
     "DkimOptions",
+    "EditionMark",
     "Envelope",
     "ForgedTokenError",
     "LanguageSend",
@@ -95,12 +96,14 @@ __all__ = [
     "SubscriberSource",
     "Suppression",
     "SuppressionList",
+    "Verified",
     "check_address",
     "clean_name",
     "config_from_settings",
     "day_rates",
     "doctor",
     "edition_rates",
+    "feedback_newsletter",
     "generate_key",
     "handle_request",
     "has_subscriber_list",
@@ -113,6 +116,7 @@ __all__ = [
     "load_key",
     "make_sink",
     "make_token",
+    "newsletter_mark",
     "open_ledger",
     "open_suppression",
     "parse_ledger_name",

@@ -68,7 +68,7 @@ from .stores import LedgerStore, ledger_exists, open_ledger
 from .subscribers import Problem, SubscriberSource, check_address, store_source
 from .suppression import Suppression, open_suppression
 from .unsubscribe import secret_from_env
-from .verp import ReturnPath
+from .verp import ReturnPath, edition_mark
 
 PAUSE_CHECK = 500  # messages between two looks at the ledger's pause (senders sharing a mailing stop together)
 ENROL_CHUNK = 5000  # rows per enrolment statement
@@ -144,7 +144,7 @@ def send_edition(
         )
     path = ledger_path(settings, day)
     stop_event = stop or threading.Event()
-    sender = envelope_sender(settings, secret)
+    sender = envelope_sender(settings, secret, day)
 
     def feed(
         ledger: LedgerStore, suppression: Suppression, delivery: Delivery, limit: int | None, part: tuple[int, int]
@@ -407,13 +407,15 @@ def _jobs(
         yield row, Envelope(sender(row.address), row.address, data, key=str(row.id), dot_safe=dot_safe)
 
 
-def envelope_sender(settings: Settings, secret: bytes) -> Callable[[str], str]:
-    """recipient → MAIL FROM: `[mailing] return_path` (per recipient when it holds `{token}`), else the sender."""
+def envelope_sender(settings: Settings, secret: bytes, day: date | None = None) -> Callable[[str], str]:
+    """recipient → MAIL FROM: `[mailing] return_path` (per recipient when it holds `{token}`, carrying
+    edition `day` when given, so what comes back counts against it), else the sender."""
     fixed = MailingOptions.from_settings(settings).return_path or settings.sender.address
     verp = ReturnPath.parse(fixed)
     if verp is None:
         return lambda _recipient: fixed
-    return lambda recipient: verp.address(secret, settings.list.id, recipient)
+    mark = edition_mark(settings.list.id, settings.language, day) if day is not None else None
+    return lambda recipient: verp.address(secret, settings.list.id, recipient, mark)
 
 
 def _send_one(settings: Settings, built: Any, secret: bytes, sink: Sink, address: str, now: datetime | None) -> str:

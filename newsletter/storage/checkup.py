@@ -29,6 +29,7 @@ PG_TABLES = (
     "schedule_meta",
     "bounce_processed",
     "bounce_soft",
+    "bounce_events",
 )
 
 
