@@ -19,7 +19,7 @@ Public face: the names in `__all__`; the CLI, the scheduler and the web webhooks
 from __future__ import annotations
 
 from .classify import Classified, classify
-from .editions import Reported, reported
+from .editions import Reported, edition_of, reported
 from .policy import BounceState, Decider, Decision, EditionRef, Event, Policy, open_bounce_state, state_path
 from .run import BounceReport, configured, process, run_configured, scheduled_pass, source_from_settings
 from .sources import SourceError
@@ -37,6 +37,7 @@ __all__ = [
     "SourceError",
     "classify",
     "configured",
+    "edition_of",
     "open_bounce_state",
     "process",
     "reported",

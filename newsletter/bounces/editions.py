@@ -17,12 +17,13 @@ takes a genuine token or an address on the list (run.py).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from ..config import Settings
-from ..delivery import Verified, feedback_newsletter, newsletter_mark
+from ..delivery import MAILING, SECRET_ENV, ReturnPath, Verified, feedback_newsletter, newsletter_mark
 from .policy import EditionRef, open_bounce_state, state_path
 
 _DAY = r"(\d{4}-\d{2}-\d{2})"
@@ -111,3 +112,17 @@ def reported(settings: Settings, day: date, languages: tuple[str, ...] | None, *
         named = state.edition_counts(day, languages)
         arrived = state.unattributed_counts(start, start + timedelta(days=1)) if by_arrival else {}
     return Reported(named, arrived)
+
+
+def edition_of(settings: Settings, original: dict[str, str], envelope: str = "") -> EditionRef | None:
+    """The edition a provider's event is about (webhooks): the return path token in `envelope` (the
+    envelope sender the provider reports), else the original message's headers."""
+    finder = EditionFinder(settings)
+    template = settings.options(MAILING).return_path or ""
+    path = ReturnPath.parse(template) if template else None
+    secret = os.environ.get(SECRET_ENV, "").encode("utf-8")
+    if path is not None and secret and envelope:
+        verified, _forged = path.read(envelope, secret, settings.list.id)
+        if len({v.address for v in verified}) == 1 and (found := finder.from_tokens(verified)) is not None:
+            return found
+    return finder.from_original(original)
