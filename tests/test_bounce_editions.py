@@ -9,6 +9,7 @@ on SQLite and on PostgreSQL (migration 0008).
 
 from __future__ import annotations
 
+import json
 import mailbox
 import os
 import subprocess
@@ -154,6 +155,10 @@ def test_status_shows_the_rates_of_the_edition_that_caused_them(
     # 4. A bounce that names no edition (no token, a foreign Message-ID): counted by the day it arrived.
     box.add(_dsn("bounces@newsletter.example.org", "reader09@example.com", "<x2@elsewhere.example>", "<d2@mx>"))
 
+    read = _run(root, "bounces", "--maildir", str(tmp_path / "Maildir"), "--dry-run", "--json", env=env)
+    editions = {d["address"]: d["edition"] for d in json.loads(read.stdout)["decisions"]}
+    assert editions["reader05@example.com"] == {"date": "2016-12-30", "language": "en", "by": "Feedback-ID"}
+    assert editions["reader09@example.com"] is None
     read = _run(root, "bounces", "--maildir", str(tmp_path / "Maildir"), env=env)
     assert read.returncode == 0, read.stderr
     assert "reader03@example.com: hard — suppressed [edition 2016-12-30 (en), by its return path]" in read.stdout
@@ -161,8 +166,8 @@ def test_status_shows_the_rates_of_the_edition_that_caused_them(
     assert "reader07@example.com: complaint — suppressed [edition 2016-12-30 (en), by its Message-ID]" in read.stdout
     line09 = next(line for line in read.stdout.splitlines() if "reader09@example.com" in line)
     assert "[edition" not in line09
-    again = _run(root, "bounces", "--maildir", str(tmp_path / "Maildir"), env=env)  # nothing counts twice
-    assert again.returncode == 0, again.stderr
+    again = _run(root, "bounces", "--maildir", str(tmp_path / "Maildir"), "--json", env=env)  # nothing twice
+    assert again.returncode == 0 and json.loads(again.stdout)["decisions"] == [], again.stderr
 
     status = _run(root, "status", "--date", str(DAY), env=env)
     assert "Rates: hard bounces 1/40 = 2.50% ok" in status.stdout, status.stdout
