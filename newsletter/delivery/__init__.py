@@ -10,6 +10,7 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
     send.py          the send loop: enrol, personalize, deliver through worker threads, record
                      (ratelimit.py: the send rate; progress.py: the operator's view; report.py: options
                      and the run's report)
+    rows.py          the ledger as a run sees it: the list enrolled, pending rows handed out as messages
     sinks/           where messages go: outbox, smtp, memory, null — one small interface (sinks/base.py)
     ledger.py        the ledger: pending → sent / failed / skipped, resume after a crash; a SQLite file
                      per edition, or PostgreSQL
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from .addresses import check_address
 from .dkim import (
+    DKIM,
     PASSPHRASE_ENV,
     DkimOptions,
     Signer,
@@ -51,12 +53,13 @@ from .personalize import clean_name
 from .report import SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
-from .sinks.smtp import config_from_settings, smtp_url
+from .sinks.smtp import SMTP, SmtpOptions, config_from_settings, smtp_config, smtp_url
 from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import (
     Subscriber,
     SubscriberSource,
     has_subscriber_list,
+    reader_keys,
     store_source,
     subscriber_store,
 )
@@ -73,9 +76,11 @@ from .unsubscribe import (
 from .verp import EditionMark, ReturnPath, Verified, feedback_newsletter, newsletter_mark
 
 __all__ = [
+    "DKIM",
     "MAILING",
     "PASSPHRASE_ENV",
     "SECRET_ENV",
+    "SMTP",
     "Checklist",
     "DkimOptions",
     "EditionMark",
@@ -92,6 +97,7 @@ __all__ = [
     "ReturnPath",
     "SendReport",
     "Signer",
+    "SmtpOptions",
     "Subscriber",
     "SubscriberSource",
     "Suppression",
@@ -122,6 +128,7 @@ __all__ = [
     "parse_ledger_name",
     "paused_mailings",
     "pending_editions",
+    "reader_keys",
     "reader_language",
     "secret_from_env",
     "send_edition",
@@ -129,6 +136,7 @@ __all__ = [
     "send_test",
     "signer_for",
     "signing",
+    "smtp_config",
     "smtp_url",
     "store_source",
     "subscriber_store",
