@@ -244,3 +244,19 @@ def test_status_of_a_day_without_stories_says_so(demo_root: Path) -> None:
     result = CliRunner().invoke(cli, ["status", "--root", str(demo_root), "--date", "2016-01-01"])
     assert result.output.startswith("Approval: edition 2016-01-01: no stories"), result.output
     assert "not sent yet" in result.output and "Traceback" not in result.output
+
+
+def test_db_migrate_from_sqlite_moves_the_approvals(tmp_path: Path, pg_cluster: object) -> None:
+    (tmp_path / "newsletter.toml").write_text("", encoding="utf-8")
+    local = load_settings(tmp_path, environ={})
+    with open_approvals(local) as store:
+        store.approve("daily", DAY, "en", "a" * 64, "Ada", at=datetime(2027, 3, 29, 4, 0, tzinfo=UTC))
+        store.approve("daily", DAY, "en", "b" * 64, "Grace", at=datetime(2027, 3, 29, 5, 0, tzinfo=UTC))
+    env = {"NEWSLETTER_DATABASE_URL": pg_cluster.new_database()}  # type: ignore[attr-defined]
+    for _ in range(2):  # twice: the second run copies nothing again
+        result = CliRunner().invoke(cli, ["db", "migrate-from-sqlite", "--root", str(tmp_path)], env=env)
+        assert result.exit_code == 0, result.output
+    assert "the database already has approvals" in result.output
+    with open_approvals(load_settings(tmp_path, environ=env)) as store:
+        assert [a.by for a in store.history("daily", DAY, "en")] == ["Grace", "Ada"]
+        assert store.state("daily", DAY, "en", "b" * 64).approved

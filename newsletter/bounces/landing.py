@@ -58,7 +58,7 @@ def _editions(settings: Settings, start: date, end: date) -> dict[date, Counter[
             with open_ledger(edition, day, readonly=True) as ledger:
                 counts = ledger.counts()
                 deferred = sum(int(r.get("deferred") or 0) for r in ledger.runs())
-            rates = edition_rates(edition, day, reported=False)
+            rates = edition_rates(edition, day)  # the hard bounces at send time; later reports are counted below
             total = found.setdefault(day, Counter())
             total.update(
                 recipients=counts.total,

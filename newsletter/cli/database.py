@@ -108,7 +108,7 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
 @handle_errors
 def migrate_from_sqlite(root: Path) -> None:
     """Copy the SQLite records under data/ (subscribers, suppression list, ledgers, scheduler runs, bounce
-    records) into the database.
+    records, the editors' desk) into the database.
 
     Every file is copied in one transaction and counted on both sides; the files themselves are only
     read. An edition the database already has is left alone, so running it twice does no harm.
@@ -119,6 +119,7 @@ def migrate_from_sqlite(root: Path) -> None:
     """
     from ..bounces import state_path
     from ..delivery import ledger_dir, parse_ledger_name
+    from ..editorial import desk_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
     from ..storage import upgrade_reader_base_file
@@ -140,6 +141,7 @@ def migrate_from_sqlite(root: Path) -> None:
         subscribers=subscribers,
         bounces=state_path(settings),
         zones=_zone_files(settings),
+        desk=desk_path(settings),
     )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")

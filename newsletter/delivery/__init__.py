@@ -80,7 +80,7 @@ from .unsubscribe import (
     secret_from_env,
     verify_token,
 )
-from .verp import ReturnPath
+from .verp import EditionMark, ReturnPath, Verified, feedback_newsletter, newsletter_mark
 
 __all__ = [
     "DKIM",
@@ -90,6 +90,7 @@ __all__ = [
     "SMTP",
     "Checklist",
     "DkimOptions",
+    "EditionMark",
     "EditionState",
     "Envelope",
     "ForgedTokenError",
@@ -109,12 +110,14 @@ __all__ = [
     "SubscriberSource",
     "Suppression",
     "SuppressionList",
+    "Verified",
     "check_address",
     "clean_name",
     "config_from_settings",
     "day_rates",
     "doctor",
     "edition_rates",
+    "feedback_newsletter",
     "generate_key",
     "handle_request",
     "has_subscriber_list",
@@ -129,6 +132,7 @@ __all__ = [
     "make_sink",
     "make_token",
     "morning_state",
+    "newsletter_mark",
     "open_ledger",
     "open_suppression",
     "parse_ledger_name",

@@ -49,7 +49,7 @@ from .landing import (
     attribute,
     landing,
 )
-from .plans import Plan, PlanStore, apply_plan, open_plans, plan_for
+from .plans import MAX_PREHEADER, MAX_SUBJECT, Plan, PlanStore, apply_plan, open_plans, plan_for
 from .store import DESK_FILE, desk_path, open_desk
 
 __all__ = [
@@ -60,6 +60,8 @@ __all__ = [
     "COMPLAINT_LIMIT",
     "DESK_FILE",
     "LANDING_DAYS",
+    "MAX_PREHEADER",
+    "MAX_SUBJECT",
     "VOID",
     "WAITING",
     "Alert",

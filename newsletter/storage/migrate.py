@@ -5,7 +5,7 @@ every edition's ledger (recipients, runs, meta; run ids are renumbered and the r
 follows them), the scheduler's runs and meta (each time zone's too), the bounce records. Each source file is copied in
 one transaction and then counted on both sides; a mismatch rolls that file back and is an error. An
 edition the database already holds is left alone and reported, so running the move twice is harmless.
-The SQLite files are only read.
+The SQLite files are only read. The editors' desk moves too: its accounts, plans, audit log and approvals.
 """
 
 from __future__ import annotations
@@ -67,11 +67,12 @@ def migrate_from_sqlite(
     subscribers: Path | None = None,
     bounces: Path | None = None,
     zones: list[tuple[str, Path]] | None = None,
+    desk: Path | None = None,
 ) -> Moved:
     """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema.
 
     `ledgers` are (ledger name, file): `2016-12-30` or `2016-12-30.fr`, the file's name without `.sqlite`;
-    `zones` are (IANA zone, file), the runs of `per_timezone` batches."""
+    `zones` are (IANA zone, file), the runs of `per_timezone` batches; `desk` the editors' desk's file."""
     zones = zones or []
     pg.require_current()
     moved = Moved()
@@ -108,7 +109,43 @@ def migrate_from_sqlite(
         if bounces is not None and bounces.exists():
             with _read(bounces) as src, db.transaction():
                 _bounces(db, src, moved)
+        if desk is not None and desk.exists():
+            with _read(desk) as src, db.transaction():
+                _desk(db, src, desk, moved)
     return moved
+
+
+def _desk(db: Any, src: sqlite3.Connection, path: Path, moved: Moved) -> None:
+    """The desk's accounts, plans, audit log and approvals (its sessions stay behind: people sign in again). A
+    user or plan already there is kept as it is; the histories are copied only into a database that has none."""
+    tables = {str(r[0]) for r in _rows(src, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table, cols, key in (
+        ("desk_users", "name, role, password, language, active, created_at, updated_at", "name"),
+        ("desk_plans", "newsletter, edition, language, plan, updated_by, updated_at", "newsletter, edition, language"),
+    ):
+        rows = _rows(src, f"SELECT {cols} FROM {table}") if table in tables else []
+        marks = ", ".join(["%s"] * len(cols.split(", ")))
+        db.cursor().executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING", rows)
+        moved.add(table, len(rows))
+    for table, cols, what in (
+        ("desk_audit", "at, actor, action, target, detail, newsletter", "an audit log"),
+        ("desk_approvals", "newsletter, edition, language, content_hash, approved_by, approved_at", "approvals"),
+    ):
+        if table in tables:
+            _history(db, src, path, moved, (table, cols, what))
+
+
+def _history(db: Any, src: sqlite3.Connection, path: Path, moved: Moved, which: tuple[str, str, str]) -> None:
+    """A desk table of history (the audit log, the approvals), in order, into a database that has none."""
+    table, cols, what = which
+    if db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+        moved.skipped.append(f"{path}: the database already has {what}")
+        return
+    rows = _rows(src, f"SELECT {cols} FROM {table} ORDER BY id")
+    marks = ", ".join(["%s"] * len(cols.split(", ")))
+    db.cursor().executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+    _check(db, str(path), f"SELECT count(*) FROM {table} WHERE id > %s", (0,), len(rows))
+    moved.add(table, len(rows))
 
 
 def _schedule(db: Any, src: sqlite3.Connection, zone: str, moved: Moved) -> None:
@@ -135,11 +172,16 @@ def _schedule(db: Any, src: sqlite3.Connection, zone: str, moved: Moved) -> None
 
 
 def _bounces(db: Any, src: sqlite3.Connection, moved: Moved) -> None:
-    """The handled report ids and the soft-bounce history; rows already there are kept as they are."""
+    """The handled report ids, the soft-bounce history and the events by edition; rows already there are
+    kept as they are."""
+    has_events = bool(_rows(src, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'"))
     for table, cols, key in (
         ("processed", "message_id, processed_at, kind", "message_id"),
         ("soft", "key, message_id, at, diagnostic", "key, message_id"),
+        ("events", "message_id, reader, kind, edition, language, at", "message_id, reader"),
     ):
+        if table == "events" and not has_events:
+            continue  # a file from before events were kept
         rows = _rows(src, f"SELECT {cols} FROM {table}")
         marks = ", ".join(["%s"] * len(cols.split(", ")))
         db.cursor().executemany(
