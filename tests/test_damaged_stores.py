@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.delivery import Ledger, SuppressionList, ledger_path, suppression_path
 from newsletter.delivery.unsubscribe import SECRET_ENV
+from newsletter.editorial import AuditLog, PlanStore
 from newsletter.errors import DamagedStoreError
 from newsletter.schedule import RunStore, State
 from newsletter.storage import SqlSubscriberStore
@@ -92,12 +94,20 @@ def _bounces(path: Path) -> None:
             state.remember(f"<report{i}@mx.example.org>", "hard", datetime(2016, 12, 30, tzinfo=UTC))
 
 
+def _audit(path: Path) -> None:
+    with AuditLog(path) as log:
+        for i in range(400):
+            log.record("ann", "plan.move", f"2016-12-30/en/story-{i}", {"to": i})
+
+
 STORES: dict[str, tuple[Callable[[Path], None], Callable[[Path], Any]]] = {
     "suppression list": (_suppression, SuppressionList),
     "ledger": (_ledger, Ledger),
     "subscriber store": (_subscribers, SqlSubscriberStore),
     "scheduler's runs": (_runs, RunStore),
     "bounce records": (_bounces, BounceState),
+    "desk's audit log": (_audit, AuditLog),
+    "desk's plans (same file)": (_audit, PlanStore),
 }
 
 
@@ -211,3 +221,30 @@ def test_db_check_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         db.execute("DROP TABLE bounce_soft")
     result = CliRunner().invoke(cli, ["db", "check", "--root", str(tmp_path)], env=env)
     assert result.exit_code == 1 and "table bounce_soft cannot be read" in result.stderr
+
+
+def test_db_check_on_postgresql_names_a_missing_or_changed_index_or_constraint(pg_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    env = {"NEWSLETTER_DATABASE_URL": pg_url}
+    result = CliRunner().invoke(cli, ["db", "check", "--root", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert re.search(r": \d+ indexes and \d+ constraints: ok", result.output)
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        db.execute("DROP INDEX ledger_recipients_pending")  # claims would scan the whole table
+        db.execute("ALTER TABLE subscribers DROP CONSTRAINT subscribers_key_key")  # duplicates would get in
+        db.execute("DROP INDEX ledger_runs_edition")
+        db.execute("CREATE INDEX ledger_runs_edition ON ledger_runs (edition)")
+    result = CliRunner().invoke(cli, ["db", "check", "--root", str(tmp_path)], env=env)
+    assert result.exit_code == 1
+    problems = [line for line in result.stderr.splitlines() if "127.0.0.1" in line]
+    assert [line.split(": ", 1)[1] for line in problems] == [
+        "constraint subscribers_key_key of table subscribers is missing (expected: UNIQUE (key))",
+        "index ledger_recipients_pending is missing (expected: CREATE INDEX ledger_recipients_pending ON "
+        "ledger_recipients USING btree (edition, id) WHERE (state = 'pending'::text))",
+        "index ledger_runs_edition differs (expected: CREATE INDEX ledger_runs_edition ON ledger_runs USING btree "
+        "(edition, id); found: CREATE INDEX ledger_runs_edition ON ledger_runs USING btree (edition))",
+    ]
+    assert "table ledger_recipients: ok" in result.output  # the tables themselves still read through
+    with psycopg.connect(pg_url) as db:  # nothing of the expectation stayed behind
+        assert db.execute("SELECT count(*) FROM pg_tables WHERE schemaname LIKE 'pg_temp%'").fetchone() == (0,)

@@ -58,10 +58,11 @@ def upgrade(root: Path) -> None:
 def check(root: Path) -> None:
     """Check every record store for damage and say what was found; exit 1 when one is damaged.
 
-    SQLite files (subscribers, suppression list, ledgers, scheduler runs, bounce records) get SQLite's
-    integrity check; with `database_url` set, the PostgreSQL database gets its schema version checked
-    and every table read through. A store that is damaged is refused by every command that opens it:
-    restore it from a backup.
+    SQLite files (subscribers, suppression list, ledgers, scheduler runs, bounce records, the editors'
+    desk) get SQLite's integrity check; with `database_url` set, the PostgreSQL database gets its schema
+    version checked, every index and constraint the migrations make looked for (a missing one is named
+    with the statement that makes it), and every table read through. A store that is damaged is refused
+    by every command that opens it: restore it from a backup.
 
     \b
     Example:
@@ -84,12 +85,14 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
     """Every SQLite records file of the newsletter, whether it exists yet or not (the ledgers that do)."""
     from ..bounces import state_path
     from ..delivery import ledger_dir, parse_ledger_name, suppression_path
+    from ..editorial import desk_path
     from ..schedule import store_path
 
     files = [
         ("the reader base", suppression_path(settings)),  # readers, history and the suppression list
         ("the scheduler's runs", store_path(settings)),
         ("the bounce records", state_path(settings)),
+        ("the editors' desk", desk_path(settings)),
     ]
     zones = store_path(settings).parent / "schedule-zones"
     files += [("the scheduler's runs", p) for p in sorted(zones.glob("*.sqlite")) if zones.is_dir()]
@@ -136,12 +139,25 @@ def migrate_from_sqlite(root: Path) -> None:
         schedule=store_path(settings),
         subscribers=subscribers,
         bounces=state_path(settings),
+        zones=_zone_files(settings),
     )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")
     for table, n in sorted(moved.rows.items()):
         click.echo(f"{table}: {n} row(s) copied")
     click.echo(f"done: {sum(moved.rows.values())} row(s) in {pg.describe()}")
+
+
+def _zone_files(settings: Any) -> list[tuple[str, Path]]:
+    """(IANA zone, file) of each per-time-zone runs file (`data/schedule-zones/America_New_York.sqlite`)."""
+    from zoneinfo import available_timezones
+
+    from ..schedule import zone_store_path
+
+    folder = zone_store_path(settings, "x").parent
+    by_file = {zone_store_path(settings, name).name: name for name in available_timezones()}
+    found = sorted(folder.glob("*.sqlite")) if folder.is_dir() else []
+    return [(by_file[path.name], path) for path in found if path.name in by_file]
 
 
 def _sqlite_stores(settings: Any) -> list[Path]:

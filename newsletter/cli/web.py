@@ -16,6 +16,7 @@ from . import cli, handle_errors, load, root_option
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("--site", "with_site", is_flag=True, help="Also serve the static archive in site/.")
+@click.option("--desk", "with_desk", is_flag=True, help="Also serve the editors' desk under /desk/ (signed-in staff).")
 @click.option(
     "--forwarded-allow-ips",
     default="127.0.0.1",
@@ -23,7 +24,9 @@ from . import cli, handle_errors, load, root_option
     help="Proxies whose X-Forwarded-For is trusted for the client address (rate limits, consent records).",
 )
 @handle_errors
-def serve(root: Path, host: str, port: int, workers: int, with_site: bool, forwarded_allow_ips: str) -> None:
+def serve(
+    root: Path, host: str, port: int, workers: int, with_site: bool, with_desk: bool, forwarded_allow_ips: str
+) -> None:
     """Run the public web app: one-click unsubscribe, double opt-in subscribe, /healthz.
 
     Meant to sit behind nginx or Caddy (docs/web.md shows both). Needs NEWSLETTER_UNSUBSCRIBE_SECRET. It
@@ -33,6 +36,7 @@ def serve(root: Path, host: str, port: int, workers: int, with_site: bool, forwa
     \b
     Example:
       newsletter serve --port 8080 --workers 2 --site
+      newsletter serve --desk      # and the editors' desk at /desk/ (docs/desk.md)
     """
     from ..web import serve_public
 
@@ -49,6 +53,7 @@ def serve(root: Path, host: str, port: int, workers: int, with_site: bool, forwa
             port,
             workers=workers,
             site=with_site,
+            desk=with_desk,
             forwarded_allow_ips=forwarded_allow_ips,
             announce=announce,
         )

@@ -10,6 +10,7 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
     send.py          the send loop: enrol, personalize, deliver through worker threads, record
                      (ratelimit.py: the send rate; progress.py: the operator's view; report.py: options
                      and the run's report)
+    rows.py          the ledger as a run sees it: the list enrolled, pending rows handed out as messages
     sinks/           where messages go: outbox, smtp, memory, null — one small interface (sinks/base.py)
     ledger.py        the ledger: pending → sent / failed / skipped, resume after a crash; a SQLite file
                      per edition, or PostgreSQL
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from .addresses import check_address
 from .dkim import (
+    DKIM,
     PASSPHRASE_ENV,
     DkimOptions,
     Signer,
@@ -51,7 +53,7 @@ from .personalize import clean_name
 from .report import SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
-from .sinks.smtp import config_from_settings, smtp_url
+from .sinks.smtp import SMTP, SmtpOptions, config_from_settings, smtp_config, smtp_url
 from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import (
     Subscriber,
@@ -74,9 +76,11 @@ from .unsubscribe import (
 from .verp import ReturnPath
 
 __all__ = [
+    "DKIM",
     "MAILING",
     "PASSPHRASE_ENV",
     "SECRET_ENV",
+    "SMTP",
     "Checklist",
     "DkimOptions",
     "Envelope",
@@ -92,6 +96,7 @@ __all__ = [
     "ReturnPath",
     "SendReport",
     "Signer",
+    "SmtpOptions",
     "Subscriber",
     "SubscriberSource",
     "Suppression",
@@ -127,6 +132,7 @@ __all__ = [
     "send_test",
     "signer_for",
     "signing",
+    "smtp_config",
     "smtp_url",
     "store_source",
     "subscriber_store",

@@ -12,6 +12,7 @@ GET  /manage/<token>        the reader's data and choices; changes nothing      
 POST /manage/<token>        language, time zone, pause, unsubscribe (form token)  manage.py
 GET  /assets/site.css       the pages' styles                                     files.py
 POST /webhooks/ses|mailgun  bounce and complaint events                           mounts.py → web/webhooks.py
+/desk/…                     with `desk`: the editors' desk, behind a sign-in       mounts.py → web/desk/
 GET  /<anything else>       with `site`: the static archive, else 404             files.py
 
 In front of every route (guards.py, security.py): requests of a shape no browser sends (two Host
@@ -41,7 +42,7 @@ from ..security import HostGuard, SecurityHeaders
 from . import files, manage, signup, unsubscribe
 from .context import AppContext
 from .guards import BodyLimit, RequestShape
-from .mounts import BODY_LIMITS, extra_routes
+from .mounts import BODY_LIMITS, desk_mount, extra_routes
 
 
 def _csp(settings: Settings) -> str:
@@ -52,8 +53,11 @@ def _csp(settings: Settings) -> str:
     )
 
 
-def create_app(settings: Settings, *, site: Path | None = None, extra: list[BaseRoute] | None = None) -> Starlette:
-    """The public app for `settings`. `site`: a folder to serve as the static archive too.
+def create_app(
+    settings: Settings, *, site: Path | None = None, extra: list[BaseRoute] | None = None, desk: bool = False
+) -> Starlette:
+    """The public app for `settings`. `site`: a folder to serve as the static archive too; `desk`: the
+    editors' desk under /desk/ (mounts.py).
 
     Needs `NEWSLETTER_UNSUBSCRIBE_SECRET` (it checks unsubscribe links and signs confirmation and form
     tokens); raises `ConfigError` at once when it or a `[web]` setting is missing or wrong.
@@ -74,6 +78,7 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
         *manage.routes,
         *signup.routes,
         *(extra if extra is not None else extra_routes(settings)),
+        *([desk_mount(settings, ctx.secret)] if desk else []),
         files.fallback(settings, site),
     ]
     app = Starlette(
