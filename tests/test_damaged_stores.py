@@ -205,7 +205,7 @@ def test_db_check_finds_the_damaged_store(demo_root: Path) -> None:
     result = runner.invoke(cli, ["db", "check", "--root", str(root)], env={"NEWSLETTER_DATABASE_URL": ""})
     assert result.exit_code == 1
     assert f"{path}: the ledger of {DAY} is damaged (" in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "Error: 1 of 4 store(s) damaged"  # 3 files, 1 ledger
+    assert result.stderr.strip().splitlines()[-1] == "Error: 1 of 5 store(s) damaged"  # 4 files, 1 ledger
     assert f"{suppression_path(settings)}: the reader base: ok" in result.stdout
 
 
