@@ -58,7 +58,7 @@ from .loop import Delivery
 from .options import MailingOptions
 from .personalize import Personalizer
 from .processes import PartResult, Plan, claim_size, combined_failure, deliver_in_processes, process_count
-from .progress import Progress
+from .progress import Progress, SharedCounts
 from .ratelimit import RateLimiter
 from .report import SendReport
 from .sinks import configured_rate, make_sink, smtp_url
@@ -205,9 +205,12 @@ def send_edition(
                 plan = Plan(settings, day, options, per_second, limit, stop_event, feed, child_sink, labels)
                 plan.owner = str(getattr(ledger, "owner", ""))
                 plan.breaker = lambda: breaker_for(options)
+                plan.counts = SharedCounts(workers)
+                bar = Progress(progress, to_send, f"sending {day}")
                 try:
-                    parts = deliver_in_processes(plan, workers)
+                    parts = deliver_in_processes(plan, workers, bar)
                 finally:
+                    bar.close()
                     report.send_seconds = _since(sending)
                 _add_parts(report, parts)
                 error, fatal_status = combined_failure(parts)
