@@ -7,9 +7,14 @@
 - the demo edition's web side after a build (`publish_edition`): first write and an unchanged rewrite;
 - a whole archive of 1,000 editions × 15 stories rebuilt by `rebuild_site` (story files read and
   rendered, 16,000 pages written). The manifests are made by the real selection (`select_edition`)
-  rather than by building 1,000 emails, which is not what is measured here.
+  rather than by building 1,000 emails, which is not what is measured here;
+- one-click POSTs driven by `wrk` when it is installed (`apt-get install wrk`; optional): this version,
+  a bare Starlette app on the same server (the ceiling of the framework here) and, with
+  BENCH_WEB_BEFORE=/an/earlier/checkout, that version, round by round; medians of 3 runs of
+  BENCH_WEB_SECONDS (4) each; rate, p50 and p99 latency, and the CPU the server and wrk each spent per
+  request (load-independent, unlike the rate on a shared machine).
 
-python bench/run.py web
+python bench/run.py web                     (BENCH_WEB_ONLY=app: the public app's figures only)
 """
 
 from __future__ import annotations
@@ -379,8 +384,12 @@ def _cpu() -> float:
 
 
 def figures() -> Iterator[tuple[str, float, str]]:
+    """Every figure; BENCH_WEB_ONLY=app: only the public app's (one-click and sign-up POSTs)."""
+    only_app = os.environ.get("BENCH_WEB_ONLY", "") == "app"
     with tempfile.TemporaryDirectory() as tmp:
-        yield from _demo_figures(Path(tmp))
+        if not only_app:
+            yield from _demo_figures(Path(tmp))
         yield from _app_figures(Path(tmp))
         yield from _wrk_figures(Path(tmp))
-        yield from _archive_figures(Path(tmp))
+        if not only_app:
+            yield from _archive_figures(Path(tmp))
