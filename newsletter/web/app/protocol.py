@@ -14,6 +14,10 @@ so that `guards.RequestShape` sees the other host and refuses it, as it did with
 
 An answer's head and body leave in one write (`_HeadWithBody`), not two: on loopback or a LAN each
 write is a system call that also pays for delivering the segment, the largest cost left per request.
+
+Each request's scope also keeps the connection's own peer under `PEER_KEY`, before uvicorn's proxy
+headers replace `client` with the address a trusted proxy names: the desk believes its single sign-on
+header only from configured proxy addresses, which is the peer, not the visitor behind it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import os
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+PEER_KEY = "newsletter.peer"
 
 TIMEOUT_ENV = "NEWSLETTER_SERVE_CLIENT_TIMEOUT"  # set by `serve_public`, read by each worker process
 _TIMEOUT_ANSWER = (
@@ -39,6 +45,13 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.client_timeout = float(os.environ.get(TIMEOUT_ENV, "10"))
         self._deadline: asyncio.TimerHandle | None = None
         self._head_begun = False  # bytes of a request head arrived, the head is not complete yet
+        inner = self.app  # uvicorn's proxy headers middleware around the app
+
+        async def record_peer(scope: Any, receive: Any, send: Any) -> None:
+            scope[PEER_KEY] = scope.get("client")
+            await inner(scope, receive, send)
+
+        self.app = record_peer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -35,8 +35,12 @@ async def unsubscribe(request: Request) -> Response:
         return ctx.message(lang, 403, _("Link not valid"), _("This unsubscribe link is not valid for this newsletter."))
     if request.method != "POST":
         return _ask(ctx, lang, address)
+    # A form token means a person pressed the page's button; without one, a mail provider's one-click
+    # (RFC 8058's exact body, read without a form parser, never has one).
+    via = "one-click"
     if not await _exactly_one_click(request):  # a browser's form (with its csrf field), or multipart
         form = await ctx.form_of(request)
+        via = "page" if "csrf" in form else "one-click"
         if "csrf" in form and not (ctx.csrf.valid(form.get("csrf")) and ctx.origin_ok(request)):
             return ctx.message(
                 lang, 403, _("Refused"), _("This form is out of date or came from another site; open the link again.")
@@ -44,8 +48,8 @@ async def unsubscribe(request: Request) -> Response:
         if form.get("List-Unsubscribe") != "One-Click":
             return ctx.message(lang, 400, _("Bad request"), _("Expected the form field List-Unsubscribe=One-Click."))
 
-    writer, page = _one_click(ctx)
-    await writer.record(address)
+    writers, page = _one_click(ctx)
+    await writers[via].record(address)
     return HTMLResponse(page(lang, address), 200, headers={"Cache-Control": "no-store", "Content-Language": lang})
 
 
@@ -61,18 +65,22 @@ async def _exactly_one_click(request: Request) -> bool:
 
 
 # One batch writer and one answer page per app (oneclick.py): POSTs arriving together are one transaction.
-_ONE_CLICK: dict[int, tuple[AppContext, OneClickWriter, PerLanguagePage]] = {}
+_ONE_CLICK: dict[int, tuple[AppContext, dict[str, OneClickWriter], PerLanguagePage]] = {}
 
 
-def _one_click(ctx: AppContext) -> tuple[OneClickWriter, PerLanguagePage]:
+def _one_click(ctx: AppContext) -> tuple[dict[str, OneClickWriter], PerLanguagePage]:
     found = _ONE_CLICK.get(id(ctx))
     if found is None:
 
-        def record(addresses: list[str]) -> None:
-            ctx.suppression.add_many(addresses, "unsubscribed", f"one-click {ctx.settings.list.id}")
-            for address in addresses:
-                ctx.store.set_status(address, "unsubscribed")
-                metrics.public_event("unsubscribe", ctx.settings.list.id)
+        def recorder(via: str) -> OneClickWriter:
+            def record(addresses: list[str]) -> None:
+                # One transaction for the batch: each reader's status, subscription, history and the
+                # suppression entry together (storage/readers.py).
+                ctx.suppression.unsubscribe(addresses, via=via, source=f"{via} {ctx.settings.list.id}")
+                for _address in addresses:
+                    metrics.public_event("unsubscribe", ctx.settings.list.id)
+
+            return OneClickWriter(record)
 
         def unsubscribed(lang: str) -> str:
             _ = ctx.texts[lang]
@@ -81,7 +89,8 @@ def _one_click(ctx: AppContext) -> tuple[OneClickWriter, PerLanguagePage]:
             answer = ctx.message(lang, 200, _("Unsubscribed"), filled)
             return bytes(answer.body).decode("utf-8")
 
-        found = _ONE_CLICK[id(ctx)] = (ctx, OneClickWriter(record), PerLanguagePage(unsubscribed))
+        writers = {via: recorder(via) for via in ("one-click", "page")}
+        found = _ONE_CLICK[id(ctx)] = (ctx, writers, PerLanguagePage(unsubscribed))
     return found[1], found[2]
 
 
