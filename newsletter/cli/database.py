@@ -60,8 +60,9 @@ def check(root: Path) -> None:
 
     SQLite files (subscribers, suppression list, ledgers, scheduler runs, bounce records, the editors'
     desk) get SQLite's integrity check; with `database_url` set, the PostgreSQL database gets its schema
-    version checked and every table read through. A store that is damaged is refused by every command
-    that opens it: restore it from a backup.
+    version checked, every index and constraint the migrations make looked for (a missing one is named
+    with the statement that makes it), and every table read through. A store that is damaged is refused
+    by every command that opens it: restore it from a backup.
 
     \b
     Example:
@@ -139,12 +140,25 @@ def migrate_from_sqlite(root: Path) -> None:
         schedule=store_path(settings),
         subscribers=subscribers,
         bounces=state_path(settings),
+        zones=_zone_files(settings),
     )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")
     for table, n in sorted(moved.rows.items()):
         click.echo(f"{table}: {n} row(s) copied")
     click.echo(f"done: {sum(moved.rows.values())} row(s) in {pg.describe()}")
+
+
+def _zone_files(settings: Any) -> list[tuple[str, Path]]:
+    """(IANA zone, file) of each per-time-zone runs file (`data/schedule-zones/America_New_York.sqlite`)."""
+    from zoneinfo import available_timezones
+
+    from ..schedule import zone_store_path
+
+    folder = zone_store_path(settings, "x").parent
+    by_file = {zone_store_path(settings, name).name: name for name in available_timezones()}
+    found = sorted(folder.glob("*.sqlite")) if folder.is_dir() else []
+    return [(by_file[path.name], path) for path in found if path.name in by_file]
 
 
 def _sqlite_stores(settings: Any) -> list[Path]:

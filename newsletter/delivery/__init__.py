@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from .addresses import check_address
 from .dkim import (
+    DKIM,
     PASSPHRASE_ENV,
     DkimOptions,
     Signer,
@@ -52,7 +53,7 @@ from .personalize import clean_name
 from .report import SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
-from .sinks.smtp import config_from_settings, smtp_url
+from .sinks.smtp import SMTP, SmtpOptions, config_from_settings, smtp_config, smtp_url
 from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import (
     Subscriber,
@@ -75,9 +76,11 @@ from .unsubscribe import (
 from .verp import ReturnPath
 
 __all__ = [
+    "DKIM",
     "MAILING",
     "PASSPHRASE_ENV",
     "SECRET_ENV",
+    "SMTP",
     "Checklist",
     "DkimOptions",
     "Envelope",
@@ -93,6 +96,7 @@ __all__ = [
     "ReturnPath",
     "SendReport",
     "Signer",
+    "SmtpOptions",
     "Subscriber",
     "SubscriberSource",
     "Suppression",
@@ -128,6 +132,7 @@ __all__ = [
     "send_test",
     "signer_for",
     "signing",
+    "smtp_config",
     "smtp_url",
     "store_source",
     "subscriber_store",

@@ -2,7 +2,7 @@
 
 What moves: the suppression list, the subscriber store (in insertion order, consent records and all),
 every edition's ledger (recipients, runs, meta; run ids are renumbered and the recipients' `seen_run`
-follows them), the scheduler's runs and meta, the bounce records. Each source file is copied in
+follows them), the scheduler's runs and meta (each time zone's too), the bounce records. Each source file is copied in
 one transaction and then counted on both sides; a mismatch rolls that file back and is an error. An
 edition the database already holds is left alone and reported, so running the move twice is harmless.
 The SQLite files are only read.
@@ -66,10 +66,13 @@ def migrate_from_sqlite(
     schedule: Path | None,
     subscribers: Path | None = None,
     bounces: Path | None = None,
+    zones: list[tuple[str, Path]] | None = None,
 ) -> Moved:
     """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema.
 
-    `ledgers` are (ledger name, file): `2016-12-30` or `2016-12-30.fr`, the file's name without `.sqlite`."""
+    `ledgers` are (ledger name, file): `2016-12-30` or `2016-12-30.fr`, the file's name without `.sqlite`;
+    `zones` are (IANA zone, file), the runs of `per_timezone` batches."""
+    zones = zones or []
     pg.require_current()
     moved = Moved()
     with contextlib.closing(pg.connect()) as db:
@@ -97,26 +100,38 @@ def migrate_from_sqlite(
                 continue
             with _read(path) as src, db.transaction():
                 _ledger(db, src, day, path, moved)
-        if schedule is not None and schedule.exists():
-            with _read(schedule) as src, db.transaction():
-                cols = "edition, scheduled, state, attempts, owner, started_at, finished_at, sent, failed, skipped, "
-                cols += "pending, detail"
-                rows = _rows(src, f"SELECT {cols} FROM runs")
-                db.cursor().executemany(
-                    f"INSERT INTO schedule_runs ({cols}) VALUES ({', '.join(['%s'] * 12)}) "
-                    "ON CONFLICT (edition) DO NOTHING",
-                    rows,
-                )
-                meta = _rows(src, "SELECT key, value FROM meta")
-                db.cursor().executemany(
-                    "INSERT INTO schedule_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", meta
-                )
-                moved.add("schedule_runs", len(rows))
-                moved.add("schedule_meta", len(meta))
+        runs: list[tuple[str, Path | None]] = [("", schedule), *zones]
+        for zone, runs_file in runs:
+            if runs_file is not None and runs_file.exists():
+                with _read(runs_file) as src, db.transaction():
+                    _schedule(db, src, zone, moved)
         if bounces is not None and bounces.exists():
             with _read(bounces) as src, db.transaction():
                 _bounces(db, src, moved)
     return moved
+
+
+def _schedule(db: Any, src: sqlite3.Connection, zone: str, moved: Moved) -> None:
+    """The scheduler's runs and meta: the list's (`zone` empty), or one time zone's into the zones' tables."""
+    cols = "edition, scheduled, state, attempts, owner, started_at, finished_at, sent, failed, skipped, pending, detail"
+    runs, meta, lead, key = (
+        ("schedule_zone_runs", "schedule_zone_meta", "zone, ", "zone, ")
+        if zone
+        else ("schedule_runs", "schedule_meta", "", "")
+    )
+    rows = [(zone, *r) if zone else r for r in _rows(src, f"SELECT {cols} FROM runs")]
+    width = 13 if zone else 12
+    db.cursor().executemany(
+        f"INSERT INTO {runs} ({lead}{cols}) VALUES ({', '.join(['%s'] * width)}) ON CONFLICT ({key}edition) DO NOTHING",
+        rows,
+    )
+    pairs = [(zone, *r) if zone else r for r in _rows(src, "SELECT key, value FROM meta")]
+    db.cursor().executemany(
+        f"INSERT INTO {meta} ({lead}key, value) VALUES ({'%s, ' * (width - 11)}%s) ON CONFLICT ({key}key) DO NOTHING",
+        pairs,
+    )
+    moved.add(runs, len(rows))
+    moved.add(meta, len(pairs))
 
 
 def _bounces(db: Any, src: sqlite3.Connection, moved: Moved) -> None:
