@@ -82,7 +82,9 @@ class _Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
         env["NEWSLETTER_UNSUBSCRIBE_SECRET"] = SECRET
         command = [sys.executable, "-m", "newsletter", "serve", "--root", str(root), "--port", str(self.port)]
-        self.records = tree != "bare"  # the reference records nothing
+        # Checked: every answered POST's address recorded (the reference records nothing; an earlier
+        # version may keep its records in another file layout than this one reads).
+        self.records = not tree
         if tree == "bare":
             command, tree = [sys.executable, "-c", _BARE, str(self.port)], ""
         if tree:
