@@ -87,11 +87,9 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
     from ..delivery import ledger_dir, parse_ledger_name, suppression_path
     from ..editorial import desk_path
     from ..schedule import store_path
-    from ..storage import store_location
 
     files = [
-        ("the subscriber store", store_location(settings.root, settings.section("subscribers").get("path"))),
-        ("the suppression list", suppression_path(settings)),
+        ("the reader base", suppression_path(settings)),  # readers, history and the suppression list
         ("the scheduler's runs", store_path(settings)),
         ("the bounce records", state_path(settings)),
         ("the editors' desk", desk_path(settings)),
@@ -120,11 +118,11 @@ def migrate_from_sqlite(root: Path) -> None:
       newsletter db upgrade && newsletter db migrate-from-sqlite
     """
     from ..bounces import state_path
-    from ..delivery import ledger_dir, parse_ledger_name, suppression_path
+    from ..delivery import ledger_dir, parse_ledger_name
     from ..editorial import desk_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
-    from ..storage import store_location
+    from ..storage import upgrade_reader_base_file
 
     settings = load(root)
     pg = _postgres(settings)
@@ -133,10 +131,11 @@ def migrate_from_sqlite(root: Path) -> None:
     for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
         if parse_ledger_name(path.stem) is not None:  # not a backup someone made, a dry run's copy
             ledgers.append((path.stem, path))
-    subscribers = store_location(settings.root, settings.section("subscribers").get("path"))
+    # The reader base first brought up to date: an older store and suppression file become one file.
+    subscribers = upgrade_reader_base_file(settings)
     moved = move(
         pg,
-        suppression=suppression_path(settings),
+        suppression=subscribers,
         ledgers=ledgers,
         schedule=store_path(settings),
         subscribers=subscribers,

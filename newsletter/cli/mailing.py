@@ -378,7 +378,7 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
                     normal = validate(address)
                 except ValueError as exc:
                     raise click.ClickException(f"--add: {exc}") from None
-                added = suppression.add(normal, reason, "command line")
+                added = suppression.add(normal, reason, "command line", via="operator")
                 click.echo(f"{normal}: {'added to' if added else 'already on'} the suppression list")
             if check_address:
                 entry = suppression.entry(check_address)

@@ -207,16 +207,38 @@ def _subscribers(db: Any, src: sqlite3.Connection, path: Path, moved: Moved) -> 
     """Every row of the subscriber store, oldest first (ids follow); an address already there is kept as is."""
     have = {r[1] for r in _rows(src, "SELECT * FROM pragma_table_info('subscribers')")}
     zone = "timezone" if "timezone" in have else "''"  # files from before readers had a zone
+    paused = "paused_until" if "paused_until" in have else "NULL"  # and before the reader base
     cols = "key, email, name, locale, status, created_at, confirmed_at, updated_at, consent"
-    rows = _rows(src, f"SELECT {cols}, {zone} FROM subscribers ORDER BY rowid")
+    rows = _rows(src, f"SELECT {cols}, {zone}, {paused} FROM subscribers ORDER BY rowid")
     before = int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
     db.cursor().executemany(
-        f"INSERT INTO subscribers ({cols}, timezone) VALUES ({', '.join(['%s'] * 10)}) ON CONFLICT (key) DO NOTHING",
+        f"INSERT INTO subscribers ({cols}, timezone, paused_until) VALUES ({', '.join(['%s'] * 11)}) "
+        "ON CONFLICT (key) DO NOTHING",
         rows,
     )
+    _reader_history(db, src, moved)
     keys = [r[0] for r in rows]
     _check(db, str(path), "SELECT count(*) FROM subscribers WHERE key = ANY(%s)", (keys,), len(rows))
     copied = int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0]) - before
     if copied < len(rows):
         moved.skipped.append(f"{path}: {len(rows) - copied} subscriber(s) already in the database, kept as they are")
     moved.add("subscribers", copied)
+
+
+def _reader_history(db: Any, src: sqlite3.Connection, moved: Moved) -> None:
+    """The reader base's subscriptions and history, when the file has them (a store from before has not)."""
+    tables = {r[0] for r in _rows(src, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "subscriptions" in tables:
+        cols = "reader_key, newsletter, status, created_at, updated_at, confirmed_at, consent"
+        rows = _rows(src, f"SELECT {cols} FROM subscriptions")
+        db.cursor().executemany(
+            f"INSERT INTO subscriptions ({cols}) VALUES ({', '.join(['%s'] * 7)}) "
+            "ON CONFLICT (reader_key, newsletter) DO NOTHING",
+            rows,
+        )
+        moved.add("subscriptions", len(rows))
+    if "reader_events" in tables:
+        cols = "reader_key, at, kind, newsletter, via, detail"
+        rows = _rows(src, f"SELECT {cols} FROM reader_events ORDER BY id")
+        db.cursor().executemany(f"INSERT INTO reader_events ({cols}) VALUES ({', '.join(['%s'] * 6)})", rows)
+        moved.add("reader_events", len(rows))

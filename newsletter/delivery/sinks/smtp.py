@@ -30,6 +30,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ...config import Settings
@@ -112,16 +113,9 @@ def smtp_url(settings: Settings, override: str | None = None) -> str | None:
     return override if override else settings.options(SMTP).url
 
 
-def config_from_settings(
-    settings: Settings,
-    url: str | None = None,
-    *,
-    connections: int | None = None,
-    rate: float | None = None,
-    environ: dict[str, str] | None = None,
-) -> SmtpConfig:
-    """The relay `settings` name (`[smtp]`, or `url` from --smtp); see `smtp_config`."""
-    return smtp_config(settings.options(SMTP), url, connections=connections, rate=rate, environ=environ)
+def config_from_settings(settings: Settings, url: str | None = None, **flags: Any) -> SmtpConfig:
+    """The relay `settings` name (`[smtp]`, or `url` from --smtp); `flags` and the rest as `smtp_config`."""
+    return smtp_config(settings.options(SMTP), url, **flags)
 
 
 def smtp_config(
