@@ -163,11 +163,16 @@ def _schedule(db: Any, src: sqlite3.Connection, zone: str, moved: Moved) -> None
 
 
 def _bounces(db: Any, src: sqlite3.Connection, moved: Moved) -> None:
-    """The handled report ids and the soft-bounce history; rows already there are kept as they are."""
+    """The handled report ids, the soft-bounce history and the events by edition; rows already there are
+    kept as they are."""
+    has_events = bool(_rows(src, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'"))
     for table, cols, key in (
         ("processed", "message_id, processed_at, kind", "message_id"),
         ("soft", "key, message_id, at, diagnostic", "key, message_id"),
+        ("events", "message_id, reader, kind, edition, language, at", "message_id, reader"),
     ):
+        if table == "events" and not has_events:
+            continue  # a file from before events were kept
         rows = _rows(src, f"SELECT {cols} FROM {table}")
         marks = ", ".join(["%s"] * len(cols.split(", ")))
         db.cursor().executemany(
