@@ -20,6 +20,7 @@ from .loop import Delivery
 from .personalize import Personalizer
 from .processes import claim_size
 from .report import SendReport
+from .sending import FleetSending
 from .sinks.base import Envelope
 from .stores import LedgerStore
 from .subscribers import Problem, SubscriberSource
@@ -117,13 +118,13 @@ def pending_jobs(
     suppression: Suppression,
     delivery: Delivery,
     sender: Callable[[str], str],
-    limits: tuple[int | None, int],
+    limit: int | None,
     part: tuple[int, int],
 ) -> Iterator[tuple[Row, Envelope]]:
     """The run's pending rows (part k of n) as messages, the suppressed ones skipped on the way, until
-    `limits[0]` messages or a pause (an operator's, another sender's breaker), looked at every
-    `limits[1]` messages and every PAUSE_LOOK seconds."""
-    limit, every = limits
+    `limit` messages or a pause (an operator's, another sender's breaker), looked at every `pause_every`
+    messages and every PAUSE_LOOK seconds."""
+    every = pause_every(isinstance(getattr(ledger, "sending", None), FleetSending))  # a PostgreSQL fleet's
     handed = 0
     look_at = time.monotonic() + PAUSE_LOOK
     dot_safe = personalizer.dot_safe

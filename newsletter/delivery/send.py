@@ -20,8 +20,7 @@ every message the same way, or a sink that cannot write locally stops the run wi
 ledger intact for the rerun. The circuit breaker (breaker.py) pauses a run whose replies say the
 sending domain is being hurt (a stale list bouncing, a provider refusing for policy): `PausedError`,
 the reason kept in the ledger's meta `paused`, and no run goes on until `resume=True` (`send --resume`);
-every sender of the mailing looks at that meta every 0.1 s (and with PostgreSQL every 64 messages,
-rows.py) and stops too — which is also how an operator pauses a mailing (control.py: `newsletter pause`).
+every sender of a mailing looks at that meta (rows.py) and stops too, as on an operator's pause (control.py).
 With `[dkim]` configured every message is signed on its way to the sink (dkim.py).
 
     [mailing]
@@ -61,7 +60,7 @@ from .processes import PartResult, Plan, combined_failure, deliver_in_processes,
 from .progress import Progress, SharedCounts
 from .ratelimit import RateLimiter
 from .report import SendReport
-from .rows import MAX_PROBLEMS, check_edition, check_paused, enrol, pause_every, pending_jobs, why_idle
+from .rows import MAX_PROBLEMS, check_edition, check_paused, enrol, pending_jobs, why_idle
 from .sinks import configured_rate, make_sink, smtp_url
 from .sinks.base import Envelope, Sink
 from .sinks.memory import NullSink
@@ -186,8 +185,7 @@ class _Run:
         limit: int | None,
         part: tuple[int, int],
     ) -> Iterator[tuple[Row, Envelope]]:
-        limits = (limit, pause_every(bool(self.settings.database_url)))
-        return pending_jobs(ledger, self.run, self.personalizer, suppression, delivery, self.sender, limits, part)
+        return pending_jobs(ledger, self.run, self.personalizer, suppression, delivery, self.sender, limit, part)
 
     def child_sink(self) -> Sink:
         """A sender process's own sink: its own connections, the same signing."""
