@@ -28,7 +28,7 @@ LONG_FUNCTIONS_BEING_CHANGED = {
 }
 
 # What each subsystem may import. Shared modules at the package root (config, errors, fsutil, options,
-# textutil, metrics, logs) and `storage` are open to all; nothing but the CLI itself imports the CLI.
+# textutil, metrics, logs, letters) and `storage` are open to all; nothing but the CLI itself imports the CLI.
 SUBSYSTEMS = ("cli", "web", "schedule", "bounces", "delivery", "intake", "edition", "images", "storage")
 SHARED = {
     "newsletter",
@@ -39,6 +39,7 @@ SHARED = {
     "newsletter.textutil",
     "newsletter.metrics",
     "newsletter.logs",
+    "newsletter.letters",
 }
 ALLOWED: dict[str, set[str]] = {
     "cli": {"web", "schedule", "bounces", "delivery", "intake", "edition", "images", "storage"},

@@ -55,6 +55,17 @@ def date_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def newsletter_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--newsletter ID: one of the configuration's newsletters (default: every one, or the only one)."""
+    return click.option(
+        "--newsletter",
+        "newsletter_id",
+        metavar="ID",
+        default=None,
+        help="One newsletter of [newsletters.<id>] (default: every newsletter, or the only one).",
+    )(func)
+
+
 def metrics_port_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """--metrics-port PORT: answer Prometheus scrapes on 127.0.0.1:PORT/metrics while the command runs."""
     return click.option(
@@ -131,6 +142,13 @@ def _observe(settings: Any) -> None:
     logs.choose(chosen)
     if chosen == "json":  # here, not when the options are parsed: `--help` sets nothing up
         logs.configure_json()
+
+
+def load_newsletters(root: Path, wanted: str | None, *, scheduled_only: bool = False) -> list[Any]:
+    """The settings of newsletter `wanted`, or of every newsletter (`letters.chosen_settings`)."""
+    from ..letters import chosen_settings
+
+    return chosen_settings(load(root), wanted, scheduled_only=scheduled_only)
 
 
 def as_date(value: Any) -> date | None:
