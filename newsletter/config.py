@@ -152,6 +152,9 @@ class Settings:
     # template ("palette.j2" → the newsletter's palette, "newsletter.mjml.j2" → an alert's layout).
     template_dirs: tuple[Path, ...] = ()
     template_files: tuple[tuple[str, Path], ...] = ()
+    # The settings of the whole configuration these were derived from (None: these are they), so that
+    # another newsletter's settings can be had from any newsletter's (`letters.for_newsletter`).
+    whole: Settings | None = field(default=None, repr=False, compare=False)
 
     def section(self, name: str) -> dict[str, Any]:
         """A copy of an open table such as `[smtp]`; empty when absent."""

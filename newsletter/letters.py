@@ -220,6 +220,7 @@ def for_newsletter(settings: Settings, letter: Newsletter) -> Settings:
     """The settings that build and send `letter`: its name, sender, List-Id, languages, stories and
     rhythm over the shared ones. The default newsletter keeps the outbox and ledger names it always had;
     another one writes under `outbox/<id>/` and prefixes its ledgers with `<id>.`."""
+    settings = settings.whole or settings
     if not letter.configured:
         return settings
     origin = f"{settings.config_file.name if settings.config_file else 'settings'}: [newsletters.{letter.id}]"
@@ -236,6 +237,7 @@ def for_newsletter(settings: Settings, letter: Newsletter) -> Settings:
         "template_dirs": (letter.templates,) if letter.templates else (),
         "template_files": (("palette.j2", letter.palette),) if letter.palette else (),
         "parsed": {},
+        "whole": settings,
     }
     if letter.subject:
         changes["subject"] = subject_pattern(letter.subject, "subject", origin)

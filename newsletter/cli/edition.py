@@ -51,15 +51,19 @@ def build(root: Path, day: Any, newsletter_id: str | None, skip_invalid: bool, m
       newsletter build --mjml     # also newsletter.mjml, to open in the MJML app or an editor plugin
     """
     from ..edition import StoriesInvalid
+    from ..errors import NoStories
 
     chosen = load_newsletters(root, newsletter_id, scheduled_only=True)
     if len(chosen) == 1:
         _build_newsletter(chosen[0], as_date(day), skip_invalid, mjml, named=False)
         return
-    failed = []
+    failed, empty = [], []
     for settings in chosen:  # one newsletter's trouble does not keep the others from being built
         try:
             _build_newsletter(settings, as_date(day), skip_invalid, mjml, named=True)
+        except NoStories as exc:  # a weekly on a quiet week, a topic letter without its topic today
+            echo_err(f"{settings.newsletter}: not built: {exc}", level="warning")
+            empty.append(settings.newsletter)
         except StoriesInvalid as exc:
             for err in exc.errors:
                 echo_err(str(err))
@@ -68,8 +72,10 @@ def build(root: Path, day: Any, newsletter_id: str | None, skip_invalid: bool, m
         except NewsletterError as exc:
             echo_err(f"{settings.newsletter}: {exc}")
             failed.append(settings.newsletter)
-    if failed:
-        raise click.ClickException(f"{len(failed)} of {len(chosen)} newsletter(s) not built: {', '.join(failed)}")
+    if failed or len(empty) == len(chosen):
+        raise click.ClickException(
+            f"{len(failed) + len(empty)} of {len(chosen)} newsletter(s) not built: {', '.join(failed + empty)}"
+        )
 
 
 def _build_newsletter(settings: Any, day: Any, skip_invalid: bool, mjml: bool, *, named: bool) -> None:
@@ -88,7 +94,7 @@ def _build_newsletter(settings: Any, day: Any, skip_invalid: bool, mjml: bool, *
         out = write_edition(result, mjml=mjml)
         ed, rendered = result.edition, result.rendered
         which = f" ({result.language})" if settings.multilingual else ""
-        if named:
+        if named and settings.file_prefix:  # the default newsletter's lines read as they always have
             which = f" of {settings.newsletter}{which}"
         if ed.more:
             titles = "; ".join(f"{s.path}" for s in ed.more)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import __version__, metrics
 from ..config import Settings, edition_language
-from ..errors import EditionError, NewsletterError, StoryError
+from ..errors import EditionError, NewsletterError, NoStories, StoryError
 from ..fsutil import write_all_atomic
 from .index import INDEX_FILE, StoryIndex
 from .message import list_copy, serialize
@@ -103,7 +103,7 @@ def choose_date(stories: list[Story], settings: Settings, day: date | None) -> d
         return day
     newest = newest_edition_date(selected(stories, settings.selection), settings)
     if newest is None:
-        raise EditionError(f"no stories under {settings.stories_dir}: nothing to build")
+        raise NoStories(f"no stories under {settings.stories_dir}: nothing to build")
     return newest
 
 

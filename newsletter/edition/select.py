@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from ..config import Settings, StorySelection
-from ..errors import EditionError
+from ..errors import NoStories
 from ..images import Masthead
 from .stories import Story
 
@@ -106,7 +106,7 @@ def select_edition(stories: Sequence[Story], day: date, settings: Settings) -> E
     lo, hi = start.timestamp(), end.timestamp()
     chosen = rank(s for s in stories if lo <= s.published.timestamp() < hi)
     if not chosen:
-        raise EditionError(
+        raise NoStories(
             f"edition {day.isoformat()}: no stories published between {start.isoformat(timespec='minutes')} "
             f"and {end.isoformat(timespec='minutes')}"
         )
