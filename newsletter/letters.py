@@ -24,6 +24,8 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
+
 from .config import (
     ListSettings,
     Sender,
@@ -46,6 +48,7 @@ KEYS = {
     "subject",
     "languages",
     "list_id",
+    "list_address",
     "templates",
     "palette",
     "folders",
@@ -75,6 +78,7 @@ class Newsletter:
     subject: str = ""  # empty: the top-level `subject`
     languages: tuple[str, ...] = ()  # empty: `[list] languages`
     list_id: str = ""  # the List-Id (RFC 2919); empty: "<id>." + the domain of `[list] id`
+    list_address: str = ""  # the list copy's To; empty: "<id>@" + the domain of `[list] address`
     templates: Path | None = None  # a folder searched before `[paths] templates`
     palette: Path | None = None  # a file standing in for palette.j2
     selection: StorySelection = field(default_factory=StorySelection)
@@ -127,10 +131,11 @@ def _parse_one(table: Table, key: str) -> Newsletter:
         name=_line(table, "name", key),
         description=_line(table, "description", ""),
         sender_name=_line(table, "sender_name", ""),
-        sender_address=_line(table, "sender_address", ""),
+        sender_address=_address(table, "sender_address"),
         subject=_line(table, "subject", ""),
         languages=_words(table, "languages"),
         list_id=_list_id(table),
+        list_address=_address(table, "list_address"),
         templates=_optional_path(table, "templates", "a folder"),
         palette=_optional_path(table, "palette", "a file path"),
         selection=StorySelection(
@@ -162,6 +167,16 @@ def _words(table: Table, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         table.fail(key, f'must be a list of names like ["a", "b"], got {value!r}')
     return tuple(v.strip() for v in value)
+
+
+def _address(table: Table, key: str) -> str:
+    text = _line(table, key, "")
+    if not text:
+        return ""
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        table.fail(key, f"must be an email address, got {text!r} ({exc})")
 
 
 def _list_id(table: Table) -> str:
@@ -229,7 +244,8 @@ def for_newsletter(settings: Settings, letter: Newsletter) -> Settings:
         "newsletter": letter.id,
         "file_prefix": "" if default else f"{letter.id}.",
         "title": letter.name,
-        "sender": _sender(settings.sender, letter, origin),
+        "tagline": letter.description or settings.tagline,
+        "sender": _sender(settings.sender, letter),
         "list": _list(settings.list, letter, default),
         "selection": letter.selection,
         "public": letter.public,
@@ -251,26 +267,20 @@ def for_newsletter(settings: Settings, letter: Newsletter) -> Settings:
     return replace(settings, **changes)
 
 
-def _sender(base: Sender, letter: Newsletter, origin: str) -> Sender:
-    address = base.address
-    if letter.sender_address:
-        from email_validator import EmailNotValidError, validate_email
-
-        try:
-            address = validate_email(letter.sender_address, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            raise ConfigError(f"{origin} sender_address: {letter.sender_address!r} is not valid ({exc})") from None
+def _sender(base: Sender, letter: Newsletter) -> Sender:
     # Readers see the newsletter's name in their inbox unless the table names another sender.
-    return Sender(letter.sender_name or letter.name, address, base.reply_to)
+    return Sender(letter.sender_name or letter.name, letter.sender_address or base.address, base.reply_to)
 
 
 def _list(base: ListSettings, letter: Newsletter, default: bool) -> ListSettings:
-    """The newsletter's List-Id: its own `list_id`; the default newsletter keeps `[list] id`; another
-    one is `<id>.` + the domain of `[list] id` (`weekly.newsletter.example.org`)."""
-    if letter.list_id or not default:
-        domain = base.id.split(".", 1)[1] if "." in base.id else base.id
-        return replace(base, id=letter.list_id or f"{letter.id}.{domain}")
-    return base
+    """The newsletter's List-Id and list address: its own `list_id`/`list_address`; the default newsletter
+    keeps `[list]`'s; another one is `<id>.` + the domain of `[list] id` (`weekly.newsletter.example.org`)
+    and `<id>@` + the domain of `[list] address`."""
+    if default:
+        return replace(base, id=letter.list_id or base.id, address=letter.list_address or base.address)
+    domain = base.id.split(".", 1)[1] if "." in base.id else base.id
+    address = letter.list_address or f"{letter.id}@{base.address.rpartition('@')[2]}"
+    return replace(base, id=letter.list_id or f"{letter.id}.{domain}", address=address)
 
 
 def _languages(settings: Settings, letter: Newsletter, origin: str) -> dict[str, Any]:

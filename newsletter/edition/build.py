@@ -113,9 +113,11 @@ def stories_for(stories: list[Story], settings: Settings) -> list[Story]:
     several, those whose `lang` picks this edition (no `lang`, or one the list does not publish, is the
     first language's)."""
     stories = selected(stories, settings.selection)
-    if not settings.multilingual:
+    # A newsletter in some of the list's languages takes the stories of its language, as an edition would.
+    languages = (settings.whole or settings).languages
+    if len(languages) == 1:
         return stories
-    return [s for s in stories if edition_language(s.lang, settings.languages) == settings.language]
+    return [s for s in stories if edition_language(s.lang, languages) == settings.language]
 
 
 def build(
