@@ -121,7 +121,10 @@ def load(root: Path, **overrides: Any) -> Any:
     """The settings of the newsletter folder `root`, and this process's metrics and logs set up by them."""
     from ..config import load_settings
 
+    from ..letters import chosen_settings
+
     settings = load_settings(root, overrides)
+    chosen_settings(settings, None)  # every [newsletters.<id>] table read now: a bad one stops any command
     _observe(settings)
     return settings
 

@@ -55,12 +55,12 @@ def build(root: Path, day: Any, newsletter_id: str | None, skip_invalid: bool, m
 
     chosen = load_newsletters(root, newsletter_id, scheduled_only=True)
     if len(chosen) == 1:
-        _build_newsletter(chosen[0], as_date(day), skip_invalid, mjml, named=False)
+        _build_newsletter(chosen[0], as_date(day), skip_invalid, mjml)
         return
     failed, empty = [], []
     for settings in chosen:  # one newsletter's trouble does not keep the others from being built
         try:
-            _build_newsletter(settings, as_date(day), skip_invalid, mjml, named=True)
+            _build_newsletter(settings, as_date(day), skip_invalid, mjml)
         except NoStories as exc:  # a weekly on a quiet week, a topic letter without its topic today
             echo_err(f"{settings.newsletter}: not built: {exc}", level="warning")
             empty.append(settings.newsletter)
@@ -78,8 +78,8 @@ def build(root: Path, day: Any, newsletter_id: str | None, skip_invalid: bool, m
         )
 
 
-def _build_newsletter(settings: Any, day: Any, skip_invalid: bool, mjml: bool, *, named: bool) -> None:
-    """One newsletter's language editions and their web side; `named`: lines say which newsletter."""
+def _build_newsletter(settings: Any, day: Any, skip_invalid: bool, mjml: bool) -> None:
+    """One newsletter's language editions and their web side."""
     from ..edition import build_editions, write_edition
     from ..web import publish_edition, site_dir
 
@@ -94,7 +94,7 @@ def _build_newsletter(settings: Any, day: Any, skip_invalid: bool, mjml: bool, *
         out = write_edition(result, mjml=mjml)
         ed, rendered = result.edition, result.rendered
         which = f" ({result.language})" if settings.multilingual else ""
-        if named and settings.file_prefix:  # the default newsletter's lines read as they always have
+        if settings.file_prefix:  # the default newsletter's lines read as they always have
             which = f" of {settings.newsletter}{which}"
         if ed.more:
             titles = "; ".join(f"{s.path}" for s in ed.more)
