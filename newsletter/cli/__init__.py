@@ -120,7 +120,6 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def load(root: Path, **overrides: Any) -> Any:
     """The settings of the newsletter folder `root`, and this process's metrics and logs set up by them."""
     from ..config import load_settings
-
     from ..letters import chosen_settings
 
     settings = load_settings(root, overrides)
