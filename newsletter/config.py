@@ -108,6 +108,7 @@ class StorySelection:
     sections: tuple[str, ...] = ()  # a story's `section`, compared without case
     tags: tuple[str, ...] = ()  # any one of them, without case
     min_priority: int | None = None
+    only: tuple[str, ...] = ()  # these story ids and no other (an alert's one story)
 
 
 @dataclass(frozen=True)

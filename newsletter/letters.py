@@ -18,6 +18,7 @@ whose settings are the loaded ones unchanged (same outbox, ledgers and archive a
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from datetime import time
@@ -267,6 +268,26 @@ def for_newsletter(settings: Settings, letter: Newsletter) -> Settings:
     return replace(settings, **changes)
 
 
+def alert_settings(settings: Settings, letter: Newsletter, story_id: str, title: str, template: Path) -> Settings:
+    """The settings of an alert of `letter`: an edition of the one story `story_id`, laid out by `template`
+    (standing in for newsletter.mjml.j2), its Subject the newsletter's name and the story's title, its
+    ledger and outbox its own (`<id>+<story digest>.<date>`, `outbox/<id>/alerts/<story>/`): a rerun
+    resumes it, and a story alerted once is never alerted again."""
+    base = for_newsletter(settings, letter)
+    digest = hashlib.sha256(story_id.encode("utf-8")).hexdigest()[:12]
+    escaped = " ".join(title.split()).replace("{", "{{").replace("}", "}}")
+    return replace(
+        base,
+        file_prefix=f"{letter.id}+{digest}.",
+        outbox_dir=(base.whole or settings).outbox_dir / letter.id / "alerts" / digest,
+        selection=StorySelection(only=(story_id,)),
+        subject=f"{{title}}: {escaped}",
+        subjects={},
+        template_files=(*base.template_files, ("newsletter.mjml.j2", template)),
+        parsed={},
+    )
+
+
 def _sender(base: Sender, letter: Newsletter) -> Sender:
     # Readers see the newsletter's name in their inbox unless the table names another sender.
     return Sender(letter.sender_name or letter.name, letter.sender_address or base.address, base.reply_to)
@@ -298,6 +319,7 @@ __all__ = [
     "NEWSLETTERS",
     "Newsletter",
     "NewslettersOptions",
+    "alert_settings",
     "chosen_settings",
     "find_newsletter",
     "for_newsletter",

@@ -192,6 +192,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "database",
     "web",
     "deliverability",
+    "alerts",
 )
 
 for _module in _COMMAND_MODULES:

@@ -84,6 +84,8 @@ def selected(stories: Iterable[Story], selection: StorySelection) -> list[Story]
     tags = {t.casefold() for t in selection.tags}
     chosen = []
     for story in stories:
+        if selection.only and story.id not in selection.only:
+            continue
         if folders and not any(story.id.startswith(f) for f in folders):  # the id is its path under stories/
             continue
         if sections and story.section.casefold() not in sections:
