@@ -276,7 +276,7 @@ def test_senders_sharing_a_mailing_stop_when_one_pauses_it(demo_root: Path, data
 
     from newsletter.config import load_settings
     from newsletter.delivery import open_ledger, send_edition
-    from newsletter.delivery.send import PAUSE_CHECK
+    from newsletter.delivery.rows import PAUSE_CHECK
     from newsletter.delivery.sinks.memory import MemorySink
     from newsletter.errors import PausedError
 

@@ -14,10 +14,13 @@ Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the co
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,30 @@ def serve_metrics(port: int) -> None:
         metrics.serve_metrics(port)
     except OSError as exc:
         raise click.ClickException(f"--metrics-port {port}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[threading.Event]:
+    """An event set by the first Ctrl-C or SIGTERM (the run finishes the messages in flight and returns);
+    a second one stops at once (KeyboardInterrupt; the ledger is still consistent). The handlers before
+    come back afterwards. Outside the main thread (a test's runner) no handler is installed."""
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        echo_err("stopping after the messages in flight (again to stop at once)…", level="warning")
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:

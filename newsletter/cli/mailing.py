@@ -23,6 +23,7 @@ from . import (
     processes_option,
     root_option,
     serve_metrics,
+    stopping_on_signals,
 )
 from .output import (
     EXIT_FAILED,
@@ -114,19 +115,7 @@ def send(
     from ..delivery import send_languages
 
     settings = load(root)
-    stop = threading.Event()
-    previous: dict[signal.Signals, Any] = {}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set():  # a second Ctrl-C: stop now (the ledger is still consistent)
-            raise KeyboardInterrupt
-        echo_err("stopping after the messages in flight (again to stop at once)…", level="warning")
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
-    try:
+    with stopping_on_signals() as stop:
         result = send_languages(
             settings,
             as_date(day),
@@ -144,9 +133,12 @@ def send(
             retry_failed=retry_failed,
             resume=resume,
         )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    _print_sent(result, as_json)
+
+
+def _print_sent(result: Any, as_json: bool) -> None:
+    """What `send` did: problems on stderr, then the counts (per language when there are several), and
+    its exit status."""
     report = result.combined()
     for line in report.stories_skipped:
         echo_err(f"story left out: {line}")

@@ -10,6 +10,7 @@ Out: messages handed to a sink (outbox folder or SMTP) and, for every recipient,
     send.py          the send loop: enrol, personalize, deliver through worker threads, record
                      (ratelimit.py: the send rate; progress.py: the operator's view; report.py: options
                      and the run's report)
+    rows.py          the ledger as a run sees it: the list enrolled, pending rows handed out as messages
     sinks/           where messages go: outbox, smtp, memory, null — one small interface (sinks/base.py)
     ledger.py        the ledger: pending → sent / failed / skipped, resume after a crash; a SQLite file
                      per edition, or PostgreSQL

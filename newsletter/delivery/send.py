@@ -36,12 +36,11 @@ With `[dkim]` configured every message is signed on its way to the sink (dkim.py
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import itertools
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -51,29 +50,25 @@ from ..config import Settings
 from ..edition import build
 from ..errors import ConfigError, DeliveryError, PausedError, SubscriberError
 from .breaker import Breaker
-from .dkim import signer_for, signing
+from .dkim import Signer, signer_for, signing
 from .health import PAUSED
 from .ledger import EditionLock, Ledger, Row, ledger_path
 from .loop import Delivery
 from .options import MailingOptions
 from .personalize import Personalizer
-from .processes import PartResult, Plan, claim_size, combined_failure, deliver_in_processes, process_count
+from .processes import PartResult, Plan, combined_failure, deliver_in_processes, process_count
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .report import SendReport
+from .rows import MAX_PROBLEMS, check_edition, check_paused, enrol, pending_jobs, why_idle
 from .sinks import configured_rate, make_sink, smtp_url
 from .sinks.base import Envelope, Sink
 from .sinks.memory import NullSink
 from .stores import LedgerStore, ledger_exists, open_ledger
-from .subscribers import Problem, SubscriberSource, check_address, store_source
+from .subscribers import SubscriberSource, check_address, store_source
 from .suppression import Suppression, open_suppression
 from .unsubscribe import secret_from_env
 from .verp import ReturnPath
-
-PAUSE_CHECK = 500  # messages between two looks at the ledger's pause (senders sharing a mailing stop together)
-ENROL_CHUNK = 5000  # rows per enrolment statement
-MAX_PROBLEMS = 200  # reported in full; beyond that only counted (a broken million-row file stays small)
-
 
 # --- the public functions --------------------------------------------------------------------------
 
@@ -115,7 +110,6 @@ def send_edition(
     options = MailingOptions.from_settings(settings)
     signer = signer_for(settings)  # a missing or locked key stops here, before anything is sent
     per_second = configured_rate(settings, rate)
-    limiter = RateLimiter(per_second)
     if limit is not None and limit < 0:
         raise ConfigError(f"--limit must be 0 or more, got {limit}")
     if to is not None:
@@ -125,166 +119,275 @@ def send_edition(
         return SendReport(
             1, 0, 0, 0, 0, edition=built.edition.date, sent_now=1, test=True, sink=line, elapsed=_since(started)
         )
-    spec = subscribers or options.subscribers
-    if join:  # a worker joins mailings; the list is another sender's to enrol
-        source = None
-    elif spec is not None:
-        source = spec if isinstance(spec, SubscriberSource) else SubscriberSource(spec, settings.root)
-    else:  # without a list named, the subscriber store is the list (its confirmed rows)
-        source = store_source(settings)
+    source = None if join else _source(settings, subscribers or options.subscribers)
     built = build(settings, day, skip_invalid=True)  # send what can be shown; say what was left out
-    day = built.edition.date
     personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))
-    report = SendReport(0, 0, 0, 0, 0, edition=day, dry_run=dry_run)
+    job = _Run(settings, built.edition.date, options, personalizer, envelope_sender(settings, secret), signer)
+    job.limiter, job.per_second, job.stop = RateLimiter(per_second), per_second, stop or threading.Event()
+    job.dry_run, job.limit, job.smtp, job.connections, job.progress = dry_run, limit, smtp, connections, progress
+    job.report = _first_report(built, personalizer, dry_run)
+    with contextlib.ExitStack() as stack:
+        ledger, the_sink = _open_ledger(stack, job, sink, resume)
+        suppression = open_suppression(settings)
+        stack.callback(suppression.close)
+        check_edition(ledger, built.rendered.html, built.rendered.text, job.report)
+        the_sink.open()  # an unreachable server fails here, before the ledger changes
+        stack.callback(the_sink.close)
+        job.run = ledger.start_run(source.name if source else "(joined)", job.report.sink)
+        workers = _Workers(own_sink=sink is None, processes=processes)
+        _deliver(stack, job, ledger, the_sink, suppression, source, retry_failed, workers)
+        _tally(job, ledger, workers)
+    job.report.elapsed = _since(started)
+    return job.report
+
+
+# --- the steps of a run ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """One run of `send_edition`: what it was asked, and what it made ready before the ledger opened."""
+
+    settings: Settings
+    day: date
+    options: MailingOptions
+    personalizer: Personalizer
+    sender: Callable[[str], str]  # recipient → MAIL FROM
+    signer: Signer | None
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
+    per_second: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+    dry_run: bool = False
+    limit: int | None = None
+    smtp: str | None = None
+    connections: int | None = None
+    progress: bool | None = None
+    report: SendReport = field(default_factory=lambda: SendReport(0, 0, 0, 0, 0))
+    run: int = 0  # the ledger's run, once started
+
+    @property
+    def labels(self) -> tuple[str, str, str]:
+        """The metrics' newsletter, edition and language."""
+        return (self.settings.list.id, self.day.isoformat(), self.settings.language)
+
+    def feed(
+        self,
+        ledger: LedgerStore,
+        suppression: Suppression,
+        delivery: Delivery,
+        limit: int | None,
+        part: tuple[int, int],
+    ) -> Iterator[tuple[Row, Envelope]]:
+        return pending_jobs(ledger, self.run, self.personalizer, suppression, delivery, self.sender, limit, part)
+
+    def child_sink(self) -> Sink:
+        """A sender process's own sink: its own connections, the same signing."""
+        made = make_sink(self.settings, self.day, smtp=self.smtp, connections=self.connections)
+        return signing(self.settings, made, self.signer)
+
+
+@dataclass
+class _Workers:
+    """How a run's delivery went: by how many processes, and what this process kept count with."""
+
+    own_sink: bool  # no sink object given: the run may fork (a sink object given is one process's)
+    processes: int | None  # asked for (None: `[mailing] processes`, else by the cores)
+    to_send: int = 0
+    delivery: Delivery | None = None  # the send loop, when this process delivered
+    counter: metrics.MessageCounter | None = None
+    forked: bool = False  # sender processes did the delivery (each counted its own messages)
+
+
+def _source(settings: Settings, spec: str | Path | SubscriberSource | None) -> SubscriberSource:
+    """The list to enrol: the one named, else the subscriber store (its confirmed rows)."""
+    if spec is None:
+        return store_source(settings)
+    return spec if isinstance(spec, SubscriberSource) else SubscriberSource(spec, settings.root)
+
+
+def _first_report(built: Any, personalizer: Personalizer, dry_run: bool) -> SendReport:
+    """The run's report before anything is sent: what the build left out, and the slow path if taken."""
+    report = SendReport(0, 0, 0, 0, 0, edition=built.edition.date, dry_run=dry_run)
     report.stories_skipped = [str(error) for error in built.skipped]  # the CLI and the scheduler log them
     if not personalizer.fast:
         report.warnings.append(
             "the templates use the personal fields in a way the fast path cannot splice "
             f"({personalizer.mismatch}); rendering every message in full (slower)"
         )
-    path = ledger_path(settings, day)
-    stop_event = stop or threading.Event()
-    sender = envelope_sender(settings, secret)
-
-    def feed(
-        ledger: LedgerStore, suppression: Suppression, delivery: Delivery, limit: int | None, part: tuple[int, int]
-    ) -> Iterator[tuple[Row, Envelope]]:
-        return _jobs(ledger, run, personalizer, suppression, delivery, sender, limit, part)
-
-    def child_sink() -> Sink:  # a sender process's own sink: its own connections, the same signing
-        return signing(settings, make_sink(settings, day, smtp=smtp, connections=connections), signer)
-
-    with contextlib.ExitStack() as stack:
-        ledger: LedgerStore
-        if dry_run:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsletter-dry-run-")))
-            copy = tmp / path.name
-            if ledger_exists(settings, day):
-                with open_ledger(settings, day, readonly=True) as real:
-                    real.backup_to(copy)
-            ledger = stack.enter_context(Ledger(copy))
-            the_sink: Sink = signing(settings, NullSink(), signer)  # the signing cost is part of a dry run
-        else:
-            if not settings.database_url:  # PostgreSQL: many senders share the edition by leases instead
-                stack.enter_context(EditionLock(path.with_suffix(".lock"), f"edition {day}"))
-            ledger = stack.enter_context(open_ledger(settings, day, stop=stop_event))
-            the_sink = signing(settings, sink or make_sink(settings, day, smtp=smtp, connections=connections), signer)
-            _check_paused(ledger, day, resume)
-        report.sink = "dry run (nothing sent)" if dry_run else the_sink.describe()
-        suppression = open_suppression(settings)
-        stack.callback(suppression.close)
-        _check_edition(ledger, built.rendered.html, built.rendered.text, report)
-        the_sink.open()  # an unreachable server fails here, before the ledger changes
-        stack.callback(the_sink.close)
-        run = ledger.start_run(source.name if source else "(joined)", report.sink)
-        status = "error"
-        delivery: Delivery | None = None
-        counter: metrics.MessageCounter | None = None
-        forked = False  # sender processes did the delivery (each counted its own messages)
-        try:
-            with ledger.enrolment(run) as first:
-                if first and source is None:  # a worker joins mailings; it never starts one
-                    raise SubscriberError(f"edition {day} has nothing pending to join")
-                if first and source is not None:
-                    _enrol(ledger, run, source, report)
-                if first and retry_failed:
-                    report.requeued = ledger.requeue_failed()
-            to_send = ledger.count_pending(run)
-            if limit is not None:
-                report.limited = to_send > limit
-                to_send = min(to_send, limit)
-            workers = 1
-            if not dry_run and sink is None:  # a sink object given is one process's
-                workers = process_count(processes, options, smtp=smtp_url(settings, smtp) is not None, pending=to_send)
-            labels = (settings.list.id, day.isoformat(), settings.language)
-            sending = time.monotonic()
-            report.processes = workers
-            if workers > 1:
-                forked = True
-                the_sink.close()  # every process opens its own connections
-                plan = Plan(settings, day, options, per_second, limit, stop_event, feed, child_sink, labels)
-                plan.owner = str(getattr(ledger, "owner", ""))
-                plan.breaker = lambda: breaker_for(options)
-                try:
-                    parts = deliver_in_processes(plan, workers)
-                finally:
-                    report.send_seconds = _since(sending)
-                _add_parts(report, parts)
-                error, fatal_status = combined_failure(parts)
-            else:
-                bar = Progress(progress, to_send, f"sending {day}")
-                delivery = Delivery(
-                    ledger=ledger,
-                    sink=the_sink,
-                    limiter=limiter,
-                    options=options,
-                    suppression=suppression,
-                    stop=stop_event,
-                    progress=bar,
-                    day=day,
-                    breaker=None if dry_run else breaker_for(options),
-                )
-                if not dry_run:
-                    counter = metrics.message_counter(*labels, ledger.count_pending(None))
-                    stack.callback(counter.close)
-                    delivery.stats.hook = counter
-                try:
-                    delivery.run(feed(ledger, suppression, delivery, limit, (0, 1)))
-                finally:
-                    bar.close()
-                    report.send_seconds = _since(sending)
-                error, fatal_status = delivery.fatal, delivery.fatal_status
-            report.stopped = stop_event.is_set() and ledger.count_pending(run) > 0
-            if error is not None:
-                status = fatal_status
-                if isinstance(error, PausedError):
-                    ledger.set_meta(PAUSED, str(error))
-                raise error
-            status = "stopped" if report.stopped else "done"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            if delivery is not None:  # what this run did, even when it ends with an exception
-                stats = delivery.stats
-                report.sent_now, report.failed_now, report.deferred = stats.sent, stats.failed, stats.deferred
-                report.retried, report.suppressed, report.failures = stats.retried, stats.suppressed, stats.failures
-                report.throttled = limiter.throttles
-                report.rate_lowest, report.rate_final = limiter.lowest, limiter.rate
-            ledger.finish_run(
-                run,
-                status,
-                sent=report.sent_now,
-                failed=report.failed_now,
-                invalid=report.invalid,
-                duplicates=report.duplicates,
-                suppressed=report.suppressed,
-                retried=report.retried,
-                deferred=report.deferred,
-            )
-        counts = ledger.counts()
-        report.sent, report.failed, report.pending, report.total = (
-            counts.sent,
-            counts.failed,
-            counts.pending,
-            counts.total,
-        )
-        report.skipped = report.invalid + report.duplicates + report.suppressed + report.removed
-        if not dry_run and to_send == 0:
-            report.idle = _why_idle(ledger, report)
-        if counter is not None or forked:
-            if counter is not None:
-                counter.close()
-            metrics.send_finished(
-                settings.list.id,
-                day.isoformat(),
-                settings.language,
-                pending=counts.pending,
-                sent=report.sent_now,
-                seconds=report.send_seconds,
-            )
-    report.elapsed = _since(started)
     return report
+
+
+def _open_ledger(stack: contextlib.ExitStack, job: _Run, sink: Sink | None, resume: bool) -> tuple[LedgerStore, Sink]:
+    """The edition's ledger (held against other runs) and the signing sink; for a dry run, a copy of the
+    ledger in a temporary folder and a sink that sends nothing."""
+    settings, day = job.settings, job.day
+    ledger: LedgerStore
+    if job.dry_run:
+        path = ledger_path(settings, day)
+        copy = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsletter-dry-run-"))) / path.name
+        if ledger_exists(settings, day):
+            with open_ledger(settings, day, readonly=True) as real:
+                real.backup_to(copy)
+        ledger = stack.enter_context(Ledger(copy))
+        the_sink: Sink = signing(settings, NullSink(), job.signer)  # the signing cost is part of a dry run
+        job.report.sink = "dry run (nothing sent)"
+        return ledger, the_sink
+    if not settings.database_url:  # PostgreSQL: many senders share the edition by leases instead
+        stack.enter_context(EditionLock(ledger_path(settings, day).with_suffix(".lock"), f"edition {day}"))
+    ledger = stack.enter_context(open_ledger(settings, day, stop=job.stop))
+    made = sink or make_sink(settings, day, smtp=job.smtp, connections=job.connections)
+    the_sink = signing(settings, made, job.signer)
+    check_paused(ledger, day, resume)
+    job.report.sink = the_sink.describe()
+    return ledger, the_sink
+
+
+def _deliver(
+    stack: contextlib.ExitStack,
+    job: _Run,
+    ledger: LedgerStore,
+    the_sink: Sink,
+    suppression: Suppression,
+    source: SubscriberSource | None,
+    retry_failed: bool,
+    workers: _Workers,
+) -> None:
+    """Enrol the list, then send the pending rows here or in sender processes; however it ends, the run's
+    row in the ledger says how, with what this run did."""
+    report = job.report
+    status = "error"
+    try:
+        _enrol_run(job, ledger, source, retry_failed)
+        workers.to_send = ledger.count_pending(job.run)
+        if job.limit is not None:
+            report.limited = workers.to_send > job.limit
+            workers.to_send = min(workers.to_send, job.limit)
+        n = 1
+        if not job.dry_run and workers.own_sink:
+            smtp = smtp_url(job.settings, job.smtp) is not None
+            n = process_count(workers.processes, job.options, smtp=smtp, pending=workers.to_send)
+        report.processes = n
+        if n > 1:
+            workers.forked = True
+            error, fatal_status = _in_processes(job, ledger, the_sink, n)
+        else:
+            error, fatal_status = _in_this_process(stack, job, ledger, the_sink, suppression, workers)
+        report.stopped = job.stop.is_set() and ledger.count_pending(job.run) > 0
+        if error is not None:
+            status = fatal_status
+            if isinstance(error, PausedError):
+                ledger.set_meta(PAUSED, str(error))
+            raise error
+        status = "stopped" if report.stopped else "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if workers.delivery is not None:  # what this run did, even when it ends with an exception
+            _take_stats(report, workers.delivery, job.limiter)
+        _finish_run(ledger, job.run, status, report)
+
+
+def _enrol_run(job: _Run, ledger: LedgerStore, source: SubscriberSource | None, retry_failed: bool) -> None:
+    """The first sender of a mailing enrols the list (and puts the failed back, if asked); a joining one
+    only checks there is a mailing to join."""
+    with ledger.enrolment(job.run) as first:
+        if first and source is None:  # a worker joins mailings; it never starts one
+            raise SubscriberError(f"edition {job.day} has nothing pending to join")
+        if first and source is not None:
+            enrol(ledger, job.run, source, job.report)
+        if first and retry_failed:
+            job.report.requeued = ledger.requeue_failed()
+
+
+def _in_processes(job: _Run, ledger: LedgerStore, the_sink: Sink, n: int) -> tuple[DeliveryError | None, str]:
+    """Deliver in `n` sender processes; what ended them, if anything, and the run's status then."""
+    sending = time.monotonic()
+    the_sink.close()  # every process opens its own connections
+    plan = Plan(
+        job.settings, job.day, job.options, job.per_second, job.limit, job.stop, job.feed, job.child_sink, job.labels
+    )
+    plan.owner = str(getattr(ledger, "owner", ""))
+    plan.breaker = lambda: breaker_for(job.options)
+    try:
+        parts = deliver_in_processes(plan, n)
+    finally:
+        job.report.send_seconds = _since(sending)
+    _add_parts(job.report, parts)
+    return combined_failure(parts)
+
+
+def _in_this_process(
+    stack: contextlib.ExitStack,
+    job: _Run,
+    ledger: LedgerStore,
+    the_sink: Sink,
+    suppression: Suppression,
+    workers: _Workers,
+) -> tuple[DeliveryError | None, str]:
+    """Deliver from this process's worker threads; what ended the send loop, if anything, and the run's
+    status then."""
+    sending = time.monotonic()
+    bar = Progress(job.progress, workers.to_send, f"sending {job.day}")
+    delivery = Delivery(
+        ledger=ledger,
+        sink=the_sink,
+        limiter=job.limiter,
+        options=job.options,
+        suppression=suppression,
+        stop=job.stop,
+        progress=bar,
+        day=job.day,
+        breaker=None if job.dry_run else breaker_for(job.options),
+    )
+    workers.delivery = delivery
+    if not job.dry_run:
+        workers.counter = metrics.message_counter(*job.labels, ledger.count_pending(None))
+        stack.callback(workers.counter.close)
+        delivery.stats.hook = workers.counter
+    try:
+        delivery.run(job.feed(ledger, suppression, delivery, job.limit, (0, 1)))
+    finally:
+        bar.close()
+        job.report.send_seconds = _since(sending)
+    return delivery.fatal, delivery.fatal_status
+
+
+def _take_stats(report: SendReport, delivery: Delivery, limiter: RateLimiter) -> None:
+    """What this process's send loop did, into the run's report."""
+    stats = delivery.stats
+    report.sent_now, report.failed_now, report.deferred = stats.sent, stats.failed, stats.deferred
+    report.retried, report.suppressed, report.failures = stats.retried, stats.suppressed, stats.failures
+    report.throttled = limiter.throttles
+    report.rate_lowest, report.rate_final = limiter.lowest, limiter.rate
+
+
+def _finish_run(ledger: LedgerStore, run: int, status: str, report: SendReport) -> None:
+    ledger.finish_run(
+        run,
+        status,
+        sent=report.sent_now,
+        failed=report.failed_now,
+        invalid=report.invalid,
+        duplicates=report.duplicates,
+        suppressed=report.suppressed,
+        retried=report.retried,
+        deferred=report.deferred,
+    )
+
+
+def _tally(job: _Run, ledger: LedgerStore, workers: _Workers) -> None:
+    """The ledger's totals into the report, why nothing was sent if so, and the mailing's metrics closed."""
+    report = job.report
+    counts = ledger.counts()
+    report.sent, report.failed, report.pending, report.total = counts.sent, counts.failed, counts.pending, counts.total
+    report.skipped = report.invalid + report.duplicates + report.suppressed + report.removed
+    if not job.dry_run and workers.to_send == 0:
+        report.idle = why_idle(ledger, report)
+    if workers.counter is not None or workers.forked:
+        if workers.counter is not None:
+            workers.counter.close()
+        metrics.send_finished(*job.labels, pending=counts.pending, sent=report.sent_now, seconds=report.send_seconds)
 
 
 def _add_parts(report: SendReport, parts: list[PartResult]) -> None:
@@ -307,104 +410,8 @@ def breaker_for(options: MailingOptions) -> Breaker:
     return Breaker(options.breaker_window, options.breaker_bounce_share, options.breaker_policy_run)
 
 
-def _check_paused(ledger: LedgerStore, day: date, resume: bool) -> None:
-    """A paused mailing stays paused until someone resumes it (a cron rerun would only burn more)."""
-    reason = ledger.get_meta(PAUSED)
-    if not reason:
-        return
-    if not resume:
-        raise PausedError(f"edition {day} is {reason}; once that is dealt with: newsletter send --resume")
-    ledger.set_meta(PAUSED, "")
-
-
 def _since(started: float) -> float:
     return time.monotonic() - started
-
-
-def _why_idle(ledger: LedgerStore, report: SendReport) -> str:
-    """One line for a run that found nobody to send to: what the ledger says, and the way on."""
-    if report.pending:
-        return ""  # held by other senders (PostgreSQL), or stopped before the first message
-    runs = [r for r in ledger.runs() if int(r.get("sent") or 0)]
-    when = f" on {str(runs[-1]['started_at'])[:16].replace('T', ' ')} UTC via {runs[-1]['sink']}" if runs else ""
-    parts = []
-    if report.sent:
-        parts.append(f"all {report.sent} already sent{when} (a rerun never mails anyone twice)")
-    if report.failed:
-        replies = ledger.rows("failed", limit=1)
-        last = f", the relay said {str(replies[0]['reply'])[:120]!r}" if replies else ""
-        parts.append(f"{report.failed} failed earlier{last}: `--retry-failed` puts them back in the queue")
-    if not parts:
-        parts.append("the list has nobody to send to")
-    return "nothing to send: " + "; ".join(parts) + "; `--to ADDR` sends a test copy"
-
-
-def _check_edition(ledger: LedgerStore, html: str, text: str, report: SendReport) -> None:
-    """Remember what the edition looked like; warn when a rerun would send a changed one."""
-    digest = hashlib.sha256((html + "\0" + text).encode()).hexdigest()
-    before = ledger.get_meta("edition_sha256")
-    if before is None:
-        ledger.set_meta("edition_sha256", digest)
-    elif before != digest:
-        sent = ledger.counts().sent
-        if sent:
-            report.warnings.append(
-                f"the edition changed since the first run: {sent} subscriber(s) got the earlier version, "
-                "the rest get this one"
-            )
-        ledger.set_meta("edition_sha256", digest)
-
-
-def _enrol(ledger: LedgerStore, run: int, source: SubscriberSource, report: SendReport) -> None:
-    """Stream the list into the ledger: a few thousand rows per statement and transaction."""
-
-    def problem(p: Problem) -> None:
-        report.invalid += 1
-        if len(report.problems) < MAX_PROBLEMS:
-            report.problems.append(str(p))
-
-    rows = source.rows(problem)
-    while True:
-        chunk = [(sub.address, sub.name, sub.locale, sub.line) for sub in itertools.islice(rows, ENROL_CHUNK)]
-        if not chunk:
-            break
-        with ledger.batch():
-            duplicates = ledger.enrol_many(run, chunk)
-        report.duplicates += len(duplicates)
-        for line, first, address in duplicates:
-            if len(report.problems) >= MAX_PROBLEMS:
-                break
-            report.problems.append(f"{source.path.name}:{line}: duplicate of line {first} ({address})")
-    report.removed = ledger.retire_unseen(run)
-
-
-def _jobs(
-    ledger: LedgerStore,
-    run: int,
-    personalizer: Personalizer,
-    suppression: Suppression,
-    delivery: Delivery,
-    sender: Callable[[str], str],
-    limit: int | None,
-    part: tuple[int, int],
-) -> Iterator[tuple[Row, Envelope]]:
-    handed = 0
-    dot_safe = personalizer.dot_safe
-    batch = {} if part[1] == 1 else {"batch": claim_size(ledger.count_pending(run), part[1])}
-    # Checked now, not at enrolment: an unsubscribe mid-run counts (looked up a batch at a time).
-    for row in ledger.pending(run, suppressed=suppression.which, part=part, **batch):
-        if limit is not None and handed >= limit:
-            return
-        if row.suppressed or (row.suppressed is None and row.address in suppression):
-            ledger.mark_skipped(row.id, "suppressed")
-            delivery.stats.add("suppressed")
-            continue
-        handed += 1
-        if handed % PAUSE_CHECK == 0 and (reason := ledger.get_meta(PAUSED)):  # another sender's breaker
-            delivery.pause(reason)
-            return
-        data = personalizer.message(row.address, row.name)
-        yield row, Envelope(sender(row.address), row.address, data, key=str(row.id), dot_safe=dot_safe)
 
 
 def envelope_sender(settings: Settings, secret: bytes) -> Callable[[str], str]:

@@ -113,88 +113,108 @@ class Daemon:
         self.request_stop(signal.Signals(signum).name)
 
     def run(self) -> int:
+        if self.morning.send is send_with_mailing:
+            preflight(self.settings)
+        root = str(self.settings.root)
+        with self._signals_handled(), scheduler_lock(self.settings):
+            if root in _ACTIVE:
+                raise LockedError(f"a scheduler is already running for {root} in this process")
+            self.scheduler = self._new_scheduler()
+            self._add_morning_jobs(root)
+            self._add_bounces_job(root)
+            self._serve(root)
+        log.info("scheduler stopped (%s)", self._signal or "shut down")
+        return 0
+
+    @contextlib.contextmanager
+    def _signals_handled(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the daemon while it runs; the handlers before it come back after."""
+        previous: dict[int, Any] = {}
+        if self.install_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _new_scheduler(self) -> Any:
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.blocking import BlockingScheduler
 
-        if self.morning.send is send_with_mailing:
-            preflight(self.settings)
-        root = str(self.settings.root)
-        previous: dict[int, Any] = {}
-        if self.install_signals:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, self._on_signal)
-        try:
-            with scheduler_lock(self.settings):
-                if root in _ACTIVE:
-                    raise LockedError(f"a scheduler is already running for {root} in this process")
-                self.scheduler = BlockingScheduler(
-                    jobstores={
-                        "default": SQLAlchemyJobStore(**job_store(self.settings)),
-                        "memory": MemoryJobStore(),  # retries: a restart re-derives them from the runs table
-                    },
-                    # One worker: the cron job, a catch-up and a retry never run at the same time.
-                    executors={"default": ThreadPoolExecutor(max_workers=1)},
-                    job_defaults={
-                        "coalesce": True,
-                        "max_instances": 1,
-                        "misfire_grace_time": int(self.config.grace.total_seconds()),
-                    },
-                    timezone=self.config.timezone,
-                )
-                self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
-                self.scheduler.add_listener(lambda _e: self.started.set(), EVENT_SCHEDULER_STARTED)
-                if self.config.per_timezone:
-                    self.mornings = self._zone_mornings()
-                    self.morning = self.mornings[JOB_ID]
-                    self.scheduler.add_listener(self._drop_stale_jobs, EVENT_SCHEDULER_STARTED)
-                for key, morning in self.mornings.items():
-                    due = morning.due_at_start()
-                    now = self.clock()
-                    trigger = morning.trigger
-                    first = due or trigger.get_next_fire_time(None, now)
-                    # replace_existing: the configuration may have changed since the job was stored; the
-                    # missed-morning accounting above comes from the runs table, not from the stored job.
-                    self.scheduler.add_job(
-                        morning_job,
-                        trigger=trigger,
-                        args=[root, key],
-                        id=key,
-                        name="morning edition" if key == JOB_ID else f"morning edition, {key.split('@', 1)[1]}",
-                        replace_existing=True,
-                        next_run_time=first,
-                    )
-                    if key == JOB_ID:
-                        self._log_start(due, trigger, now)
-                    elif due is not None:
-                        log.warning("catching up the %s batch of edition %s", key, morning.edition_for(due))
-                from ..bounces import configured
+        scheduler = BlockingScheduler(
+            jobstores={
+                "default": SQLAlchemyJobStore(**job_store(self.settings)),
+                "memory": MemoryJobStore(),  # retries: a restart re-derives them from the runs table
+            },
+            # One worker: the cron job, a catch-up and a retry never run at the same time.
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(self.config.grace.total_seconds()),
+            },
+            timezone=self.config.timezone,
+        )
+        scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        scheduler.add_listener(lambda _e: self.started.set(), EVENT_SCHEDULER_STARTED)
+        if self.config.per_timezone:
+            scheduler.add_listener(self._drop_stale_jobs, EVENT_SCHEDULER_STARTED)
+        return scheduler
 
-                if configured(self.settings):  # and every hour between mornings
-                    self.scheduler.add_job(
-                        bounces_job, "interval", hours=1, args=[root], id="bounces", jobstore="memory"
-                    )
-                watcher = threading.Thread(target=self._watch_stop, name="schedule-stop", daemon=True)
-                _ACTIVE[root] = self
-                try:
-                    if self.stop_event.is_set():
-                        log.info("%s received before start: not starting", self._signal)
-                    else:
-                        watcher.start()
-                        self.scheduler.start()
-                finally:
-                    _ACTIVE.pop(root, None)
-                    self.started.set()  # lets the watcher finish if start() failed
-                    self.stop_event.set()
-                    if watcher.is_alive():
-                        watcher.join()
+    def _add_morning_jobs(self, root: str) -> None:
+        """One job per morning (the list's, or one per time zone), each first due at a missed morning still
+        within its grace period, else at its next time."""
+        if self.config.per_timezone:
+            self.mornings = self._zone_mornings()
+            self.morning = self.mornings[JOB_ID]
+        for key, morning in self.mornings.items():
+            due = morning.due_at_start()
+            now = self.clock()
+            trigger = morning.trigger
+            first = due or trigger.get_next_fire_time(None, now)
+            # replace_existing: the configuration may have changed since the job was stored; the
+            # missed-morning accounting above comes from the runs table, not from the stored job.
+            self.scheduler.add_job(
+                morning_job,
+                trigger=trigger,
+                args=[root, key],
+                id=key,
+                name="morning edition" if key == JOB_ID else f"morning edition, {key.split('@', 1)[1]}",
+                replace_existing=True,
+                next_run_time=first,
+            )
+            if key == JOB_ID:
+                self._log_start(due, trigger, now)
+            elif due is not None:
+                log.warning("catching up the %s batch of edition %s", key, morning.edition_for(due))
+
+    def _add_bounces_job(self, root: str) -> None:
+        from ..bounces import configured
+
+        if configured(self.settings):  # and every hour between mornings
+            self.scheduler.add_job(bounces_job, "interval", hours=1, args=[root], id="bounces", jobstore="memory")
+
+    def _serve(self, root: str) -> None:
+        """Run the scheduler until a stop; a stop asked before the start means no start."""
+        watcher = threading.Thread(target=self._watch_stop, name="schedule-stop", daemon=True)
+        _ACTIVE[root] = self
+        try:
+            if self.stop_event.is_set():
+                log.info("%s received before start: not starting", self._signal)
+            else:
+                watcher.start()
+                self.scheduler.start()
         finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-        log.info("scheduler stopped (%s)", self._signal or "shut down")
-        return 0
+            _ACTIVE.pop(root, None)
+            self.started.set()  # lets the watcher finish if start() failed
+            self.stop_event.set()
+            if watcher.is_alive():
+                watcher.join()
 
     def _watch_stop(self) -> None:
         self.stop_event.wait()
