@@ -212,3 +212,36 @@ def test_every_newsletter_table_is_read_before_any_command_works(demo_root: Path
     result = CliRunner().invoke(cli, ["status", "--root", str(demo_root)])
     assert result.exit_code == 1 and "[newsletters.weekly] rhythm must be one of" in result.output
     assert re.search(r"^Error: newsletter\.toml: ", result.output)
+
+
+def test_send_and_status_go_through_each_newsletter_with_its_own_ledger(
+    languages_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", "newsletters-test-secret-0123456789abcdef")
+    (languages_root / "readers.csv").write_text("email,name,locale\nada@example.org,Ada,en\nbo@example.org,Bo,fr\n")
+    args = ["--root", str(languages_root), "--date", DEMO_DATE.isoformat()]
+    sent = CliRunner().invoke(cli, ["send", *args, "--subscribers", "readers.csv", "--no-progress"])
+    assert sent.exit_code == 0, sent.output
+    assert "Newsletter daily:" in sent.output and "Newsletter weekly:" in sent.output
+    assert "Newsletter breaking:" not in sent.output  # on demand: `newsletter alert`
+    ledgers = sorted(p.name for p in (languages_root / "data" / "ledger").glob("*.sqlite"))
+    assert ledgers == [f"2016-12-30.{lang}.sqlite" for lang in ("ar", "en", "fr")] + ["weekly.2016-12-30.sqlite"]
+    weekly_mail = sorted(p.name for p in (languages_root / "outbox" / "weekly" / "2016-12-30" / "mail").glob("*.eml"))
+    assert weekly_mail == ["ada@example.org.eml", "bo@example.org.eml"]
+    again = CliRunner().invoke(cli, ["send", *args, "--newsletter", "weekly", "--subscribers", "readers.csv"])
+    assert again.exit_code == 0 and "sent 2" in again.output and "Newsletter" not in again.output
+    assert len(list((languages_root / "outbox" / "weekly" / "2016-12-30" / "mail").glob("*.eml"))) == 2
+    status = CliRunner().invoke(cli, ["status", *args, "--newsletter", "weekly"])
+    assert status.exit_code == 0, status.output
+    assert "Edition 2016-12-30: 2 recipient(s) — sent 2" in status.output
+
+
+def test_another_newsletter_is_not_sent_to_the_default_newsletters_readers(
+    languages_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", "newsletters-test-secret-0123456789abcdef")
+    args = ["send", "--root", str(languages_root), "--date", DEMO_DATE.isoformat(), "--newsletter", "weekly"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "newsletter weekly: the subscriber store holds the readers of daily only" in result.output
+    assert not (languages_root / "outbox" / "weekly" / "2016-12-30" / "mail").exists()

@@ -180,6 +180,31 @@ def load_newsletters(root: Path, wanted: str | None, *, scheduled_only: bool = F
     return chosen_settings(load(root), wanted, scheduled_only=scheduled_only)
 
 
+def each_newsletter(chosen: list[Any], run: Callable[[Any], None]) -> None:
+    """`run` (which may exit with a status) for each newsletter's settings; with several, each one's
+    lines after a line naming it (on stderr, so --json stays one object a line), every newsletter run
+    whatever another did, and the worst status at the end. A newsletter with nothing to do says so."""
+    from ..errors import NoStories
+
+    if len(chosen) == 1:
+        run(chosen[0])
+        return
+    codes = []
+    for settings in chosen:
+        click.echo(f"Newsletter {settings.newsletter}:", err=True)
+        try:
+            run(settings)
+            codes.append(0)
+        except SystemExit as done:
+            codes.append(done.code if isinstance(done.code, int) else 1)
+        except NoStories as exc:
+            echo_err(f"{settings.newsletter}: nothing to send: {exc}", level="warning")
+        except NewsletterError as exc:
+            echo_err(f"{settings.newsletter}: {exc}")
+            codes.append(1)
+    sys.exit(max(codes, default=0))
+
+
 def as_date(value: Any) -> date | None:
     return value.date() if value is not None else None
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import cli, echo_err, handle_errors, load, root_option
+from . import cli, echo_err, handle_errors, load, root_option, stopping_on_signals
 from .output import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
 
 
@@ -49,8 +48,8 @@ def alert(
     if done is not None and done.sent and not done.pending and not dry_run:
         click.echo(f"{story.path}: already alerted to {done.sent} reader(s) of {letter.id}; nothing sent")
         return
-    stop = threading.Event()
-    report = send_edition(alerting, day, subscribers=subscribers, smtp=smtp, dry_run=dry_run, stop=stop)
+    with stopping_on_signals() as stop:
+        report = send_edition(alerting, day, subscribers=subscribers, smtp=smtp, dry_run=dry_run, stop=stop)
     for warning in report.warnings:
         echo_err(f"warning: {warning}", level="warning")
     click.echo(f"alert {letter.id}: {story.title}: {report.summary()}")

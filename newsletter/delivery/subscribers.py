@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..config import Settings
+from ..config import Settings, default_newsletter_id
 from ..errors import SubscriberError
 from ..storage import SubscriberStore, open_store, reconnect_seconds, store_location
 from .addresses import check_address as check_address  # re-exported: the check every list row gets
@@ -304,6 +304,11 @@ def has_subscriber_list(settings: Settings) -> bool:
 
 def store_source(settings: Settings) -> SubscriberSource:
     """The confirmed subscribers of the store, as a list `send` streams like any other."""
+    if settings.file_prefix:  # the store's readers are the default newsletter's, not every newsletter's
+        raise SubscriberError(
+            f"newsletter {settings.newsletter}: the subscriber store holds the readers of "
+            f"{default_newsletter_id(settings.whole or settings)} only; pass --subscribers FILE"
+        )
     if not store_exists(settings):
         raise SubscriberError(
             "no subscriber list: pass --subscribers FILE, set [mailing] subscribers, or add subscribers to the "
