@@ -232,6 +232,13 @@ def chosen_settings(settings: Settings, wanted: str | None, *, scheduled_only: b
     return [for_newsletter(settings, letter) for letter in letters if not (scheduled_only and letter.on_demand)]
 
 
+def default_settings(settings: Settings) -> Settings:
+    """The settings of the default newsletter (`default_newsletter_id`): its table's when it has one."""
+    whole = settings.whole or settings
+    wanted = default_newsletter_id(whole)
+    return next((for_newsletter(whole, n) for n in newsletters(whole) if n.id == wanted), whole)
+
+
 def for_newsletter(settings: Settings, letter: Newsletter) -> Settings:
     """The settings that build and send `letter`: its name, sender, List-Id, languages, stories and
     rhythm over the shared ones. The default newsletter keeps the outbox and ledger names it always had;
@@ -321,6 +328,7 @@ __all__ = [
     "NewslettersOptions",
     "alert_settings",
     "chosen_settings",
+    "default_settings",
     "find_newsletter",
     "for_newsletter",
     "newsletters",

@@ -75,6 +75,9 @@ def data_dir(settings: Settings) -> Path:
 
 
 def store_path(settings: Settings) -> Path:
+    """`data/schedule.sqlite`; another newsletter's runs in `data/schedule-newsletters/<id>.sqlite`."""
+    if settings.file_prefix:
+        return data_dir(settings) / "schedule-newsletters" / f"{settings.newsletter}.sqlite"
     return data_dir(settings) / "schedule.sqlite"
 
 
@@ -284,7 +287,9 @@ def _make(found: tuple[Any, ...]) -> RunRow:
 
 def open_run_store(settings: Settings) -> RunStore:
     """The runs table the settings name: PostgreSQL when `database_url` is set, else data/schedule.sqlite."""
-    if settings.database_url:
+    # The PostgreSQL runs table has one row per date and no newsletter: another newsletter's runs stay in
+    # its SQLite file, on the scheduler's machine.
+    if settings.database_url and not settings.file_prefix:
         url = settings.database_url
         return RunStore(open_pg("the scheduler's runs", url, names=_PG_NAMES, reconnect=reconnect_seconds(settings)))
     return RunStore(store_path(settings))
