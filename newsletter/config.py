@@ -79,6 +79,7 @@ OPEN_SECTIONS = (
     "metrics",  # read by newsletter/metrics.py and the public app's /metrics
     "logging",  # read by the CLI when it sets up log lines
     "database",
+    "desk",  # the editors' desk (newsletter/web/desk/options.py)
     "newsletters",  # several newsletters on one reader base: read by letters.py
 )
 # The id of the one newsletter a single `[list]` configuration sends (unless `[list] id` names another).

@@ -27,6 +27,7 @@ from newsletter.cli import cli
 from newsletter.config import load_settings
 from newsletter.delivery import Ledger, SuppressionList, ledger_path, suppression_path
 from newsletter.delivery.unsubscribe import SECRET_ENV
+from newsletter.editorial import AuditLog, PlanStore
 from newsletter.errors import DamagedStoreError
 from newsletter.schedule import RunStore, State
 from newsletter.storage import SqlSubscriberStore
@@ -92,12 +93,20 @@ def _bounces(path: Path) -> None:
             state.remember(f"<report{i}@mx.example.org>", "hard", datetime(2016, 12, 30, tzinfo=UTC))
 
 
+def _audit(path: Path) -> None:
+    with AuditLog(path) as log:
+        for i in range(400):
+            log.record("ann", "plan.move", f"2016-12-30/en/story-{i}", {"to": i})
+
+
 STORES: dict[str, tuple[Callable[[Path], None], Callable[[Path], Any]]] = {
     "suppression list": (_suppression, SuppressionList),
     "ledger": (_ledger, Ledger),
     "subscriber store": (_subscribers, SqlSubscriberStore),
     "scheduler's runs": (_runs, RunStore),
     "bounce records": (_bounces, BounceState),
+    "desk's audit log": (_audit, AuditLog),
+    "desk's plans (same file)": (_audit, PlanStore),
 }
 
 

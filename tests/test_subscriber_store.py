@@ -51,8 +51,10 @@ def test_the_store_implements_the_interface(store: SubscriberStore) -> None:
     assert store.add("ann@example.ORG", name="Ann B", status="bounced") is False  # same address, any case
     record = store.get("ANN@example.org")
     assert record is not None
-    assert (record.email, record.name, record.locale, record.status) == ("Ann@Example.org", "Ann B", "", "bounced")
+    # The locale was not given: it stays. A bounced reader is not made confirmed again by a status change.
+    assert (record.email, record.name, record.locale, record.status) == ("Ann@Example.org", "Ann B", "fr", "bounced")
     assert store.set_status("ann@example.org", "confirmed") and not store.set_status("nobody@example.org", "bounced")
+    assert store.get("ann@example.org").status == "bounced"  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="status must be one of"):
         store.add("x@example.org", status="deleted")
     assert store.get("x@example.org") is None
@@ -69,7 +71,7 @@ def test_a_sign_up_is_pending_until_confirmed_and_keeps_its_consent(store: Subsc
     consent = Consent(at="2026-12-01T10:00:00+00:00", form="subscribe", ip_hash="ab" * 16)
     done = store.confirm("new@example.org", consent)
     assert done.status == "confirmed" and done.consent == consent and done.confirmed_at == consent.at
-    assert store.counts() == {"pending": 0, "confirmed": 2, "unsubscribed": 0, "bounced": 0}
+    assert store.counts() == {"pending": 0, "confirmed": 2, "unsubscribed": 0, "bounced": 0, "complained": 0}
     assert [r.email for r in store.records("confirmed")] == ["new@example.org", "old@example.org"]
     assert store.remove("new@example.org") and store.get("new@example.org") is None
     assert not store.remove("new@example.org")
@@ -153,7 +155,7 @@ def test_cli_add_list_count_remove(root: Path) -> None:
     assert run(tmp_path, "add", "bob@example.org", "--status", "pending")[0] == 0
     code, out, _ = run(tmp_path, "list")
     assert code == 0 and out.splitlines()[0].startswith("ann@example.org\tconfirmed\tAnn\t")  # bidi override gone
-    assert run(tmp_path, "count")[1] == "pending 1  confirmed 1  unsubscribed 0  bounced 0  total 2\n"
+    assert run(tmp_path, "count")[1] == "pending 1  confirmed 1  unsubscribed 0  bounced 0  complained 0  total 2\n"
     code, _, err = run(tmp_path, "add", "not an address")
     assert code == 1 and err.startswith("Error: invalid email address 'not an address'")
     assert run(tmp_path, "remove", "bob@example.org")[1] == "removed bob@example.org\n"
@@ -167,7 +169,10 @@ def test_cli_import_reports_bad_rows_by_line_and_export_leaves_consent_out(root:
     people.write_text("email,name,locale\nann@example.org,Ann,fr\nnot-an-address,X,\nbob@example.org,Bob,\n")
     code, out, err = run(tmp_path, "import", str(people))
     assert code == 1
-    assert out == f"imported 2 address(es) from {people}: 2 new, 0 updated, 1 bad row(s) skipped\n"
+    assert out == (
+        f"imported 2 address(es) from {people}: 2 new, 0 updated, 0 unchanged, 0 kept unsubscribed, "
+        "0 refused (forgotten), 1 bad row(s) skipped\n"
+    )
     assert err.startswith(f"{people}:3: invalid email address 'not-an-address'")
     settings = load_settings(tmp_path)
     subscriber_store(settings).confirm("bob@example.org", Consent("2026-12-01T10:00:00+00:00", "subscribe", "ff" * 16))
@@ -214,7 +219,9 @@ def test_send_mails_the_confirmed_subscribers_of_the_store_by_default(
     with open_suppression(settings) as s:
         s.add("suppressed@example.org", "unsubscribed", "test")
     report = send_edition(settings, date(2016, 12, 30), progress=False)
-    assert (report.sent, report.skipped) == (1, 1)
+    # The suppressed reader is unsubscribed in the store too (one reader base): not enrolled at all.
+    assert (report.sent, report.skipped) == (1, 0)
+    assert store.get("suppressed@example.org").status == "unsubscribed"  # type: ignore[union-attr]
     mail = sorted(p.name for p in (demo_root / "outbox/2016-12-30/mail").glob("*.eml"))
     assert mail == ["confirmed@example.org.eml"]
 

@@ -202,7 +202,7 @@ def test_one_click_posts_at_once_are_all_recorded_each_page_with_its_own_address
         assert r.status_code == 200 and "Unsubscribed" in r.text
         assert str(escape(address)) in r.text and all(str(escape(o)) not in r.text for o in addresses if o != address)
     with SuppressionList(suppression_path(load_settings(server.root))) as s:
-        assert all(s.get(a)[0] == "unsubscribed" for a in addresses)  # type: ignore[index]
+        assert [a for a in addresses if (s.get(a) or ("",))[0] != "unsubscribed"] == []
 
 
 def test_get_shows_a_page_whose_button_posts_with_a_form_token(server: PublicServer) -> None:

@@ -183,5 +183,7 @@ class Decider:
         if self.dry_run:
             return Decision(address, event, "would suppress", diagnostic, message_id, detail)
         reason = {"complaint": "complained", "unsubscribe": "unsubscribed"}.get(event, "bounced")
-        self.suppression.add(address, reason, self.source, diagnostic=diagnostic, message_id=message_id)
+        via = {"complaint": "complaint", "unsubscribe": "mailto"}.get(event, "bounce")
+        # One state change: the reader's status, history and the suppression entry, in one transaction.
+        self.suppression.add(address, reason, self.source, diagnostic=diagnostic, message_id=message_id, via=via)
         return Decision(address, event, "suppressed", diagnostic, message_id, detail)

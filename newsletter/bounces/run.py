@@ -36,7 +36,7 @@ from ..delivery import (
     SubscriberSource,
     has_subscriber_list,
     open_suppression,
-    store_source,
+    reader_keys,
     verify_token,
 )
 from ..errors import ConfigError, NewsletterError, TokenError
@@ -163,7 +163,7 @@ def _subscriber_keys(settings: Settings, spec: str | None) -> set[str] | None:
         return {s.address.lower() for s in SubscriberSource(str(spec), settings.root)}
     if not has_subscriber_list(settings):
         return None
-    return {s.address.lower() for s in store_source(settings)}
+    return reader_keys(settings)
 
 
 def _verp(mailing: MailingOptions) -> tuple[ReturnPath | None, bytes]:

@@ -10,6 +10,7 @@ Nothing imports the CLI. Public face: `cli` (the click group) and `main` (the co
     schedule.py  schedule              preview.py   preview
     web.py       serve, subscribers    (edition.py also has `site`)
     deliverability.py  dkim keygen, doctor
+    desk.py      desk add-user, desk users, desk audit (the editors' desk)
 """
 
 from __future__ import annotations
@@ -243,7 +244,9 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "bounces",
     "database",
     "web",
+    "readers",
     "deliverability",
+    "desk",
     "alerts",
 )
 

@@ -58,10 +58,10 @@ def upgrade(root: Path) -> None:
 def check(root: Path) -> None:
     """Check every record store for damage and say what was found; exit 1 when one is damaged.
 
-    SQLite files (subscribers, suppression list, ledgers, scheduler runs, bounce records) get SQLite's
-    integrity check; with `database_url` set, the PostgreSQL database gets its schema version checked
-    and every table read through. A store that is damaged is refused by every command that opens it:
-    restore it from a backup.
+    SQLite files (subscribers, suppression list, ledgers, scheduler runs, bounce records, the editors'
+    desk) get SQLite's integrity check; with `database_url` set, the PostgreSQL database gets its schema
+    version checked and every table read through. A store that is damaged is refused by every command
+    that opens it: restore it from a backup.
 
     \b
     Example:
@@ -84,6 +84,7 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
     """Every SQLite records file of the newsletter, whether it exists yet or not (the ledgers that do)."""
     from ..bounces import state_path
     from ..delivery import ledger_dir, parse_ledger_key, suppression_path
+    from ..editorial import desk_path
     from ..schedule import store_path
     from ..storage import store_location
 
@@ -92,6 +93,7 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
         ("the suppression list", suppression_path(settings)),
         ("the scheduler's runs", store_path(settings)),
         ("the bounce records", state_path(settings)),
+        ("the editors' desk", desk_path(settings)),
     ]
     zones = store_path(settings).parent / "schedule-zones"
     files += [("the scheduler's runs", p) for p in sorted(zones.glob("*.sqlite")) if zones.is_dir()]

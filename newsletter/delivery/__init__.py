@@ -58,6 +58,7 @@ from .subscribers import (
     Subscriber,
     SubscriberSource,
     has_subscriber_list,
+    reader_keys,
     store_source,
     subscriber_store,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "parse_ledger_name",
     "paused_mailings",
     "pending_editions",
+    "reader_keys",
     "reader_language",
     "secret_from_env",
     "send_edition",

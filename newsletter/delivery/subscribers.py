@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..config import Settings, default_newsletter_id
+from ..config import Settings
 from ..errors import SubscriberError
-from ..storage import SubscriberStore, open_store, reconnect_seconds, store_location
+from ..storage import ReaderBase, SubscriberStore, open_readers, store_location
 from .addresses import check_address as check_address  # re-exported: the check every list row gets
 from .options import MAILING
 from .personalize import clean_name
@@ -59,7 +59,8 @@ class SubscriberSource:
     """Iterate to get valid `Subscriber`s; problems go to `on_problem` (default: collected in `.problems`)."""
 
     def __init__(self, spec: str | Path, root: Path | None = None) -> None:
-        self.store: SubscriberStore | None = None
+        self.store: ReaderBase | None = None
+        self.newsletter = ""
         text = str(spec)
         table = DEFAULT_TABLE
         path_text, hash_, fragment = text.partition("#")
@@ -79,10 +80,12 @@ class SubscriberSource:
         self.problems: list[Problem] = []
 
     @classmethod
-    def from_store(cls, store: SubscriberStore, name: str) -> SubscriberSource:
-        """The confirmed subscribers of `store` (named `name` in reports)."""
+    def from_store(cls, store: ReaderBase, name: str, newsletter: str = "") -> SubscriberSource:
+        """The readers of `store` newsletter `newsletter` (default: the base's own) may be sent to today
+        (named `name` in reports): one paged, joined query (see `ReaderBase.enrolled`)."""
         source = cls.__new__(cls)
         source.store, source.path, source.table, source.kind = store, Path(name), DEFAULT_TABLE, "store"
+        source.newsletter = newsletter
         source.problems = []
         return source
 
@@ -156,7 +159,7 @@ class SubscriberSource:
 
     def _stored(self) -> Iterator[tuple[int, str, str, str, str]]:
         assert self.store is not None
-        for record in self.store.records("confirmed"):
+        for record in self.store.enrolled(self.newsletter or None):
             yield record.id, record.email, record.name, record.locale, record.timezone
 
     def _sqlite_rows(self) -> Iterator[tuple[int, str, str, str, str]]:
@@ -284,8 +287,7 @@ def _physical_lines(fh: BinaryIO) -> Iterator[tuple[int, str | None, str]]:
 def subscriber_store(settings: Settings) -> SubscriberStore:
     """The newsletter's subscriber store: PostgreSQL when `database_url` is set, else `[subscribers] path`
     (default `data/subscribers.sqlite`)."""
-    wait = reconnect_seconds(settings) if settings.database_url else 0.0
-    return open_store(settings.root, settings.section("subscribers").get("path"), settings.database_url, wait)
+    return open_readers(settings).subscribers
 
 
 def store_exists(settings: Settings) -> bool:
@@ -303,17 +305,19 @@ def has_subscriber_list(settings: Settings) -> bool:
 
 
 def store_source(settings: Settings) -> SubscriberSource:
-    """The confirmed subscribers of the store, as a list `send` streams like any other."""
-    if settings.file_prefix:  # the store's readers are the default newsletter's, not every newsletter's
-        raise SubscriberError(
-            f"newsletter {settings.newsletter}: the subscriber store holds the readers of "
-            f"{default_newsletter_id(settings.whole or settings)} only; pass --subscribers FILE"
-        )
+    """The readers of the base who may be sent the newsletter of `settings` today (confirmed, not paused,
+    a confirmed subscription to it, not suppressed), as a list `send` streams like any other."""
     if not store_exists(settings):
         raise SubscriberError(
             "no subscriber list: pass --subscribers FILE, set [mailing] subscribers, or add subscribers to the "
             "store (newsletter subscribers add|import)"
         )
-    store = subscriber_store(settings)
-    name = getattr(store, "path", None) or getattr(store, "name", "subscriber store")
-    return SubscriberSource.from_store(store, str(name))
+    store = open_readers(settings)
+    return SubscriberSource.from_store(store, str(store.path), settings.newsletter)
+
+
+def reader_keys(settings: Settings) -> set[str]:
+    """Lower-cased addresses of every reader the base knows, whatever their state (a bounce for a paused
+    or pending reader is still theirs)."""
+    with open_readers(settings) as base:
+        return {record.email.lower() for record in base.subscribers.records()}

@@ -197,7 +197,7 @@ def handle_request(
             if method == "POST":
                 if not _is_one_click(body, content_type):
                     return 400, _page(settings, "Bad request", f"Expected a form field {html.escape(ONE_CLICK)}.")
-                suppression.add(address, "unsubscribed", f"one-click {settings.list.id}")
+                suppression.add_many([address], "unsubscribed", f"one-click {settings.list.id}")
                 return 200, _page(
                     settings, "Unsubscribed", f"{shown} will receive no more emails from {html.escape(settings.title)}."
                 )

@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import __version__, metrics
 from ..config import Settings, edition_language
+from ..editorial import Plan, plan_for
 from ..errors import EditionError, NewsletterError, NoStories, StoryError
 from ..fsutil import write_all_atomic
 from .index import INDEX_FILE, StoryIndex
@@ -129,6 +130,7 @@ def build(
     unique: str | None = None,
     on_demote: Callable[[int], None] | None = None,
     loaded: LoadResult | None = None,
+    plan: Plan | bool | None = True,
 ) -> Build:
     """Everything `newsletter build` makes for `settings`' language edition, in memory.
 
@@ -138,6 +140,9 @@ def build(
     Only the edition's own stories matter: a broken file outside its window changes nothing. A story of
     the edition that cannot be shown raises `StoriesInvalid` unless `skip_invalid` (then it is left out
     and listed in `skipped` and the manifest); repaired ones are shown, their problems in `warnings`.
+
+    `plan`: True applies the edition's plan from the editors' desk (newsletter.editorial) when there is
+    one; False builds the edition as ranked; a `Plan` applies that one (the desk's preview of a change).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -150,12 +155,13 @@ def build(
         raise StoriesInvalid([e for sk in skipped for e in sk.errors], all_invalid=True)
     if skipped and not skip_invalid:
         raise StoriesInvalid([e for sk in skipped for e in sk.errors])
-    edition = select_edition(stories_for(loaded.stories, settings), day, settings)
+    chosen = plan_for(settings, day) if plan is True else (plan or None)
+    edition = select_edition(stories_for(loaded.stories, settings), day, settings, chosen)
     t_images = time.perf_counter()
     # The edition's photos into site/images/ (once per photo: cached by content), before rendering.
     shown_stories, image_notes = attach_images(edition.stories, settings)
     logo, logo_notes = email_logo(settings)
-    edition = replace(select_edition(shown_stories, day, settings), logo=logo)
+    edition = replace(select_edition(shown_stories, day, settings, chosen), logo=logo)
     timings["images"] = time.perf_counter() - t_images
     t2 = time.perf_counter()
     rendered = render_edition(edition, settings, make_environment(settings), on_demote=on_demote)
@@ -181,6 +187,8 @@ def build(
     metrics.build_timed(settings.list.id, settings.language, build=t4 - t0, render=t3 - t2)
     reasons = [e for sk in skipped for e in sk.errors]
     manifest = _manifest(settings, rendered, eml, now, reasons)
+    if chosen is not None and not chosen.empty:  # who arranged this edition at the desk, and when
+        manifest["plan"] = {"updated_by": chosen.updated_by, "updated_at": chosen.updated_at}
     shown = {s.path for s in edition.stories}
     notes = [e for e in loaded.errors + loaded.warnings if e.path in shown] + image_notes + logo_notes
     return Build(settings, rendered.edition, rendered, eml, manifest, notes, reasons, timings)

@@ -130,8 +130,8 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         "dir": direction,
         # The edition's start side: headings and lists line up with the reader's language.
         "align": "right" if direction == "rtl" else "left",
-        "subject": settings.subject.format(title=settings.title, date=date_long),
-        "preheader": _preheader(edition),
+        "subject": edition.subject or settings.subject.format(title=settings.title, date=date_long),
+        "preheader": edition.preheader or _preheader(edition),
         "date": edition.date,
         "date_long": date_long,
         "lead": view(edition.lead, settings.excerpt_words, lead=True),

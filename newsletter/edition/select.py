@@ -5,6 +5,10 @@ including, the cut-off on D. With the default 06:00 Europe/Paris that is "since 
 Stories are ranked by priority (higher first), then by time (newer first), then by id so that the
 order never depends on the file system. The first one is the lead; the rest are grouped by section,
 sections in the order of their best-ranked story.
+
+An editor's plan (`newsletter.editorial`: the order, a pinned lead, stories left out, the subject and
+preheader) is applied to the ranking before the edition is arranged: the same for `build`, the
+scheduler and the preview, which all come through here.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from ..config import Settings, StorySelection
+from ..editorial import Plan, apply_plan
 from ..errors import NoStories
 from ..images import Masthead
 from .stories import Story
@@ -35,6 +40,9 @@ class Edition:
     more: tuple[Story, ...] = ()  # moved to the compact "More stories" list to keep within the size budget
     anchors: tuple[tuple[str, str], ...] = ()  # (story id, anchor), unique within the edition
     logo: Masthead | None = None  # the masthead logo as published by the build (photos.email_logo)
+    order: tuple[str, ...] = ()  # story ids as ranked (and planned): who goes to "More stories" first
+    subject: str = ""  # the plan's subject and preheader; empty: the usual ones
+    preheader: str = ""
 
     @property
     def stories(self) -> tuple[Story, ...]:
@@ -102,7 +110,7 @@ def rank(stories: Iterable[Story]) -> list[Story]:
     return sorted(stories, key=lambda s: (-s.priority, -s.published.timestamp(), s.id))
 
 
-def select_edition(stories: Sequence[Story], day: date, settings: Settings) -> Edition:
+def select_edition(stories: Sequence[Story], day: date, settings: Settings, plan: Plan | None = None) -> Edition:
     start, end = window(day, settings)
     # Compare instants, not wall clocks: Python compares two datetimes sharing a tzinfo by wall time.
     lo, hi = start.timestamp(), end.timestamp()
@@ -112,15 +120,19 @@ def select_edition(stories: Sequence[Story], day: date, settings: Settings) -> E
             f"edition {day.isoformat()}: no stories published between {start.isoformat(timespec='minutes')} "
             f"and {end.isoformat(timespec='minutes')}"
         )
-    return _arrange(day, start, end, chosen, demote=0)
+    edition = _arrange(day, start, end, apply_plan(chosen, plan), demote=0)
+    if plan is not None:
+        edition = replace(edition, subject=plan.subject, preheader=plan.preheader)
+    return edition
 
 
 def demote(edition: Edition, count: int) -> Edition:
     """The same edition with its `count` lowest-ranked stories (never the lead) in "More stories"."""
+    position = {sid: n for n, sid in enumerate(edition.order)}
     ranked = [s for sec in edition.sections for s in sec.stories] + list(edition.more)
-    ranked = rank(ranked)
+    ranked = sorted(ranked, key=lambda s: position.get(s.id, len(position)))
     moved = _arrange(edition.date, edition.window_start, edition.window_end, [edition.lead, *ranked], count)
-    return replace(moved, logo=edition.logo)
+    return replace(moved, logo=edition.logo, subject=edition.subject, preheader=edition.preheader)
 
 
 def demotable(edition: Edition) -> int:
@@ -150,6 +162,7 @@ def _arrange(day: date, start: datetime, end: datetime, ranked: list[Story], dem
         sections=tuple(Section(name, tuple(items)) for name, items in order.items()),
         more=more,
         anchors=tuple(anchors.items()),
+        order=tuple(s.id for s in ranked),
     )
 
 

@@ -13,7 +13,12 @@ Out: `Database`, the one adapter every record store is written on (a SQLite file
     database.py    Postgres: upgrade (migrations/NNNN_*.sql), schema check, advisory lock keys
     migrate.py     copy an existing set of SQLite files into PostgreSQL, row for row
     backup.py      consistent backups of every SQLite file and the database (pg_dump), checked restores
-    subscribers.py the subscriber store: one small interface (`SubscriberStore`), one class, `open_store`
+    readerbase.py  the reader base: one database for readers, subscriptions, history and suppression
+    subscribers.py the reader record: one small interface (`SubscriberStore`), one class, `open_store`
+    history.py     a reader's subscriptions and history events
+    suppression.py the suppression list (addresses never to be mailed again, and why)
+    readers.py     every change of a reader's state, in one transaction (`ReaderBase`, `open_readers`)
+    reader_fields.py  an operator's add / an import row: only the given fields, nothing resurrected
 
 Each record store (delivery's ledger and suppression list, the schedule's runs, the bounce records, the
 subscribers) is one class on `Database`; an `open_*` factory in its subsystem opens the backend the
@@ -25,54 +30,73 @@ Public face: the names in `__all__`.
 
 from __future__ import annotations
 
+from ..config import DEFAULT_NEWSLETTER, default_newsletter_id
 from .adapter import DEFAULT_RECONNECT, Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
 from .backup import BackupError, BackupReport, backup, restore, sqlite_files, verify
 from .checkup import Finding, check_stores
 from .database import Postgres, head_version, lock_key, open_postgres, redact
+from .history import ReaderEvent, ReaderEvents, Subscription, SubscriptionStore
 from .integrity import LEDGER_WALK, check_file
 from .migrate import Moved, migrate_from_sqlite
+from .reader_fields import Fields
+from .readerbase import READER_STATUSES, hashed_key
+from .readers import ReaderBase, SqlSubscriberStore, open_readers, open_store, reader_base_path
 from .records import ProcessLock, owner_alive, this_owner
 from .subscribers import (
     STATUSES,
     Consent,
-    SqlSubscriberStore,
     SubscriberRecord,
     SubscriberStore,
     clean_zone,
     now_iso,
-    open_store,
     store_location,
 )
+from .suppression import REASONS, Entry, SuppressionList
 
 __all__ = [
+    "DEFAULT_NEWSLETTER",
     "DEFAULT_RECONNECT",
     "LEDGER_WALK",
+    "READER_STATUSES",
+    "REASONS",
     "STATUSES",
     "BackupError",
     "BackupReport",
     "Consent",
     "Database",
+    "Entry",
+    "Fields",
     "Finding",
     "Moved",
     "Postgres",
     "ProcessLock",
+    "ReaderBase",
+    "ReaderEvent",
+    "ReaderEvents",
     "RecordStore",
     "SqlSubscriberStore",
     "SubscriberRecord",
     "SubscriberStore",
+    "Subscription",
+    "SubscriptionStore",
+    "SuppressionList",
     "backup",
     "check_file",
     "check_stores",
     "clean_zone",
+    "default_newsletter_id",
+    "hashed_key",
     "head_version",
     "lock_key",
     "migrate_from_sqlite",
     "now_iso",
     "open_pg",
     "open_postgres",
+    "open_readers",
     "open_sqlite",
     "open_store",
     "owner_alive",
+    "reader_base_path",
     "reconnect_seconds",
     "redact",
     "restore",

@@ -23,6 +23,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -227,8 +228,12 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:
-        """One transaction (SQLite: the write lock taken at once, so readers of the row cannot interleave)."""
+        """One transaction (SQLite: the write lock taken at once, so readers of the row cannot interleave).
+        Opened inside another one on this connection, it joins it (a change made of smaller changes)."""
         with self._lock:
+            if self._depth:
+                yield self
+                return
             self._begin()
             self._depth += 1
             try:
@@ -253,7 +258,7 @@ class Database:
         """`work(self)` in one transaction, run again from the start on a new connection when the server
         went away in the middle, or after a deadlock (PostgreSQL rolled it back either way): for writes
         that may be applied twice."""
-        if not self.postgres:
+        if not self.postgres or self._depth:
             with self.transaction():
                 return work(self)
         deadline = time.monotonic() + self.reconnect
@@ -278,6 +283,10 @@ class Database:
         """The connection itself under the lock, errors mapped: for what only one backend has."""
         with self._lock, self._mapped():
             yield self._live() if self.postgres else self._conn
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
 
     def close(self) -> None:
         with self._lock:
@@ -347,7 +356,7 @@ def open_sqlite(
     only when it is at most `walk_up_to` bytes (see `integrity`)."""
     path = Path(path)
     try:
-        if path.exists():
+        if path.exists() and not _open_here(path):
             check_file(path, store, walk_up_to=walk_up_to)
         elif readonly:
             raise StorageError(f"{path}: {store}: no such file")
@@ -371,10 +380,24 @@ def open_sqlite(
         return db
 
     database = Database(store, str(path), connect, postgres=False, names=names)
+    _OPEN_FILES.setdefault(str(path.resolve()), weakref.WeakSet()).add(database)
     if schema and not readonly:
         with database.raw() as db:
             db.executescript(schema)
     return database
+
+
+# The SQLite files this process has a connection to. Such a file is not checked again when another store
+# of the process opens it: the check reads the header with a plain open(), and closing that descriptor
+# drops every POSIX lock the process holds on the file — its live connections' too — so another process
+# could take itself for the last user, checkpoint and delete the WAL under them, and their later commits
+# would be lost. (The reader base is one file opened by several stores of one process.)
+_OPEN_FILES: dict[str, weakref.WeakSet[Database]] = {}
+
+
+def _open_here(path: Path) -> bool:
+    found = _OPEN_FILES.get(str(path.resolve()))
+    return found is not None and any(db.is_open for db in list(found))
 
 
 def _create(path: Path, schema: str) -> None:

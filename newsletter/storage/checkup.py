@@ -29,6 +29,9 @@ PG_TABLES = (
     "schedule_meta",
     "bounce_processed",
     "bounce_soft",
+    "subscriptions",
+    "reader_events",
+    "reader_meta",
 )
 
 

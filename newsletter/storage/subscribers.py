@@ -18,33 +18,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..config import DEFAULT_NEWSLETTER
 from ..errors import ConfigError
-from .adapter import Database, RecordStore, open_pg, open_sqlite
+from .adapter import Database, RecordStore
+from .readerbase import READER_STATUSES, open_reader_base_file
 
-STATUSES = ("pending", "confirmed", "unsubscribed", "bounced")
+STATUSES = READER_STATUSES
 DEFAULT_PATH = "data/subscribers.sqlite"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS subscribers (
-    key          TEXT NOT NULL UNIQUE,   -- lower-cased address: what lookups compare
-    email        TEXT NOT NULL,          -- as first given
-    name         TEXT NOT NULL DEFAULT '',
-    locale       TEXT NOT NULL DEFAULT '',
-    status       TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'unsubscribed', 'bounced')),
-    created_at   TEXT NOT NULL,
-    confirmed_at TEXT,
-    updated_at   TEXT NOT NULL,
-    consent      TEXT,                   -- JSON of a Consent, or NULL
-    timezone     TEXT NOT NULL DEFAULT ''  -- IANA name, or empty (the schedule's zone)
-);
-CREATE INDEX IF NOT EXISTS subscribers_status ON subscribers (status);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +55,8 @@ class SubscriberRecord:
     consent: Consent | None
     id: int  # insertion order; stable, reported as the "line" of a list
     timezone: str = ""  # IANA name, or empty: the schedule's zone
+    paused_until: str | None = None  # ISO date: nothing is sent before it
+    updated_at: str = ""
 
 
 @runtime_checkable
@@ -130,116 +118,73 @@ def _key(email: str) -> str:
     return key
 
 
-def _check_status(status: str) -> None:
+def check_status(status: str) -> None:
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
 
 
 def make_record(row: tuple[object, ...]) -> SubscriberRecord:
-    """A record from a row of (id, email, name, locale, status, created, confirmed, consent, timezone)."""
-    rowid, email, name, locale, status, created, confirmed, consent, zone = row
+    """A record from a row of `_COLUMNS` (id, email, name, locale, status, created, confirmed, consent,
+    timezone, paused_until, updated)."""
+    rowid, email, name, locale, status, created, confirmed, consent, zone, paused, updated = row
     parsed = Consent(**json.loads(str(consent))) if consent else None
     confirmed_at = None if confirmed is None else str(confirmed)
     return SubscriberRecord(
-        str(email), str(name), str(locale), str(status), str(created), confirmed_at, parsed, int(str(rowid)), str(zone)
+        str(email),
+        str(name),
+        str(locale),
+        str(status),
+        str(created),
+        confirmed_at,
+        parsed,
+        int(str(rowid)),
+        str(zone),
+        None if paused is None else str(paused),
+        str(updated),
     )
 
 
-class SqlSubscriberStore(RecordStore):
-    """`SubscriberStore` in a SQLite file (created on first use, WAL, busy timeout) or in PostgreSQL (the
-    `subscribers` table of migration 0002): `source` is the file or an open `Database`."""
+class SubscriberTable(RecordStore):
+    """The `subscribers` table of the reader base, read: a SQLite file (created on first use, WAL, busy
+    timeout; an older file brought up to date) or PostgreSQL: `source` is the file or an open `Database`.
+    Its changes are the reader base's state changes (readers.py `SqlSubscriberStore`), which also write
+    the subscription, the history and the suppression list."""
 
-    def __init__(self, source: str | Path | Database) -> None:
-        if isinstance(source, Database):
-            self.db = source
-        else:
-            self.db = open_sqlite("the subscriber store", Path(source), schema=_SCHEMA, names={"id": "rowid"})
-            columns = {str(r[1]) for r in self.db.query("SELECT * FROM pragma_table_info('subscribers')")}
-            if "timezone" not in columns:  # a file written before readers had a zone
-                self.db.execute("ALTER TABLE subscribers ADD COLUMN timezone TEXT NOT NULL DEFAULT ''")
+    def __init__(self, source: str | Path | Database, newsletter: str = DEFAULT_NEWSLETTER) -> None:
+        self.db = source if isinstance(source, Database) else open_reader_base_file(Path(source))
         self.path = self.db.where
+        self.newsletter = newsletter
         self._get = f"SELECT {_COLUMNS} FROM subscribers WHERE key = ?"
 
     def get(self, email: str) -> SubscriberRecord | None:
         row = self.db.one(self._get, (_key(email),))
         return None if row is None else make_record(row)
 
-    def add(
-        self, email: str, *, name: str = "", locale: str = "", status: str = "confirmed", timezone: str = ""
-    ) -> bool:
-        _check_status(status)
-        now = now_iso()
-        confirmed = now if status == "confirmed" else None
-        row = {
-            "key": _key(email),
-            "email": email.strip(),
-            "name": name,
-            "locale": locale,
-            "status": status,
-            "created_at": now,
-            "confirmed_at": confirmed,
-            "updated_at": now,
-            "timezone": clean_zone(timezone),
-        }
-        with self.db.transaction() as db:
-            if db.upsert("subscribers", row, ("key",)) == 1:
-                return True
-            db.execute(
-                "UPDATE subscribers SET name = :name, locale = :locale, status = :status, timezone = :timezone, "
-                "updated_at = :updated_at, confirmed_at = CASE WHEN :status = 'confirmed' "
-                "THEN coalesce(confirmed_at, :updated_at) ELSE confirmed_at END WHERE key = :key",
-                row,
-            )
-            return False
-
-    def request(self, email: str, *, name: str = "", locale: str = "") -> SubscriberRecord:
-        now = now_iso()
-        with self.db.transaction() as db:
-            db.execute(
-                "INSERT INTO subscribers (key, email, name, locale, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
-                "locale = excluded.locale, updated_at = excluded.updated_at WHERE subscribers.status = 'pending'",
-                (_key(email), email.strip(), name, locale, now, now),
-            )
-            row = db.one(self._get, (_key(email),))
-        assert row is not None  # inserted or already there, inside one transaction
-        return make_record(row)
-
-    def confirm(self, email: str, consent: Consent) -> SubscriberRecord:
-        now = now_iso()
-        data = json.dumps(asdict(consent), sort_keys=True)
-        with self.db.transaction() as db:
-            db.execute(
-                "INSERT INTO subscribers (key, email, status, created_at, updated_at) "
-                "VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (key) DO NOTHING",
-                (_key(email), email.strip(), now, now),
-            )
-            db.execute(
-                "UPDATE subscribers SET status = 'confirmed', confirmed_at = ?, consent = ?, updated_at = ? "
-                "WHERE key = ?",
-                (consent.at or now, data, now, _key(email)),
-            )
-            row = db.one(self._get, (_key(email),))
-        assert row is not None
-        return make_record(row)
-
-    def set_status(self, email: str, status: str) -> bool:
-        _check_status(status)
-        sql = "UPDATE subscribers SET status = ?, updated_at = ? WHERE key = ?"
-        return self.db.execute(sql, (status, now_iso(), _key(email))) == 1
-
-    def remove(self, email: str) -> bool:
-        return self.db.execute("DELETE FROM subscribers WHERE key = ?", (_key(email),)) == 1
-
     def records(self, status: str | None = None) -> Iterator[SubscriberRecord]:
         if status is not None:
-            _check_status(status)
+            check_status(status)
+        where = "{id} > :last" + (" AND status = :status" if status else "")
+        yield from self._pages(
+            f"SELECT {_COLUMNS} FROM subscribers WHERE {where} ORDER BY {{id}} LIMIT 1000", {"status": status}
+        )
+
+    def enrolled(self, newsletter: str, today: str) -> Iterator[SubscriberRecord]:
+        """The readers newsletter `newsletter` may be sent to on `today` (ISO date): confirmed, not paused
+        past it, with a confirmed subscription to it, not suppressed (a forgotten reader has no row left).
+        One joined query a page at a time, by id."""
+        page = (
+            f"SELECT {_S_COLUMNS} FROM subscribers s "
+            "JOIN subscriptions n ON n.reader_key = s.key AND n.newsletter = :nl AND n.status = 'confirmed' "
+            "WHERE s.{id} > :last AND s.status = 'confirmed' AND (s.paused_until IS NULL OR s.paused_until <= :today) "
+            "AND NOT EXISTS (SELECT 1 FROM suppression p WHERE p.key = s.key) ORDER BY s.{id} LIMIT 1000"
+        )
+        yield from self._pages(page, {"nl": newsletter, "today": today})
+
+    def _pages(self, page: str, params: dict[str, object]) -> Iterator[SubscriberRecord]:
         # A page at a time in insertion order, so a long list is never held in memory nor a read held open.
         last = 0
-        where = "{id} > :last" + (" AND status = :status" if status else "")
-        page = f"SELECT {_COLUMNS} FROM subscribers WHERE {where} ORDER BY {{id}} LIMIT 1000"
         while True:
-            rows = self.db.query(page, {"last": last, "status": status})
+            rows = self.db.query(page, {**params, "last": last})
             if not rows:
                 return
             for row in rows:
@@ -253,17 +198,8 @@ class SqlSubscriberStore(RecordStore):
         return found
 
 
-_COLUMNS = "{id}, email, name, locale, status, created_at, confirmed_at, consent, timezone"
-
-
-def open_store(root: Path, setting: object = None, database_url: str = "", reconnect: float = 0.0) -> SubscriberStore:
-    """The configured store: PostgreSQL when `database_url` is set, else the SQLite file `[subscribers]
-    path` (created where no file exists)."""
-    if database_url:
-        return SqlSubscriberStore(
-            open_pg("the subscriber store", database_url, names={"id": "id"}, reconnect=reconnect)
-        )
-    return SqlSubscriberStore(store_location(root, setting))
+_COLUMNS = "{id}, email, name, locale, status, created_at, confirmed_at, consent, timezone, paused_until, updated_at"
+_S_COLUMNS = ", ".join(f"s.{column.strip()}" for column in _COLUMNS.split(","))
 
 
 def store_location(root: Path, setting: object = None) -> Path:

@@ -9,6 +9,7 @@ Out: HTTP pages and webhook answers.
                mountable Router feeding the `bounces` policy
     site/      the static web archive in `site/` (editions, stories, index, feed, sitemap)
     app/       `newsletter serve`: the public app (one-click unsubscribe, double opt-in subscribe)
+    desk/      `newsletter serve --desk`: the editors' desk under /desk/ (accounts, sessions, the plan)
     security.py  Host allow-list, CSRF, security headers: shared by the preview and the public app
     metrics.py   the public app's request counter and its `/metrics` route (loopback, never proxied)
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .app import create_app as create_public_app
     from .app import serve_public
+    from .desk import DESK, AccountError, end_sessions, open_users
     from .preview.security import loopback_host
     from .preview.server import serve
     from .preview.state import Previewer
@@ -32,6 +34,10 @@ if TYPE_CHECKING:
 # Imported when first asked for: `newsletter build` writes the archive (site) and should not pay for the
 # web servers (Starlette, uvicorn, the delivery and bounce stacks) it never starts.
 _WHERE = {
+    "AccountError": (".desk", "AccountError"),
+    "DESK": (".desk", "DESK"),
+    "end_sessions": (".desk", "end_sessions"),
+    "open_users": (".desk", "open_users"),
     "Previewer": (".preview.state", "Previewer"),
     "create_app": (".webhooks", "create_app"),
     "create_public_app": (".app", "create_app"),
@@ -55,10 +61,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DESK",
+    "AccountError",
     "Previewer",
     "create_app",
     "create_public_app",
+    "end_sessions",
     "loopback_host",
+    "open_users",
     "publish_edition",
     "rebuild_site",
     "serve",

@@ -10,6 +10,7 @@ GET  /confirm/<token>       a page with a button; changes nothing               
 POST /confirm/<token>       confirms, with a consent record                       signup.py
 GET  /assets/site.css       the pages' styles                                     files.py
 POST /webhooks/ses|mailgun  bounce and complaint events                           mounts.py → web/webhooks.py
+/desk/…                     with `desk`: the editors' desk, behind a sign-in       mounts.py → web/desk/
 GET  /<anything else>       with `site`: the static archive, else 404             files.py
 
 In front of every route (guards.py, security.py): requests of a shape no browser sends (two Host
@@ -39,7 +40,7 @@ from ..security import HostGuard, SecurityHeaders
 from . import files, signup, unsubscribe
 from .context import AppContext
 from .guards import BodyLimit, RequestShape
-from .mounts import BODY_LIMITS, extra_routes
+from .mounts import BODY_LIMITS, desk_mount, extra_routes
 
 
 def _csp(settings: Settings) -> str:
@@ -50,8 +51,11 @@ def _csp(settings: Settings) -> str:
     )
 
 
-def create_app(settings: Settings, *, site: Path | None = None, extra: list[BaseRoute] | None = None) -> Starlette:
-    """The public app for `settings`. `site`: a folder to serve as the static archive too.
+def create_app(
+    settings: Settings, *, site: Path | None = None, extra: list[BaseRoute] | None = None, desk: bool = False
+) -> Starlette:
+    """The public app for `settings`. `site`: a folder to serve as the static archive too; `desk`: the
+    editors' desk under /desk/ (mounts.py).
 
     Needs `NEWSLETTER_UNSUBSCRIBE_SECRET` (it checks unsubscribe links and signs confirmation and form
     tokens); raises `ConfigError` at once when it or a `[web]` setting is missing or wrong.
@@ -71,6 +75,7 @@ def create_app(settings: Settings, *, site: Path | None = None, extra: list[Base
         *unsubscribe.routes,
         *signup.routes,
         *(extra if extra is not None else extra_routes(settings)),
+        *([desk_mount(settings, ctx.secret)] if desk else []),
         files.fallback(settings, site),
     ]
     app = Starlette(

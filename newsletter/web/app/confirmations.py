@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS signups (
     due         REAL NOT NULL,     -- unix time from which it may be handled
     attempts    INTEGER NOT NULL DEFAULT 0,
     claimed_by  TEXT,
-    last_error  TEXT
+    last_error  TEXT,
+    timezone    TEXT NOT NULL DEFAULT ''   -- the form's optional time zone (an IANA name, checked later)
 );
 """
 
@@ -56,6 +57,7 @@ class SignUp:
     name: str
     lang: str
     source: str  # the form it came from (recorded with the consent)
+    timezone: str = ""  # as typed into the form; the reader base keeps it only when it is an IANA name
 
 
 class ConfirmationQueue:
@@ -65,6 +67,8 @@ class ConfirmationQueue:
         self.path = path
         # A damaged queue file is refused like any store (never read as an empty queue).
         self._db = open_sqlite("the confirmation queue", path, schema=_SCHEMA)
+        if "timezone" not in {str(r[1]) for r in self._db.query("SELECT * FROM pragma_table_info('signups')")}:
+            self._db.execute("ALTER TABLE signups ADD COLUMN timezone TEXT NOT NULL DEFAULT ''")  # an older queue
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._owner = f"{os.getpid()}:{id(self)}"
@@ -75,8 +79,8 @@ class ConfirmationQueue:
 
     def put(self, signup: SignUp) -> None:
         self._db.execute(
-            "INSERT INTO signups (address, name, lang, source, due) VALUES (?, ?, ?, ?, ?)",
-            (signup.address, signup.name, signup.lang, signup.source, time.time() + POLL),
+            "INSERT INTO signups (address, name, lang, source, due, timezone) VALUES (?, ?, ?, ?, ?, ?)",
+            (signup.address, signup.name, signup.lang, signup.source, time.time() + POLL, signup.timezone),
         )
 
     def waiting(self) -> int:
@@ -108,7 +112,8 @@ class ConfirmationQueue:
         now = time.time()
         with self._db.transaction() as db:
             rows = db.query(
-                "SELECT id, address, name, lang, source, attempts FROM signups WHERE due <= ? ORDER BY due LIMIT 20",
+                "SELECT id, address, name, lang, source, attempts, timezone FROM signups WHERE due <= ? ORDER BY due "
+                "LIMIT 20",
                 (now,),
             )
             db.many(
@@ -116,7 +121,7 @@ class ConfirmationQueue:
                 [(now + CLAIM, self._owner, r[0]) for r in rows],
             )
         for row in rows:
-            yield int(row[0]), SignUp(row[1], row[2], row[3], row[4]), int(row[5])
+            yield int(row[0]), SignUp(row[1], row[2], row[3], row[4], str(row[6] or "")), int(row[5])
 
     def _handle(self, handle: Callable[[SignUp], None], row_id: int, signup: SignUp, attempts: int) -> None:
         try:

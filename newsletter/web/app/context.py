@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ...config import Settings
-from ...delivery import Suppression, open_suppression, secret_from_env, subscriber_store
+from ...delivery import Suppression, open_suppression, secret_from_env
 from ...edition import translations
 from ...storage import SubscriberStore
 from ..security import SignedCsrf, host_name
@@ -55,13 +55,14 @@ class AppContext:
         loader = jinja2.ChoiceLoader(
             [jinja2.PackageLoader("newsletter.web.app", "templates"), jinja2.PackageLoader("newsletter.web.site")]
         )
+        readers = open_suppression(settings)  # the reader base: SQLite, or PostgreSQL with database_url
         return cls(
             settings=settings,
             options=options,
             secret=secret,
             csrf=SignedCsrf(secret),
-            store=subscriber_store(settings),
-            suppression=open_suppression(settings),  # SQLite, or PostgreSQL with database_url
+            store=readers.subscribers,  # the same connection: one reader base, one writer
+            suppression=readers,
             per_ip=SlidingWindow(options.per_ip, options.window),
             per_address=SlidingWindow(options.per_address, options.window),
             queue=ConfirmationQueue.for_settings(settings),

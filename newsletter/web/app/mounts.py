@@ -24,3 +24,10 @@ def extra_routes(settings: Settings) -> list[BaseRoute]:
         Mount("/webhooks", app=webhook_routes(settings)),  # bounce and complaint events (SES, Mailgun)
         metrics_route(settings),  # Prometheus scrapes, from allowed networks only (loopback by default)
     ]
+
+
+def desk_mount(settings: Settings, secret: bytes) -> BaseRoute:
+    """The editors' desk under /desk/ (`newsletter serve --desk`): its own sign-in, sessions and CSP."""
+    from ..desk import create_desk  # only when asked for: argon2 and the desk's stores
+
+    return Mount("/desk", app=create_desk(settings, secret))

@@ -1,12 +1,12 @@
 """One-click unsubscribes written together, and their answer page made once per language.
 
 A mailing's List-Unsubscribe-Post requests come in bursts, many at once (mail providers press the
-button for the reader). Each one used to take a worker thread, and the suppression list's and the
-subscriber store's connection locks one after the other, two commits per request. Here a request hands
-its address to `OneClickWriter` and waits: the addresses gathered while the previous batch was being
-written go to the suppression list in one transaction (`add_many`), then to the store, from one worker
-thread. A request is answered only once its address is recorded; a failed write fails every request of
-its batch, as it failed the one request before.
+button for the reader). Each one used to take a worker thread and a commit of its own. Here a request
+hands its address to `OneClickWriter` and waits: the addresses gathered while the previous batch was
+being written are one state change of the reader base (`ReaderBase.unsubscribe`: every reader's status,
+subscription, history and suppression entry, in one transaction), from one worker thread. A request is
+answered only once its address is recorded; a failed write fails every request of its batch, as it
+failed the one request before.
 
 The "Unsubscribed" page differs between readers only by the address: it is rendered once per language
 with a placeholder, which each answer replaces with the escaped address.

@@ -9,6 +9,10 @@ on is not the client's delay and is never cut.
 
 h11 rather than httptools also gives the app the request target as sent, so an absolute-form request
 for another host is seen and refused (`guards.RequestShape`).
+
+Each request's scope also keeps the connection's own peer under `PEER_KEY`, before uvicorn's proxy
+headers replace `client` with the address a trusted proxy names: the desk believes its single sign-on
+header only from configured proxy addresses, which is the peer, not the visitor behind it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+PEER_KEY = "newsletter.peer"
 
 TIMEOUT_ENV = "NEWSLETTER_SERVE_CLIENT_TIMEOUT"  # set by `serve_public`, read by each worker process
 _TIMEOUT_ANSWER = (
@@ -34,6 +40,13 @@ class DeadlineProtocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self.client_timeout = float(os.environ.get(TIMEOUT_ENV, "10"))
         self._deadline: asyncio.TimerHandle | None = None
+        inner = self.app  # uvicorn's proxy headers middleware around the app
+
+        async def record_peer(scope: Any, receive: Any, send: Any) -> None:
+            scope[PEER_KEY] = scope.get("client")
+            await inner(scope, receive, send)
+
+        self.app = record_peer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

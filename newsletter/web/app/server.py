@@ -29,17 +29,18 @@ from .protocol import TIMEOUT_ENV, DeadlineProtocol
 
 ROOT_ENV = "NEWSLETTER_SERVE_ROOT"
 SITE_ENV = "NEWSLETTER_SERVE_SITE"
+DESK_ENV = "NEWSLETTER_SERVE_DESK"
 
 
 def from_environment() -> Starlette:
     """The app for the newsletter folder `$NEWSLETTER_SERVE_ROOT` (default: the current folder), serving
-    the archive too when `$NEWSLETTER_SERVE_SITE` is 1."""
+    the archive too when `$NEWSLETTER_SERVE_SITE` is 1, the editors' desk when `$NEWSLETTER_SERVE_DESK` is 1."""
     settings = load_settings(os.environ.get(ROOT_ENV, "."))
     metrics.setup(settings)  # a worker process: the folder named by the environment its parent set
     if logs.chosen_format() == "json" and not logging.getLogger("uvicorn").handlers:
         logs.configure_json()
     site = site_dir(settings) if os.environ.get(SITE_ENV, "") == "1" else None
-    return create_app(settings, site=site)
+    return create_app(settings, site=site, desk=_desk_on())
 
 
 def ready_lines(app: Starlette, host: str, port: int, workers: int) -> list[str]:
@@ -51,7 +52,12 @@ def ready_lines(app: Starlette, host: str, port: int, workers: int) -> list[str]
         f"Serving the public app on http://{shown}:{port}/ ({workers} worker(s)); Ctrl+C to stop",
         f"It answers requests for the Host name(s) {', '.join(hosts)} ([web] hosts); any other Host gets 403.",
         f"Try it from this machine: curl -H 'Host: {hosts[0]}' http://{local}:{port}/subscribe",
+        *([f"The editors' desk: http://{shown}:{port}/desk/ (sign in at /desk/login)"] if _desk_on() else []),
     ]
+
+
+def _desk_on() -> bool:
+    return os.environ.get(DESK_ENV, "") == "1"
 
 
 def serve_public(
@@ -61,12 +67,14 @@ def serve_public(
     *,
     workers: int = 1,
     site: bool = False,
+    desk: bool = False,
     forwarded_allow_ips: str = "127.0.0.1",
     announce: Callable[[list[str]], None] | None = None,
 ) -> None:
     """Serve until stopped (Ctrl+C, SIGTERM). Configuration problems stop it before it listens."""
     os.environ[ROOT_ENV] = str(Path(root).resolve())
     os.environ[SITE_ENV] = "1" if site else "0"
+    os.environ[DESK_ENV] = "1" if desk else "0"
     app = from_environment()  # fail here, with one line, rather than in every worker
     if (counted := metrics.folder()) is not None:  # the workers count into the same folder
         os.environ[metrics.DIR_ENV] = str(counted)

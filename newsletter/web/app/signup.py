@@ -69,7 +69,8 @@ async def subscribe(request: Request) -> Response:
     if source != "subscribe" and not source.startswith(ctx.base + "/"):
         source = "subscribe"
     # One row on disk for every address alike; whether an email goes out is the worker's business.
-    await run_in_threadpool(ctx.queue.put, SignUp(address, name, lang, source))
+    zone = str(form.get("timezone", ""))[:64].strip()
+    await run_in_threadpool(ctx.queue.put, SignUp(address, name, lang, source, zone))
     return done
 
 
@@ -118,13 +119,23 @@ async def confirm(request: Request) -> Response:
             lang, 403, _("Refused"), _("This form is out of date or came from another site; open the link again.")
         )
     consent = Consent(at=now_iso(), form=found.form, ip_hash=tokens.ip_hash(ctx.secret, client_ip(request)))
+    issued = found.issued if found.issued is not None else found.expires - ctx.options.confirm_hours * 3600
 
-    def record() -> None:
-        ctx.store.confirm(found.address, consent)
-        ctx.suppression.remove(found.address)  # a new, confirmed request outranks an old unsubscribe
+    def record() -> bool:
+        # One change: confirmed, off the suppression list, subscribed, in the history — unless the address
+        # unsubscribed (or bounced, complained, was forgotten) after this link was issued: then it is void.
+        done = ctx.suppression.confirm(found.address, consent, issued=issued) is not None
         metrics.public_event("confirm", ctx.settings.list.id)
+        return done
 
-    await run_in_threadpool(record)
+    if not await run_in_threadpool(record):
+        return ctx.message(
+            lang,
+            410,
+            _("Link not valid"),
+            _("This address unsubscribed after this link was sent, so the link no longer works."),
+            _("Subscribe again to get a new link."),
+        )
     return ctx.message(
         lang,
         200,
@@ -148,7 +159,8 @@ class ConfirmationSender:
     def __call__(self, signup: SignUp) -> None:
         ctx = self.ctx
         lang = signup.lang if signup.lang in self.editions else ctx.settings.languages[0]
-        record = ctx.store.request(signup.address, name=signup.name)
+        # The form's language is the reader's locale: their edition from the next send on.
+        record = ctx.suppression.sign_up(signup.address, name=signup.name, locale=lang, timezone=signup.timezone)
         metrics.public_event("signup", ctx.settings.list.id)
         if record.status == "confirmed" and signup.address not in ctx.suppression:
             return  # already getting it: nothing to confirm, and the answer was the same

@@ -1,7 +1,9 @@
 """Signed, expiring confirmation tokens for double opt-in, and the keyed hash of an IP address.
 
-A token is `<payload>.<mac>`, both base64url without padding. The payload is `expires\\naddress\\nform`
-(expiry as Unix seconds; the form the request came from, kept for the consent record); the MAC is
+A token is `<payload>.<mac>`, both base64url without padding. The payload is `expires:issued\\naddress\\nform`
+(expiry as Unix seconds, issue time in milliseconds — a link is void once its address unsubscribed after
+it was issued —; the form the request came from, kept for the consent record; older tokens have no
+`:issued`); the MAC is
 HMAC-SHA256 over a version label, the list id and the payload, keyed with the newsletter's secret
 (`NEWSLETTER_UNSUBSCRIBE_SECRET`). The label keeps a confirmation token from ever passing for an
 unsubscribe token or a form token signed with the same secret. Nothing is stored server-side until the
@@ -45,6 +47,7 @@ class Confirmation:
     address: str
     form: str
     expires: int
+    issued: float | None = None  # Unix seconds; None in a token made before links carried it
 
 
 def _b64(data: bytes) -> str:
@@ -65,8 +68,9 @@ def _mac(secret: bytes, list_id: str, payload: bytes) -> bytes:
 def make_confirm_token(
     secret: bytes, list_id: str, address: str, form: str, hours: float, now: float | None = None
 ) -> str:
-    expires = int((now if now is not None else time.time()) + hours * 3600)
-    payload = f"{expires}\n{address}\n{form[:200]}".encode()
+    issued = now if now is not None else time.time()
+    expires = int(issued + hours * 3600)
+    payload = f"{expires}:{int(issued * 1000)}\n{address}\n{form[:200]}".encode()
     return f"{_b64(payload)}.{_b64(_mac(secret, list_id, payload))}"
 
 
@@ -77,15 +81,17 @@ def read_confirm_token(secret: bytes, list_id: str, token: str, now: float | Non
     encoded, encoded_mac = token.split(".")
     try:
         payload, mac = _unb64(encoded), _unb64(encoded_mac)
-        expires_text, address, form = payload.decode("utf-8").split("\n", 2)
+        times, address, form = payload.decode("utf-8").split("\n", 2)
+        expires_text, _, issued_text = times.partition(":")
         expires = int(expires_text)
+        issued = int(issued_text) / 1000 if issued_text else None
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise MalformedConfirmToken("malformed confirmation link") from None
     if not hmac.compare_digest(mac, _mac(secret, list_id, payload)):
         raise ForgedConfirmToken("this confirmation link is not valid for this newsletter")
     if (now if now is not None else time.time()) > expires:
         raise ExpiredConfirmToken("this confirmation link has expired")
-    return Confirmation(address, form, expires)
+    return Confirmation(address, form, expires, issued)
 
 
 def ip_hash(secret: bytes, ip: str) -> str:

@@ -43,24 +43,29 @@ async def unsubscribe(request: Request) -> Response:
     if form.get("List-Unsubscribe") != "One-Click":
         return ctx.message(lang, 400, _("Bad request"), _("Expected the form field List-Unsubscribe=One-Click."))
 
-    writer, page = _one_click(ctx)
-    await writer.record(address)
+    # A form token means a person pressed the page's button; without one, a mail provider's one-click.
+    writers, page = _one_click(ctx)
+    await writers["page" if "csrf" in form else "one-click"].record(address)
     return HTMLResponse(page(lang, address), 200, headers={"Cache-Control": "no-store", "Content-Language": lang})
 
 
 # One batch writer and one answer page per app (oneclick.py): POSTs arriving together are one transaction.
-_ONE_CLICK: dict[int, tuple[AppContext, OneClickWriter, PerLanguagePage]] = {}
+_ONE_CLICK: dict[int, tuple[AppContext, dict[str, OneClickWriter], PerLanguagePage]] = {}
 
 
-def _one_click(ctx: AppContext) -> tuple[OneClickWriter, PerLanguagePage]:
+def _one_click(ctx: AppContext) -> tuple[dict[str, OneClickWriter], PerLanguagePage]:
     found = _ONE_CLICK.get(id(ctx))
     if found is None:
 
-        def record(addresses: list[str]) -> None:
-            ctx.suppression.add_many(addresses, "unsubscribed", f"one-click {ctx.settings.list.id}")
-            for address in addresses:
-                ctx.store.set_status(address, "unsubscribed")
-                metrics.public_event("unsubscribe", ctx.settings.list.id)
+        def recorder(via: str) -> OneClickWriter:
+            def record(addresses: list[str]) -> None:
+                # One transaction for the batch: each reader's status, subscription, history and the
+                # suppression entry together (storage/readers.py).
+                ctx.suppression.unsubscribe(addresses, via=via, source=f"{via} {ctx.settings.list.id}")
+                for _address in addresses:
+                    metrics.public_event("unsubscribe", ctx.settings.list.id)
+
+            return OneClickWriter(record)
 
         def unsubscribed(lang: str) -> str:
             _ = ctx.texts[lang]
@@ -69,7 +74,8 @@ def _one_click(ctx: AppContext) -> tuple[OneClickWriter, PerLanguagePage]:
             answer = ctx.message(lang, 200, _("Unsubscribed"), filled)
             return bytes(answer.body).decode("utf-8")
 
-        found = _ONE_CLICK[id(ctx)] = (ctx, OneClickWriter(record), PerLanguagePage(unsubscribed))
+        writers = {via: recorder(via) for via in ("one-click", "page")}
+        found = _ONE_CLICK[id(ctx)] = (ctx, writers, PerLanguagePage(unsubscribed))
     return found[1], found[2]
 
 
