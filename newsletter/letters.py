@@ -308,7 +308,9 @@ def _list(base: ListSettings, letter: Newsletter, default: bool) -> ListSettings
         return replace(base, id=letter.list_id or base.id, address=letter.list_address or base.address)
     domain = base.id.split(".", 1)[1] if "." in base.id else base.id
     address = letter.list_address or f"{letter.id}@{base.address.rpartition('@')[2]}"
-    return replace(base, id=letter.list_id or f"{letter.id}.{domain}", address=address)
+    # Its unsubscribe links are its own (`/u/<id>/<token>`): they end this subscription only.
+    url = base.unsubscribe_url.rstrip("/") + f"/{letter.id}/"
+    return replace(base, id=letter.list_id or f"{letter.id}.{domain}", address=address, unsubscribe_url=url)
 
 
 def _languages(settings: Settings, letter: Newsletter, origin: str) -> dict[str, Any]:

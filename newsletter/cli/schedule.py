@@ -73,7 +73,7 @@ def schedule(
       newsletter schedule --next 3 --newsletter weekly
       newsletter schedule --root /srv/paper --metrics-port 9464
     """
-    from ..schedule import Daemon, Outcome, config_for, logging_to_stderr, next_batches, next_runs
+    from ..schedule import Daemon, Outcome, config_for, logging_to_stderr
     from ..schedule import run_now as run_once
 
     if start is not None and next_count is None:
@@ -85,21 +85,9 @@ def schedule(
     chosen = load_newsletters(root, newsletter_id, scheduled_only=True)
     settings = chosen[0] if newsletter_id is not None else (chosen[0].whole or chosen[0])
     config = config_for(settings)
-    if next_count is not None and len(chosen) > 1 and not config.per_timezone:  # batches: the default's
-        begin = _instant(start, config.timezone) if start else datetime.now(config.timezone)
-        _print_next_of_each(chosen, begin, next_count)
-        return
     if next_count is not None:
         begin = _instant(start, config.timezone) if start else datetime.now(config.timezone)
-        if config.per_timezone:
-            for batch in next_batches(settings, config, begin, next_count):
-                click.echo(
-                    f"{batch.at.isoformat()}  {batch.zone}  edition {batch.edition}  "
-                    f"({batch.readers} reader{'' if batch.readers == 1 else 's'})"
-                )
-            return
-        for moment in next_runs(config.trigger(), begin, next_count):
-            click.echo(moment.isoformat())
+        _print_next(chosen, settings, config, begin, next_count)
         return
     if metrics_port is not None:
         serve_metrics(metrics_port)
@@ -120,6 +108,23 @@ def schedule(
     if result.outcome in (Outcome.FAILED, Outcome.BUSY, Outcome.INTERRUPTED):
         raise click.ClickException(line)
     click.echo(line)
+
+
+def _print_next(chosen: list[Any], settings: Any, config: Any, begin: datetime, count: int) -> None:
+    """`--next N`: one newsletter's run times (its batches with per_timezone), or every newsletter's."""
+    from ..schedule import next_batches, next_runs
+
+    if len(chosen) > 1 and not config.per_timezone:  # with batches: the default newsletter's
+        _print_next_of_each(chosen, begin, count)
+    elif config.per_timezone:
+        for batch in next_batches(settings, config, begin, count):
+            click.echo(
+                f"{batch.at.isoformat()}  {batch.zone}  edition {batch.edition}  "
+                f"({batch.readers} reader{'' if batch.readers == 1 else 's'})"
+            )
+    else:
+        for moment in next_runs(config.trigger(), begin, count):
+            click.echo(moment.isoformat())
 
 
 def _print_next_of_each(chosen: list[Any], begin: datetime, count: int) -> None:
