@@ -4,6 +4,7 @@ subscription only, a bounce suppresses the address for every newsletter. Both ba
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,31 @@ def test_the_three_newsletter_demo_builds_in_a_subprocess(paper: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "of weekly" in done.stdout and (paper / "outbox" / "weekly" / "2016-12-30" / "newsletter.eml").is_file()
+
+
+def test_the_sign_up_form_offers_the_public_newsletters_and_one_confirmation_covers_those_ticked(
+    paper: Path, database_url: str
+) -> None:
+    from tests.test_web_app import confirm_link, confirmation_mail, csrf_of
+
+    env = clean_env(NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET)
+    if database_url:
+        env["NEWSLETTER_DATABASE_URL"] = database_url
+    server = PublicServer(paper, env=env)
+    address = "picker@example.org"
+    try:
+        with server.client() as client:
+            form = client.get("/subscribe").text
+            boxes = re.findall(r'<input type="checkbox" name="newsletter" value="([a-z-]+)"( checked)?>', form)
+            assert boxes == [("daily", " checked"), ("weekly", ""), ("breaking", "")]
+            ticked = ["weekly", "breaking", "made-up"]
+            data = {"email": address, "csrf": csrf_of(form), "form": "subscribe", "newsletter": ticked}
+            assert client.post("/subscribe", data=data).status_code == 303
+            link = confirm_link(confirmation_mail(paper, address, timeout=20, lang="en"))
+            assert _subscriptions(paper, address) == {"weekly": "pending", "breaking": "pending"}
+            page = client.get(link)
+            done = client.post(link, data={"csrf": csrf_of(page.text)})
+            assert done.status_code == 200, done.text
+    finally:
+        assert server.stop() == 0
+    assert _subscriptions(paper, address) == {"weekly": "confirmed", "breaking": "confirmed"}

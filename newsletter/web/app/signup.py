@@ -189,13 +189,12 @@ async def confirm(request: Request) -> Response:
 def sign_up_for(base: ReaderBase, signup: SignUp, lang: str) -> tuple[SubscriberRecord, bool]:
     """The sign-up's request in the reader base: a pending subscription to each newsletter ticked (the
     default one when none was); and whether one of them still waits for confirmation."""
-    record = base.sign_up(signup.address, name=signup.name, locale=lang, timezone=signup.timezone)
-    for letter in signup.newsletters:
-        if letter != base.newsletter:
-            ReaderBase(base.db, letter).sign_up(signup.address, name=signup.name, locale=lang)
+    letters = signup.newsletters or (base.newsletter,)
+    for letter in letters:
+        one = base if letter == base.newsletter else ReaderBase(base.db, letter)
+        record = one.sign_up(signup.address, name=signup.name, locale=lang, timezone=signup.timezone)
     key = signup.address.strip().lower()
-    wanted = set(signup.newsletters or (base.newsletter,))
-    return record, any(s.status == "pending" and s.newsletter in wanted for s in base.subscriptions.of(key))
+    return record, any(s.status == "pending" and s.newsletter in letters for s in base.subscriptions.of(key))
 
 
 def confirm_all(base: ReaderBase, address: str, consent: Consent, issued: float) -> SubscriberRecord | None:
