@@ -2,6 +2,11 @@
 
 python bench/run.py scale          (BENCH_SCALE_N=200000 for a shorter run; default 1,000,000)
 
+BENCH_SCALE_BEFORE=/path/to/an/earlier/checkout adds that version's one-sender figures to the same run
+(its package imported from there), each backend's runs alternating with this version's, and the
+after/before ratios; BENCH_SCALE_RUNS=3 takes medians of that many runs (default 1, or 3 with a
+BEFORE); BENCH_SCALE_FLEET=0 leaves out the relay part; BENCH_SCALE_BACKENDS=postgresql measures one backend only.
+
 - One sender, the 20-story edition, N subscribers, the null sink: `send_edition` end to end (list read
   and validated, enrolment, personalization, ledger), on SQLite and on PostgreSQL, each in a process of
   its own; and PostgreSQL's figure as a share of SQLite's.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,9 +117,14 @@ def _write_list(root: Path, n: int) -> None:
             fh.write(f"reader{i}@example.com,{names[i % 5]},en\n")
 
 
-def _null_send(root: Path, n: int, url: str) -> float:
+def _null_send(root: Path, n: int, url: str, tree: str = "") -> float:
+    shutil.rmtree(root / "data" / "ledger", ignore_errors=True)  # a repeated run starts from no ledger
     env = {**os.environ, SECRET_ENV: SECRET, "NEWSLETTER_DATABASE_URL": url}
-    out = subprocess.run([sys.executable, "-c", _NULL, str(root), str(n)], env=env, capture_output=True, text=True)
+    if tree:
+        env["PYTHONPATH"] = tree
+    out = subprocess.run(
+        [sys.executable, "-c", _NULL, str(root), str(n)], env=env, capture_output=True, text=True, cwd=tree or None
+    )
     if out.returncode:
         raise RuntimeError(out.stderr)
     return n / float(out.stdout.split()[0])
@@ -171,6 +182,42 @@ def _fleet(base: Path, senders: int, url: str) -> float:
     return total / (last - first)
 
 
+def _one_sender(root: Path, cluster: pg_cluster.PgCluster) -> Iterator[tuple[str, float, str]]:
+    """One sender to the null sink on each backend: medians of RUNS, with the earlier version's runs
+    alternating with this one's when BENCH_SCALE_BEFORE names one (each version in a folder of its own)."""
+    before = os.environ.get("BENCH_SCALE_BEFORE", "")
+    runs = int(os.environ.get("BENCH_SCALE_RUNS", "3" if before else "1"))
+    old_root = root.parent / "paper-before"
+    if before:
+        shutil.copytree(root, old_root, ignore=shutil.ignore_patterns("data"))
+    medians = {}
+    for backend in os.environ.get("BENCH_SCALE_BACKENDS", "sqlite,postgresql").split(","):
+        ours, old = [], []
+        for _ in range(runs):
+            ours.append(_null_send(root, N, _database(cluster, backend, "")))
+            if before:
+                old.append(_null_send(old_root, N, _database(cluster, backend, before), before))
+        medians[backend] = statistics.median(ours)
+        yield f"scale.one_sender_{N}_null_sink.{backend}", medians[backend], "msg/s"
+        if old:
+            yield f"scale.one_sender_{N}_null_sink.{backend}.before", statistics.median(old), "msg/s"
+            yield f"scale.one_sender_{N}_null_sink.{backend}.of_before", medians[backend] / statistics.median(old), "x"
+    if len(medians) == 2:
+        yield "scale.one_sender.postgresql_share_of_sqlite", 100 * medians["postgresql"] / medians["sqlite"], "%"
+
+
+def _database(cluster: pg_cluster.PgCluster, backend: str, tree: str) -> str:
+    """ "" for SQLite; else a new PostgreSQL database at the schema of the version in `tree` ("": this one)."""
+    if backend == "sqlite":
+        return ""
+    if not tree:
+        return cluster.new_database()
+    url = cluster.new_database(upgrade=False)
+    env = {**os.environ, "PYTHONPATH": tree, "NEWSLETTER_DATABASE_URL": url}
+    subprocess.run([sys.executable, "-m", "newsletter", "db", "upgrade"], env=env, cwd=tree, check=True)
+    return url
+
+
 def figures() -> Iterator[tuple[str, float, str]]:
     cluster = pg_cluster.PgCluster().start()
     try:
@@ -179,11 +226,9 @@ def figures() -> Iterator[tuple[str, float, str]]:
             root = _twenty_story_root(base)
             _write_list(root, N)
             _write_list(root, RELAY_MESSAGES)
-            sqlite_rate = _null_send(root, N, "")
-            yield f"scale.one_sender_{N}_null_sink.sqlite", sqlite_rate, "msg/s"
-            pg_rate = _null_send(root, N, cluster.new_database())
-            yield f"scale.one_sender_{N}_null_sink.postgresql", pg_rate, "msg/s"
-            yield "scale.one_sender.postgresql_share_of_sqlite", 100 * pg_rate / sqlite_rate, "%"
+            yield from _one_sender(root, cluster)
+            if os.environ.get("BENCH_SCALE_FLEET", "1") == "0":
+                return
             rates = {}
             for senders in SENDERS:
                 rates[senders] = _fleet(base, senders, cluster.new_database())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -196,9 +197,9 @@ def test_db_check_finds_the_damaged_store(demo_root: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["db", "check", "--root", str(root)], env={"NEWSLETTER_DATABASE_URL": ""})
     assert result.exit_code == 0, result.output
-    assert f"{suppression_path(settings)}: the suppression list: ok" in result.output
+    assert f"{suppression_path(settings)}: the reader base: ok" in result.output  # readers and the list, one file
     assert f"{ledger_path(settings, DAY)}: the ledger of {DAY}: ok" in result.output
-    assert "the subscriber store: not created yet" in result.output
+    assert "the editors' desk: not created yet" in result.output
 
     path = ledger_path(settings, DAY)
     path.write_bytes(_flip_bits(path.read_bytes()))
@@ -206,7 +207,7 @@ def test_db_check_finds_the_damaged_store(demo_root: Path) -> None:
     assert result.exit_code == 1
     assert f"{path}: the ledger of {DAY} is damaged (" in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "Error: 1 of 5 store(s) damaged"  # 4 files, 1 ledger
-    assert f"{suppression_path(settings)}: the suppression list: ok" in result.stdout
+    assert f"{suppression_path(settings)}: the reader base: ok" in result.stdout
 
 
 def test_db_check_on_postgresql(pg_url: str, tmp_path: Path) -> None:
@@ -221,3 +222,30 @@ def test_db_check_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         db.execute("DROP TABLE bounce_soft")
     result = CliRunner().invoke(cli, ["db", "check", "--root", str(tmp_path)], env=env)
     assert result.exit_code == 1 and "table bounce_soft cannot be read" in result.stderr
+
+
+def test_db_check_on_postgresql_names_a_missing_or_changed_index_or_constraint(pg_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    env = {"NEWSLETTER_DATABASE_URL": pg_url}
+    result = CliRunner().invoke(cli, ["db", "check", "--root", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert re.search(r": \d+ indexes and \d+ constraints: ok", result.output)
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        db.execute("DROP INDEX ledger_recipients_pending")  # claims would scan the whole table
+        db.execute("ALTER TABLE subscribers DROP CONSTRAINT subscribers_key_key")  # duplicates would get in
+        db.execute("DROP INDEX ledger_runs_edition")
+        db.execute("CREATE INDEX ledger_runs_edition ON ledger_runs (edition)")
+    result = CliRunner().invoke(cli, ["db", "check", "--root", str(tmp_path)], env=env)
+    assert result.exit_code == 1
+    problems = [line for line in result.stderr.splitlines() if "127.0.0.1" in line]
+    assert [line.split(": ", 1)[1] for line in problems] == [
+        "constraint subscribers_key_key of table subscribers is missing (expected: UNIQUE (key))",
+        "index ledger_recipients_pending is missing (expected: CREATE INDEX ledger_recipients_pending ON "
+        "ledger_recipients USING btree (edition, id) WHERE (state = 'pending'::text))",
+        "index ledger_runs_edition differs (expected: CREATE INDEX ledger_runs_edition ON ledger_runs USING btree "
+        "(edition, id); found: CREATE INDEX ledger_runs_edition ON ledger_runs USING btree (edition))",
+    ]
+    assert "table ledger_recipients: ok" in result.output  # the tables themselves still read through
+    with psycopg.connect(pg_url) as db:  # nothing of the expectation stayed behind
+        assert db.execute("SELECT count(*) FROM pg_tables WHERE schemaname LIKE 'pg_temp%'").fetchone() == (0,)

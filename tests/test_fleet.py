@@ -9,6 +9,7 @@ whose outcome was still in its flush window — resent, with the same Message-ID
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -264,3 +265,81 @@ def test_two_schedulers_one_morning(tmp_path: Path, pg_url: str) -> None:
     store = open_run_store(load_settings(roots[0], environ={"NEWSLETTER_DATABASE_URL": pg_url}))
     row = store.get(day)
     assert row is not None and row.state == State.COMPLETED and row.attempts == 1
+
+
+def test_a_scheduler_rides_out_a_database_restart(tmp_path: Path) -> None:
+    """`newsletter schedule` on PostgreSQL, catching up this morning: the server is stopped the hard way
+    mid-send and started again. The daemon waits, reconnects and finishes the morning, every reader once,
+    the run recorded as completed, and stays up for the next morning."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from newsletter.edition import window
+    from newsletter.schedule import State, open_run_store
+    from tests import pg_cluster
+    from tests.test_schedule_e2e import wait_for
+
+    readers = [f"reader{i:04d}@example.com" for i in range(3000)]
+    fired = datetime.now(ZoneInfo("Europe/Paris")) - timedelta(minutes=1)  # a morning just missed: caught up
+    day = fired.date()
+    root = tmp_path / "news"
+    (root / "stories").mkdir(parents=True)
+    (root / "subscribers.csv").write_text("email\n" + "\n".join(readers) + "\n")
+    cluster = pg_cluster.PgCluster().start()
+    try:
+        url = cluster.new_database()
+        env = {**os.environ, SECRET_ENV: "fleet-secret", "NEWSLETTER_DATABASE_URL": url}
+        with serve(Relay()) as relay:
+            (root / "newsletter.toml").write_text(
+                f'timezone = "Europe/Paris"\n[schedule]\nat = "{fired:%H:%M:%S}"\nretry_delay = "2s"\n'
+                f'[smtp]\nurl = "{relay.url}"\nconnections = {CONNECTIONS}\n'
+                '[mailing]\nsubscribers = "subscribers.csv"\nlease_seconds = 30\nprocesses = 1\n'
+                "[database]\nreconnect_seconds = 60\n"
+            )
+            settings = load_settings(root, environ={"NEWSLETTER_DATABASE_URL": url})
+            start, _end = window(day, settings)
+            (root / "stories" / "morning.md").write_text(
+                f"---\ntitle: Overnight\npublished: {(start + timedelta(hours=1)).isoformat()}\n"
+                "section: World\n---\nNews.\n"
+            )
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "newsletter", "schedule", "--root", str(root)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                wait_for(lambda: len(relay.received) >= 400 or daemon.poll() is not None, 120, "the morning's send")
+                assert daemon.poll() is None, daemon.communicate()
+                cluster.halt()
+                at_halt = len(relay.received)
+                time.sleep(3)
+                assert daemon.poll() is None  # waiting for the database, not gone
+                cluster.resume()
+
+                def completed() -> bool:
+                    with contextlib.closing(open_run_store(settings)) as runs:
+                        row = runs.get(day)
+                    return row is not None and row.state == State.COMPLETED
+
+                wait_for(lambda: completed() or daemon.poll() is not None, 300, "the morning to complete")
+                assert daemon.poll() is None, daemon.communicate()
+                relay.handler.settle()
+                cluster.halt()  # and again while it waits for tomorrow: it stays up
+                time.sleep(12)  # past APScheduler's 10 s look at its job store
+                cluster.resume()
+                time.sleep(2)
+                assert daemon.poll() is None, daemon.communicate()
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                _out, err = daemon.communicate(timeout=60)
+        assert daemon.returncode == 0, err
+        assert "Traceback" not in err, err
+        received = Counter(r.rcpt_tos[0] for r in relay.received)
+        assert at_halt < len(readers) - 500  # the restart came mid-send
+        assert set(received) == set(readers)
+        duplicates = {a: n for a, n in received.items() if n > 1}
+        assert len(duplicates) <= CONNECTIONS, duplicates  # at most the messages in flight
+        report = ledger_report(settings, day)
+        assert report is not None and (report.sent, report.pending) == (len(readers), 0)
+        assert datetime.now(UTC) > fired  # (the clock the morning was caught up by)
+    finally:
+        cluster.stop()

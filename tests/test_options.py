@@ -86,3 +86,94 @@ def test_without_a_file_the_line_says_settings(tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "paper", environ={"NEWSLETTER_MAILING__MAX_ATTEMPTS": "many"})
     with pytest.raises(ConfigError, match=r"^settings: \[mailing\] max_attempts must be a whole number"):
         settings.options(MAILING)
+
+
+# --- [dkim], [web], [smtp], [intake]: the same idiom ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "table", "line"),
+    [
+        ("dkim", 'selector = "bad selector"', "newsletter.toml: [dkim] selector must be a DNS label"),
+        ("dkim", "selector = 3", "newsletter.toml: [dkim] selector must be a string, got 3"),
+        ("dkim", 'next_selector = "s2"', "newsletter.toml: [dkim] selector is missing (the RSA key"),
+        ("dkim", 'selecter = "s1"', "newsletter.toml: [dkim]: unknown setting 'selecter' (known: domain,"),
+        ("web", "hosts = []", "newsletter.toml: [web] hosts must be a list of host names, got []"),
+        ("web", "confirm_hours = 0", "newsletter.toml: [web] confirm_hours must be a whole number from 1 to 720"),
+        ("web", 'client_timeout = "soon"', "newsletter.toml: [web] client_timeout must be a whole number from 1"),
+        ("web", "host = 1", "newsletter.toml: [web]: unknown setting 'host' (known: client_timeout,"),
+        ("smtp", "url = 25", "newsletter.toml: [smtp] url must be a string like smtp://host:587, got 25"),
+        ("smtp", 'tls = "ssl"', "newsletter.toml: [smtp] tls must be none, starttls or implicit, got 'ssl'"),
+        ("smtp", "connections = 65", "newsletter.toml: [smtp] connections must be a whole number from 1 to 64"),
+        ("smtp", "rate = -1", "newsletter.toml: [smtp] rate must be a number of messages per second (0: no limit)"),
+        ("smtp", "timeout = 0", "newsletter.toml: [smtp] timeout must be a number of seconds from 0.1 to 3600"),
+        ("smtp", "ca_file = 1", "newsletter.toml: [smtp] ca_file must be a path, got 1"),
+        ("smtp", 'helo = "a\\nb"', "newsletter.toml: [smtp] helo must be one line of text"),
+        ("smtp", 'usename = "x"', "newsletter.toml: [smtp]: unknown setting 'usename' (known: ca_file,"),
+        ("intake", 'timeout = "soon"', "newsletter.toml [intake]: 'timeout' (seconds) must be a number from 0.05"),
+        ("intake", "max_mb = 0", "newsletter.toml [intake]: 'max_mb' must be a number from 0.001 to 1000, got 0"),
+        ("intake", "feeds = 3", "newsletter.toml [intake]: 'feeds' must be a list of tables"),
+        ("intake", 'user_agent = "a\\nb"', "newsletter.toml [intake]: 'user_agent' must be one line of text"),
+        ("intake", "feed = 1", "newsletter.toml [intake]: unknown setting 'feed' (known: feeds,"),
+        ("intake.feeds", 'section = "World"', "newsletter.toml [[intake.feeds]] #1: 'url' is required"),
+    ],
+)
+def test_a_bad_value_in_the_other_tables_is_one_line_naming_file_table_and_key(
+    tmp_path: Path, section: str, table: str, line: str
+) -> None:
+    from newsletter.delivery import DKIM, SMTP
+    from newsletter.intake import INTAKE
+    from newsletter.web.app.options import WEB
+
+    header = "[[intake.feeds]]" if section == "intake.feeds" else f"[{section}]"
+    settings = settings_with(tmp_path / "paper", f"{header}\n{table}\n")
+    spec = {"dkim": DKIM, "web": WEB, "smtp": SMTP, "intake": INTAKE, "intake.feeds": INTAKE}[section]
+    with pytest.raises(ConfigError) as caught:
+        settings.options(spec)
+    assert str(caught.value).startswith(line) and "\n" not in str(caught.value)
+
+
+def test_the_other_tables_are_read_once_typed_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    from newsletter.delivery import DKIM, SMTP, DkimOptions, config_from_settings, key_dir
+    from newsletter.intake import INTAKE, FeedSource, intake_options
+    from newsletter.web.app.options import WEB, WebOptions
+
+    root = tmp_path / "paper"
+    settings = settings_with(
+        root,
+        '[dkim]\nselector = "mb1"\nkey_dir = "keys"\n[smtp]\nurl = "smtp://127.0.0.1:2525"\nrate = 5\n'
+        '[intake]\ntimeout = 2\n[[intake.feeds]]\nurl = "wire.xml"\nsection = "World"\n[web]\nconfirm_hours = 24\n',
+        {"NEWSLETTER_SMTP__CONNECTIONS": "4", "NEWSLETTER_WEB__HOSTS": "a.example, B.example"},
+    )
+    for spec in (DKIM, SMTP, INTAKE, WEB):
+        assert settings.options(spec) is settings.options(spec) is settings.for_language("en").options(spec)
+    smtp = settings.options(SMTP)
+    assert (smtp.url, smtp.connections, smtp.rate) == ("smtp://127.0.0.1:2525", 4, 5.0)
+    assert config_from_settings(settings, environ={}).connections == 4
+    dkim = DkimOptions.from_settings(settings)
+    assert dkim is not None and dkim.domain == settings.sender.address.rsplit("@", 1)[-1].lower()
+    assert dkim.key_dir == key_dir(settings) == root / "keys"
+    assert (
+        intake_options(settings).feeds == (FeedSource("wire.xml", "World"),) and intake_options(settings).timeout == 2
+    )
+    web = WebOptions.from_settings(settings)
+    assert (web.hosts, web.confirm_hours) == (frozenset({"a.example", "b.example"}), 24)
+    plain = settings_with(tmp_path / "plain", 'base_url = "https://News.example.org/daily/"\n')
+    assert WebOptions.from_settings(plain).hosts == frozenset({"news.example.org"})
+    assert DkimOptions.from_settings(plain) is None and plain.options(SMTP).url is None
+
+
+def test_a_bad_smtp_value_stops_send_with_one_line_and_nothing_sent(demo_root: Path) -> None:
+    from click.testing import CliRunner
+
+    from newsletter.cli import cli
+
+    (demo_root / "newsletter.toml").write_text("[smtp]\nconnections = 0\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["send", "--root", str(demo_root), "--date", "2016-12-30"], env={"NEWSLETTER_UNSUBSCRIBE_SECRET": "s" * 32}
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: newsletter.toml: [smtp] connections must be a whole number from 1 to 64, got 0"
+    )
+    assert not (demo_root / "outbox" / "2016-12-30" / "mail").exists()

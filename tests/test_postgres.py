@@ -18,7 +18,7 @@ from newsletter.delivery.ledger import PG_NAMES, Ledger
 from newsletter.delivery.sinks.memory import MemorySink
 from newsletter.delivery.unsubscribe import SECRET_ENV
 from newsletter.errors import ConfigError
-from newsletter.schedule import RunStore, State, store_path
+from newsletter.schedule import RunStore, State, open_run_store, store_path, zone_store_path
 from newsletter.storage import Consent, Postgres, SqlSubscriberStore, head_version, open_pg, redact
 
 DAY = date(2016, 12, 30)
@@ -65,7 +65,7 @@ def test_a_database_error_mid_command_is_one_line(pg_cluster: Any, tmp_path: Pat
         db.execute("DROP TABLE subscribers")
     code, out = run_cli("subscribers", "count", "--root", tmp_path, env={"NEWSLETTER_DATABASE_URL": url})
     assert code == 1, out
-    assert out.startswith(f"Error: {redact(url)}: the subscriber store: ") and "does not exist" in out, out
+    assert out.startswith(f"Error: {redact(url)}: the reader base: ") and "does not exist" in out, out
     assert "Traceback" not in out and len(out.strip().splitlines()) == 1
 
 
@@ -96,6 +96,11 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     store.claim(DAY, now, "host:1", now)
     store.finish(DAY, State.INTERRUPTED, now, "stopped")
     store.advance(now)
+    zone_store = RunStore(zone_store_path(sqlite_settings, "America/New_York"))  # a per_timezone batch's runs
+    zone_store.claim(DAY, now, "host:1", now)
+    zone_store.finish(DAY, State.COMPLETED, now, "sent")
+    zone_store.advance(now)
+    zone_store.close()
     from newsletter.bounces import BounceState, open_bounce_state, state_path
 
     with BounceState(state_path(sqlite_settings)) as bounces:
@@ -122,11 +127,16 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     assert run_cli("db", "upgrade", "--root", root, env=env)[0] == 0
     code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)
     assert code == 0, out
-    assert "ledger_recipients: 30 row(s)" in out and "suppression: 1 row(s)" in out and "schedule_runs: 1" in out
+    # Two suppressed: m3 (one-click from the list file) and gone@, whose record says unsubscribed.
+    assert "ledger_recipients: 30 row(s)" in out and "suppression: 2 row(s)" in out and "schedule_runs: 1" in out
     assert "subscribers: 1202 row(s) copied" in out
     assert "bounce_processed: 1 row(s)" in out and "bounce_soft: 1 row(s)" in out
+    assert "schedule_zone_runs: 1 row(s)" in out and "schedule_zone_meta: 1 row(s)" in out
 
     pg_settings = load_settings(root, environ=env)
+    with contextlib.closing(open_run_store(pg_settings, "America/New_York")) as moved_zone:
+        assert [(r.edition, r.state) for r in moved_zone.rows()] == [(DAY, State.COMPLETED)]
+        assert moved_zone.accounted_through() == now and open_run_store(pg_settings, "Asia/Tokyo").rows() == []
     with open_bounce_state(pg_settings) as moved_bounces:  # the bounce records follow database_url too
         assert moved_bounces.db.postgres and moved_bounces.seen("<dsn1@mx.example>")
         assert moved_bounces.soft_count("M5@example.com", now) == 1
@@ -152,7 +162,7 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)  # twice: nothing doubles
     assert code == 0 and "left alone" in out and "ledger_recipients" not in out
     assert "1202 subscriber(s) already in the database" in out and "subscribers: 0 row(s) copied" in out
-    assert pg_people.counts() == {"pending": 0, "confirmed": 1201, "unsubscribed": 1, "bounced": 0}
+    assert pg_people.counts() == {"pending": 0, "confirmed": 1201, "unsubscribed": 1, "bounced": 0, "complained": 0}
     pg_people.close()
     code, out = run_cli("unsubscribe", "--root", root, "--check", "M3@example.com", env=env)
     assert "suppressed (unsubscribed" in out
@@ -161,7 +171,6 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     report = send_edition(pg_settings, DAY, subscribers="list.csv", sink=sink, progress=False)
     assert report.pending == 0 and report.sent == 29
     assert len(sink.sent) == 29 - before.sent and "m3@example.com" not in {e.recipient for e in sink.sent}
-    from newsletter.schedule import open_run_store
 
     moved = open_run_store(pg_settings)
     row = moved.get(DAY)

@@ -203,3 +203,38 @@ def test_per_timezone_must_be_a_boolean(paper):
     toml.write_text(toml.read_text(encoding="utf-8").replace("per_timezone = true", 'per_timezone = "often"'))
     result = CliRunner().invoke(cli, ["schedule", "--root", str(paper), "--next", "1"])
     assert result.exit_code == 1 and "'per_timezone' must be true or false" in result.output
+
+
+def test_the_zones_runs_follow_database_url(paper, database_url):
+    """Each zone's runs live where the other stores do: a file per zone with SQLite, that zone's rows of
+    the zones' tables with PostgreSQL. Zones sharing a database never take each other's morning."""
+    settings = load_settings(paper, environ={"NEWSLETTER_DATABASE_URL": database_url} if database_url else {})
+    config = read_config(settings)
+    fired = []
+    for zone, at in (
+        (PARIS, datetime(2016, 12, 30, 6, 1, tzinfo=PARIS)),
+        (TOKYO, datetime(2016, 12, 31, 6, 1, tzinfo=TOKYO)),
+    ):
+        morning = ZoneMorning(settings, config, zone, clock=lambda at=at: at.astimezone(UTC))
+        assert morning.fire().outcome == Outcome.COMPLETED
+        assert morning.fire().outcome == Outcome.ALREADY_DONE  # a double fire or a restart: never twice
+        fired.append((zone.key, [(r.edition, r.state.value) for r in morning.store.rows()]))
+        morning.store.close()
+    assert fired == [
+        ("Europe/Paris", [(date(2016, 12, 30), "completed")]),
+        ("Asia/Tokyo", [(date(2016, 12, 30), "completed")]),
+    ]
+    assert _outbox_mail(paper) == {"paris@example.org", "nowhere@example.org", "blank@example.org", "tokyo@example.org"}
+    zone_files = sorted(p.name for p in (paper / "data" / "schedule-zones").glob("*.sqlite"))
+    if not database_url:
+        assert zone_files == ["Asia_Tokyo.sqlite", "Europe_Paris.sqlite"]
+        return
+    assert zone_files == []  # nothing of the scheduler's left in SQLite
+    import psycopg
+
+    with psycopg.connect(database_url) as db:
+        rows = db.execute("SELECT zone, edition, state FROM schedule_zone_runs ORDER BY zone").fetchall()
+        meta = db.execute("SELECT zone, key FROM schedule_zone_meta ORDER BY zone").fetchall()
+        own = db.execute("SELECT count(*) FROM schedule_runs").fetchone()
+    assert rows == [("Asia/Tokyo", "2016-12-30", "completed"), ("Europe/Paris", "2016-12-30", "completed")]
+    assert {zone for zone, _key in meta} <= {"Asia/Tokyo", "Europe/Paris"} and own == (0,)

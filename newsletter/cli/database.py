@@ -60,8 +60,9 @@ def check(root: Path) -> None:
 
     SQLite files (subscribers, suppression list, ledgers, scheduler runs, bounce records, the editors'
     desk) get SQLite's integrity check; with `database_url` set, the PostgreSQL database gets its schema
-    version checked and every table read through. A store that is damaged is refused by every command
-    that opens it: restore it from a backup.
+    version checked, every index and constraint the migrations make looked for (a missing one is named
+    with the statement that makes it), and every table read through. A store that is damaged is refused
+    by every command that opens it: restore it from a backup.
 
     \b
     Example:
@@ -86,11 +87,9 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
     from ..delivery import ledger_dir, parse_ledger_key, suppression_path
     from ..editorial import desk_path
     from ..schedule import store_path
-    from ..storage import store_location
 
     files = [
-        ("the subscriber store", store_location(settings.root, settings.section("subscribers").get("path"))),
-        ("the suppression list", suppression_path(settings)),
+        ("the reader base", suppression_path(settings)),  # readers, history and the suppression list
         ("the scheduler's runs", store_path(settings)),
         ("the bounce records", state_path(settings)),
         ("the editors' desk", desk_path(settings)),
@@ -109,7 +108,7 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
 @handle_errors
 def migrate_from_sqlite(root: Path) -> None:
     """Copy the SQLite records under data/ (subscribers, suppression list, ledgers, scheduler runs, bounce
-    records) into the database.
+    records, the editors' desk) into the database.
 
     Every file is copied in one transaction and counted on both sides; the files themselves are only
     read. An edition the database already has is left alone, so running it twice does no harm.
@@ -119,10 +118,11 @@ def migrate_from_sqlite(root: Path) -> None:
       newsletter db upgrade && newsletter db migrate-from-sqlite
     """
     from ..bounces import state_path
-    from ..delivery import ledger_dir, parse_ledger_key, suppression_path
+    from ..delivery import ledger_dir, parse_ledger_key
+    from ..editorial import desk_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
-    from ..storage import store_location
+    from ..storage import upgrade_reader_base_file
 
     settings = load(root)
     pg = _postgres(settings)
@@ -131,20 +131,35 @@ def migrate_from_sqlite(root: Path) -> None:
     for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
         if parse_ledger_key(path.stem) is not None:  # not a backup someone made, a dry run's copy
             ledgers.append((path.stem, path))
-    subscribers = store_location(settings.root, settings.section("subscribers").get("path"))
+    # The reader base first brought up to date: an older store and suppression file become one file.
+    subscribers = upgrade_reader_base_file(settings)
     moved = move(
         pg,
-        suppression=suppression_path(settings),
+        suppression=subscribers,
         ledgers=ledgers,
         schedule=store_path(settings),
         subscribers=subscribers,
         bounces=state_path(settings),
+        zones=_zone_files(settings),
+        desk=desk_path(settings),
     )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")
     for table, n in sorted(moved.rows.items()):
         click.echo(f"{table}: {n} row(s) copied")
     click.echo(f"done: {sum(moved.rows.values())} row(s) in {pg.describe()}")
+
+
+def _zone_files(settings: Any) -> list[tuple[str, Path]]:
+    """(IANA zone, file) of each per-time-zone runs file (`data/schedule-zones/America_New_York.sqlite`)."""
+    from zoneinfo import available_timezones
+
+    from ..schedule import zone_store_path
+
+    folder = zone_store_path(settings, "x").parent
+    by_file = {zone_store_path(settings, name).name: name for name in available_timezones()}
+    found = sorted(folder.glob("*.sqlite")) if folder.is_dir() else []
+    return [(by_file[path.name], path) for path in found if path.name in by_file]
 
 
 def _sqlite_stores(settings: Any) -> list[Path]:

@@ -56,10 +56,10 @@ def import_(ctx: click.Context, root: Path | None, dry_run: bool, no_update: boo
     if ctx.invoked_subcommand is not None:
         return
     from ..errors import ConfigError
-    from ..intake import import_configured, intake_settings
+    from ..intake import import_configured, intake_options
 
     settings = load(root or Path("."))
-    if not intake_settings(settings).feeds:
+    if not intake_options(settings).feeds:
         raise ConfigError(
             'no sources configured: add [[intake.feeds]] with url = "…" to newsletter.toml, '
             "or run `newsletter import feed URL`"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from .addresses import check_address
 from .dkim import (
+    DKIM,
     PASSPHRASE_ENV,
     DkimOptions,
     Signer,
@@ -52,7 +53,7 @@ from .personalize import clean_name
 from .report import SendReport
 from .send import ledger_report, send_edition, send_test
 from .sinks import Envelope, Outcome, make_sink
-from .sinks.smtp import config_from_settings, smtp_url
+from .sinks.smtp import SMTP, SmtpOptions, config_from_settings, smtp_config, smtp_url
 from .stores import LedgerStore, ledger_exists, open_ledger, pending_editions
 from .subscribers import (
     Subscriber,
@@ -72,14 +73,17 @@ from .unsubscribe import (
     secret_from_env,
     verify_token,
 )
-from .verp import ReturnPath
+from .verp import EditionMark, ReturnPath, Verified, feedback_newsletter, newsletter_mark
 
 __all__ = [
+    "DKIM",
     "MAILING",
     "PASSPHRASE_ENV",
     "SECRET_ENV",
+    "SMTP",
     "Checklist",
     "DkimOptions",
+    "EditionMark",
     "Envelope",
     "ForgedTokenError",
     "LanguageSend",
@@ -93,16 +97,19 @@ __all__ = [
     "ReturnPath",
     "SendReport",
     "Signer",
+    "SmtpOptions",
     "Subscriber",
     "SubscriberSource",
     "Suppression",
     "SuppressionList",
+    "Verified",
     "check_address",
     "clean_name",
     "config_from_settings",
     "day_rates",
     "doctor",
     "edition_rates",
+    "feedback_newsletter",
     "generate_key",
     "handle_request",
     "has_subscriber_list",
@@ -116,6 +123,7 @@ __all__ = [
     "load_key",
     "make_sink",
     "make_token",
+    "newsletter_mark",
     "open_ledger",
     "open_suppression",
     "parse_ledger_key",
@@ -130,6 +138,7 @@ __all__ = [
     "send_test",
     "signer_for",
     "signing",
+    "smtp_config",
     "smtp_url",
     "store_source",
     "subscriber_store",

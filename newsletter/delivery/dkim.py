@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, uti
 from ..config import Settings
 from ..errors import ConfigError
 from ..fsutil import write_atomic
+from ..options import Options, Table
 from .sinks.base import Envelope, Outcome, Sink
 
 PASSPHRASE_ENV = "NEWSLETTER_DKIM_PASSPHRASE"
@@ -62,47 +63,29 @@ SIGNED = (
 OVERSIGNED = ("from", "subject", "reply-to", "list-id", "list-unsubscribe", "list-unsubscribe-post")
 _INCLUDE = [h.encode() for h in (*SIGNED, *OVERSIGNED)]
 _CANON = (b"relaxed", b"simple")
+_KNOWN = ("domain", "selector", "ed25519_selector", "next_selector", "key_dir")
 
 
 @dataclass(frozen=True)
 class DkimOptions:
-    """`[dkim]`, checked once."""
+    """`[dkim]`, checked once. `domain` is the From domain when the table names none."""
 
     domain: str
-    selector: str
+    selector: str  # "" when `[dkim]` names no selector: messages go out unsigned
     key_dir: Path
     ed25519_selector: str = ""
     next_selector: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DkimOptions | None:
-        """None when `[dkim]` names no selector (messages go out unsigned)."""
-        table = settings.section("dkim")
-        known = {"domain", "selector", "ed25519_selector", "next_selector", "key_dir"}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(f"[dkim]: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
-        values = {}
-        for key in known:
-            value = table.get(key, "")
-            if not isinstance(value, str):
-                raise ConfigError(f"[dkim] {key} must be a string, got {value!r}")
-            values[key] = value.strip()
-        for key in ("selector", "ed25519_selector", "next_selector"):
-            if values[key] and not _valid_label(values[key]):
-                raise ConfigError(f"[dkim] {key} must be a DNS label (letters, digits, '-'), got {values[key]!r}")
-        if not values["selector"]:
-            if values["ed25519_selector"] or values["next_selector"]:
-                raise ConfigError("[dkim] selector is missing (the RSA key every receiver can check)")
+        """The `[dkim]` options of `settings` (`settings.options(DKIM)`, read once); None when they name
+        no selector (messages go out unsigned)."""
+        options = settings.options(DKIM)
+        if not options.selector:
             return None
-        domain = values["domain"].lower() or settings.sender.address.rsplit("@", 1)[-1].lower()
-        return cls(
-            domain=domain,
-            selector=values["selector"],
-            key_dir=settings.root / (values["key_dir"] or "data/dkim"),
-            ed25519_selector=values["ed25519_selector"],
-            next_selector=values["next_selector"],
-        )
+        if options.domain:
+            return options
+        return replace(options, domain=settings.sender.address.rsplit("@", 1)[-1].lower())
 
     def key_path(self, selector: str) -> Path:
         return self.key_dir / f"{selector}.pem"
@@ -112,10 +95,34 @@ class DkimOptions:
         return [s for s in (self.selector, self.ed25519_selector, self.next_selector) if s]
 
 
+def parse_dkim(table: Table) -> DkimOptions:
+    table.only(_KNOWN)
+    values = {}
+    for key in _KNOWN:
+        value = table.get(key, "")
+        if not isinstance(value, str):
+            table.fail(key, f"must be a string, got {value!r}")
+        values[key] = value.strip()
+    for key in ("selector", "ed25519_selector", "next_selector"):
+        if values[key] and not _valid_label(values[key]):
+            table.fail(key, f"must be a DNS label (letters, digits, '-'), got {values[key]!r}")
+    if not values["selector"] and (values["ed25519_selector"] or values["next_selector"]):
+        table.fail("selector", "is missing (the RSA key every receiver can check)")
+    return DkimOptions(
+        domain=values["domain"].lower(),
+        selector=values["selector"],
+        key_dir=table.root / (values["key_dir"] or "data/dkim"),
+        ed25519_selector=values["ed25519_selector"],
+        next_selector=values["next_selector"],
+    )
+
+
+DKIM = Options("dkim", parse_dkim)
+
+
 def key_dir(settings: Settings) -> Path:
     """Where keys go: `[dkim] key_dir`, default `data/dkim`."""
-    value = settings.section("dkim").get("key_dir") or "data/dkim"
-    return settings.root / str(value)
+    return settings.options(DKIM).key_dir
 
 
 def _valid_label(text: str) -> bool:

@@ -12,6 +12,7 @@ Out: story files under `stories/` (read by the edition pipeline like any other),
     convert.py   HTML → sanitized Markdown (no tracking pixels); plain one-line texts; dates
     writer.py    item → story file; the state in data/intake.sqlite
     importer.py  runs over sources, one report
+    options.py   `[intake]` read once into IntakeOptions (the feeds, fetch limits)
 
 `import_configured(settings)` imports the `[[intake.feeds]]` of newsletter.toml (the morning job calls
 it before the build); `import_feed` and `import_page` import one source.
@@ -22,25 +23,18 @@ Public face: the names in `__all__`.
 from __future__ import annotations
 
 from .convert import parse_datetime
-from .importer import (
-    Action,
-    FeedSource,
-    ImportReport,
-    IntakeSettings,
-    import_configured,
-    import_feed,
-    import_page,
-    intake_settings,
-)
+from .importer import Action, ImportReport, import_configured, import_feed, import_page
+from .options import INTAKE, FeedSource, IntakeOptions, intake_options
 
 __all__ = [
+    "INTAKE",
     "Action",
     "FeedSource",
     "ImportReport",
-    "IntakeSettings",
+    "IntakeOptions",
     "import_configured",
     "import_feed",
     "import_page",
-    "intake_settings",
+    "intake_options",
     "parse_datetime",
 ]

@@ -18,18 +18,16 @@ from typing import Literal
 
 from ..config import Settings
 from ..edition import parse_story
-from ..errors import ConfigError, IntakeError
+from ..errors import IntakeError
 from ..fsutil import write_atomic
-from ..options import check_number
 from .feeds import parse_feed
-from .fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, Fetched, Fetcher, file_path, is_url, read_file, user_agent
+from .fetch import Fetched, Fetcher, file_path, is_url, read_file, user_agent
 from .item import Item
+from .options import IntakeOptions, intake_options
 from .writer import State, digest, new_path, render_front, state_path
 
 ActionKind = Literal["new", "updated", "kept", "deleted"]
 _Parse = Callable[[Fetched], tuple[list[Item], list[str], int]]
-_FEED_KEYS = {"url", "section"}
-_INTAKE_KEYS = {"feeds", "timeout", "max_mb", "user_agent", "section"}
 
 
 @dataclass(frozen=True)
@@ -80,61 +78,6 @@ class _Counts:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class FeedSource:
-    url: str  # a URL, or a file path (relative to the newsletter folder in the config)
-    section: str | None = None
-
-
-@dataclass(frozen=True)
-class IntakeSettings:
-    feeds: tuple[FeedSource, ...] = ()
-    timeout: float = DEFAULT_TIMEOUT
-    max_bytes: int = DEFAULT_MAX_BYTES
-    user_agent: str | None = None
-    section: str | None = None  # for stories whose source names no section
-
-
-def intake_settings(settings: Settings) -> IntakeSettings:
-    """The `[intake]` table, checked: every problem is a ConfigError naming the key."""
-    table = settings.section("intake")
-    where = "newsletter.toml [intake]"
-    unknown = sorted(set(table) - _INTAKE_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting '{unknown[0]}' (known: {', '.join(sorted(_INTAKE_KEYS))})")
-    feeds_raw = table.get("feeds", [])
-    if isinstance(feeds_raw, dict):
-        feeds_raw = [feeds_raw]
-    if not isinstance(feeds_raw, list):
-        raise ConfigError(f"{where}: 'feeds' must be a list of tables: [[intake.feeds]] url = \"…\"")
-    feeds = []
-    for n, raw in enumerate(feeds_raw, 1):
-        at = f"newsletter.toml [[intake.feeds]] #{n}"
-        if not isinstance(raw, dict):
-            raise ConfigError(f'{at}: must be a table with url = "…"')
-        extra = sorted(set(raw) - _FEED_KEYS)
-        if extra:
-            raise ConfigError(f"{at}: unknown key '{extra[0]}' (known: url, section)")
-        url = raw.get("url")
-        if not isinstance(url, str) or not url.strip():
-            raise ConfigError(f"{at}: 'url' is required: a feed URL or a file in the newsletter folder")
-        section = raw.get("section")
-        if section is not None and (not isinstance(section, str) or not section.strip()):
-            raise ConfigError(f"{at}: 'section' must be a section name")
-        feeds.append(FeedSource(url.strip(), section.strip() if section else None))
-    timeout = check_number(table.get("timeout", DEFAULT_TIMEOUT), f"{where}: 'timeout' (seconds)", 0.05, 600)
-    max_mb = check_number(table.get("max_mb", DEFAULT_MAX_BYTES / 1_000_000), f"{where}: 'max_mb'", 0.001, 1000)
-    agent = table.get("user_agent")
-    if agent is not None and (not isinstance(agent, str) or not agent.strip() or "\n" in agent):
-        raise ConfigError(f"{where}: 'user_agent' must be one line of text")
-    default_section = table.get("section")
-    if default_section is not None and (not isinstance(default_section, str) or not default_section.strip()):
-        raise ConfigError(f"{where}: 'section' must be a section name")
-    return IntakeSettings(
-        tuple(feeds), timeout, int(max_mb * 1_000_000), agent, default_section.strip() if default_section else None
-    )
-
-
 class Importer:
     """One import run over any number of sources, sharing the HTTP client, the state and the report."""
 
@@ -144,11 +87,11 @@ class Importer:
         *,
         dry_run: bool = False,
         update: bool = True,
-        intake: IntakeSettings | None = None,
+        intake: IntakeOptions | None = None,
         cwd: Path | None = None,
     ) -> None:
         self.settings = settings
-        self.intake = intake or intake_settings(settings)
+        self.intake = intake or intake_options(settings)
         self.dry_run = dry_run
         self.update = update
         self.cwd = cwd or Path.cwd()
@@ -413,7 +356,7 @@ def import_configured(settings: Settings, *, dry_run: bool = False, update: bool
     File paths in the configuration are relative to the newsletter folder. Raises ConfigError when the
     `[intake]` table is wrong; source problems land in `report.failed`.
     """
-    intake = intake_settings(settings)
+    intake = intake_options(settings)
     with Importer(settings, dry_run=dry_run, update=update, intake=intake) as run:
         for feed in intake.feeds:
             run.feed(feed.url, section=feed.section, relative_to=settings.root)

@@ -35,7 +35,7 @@ from .config import (
 )
 from .daemon import Daemon, bounces_job, lock_path, logging_to_stderr, morning_job, run_now, scheduler_lock
 from .morning import Morning, Outcome, RunResult, preflight, send_with_mailing
-from .runs import RunStore, State, open_run_store, store_path
+from .runs import RunStore, State, open_run_store, store_path, zone_store_path
 from .zones import Batch, BatchTrigger, ZoneMorning, batch_time, next_batches, reader_zone, subscriber_zones
 
 __all__ = [
@@ -71,4 +71,5 @@ __all__ = [
     "send_with_mailing",
     "store_path",
     "subscriber_zones",
+    "zone_store_path",
 ]

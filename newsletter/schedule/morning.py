@@ -107,9 +107,9 @@ def preflight(settings: Settings) -> None:
     if smtp_url(settings) is not None:
         config_from_settings(settings)
     if settings.section("intake").get("feeds"):
-        from ..intake import intake_settings
+        from ..intake import intake_options
 
-        intake_settings(settings)
+        intake_options(settings)
 
 
 def utc_now() -> datetime:

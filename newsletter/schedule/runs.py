@@ -81,8 +81,19 @@ def store_path(settings: Settings) -> Path:
     return data_dir(settings) / "schedule.sqlite"
 
 
-_SQLITE_NAMES = {"runs": "runs", "meta": "meta"}
-_PG_NAMES = {"runs": "schedule_runs", "meta": "schedule_meta"}
+# A store's tables, and how its rows are told apart from other zones' where tables are shared: `{zoned}`
+# starts a WHERE clause, `{zone_col}`/`{zone_val}` lead a column and a value list. Only the per-time-zone
+# stores on PostgreSQL share tables (migration 0007); a SQLite file is one zone's, or the list's.
+_ALONE = {"zoned": "", "zone_col": "", "zone_val": ""}
+_SQLITE_NAMES = {"runs": "runs", "meta": "meta", **_ALONE}
+_PG_NAMES = {"runs": "schedule_runs", "meta": "schedule_meta", **_ALONE}
+_PG_ZONE_NAMES = {
+    "runs": "schedule_zone_runs",
+    "meta": "schedule_zone_meta",
+    "zoned": "zone = :zone AND ",
+    "zone_col": "zone, ",
+    "zone_val": ":zone, ",
+}
 _COLUMNS = "edition, scheduled, state, attempts, owner, started_at, finished_at, detail"
 
 
@@ -96,24 +107,34 @@ class RunStore:
     the lock goes with a dead daemon's connection (`_MorningLocks`).
     """
 
-    def __init__(self, source: Path | Database) -> None:
+    def __init__(self, source: Path | Database, *, zone: str = "") -> None:
+        """`zone`: the time zone whose mornings these are, when the database holds several zones' rows."""
+        self.zone = zone
         if isinstance(source, Database):
             self.db = source
-            self._locks: _OwnerCheck = _MorningLocks(source)
+            self._locks: _OwnerCheck = _MorningLocks(source, zone)
         else:
             self.db = open_sqlite("the scheduler's runs", source, schema=_SCHEMA + _META, names=_SQLITE_NAMES)
             self._locks = _OwnerCheck()
         self.path = self.db.where
 
+    def _key(self, edition: date | None = None, **more: Any) -> dict[str, Any]:
+        """The statement's parameters: the zone (where rows are shared) and the edition, with `more`."""
+        found: dict[str, Any] = {"zone": self.zone, **more}
+        if edition is not None:
+            found["edition"] = edition.isoformat()
+        return found
+
     def get(self, edition: date) -> RunRow | None:
-        return _row(self.db, edition)
+        return _row(self.db, self._key(edition))
 
     def rows(self) -> list[RunRow]:
-        return [_make(r) for r in self.db.query(f"SELECT {_COLUMNS} FROM {{runs}} ORDER BY edition")]
+        found = self.db.query(f"SELECT {_COLUMNS} FROM {{runs}} WHERE {{zoned}}TRUE ORDER BY edition", self._key())
+        return [_make(r) for r in found]
 
     def counts(self, edition: date) -> dict[str, int | None]:
         found = self.db.one(
-            "SELECT sent, failed, skipped, pending FROM {runs} WHERE edition = ?", (edition.isoformat(),)
+            "SELECT sent, failed, skipped, pending FROM {runs} WHERE {zoned}edition = :edition", self._key(edition)
         )
         return dict(zip(("sent", "failed", "skipped", "pending"), found or (None,) * 4, strict=True))
 
@@ -125,17 +146,17 @@ class RunStore:
         if not self._locks.hold(edition):  # a live daemon elsewhere is running this morning
             return False, self.get(edition)
         with self.db.transaction() as db:  # SQLite: the write lock first, so claims cannot interleave
-            before = _row(db, edition)
+            before = _row(db, self._key(edition))
             if before is not None and (before.state in DONE or self._locks.running_elsewhere(before, owner)):
                 self._locks.release(edition)
                 return False, before
             db.execute(
-                "INSERT INTO {runs} (edition, scheduled, state, attempts, owner, started_at, finished_at, detail) "
-                "VALUES (?, ?, 'running', 1, ?, ?, NULL, '') "
-                "ON CONFLICT (edition) DO UPDATE SET state = 'running', attempts = {runs}.attempts + 1, "
+                "INSERT INTO {runs} ({zone_col}edition, scheduled, state, attempts, owner, started_at, finished_at, "
+                "detail) VALUES ({zone_val}:edition, :scheduled, 'running', 1, :owner, :now, NULL, '') "
+                "ON CONFLICT ({zone_col}edition) DO UPDATE SET state = 'running', attempts = {runs}.attempts + 1, "
                 "owner = excluded.owner, started_at = excluded.started_at, finished_at = NULL, "
                 "scheduled = excluded.scheduled",
-                (edition.isoformat(), scheduled.isoformat(), owner, now.isoformat()),
+                self._key(edition, scheduled=scheduled.isoformat(), owner=owner, now=now.isoformat()),
             )
             return True, before
 
@@ -145,14 +166,14 @@ class RunStore:
         counts = counts or {}
         self.db.execute(
             "UPDATE {runs} SET state = :state, finished_at = :now, detail = :detail, sent = :sent, "
-            "failed = :failed, skipped = :skipped, pending = :pending WHERE edition = :edition",
-            {
-                "state": state.value,
-                "now": now.isoformat(),
-                "detail": detail,
-                "edition": edition.isoformat(),
+            "failed = :failed, skipped = :skipped, pending = :pending WHERE {zoned}edition = :edition",
+            self._key(
+                edition,
+                state=state.value,
+                now=now.isoformat(),
+                detail=detail,
                 **{k: counts.get(k) for k in ("sent", "failed", "skipped", "pending")},
-            },
+            ),
         )
         self._locks.release(edition)
 
@@ -162,37 +183,35 @@ class RunStore:
             return False
         try:
             with self.db.transaction() as db:
-                before = _row(db, edition)
+                before = _row(db, self._key(edition))
                 if before is not None and before.state in SETTLED:
                     return False
                 if before is not None and self._locks.running_elsewhere(before, None):
                     return False
                 db.execute(
-                    "INSERT INTO {runs} (edition, scheduled, state, attempts, finished_at, detail) "
-                    "VALUES (?, ?, 'skipped', 0, ?, ?) ON CONFLICT (edition) DO UPDATE SET state = 'skipped', "
+                    "INSERT INTO {runs} ({zone_col}edition, scheduled, state, attempts, finished_at, detail) "
+                    "VALUES ({zone_val}:edition, :scheduled, 'skipped', 0, :now, :detail) "
+                    "ON CONFLICT ({zone_col}edition) DO UPDATE SET state = 'skipped', "
                     "finished_at = excluded.finished_at, detail = excluded.detail",
-                    (edition.isoformat(), scheduled.isoformat(), now.isoformat(), detail),
+                    self._key(edition, scheduled=scheduled.isoformat(), now=now.isoformat(), detail=detail),
                 )
                 return True
         finally:
             self._locks.release(edition)
 
     def get_meta(self, key: str) -> str | None:
-        found = self.db.scalar("SELECT value FROM {meta} WHERE key = ?", (key,))
-        return None if found is None else str(found)
+        return _meta(self.db, self._key(key=key))
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.upsert(self.db.names["meta"], {"key": key, "value": value}, ("key",), ("value",))
+        _set_meta(self.db, self._key(key=key, value=value))
 
     def advance(self, through: datetime) -> None:
         """Remember that every morning up to `through` has been accounted for (never moves back)."""
         with self.db.transaction() as db:
             self._locks.serialize(db, "accounted_through")
-            found = db.scalar("SELECT value FROM {meta} WHERE key = 'accounted_through'")
-            if found is None or datetime.fromisoformat(str(found)) < through:
-                db.upsert(
-                    db.names["meta"], {"key": "accounted_through", "value": through.isoformat()}, ("key",), ("value",)
-                )
+            found = _meta(db, self._key(key="accounted_through"))
+            if found is None or datetime.fromisoformat(found) < through:
+                _set_meta(db, self._key(key="accounted_through", value=through.isoformat()))
 
     def accounted_through(self) -> datetime | None:
         value = self.get_meta("accounted_through")
@@ -225,8 +244,9 @@ class _OwnerCheck:
 class _MorningLocks(_OwnerCheck):
     """PostgreSQL: the morning's session advisory lock, held on a connection of its own until `finish`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, zone: str = "") -> None:
         self._db = db
+        self._scope = f"{zone}:" if zone else ""  # each zone's mornings are locked apart from the others'
         self._holder: Database | None = None
         self._held: set[date] = set()
         self._guard = threading.Lock()
@@ -237,7 +257,7 @@ class _MorningLocks(_OwnerCheck):
                 return True
             if self._holder is None:  # no reconnecting: a lost connection has lost its locks
                 self._holder = Database(self._db.store, self._db.where, self._db.connector, postgres=True)
-            if self._holder.scalar("SELECT pg_try_advisory_lock(?)", (lock_key(f"morning:{edition}"),)):
+            if self._holder.scalar("SELECT pg_try_advisory_lock(?)", (lock_key(f"morning:{self._scope}{edition}"),)):
                 self._held.add(edition)
                 return True
             return False
@@ -247,7 +267,7 @@ class _MorningLocks(_OwnerCheck):
             if edition in self._held and self._holder is not None:
                 self._held.discard(edition)
                 try:
-                    self._holder.query("SELECT pg_advisory_unlock(?)", (lock_key(f"morning:{edition}"),))
+                    self._holder.query("SELECT pg_advisory_unlock(?)", (lock_key(f"morning:{self._scope}{edition}"),))
                 except StorageError:  # the server went away meanwhile, and the lock with the connection
                     self._holder.close()
                     self._holder = None
@@ -257,7 +277,7 @@ class _MorningLocks(_OwnerCheck):
         return False  # this daemon holds the morning's lock: nobody else is running it
 
     def serialize(self, db: Database, name: str) -> None:
-        db.query("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
+        db.query("SELECT pg_advisory_xact_lock(?)", (lock_key(self._scope + name),))
 
     def close(self) -> None:
         with self._guard:
@@ -267,9 +287,22 @@ class _MorningLocks(_OwnerCheck):
                 self._held.clear()
 
 
-def _row(db: Database, edition: date) -> RunRow | None:
-    found = db.one(f"SELECT {_COLUMNS} FROM {{runs}} WHERE edition = ?", (edition.isoformat(),))
+def _row(db: Database, key: dict[str, Any]) -> RunRow | None:
+    found = db.one(f"SELECT {_COLUMNS} FROM {{runs}} WHERE {{zoned}}edition = :edition", key)
     return None if found is None else _make(found)
+
+
+def _meta(db: Database, key: dict[str, Any]) -> str | None:
+    found = db.scalar("SELECT value FROM {meta} WHERE {zoned}key = :key", key)
+    return None if found is None else str(found)
+
+
+def _set_meta(db: Database, row: dict[str, Any]) -> None:
+    db.execute(
+        "INSERT INTO {meta} ({zone_col}key, value) VALUES ({zone_val}:key, :value) "
+        "ON CONFLICT ({zone_col}key) DO UPDATE SET value = excluded.value",
+        row,
+    )
 
 
 def _make(found: tuple[Any, ...]) -> RunRow:
@@ -285,11 +318,18 @@ def _make(found: tuple[Any, ...]) -> RunRow:
     )
 
 
-def open_run_store(settings: Settings) -> RunStore:
-    """The runs table the settings name: PostgreSQL when `database_url` is set, else data/schedule.sqlite."""
+def open_run_store(settings: Settings, zone: str = "") -> RunStore:
+    """The runs table the settings name: PostgreSQL when `database_url` is set, else data/schedule.sqlite;
+    with `zone`, that time zone's batches (`per_timezone`): its own file, or its rows of the zones' tables."""
     # The PostgreSQL runs table has one row per date and no newsletter: another newsletter's runs stay in
     # its SQLite file, on the scheduler's machine.
     if settings.database_url and not settings.file_prefix:
-        url = settings.database_url
-        return RunStore(open_pg("the scheduler's runs", url, names=_PG_NAMES, reconnect=reconnect_seconds(settings)))
-    return RunStore(store_path(settings))
+        names = _PG_ZONE_NAMES if zone else _PG_NAMES
+        db = open_pg("the scheduler's runs", settings.database_url, names=names, reconnect=reconnect_seconds(settings))
+        return RunStore(db, zone=zone)
+    return RunStore(zone_store_path(settings, zone) if zone else store_path(settings))
+
+
+def zone_store_path(settings: Settings, zone: str) -> Path:
+    """A time zone's runs file with SQLite: `data/schedule-zones/<Area>_<City>.sqlite`."""
+    return data_dir(settings) / "schedule-zones" / (zone.replace("/", "_") + ".sqlite")

@@ -7,7 +7,8 @@ after that moment — New York's the same day, six hours later; Tokyo's and Kath
 local morning. Wall-clock times go through `zoneinfo`, so DST is honoured in each zone: a time in a
 spring-forward gap is sent an hour later, one in a repeated autumn hour once.
 
-Each zone is a `Morning` of its own — its own runs file (`data/schedule-zones/<Area>_<City>.sqlite`),
+Each zone is a `Morning` of its own — its own runs (a file `data/schedule-zones/<Area>_<City>.sqlite`, or
+its rows of PostgreSQL's `schedule_zone_runs` when `database_url` is set),
 the same grace period, retries and catch-up rules, "never twice" per edition and zone — whose trigger
 fires only at the zone's batch times (`BatchTrigger`) and whose send narrows the list to the zone's
 readers. The mailing ledger is the edition's, shared by all batches: a reader is never sent twice
@@ -20,7 +21,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,7 +29,7 @@ from apscheduler.triggers.base import BaseTrigger
 from ..config import Settings
 from .config import MorningTrigger, ScheduleConfig, in_zone, latest_fire
 from .morning import Morning, Report, SendFn
-from .runs import RunStore, data_dir
+from .runs import open_run_store
 
 # A list fire and its batches are at most a day and a bit apart (`at` can be just past in a zone).
 _SPAN = timedelta(days=2)
@@ -44,10 +44,6 @@ def reader_zone(value: str, default: ZoneInfo) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return default
-
-
-def zone_store_path(settings: Settings, zone: str) -> Path:
-    return data_dir(settings) / "schedule-zones" / (zone.replace("/", "_") + ".sqlite")
 
 
 def batch_time(list_fire: datetime, zone: ZoneInfo, at: Any) -> datetime:
@@ -114,7 +110,7 @@ class ZoneMorning(Morning):
             settings,
             zone_config,
             send=send or zone_sender(zone.key, config.timezone),
-            store=kwargs.pop("store", None) or RunStore(zone_store_path(settings, zone.key)),
+            store=kwargs.pop("store", None) or open_run_store(settings, zone.key),
             stop=stop,
             **kwargs,
         )

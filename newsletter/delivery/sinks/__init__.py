@@ -10,7 +10,7 @@ from ...errors import ConfigError
 from .base import Envelope, Outcome, Sink
 from .memory import MemorySink, NullSink
 from .outbox import OutboxSink
-from .smtp import SmtpSink, config_from_settings, smtp_url
+from .smtp import SMTP, SmtpOptions, SmtpSink, config_from_settings, smtp_url
 
 
 def mail_folder(settings: Settings, day: date, kind: str = "mail") -> Path:
@@ -36,16 +36,18 @@ def configured_rate(settings: Settings, rate: float | None) -> float:
         if rate < 0:
             raise ConfigError(f"--rate must be 0 (no limit) or more, got {rate}")
         return rate
-    return settings.table("smtp").number("rate", 0, 0, 1_000_000, unit="messages per second (0: no limit)")
+    return settings.options(SMTP).rate
 
 
 __all__ = [
+    "SMTP",
     "Envelope",
     "MemorySink",
     "NullSink",
     "OutboxSink",
     "Outcome",
     "Sink",
+    "SmtpOptions",
     "SmtpSink",
     "configured_rate",
     "mail_folder",

@@ -30,11 +30,12 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ...config import Settings
 from ...errors import ConfigError, DeliveryError
-from ...options import check_number
+from ...options import Options, Table, check_number
 from .base import Envelope, Outcome, Sink, Stage
 from .wire import Wire, WireError, one_line
 
@@ -63,27 +64,72 @@ class SmtpConfig:
         return f"{scheme}://{host}:{self.port}"
 
 
+@dataclass(frozen=True)
+class SmtpOptions:
+    """`[smtp]`, checked once: where the relay is and how it is used (the password is never here)."""
+
+    url: str | None = None  # None: no relay configured (the outbox)
+    tls: str | None = None  # none | starttls | implicit; None: what the URL's scheme says
+    connections: int = 1
+    rate: float = 0.0  # messages per second, 0: no limit
+    timeout: float = 30.0
+    username: str | None = None
+    ca_file: Path | None = None
+    helo: str | None = None
+
+
+def parse_smtp(table: Table) -> SmtpOptions:
+    table.only(("url", "tls", "connections", "rate", "timeout", "username", "ca_file", "helo"))
+    url = table.get("url")
+    if url is not None and not isinstance(url, str):
+        table.fail("url", f"must be a string like smtp://host:587, got {url!r}")
+    tls = table.get("tls")
+    if tls is not None and tls not in ("none", "starttls", "implicit"):
+        table.fail("tls", f"must be none, starttls or implicit, got {tls!r}")
+    ca_file = table.get("ca_file")
+    if ca_file is not None and not isinstance(ca_file, str):
+        table.fail("ca_file", f"must be a path, got {ca_file!r}")
+    username, helo = table.get("username") or None, table.get("helo") or None
+    for key, value in (("username", username), ("helo", helo)):
+        if value is not None and (not isinstance(value, str) or "\n" in value or "\r" in value):
+            table.fail(key, f"must be one line of text, got {value!r}")
+    return SmtpOptions(
+        url=url or None,
+        tls=tls,
+        connections=table.whole("connections", 1, 1, 64),
+        rate=table.number("rate", 0, 0, 1_000_000, unit="messages per second (0: no limit)"),
+        timeout=table.number("timeout", 30, 0.1, 3600, unit="seconds"),
+        username=username,
+        ca_file=(table.root / ca_file).resolve() if ca_file is not None else None,
+        helo=helo,
+    )
+
+
+SMTP = Options("smtp", parse_smtp)
+
+
 def smtp_url(settings: Settings, override: str | None = None) -> str | None:
     """The SMTP URL in effect: the --smtp flag, else `[smtp] url`, else None (use the outbox)."""
-    url = override if override else settings.section("smtp").get("url")
-    if url is None or url == "":
-        return None
-    if not isinstance(url, str):
-        raise ConfigError(f"[smtp] url must be a string like smtp://host:587, got {url!r}")
-    return url
+    return override if override else settings.options(SMTP).url
 
 
-def config_from_settings(
-    settings: Settings,
+def config_from_settings(settings: Settings, url: str | None = None, **flags: Any) -> SmtpConfig:
+    """The relay `settings` name (`[smtp]`, or `url` from --smtp); `flags` and the rest as `smtp_config`."""
+    return smtp_config(settings.options(SMTP), url, **flags)
+
+
+def smtp_config(
+    options: SmtpOptions,
     url: str | None = None,
     *,
     connections: int | None = None,
     rate: float | None = None,
     environ: dict[str, str] | None = None,
 ) -> SmtpConfig:
+    """The relay to connect to: `url` (--smtp) else `[smtp] url`, the credentials from the environment;
+    a URL, a credential or a CA file that cannot work is a ConfigError line."""
     env = os.environ if environ is None else environ
-    table = settings.table("smtp")
-    url = smtp_url(settings, url)
+    url = url or options.url
     if url is None:
         raise ConfigError("no SMTP server: pass --smtp smtp://host:port or set [smtp] url")
     parts = urlsplit(url)
@@ -94,42 +140,31 @@ def config_from_settings(
     if not parts.hostname:
         raise ConfigError(f"--smtp {url!r}: no host name")
     tls, default_port = _SCHEMES[parts.scheme]
-    tls = table.get("tls", tls)
-    if tls not in ("none", "starttls", "implicit"):
-        raise ConfigError(f"[smtp] tls must be none, starttls or implicit, got {tls!r}")
     try:
         port = parts.port or default_port
     except ValueError:
         raise ConfigError(f"--smtp {url!r}: bad port") from None
-
-    conns = connections if connections is not None else table.get("connections", 1)
-    limit = rate if rate is not None else table.get("rate", 0)
-    username = env.get(USERNAME_ENV) or table.get("username") or None
+    username = env.get(USERNAME_ENV) or options.username
     password = env.get(PASSWORD_ENV) or None
     if username and not password:
         raise ConfigError(f"SMTP user {username!r} but no password: set {PASSWORD_ENV}")
     if password and not username:
         raise ConfigError(f"{PASSWORD_ENV} is set but no user: set {USERNAME_ENV} or [smtp] username")
-    ca_file = table.get("ca_file")
-    if ca_file is not None:
-        if not isinstance(ca_file, str):
-            raise ConfigError(f"[smtp] ca_file must be a path, got {ca_file!r}")
-        ca_path: Path | None = (settings.root / ca_file).resolve()
-        if not ca_path.is_file():  # type: ignore[union-attr]
-            raise ConfigError(f"[smtp] ca_file: {ca_path} not found")
-    else:
-        ca_path = None
+    if options.ca_file is not None and not options.ca_file.is_file():
+        raise ConfigError(f"[smtp] ca_file: {options.ca_file} not found")
     config = SmtpConfig(
         host=parts.hostname,
         port=port,
-        tls=tls,
+        tls=options.tls or tls,
         username=username,
         password=password,
-        connections=int(check_number(conns, table.where("connections"), 1, 64, whole=True)),
-        rate=check_number(limit, table.where("rate"), 0, 1_000_000, unit="messages per second"),
-        timeout=table.number("timeout", 30, 0.1, 3600, unit="seconds"),
-        ca_file=ca_path,
-        local_hostname=table.get("helo") or None,
+        connections=options.connections
+        if connections is None
+        else int(check_number(connections, "--connections", 1, 64, whole=True)),
+        rate=options.rate if rate is None else check_number(rate, "--rate", 0, 1_000_000, unit="messages per second"),
+        timeout=options.timeout,
+        ca_file=options.ca_file,
+        local_hostname=options.helo,
     )
     if config.username and config.tls == "none" and not is_loopback(config.host):
         raise ConfigError(

@@ -12,11 +12,11 @@ client_timeout = 10                  # seconds a client has to send a whole requ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from ...config import Settings
-from ...errors import ConfigError
+from ...options import Options, Table
 
 _KNOWN = {
     "hosts", "confirm_hours", "max_body_kb", "subscribe_per_ip", "subscribe_per_address", "window_minutes",
@@ -26,7 +26,7 @@ _KNOWN = {
 
 @dataclass(frozen=True)
 class WebOptions:
-    hosts: frozenset[str]
+    hosts: frozenset[str]  # empty in what the table gives: the host of base_url (`from_settings`)
     confirm_hours: int = 48
     max_body: int = 16 * 1024
     per_ip: int = 10
@@ -36,23 +36,36 @@ class WebOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebOptions:
-        table = settings.section("web")
-        unknown = sorted(set(table) - _KNOWN)
-        if unknown:
-            raise ConfigError(f"[web] unknown setting '{unknown[0]}' (known: {', '.join(sorted(_KNOWN))})")
-        hosts = table.get("hosts", [urlsplit(settings.base_url).netloc])
-        if isinstance(hosts, str):
-            hosts = [h for h in hosts.split(",") if h.strip()]
-        if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h.strip() for h in hosts):
-            raise ConfigError(f"[web] hosts must be a list of host names, got {hosts!r}")
+        """The `[web]` options of `settings` (`settings.options(WEB)`, read once); without `hosts`, the
+        host of `base_url`."""
+        options = settings.options(WEB)
+        if options.hosts:
+            return options
+        host = urlsplit(settings.base_url).netloc.strip().lower()
+        if not host:
+            settings.table("web").fail("hosts", f"must be a list of host names, got {[host]!r}")
+        return replace(options, hosts=frozenset({host}))
 
-        number = settings.table("web").whole
-        return cls(
-            hosts=frozenset(h.strip().lower() for h in hosts),
-            confirm_hours=number("confirm_hours", 48, 1, 24 * 30),
-            max_body=number("max_body_kb", 16, 1, 1024) * 1024,
-            per_ip=number("subscribe_per_ip", 10, 0, 1_000_000),
-            per_address=number("subscribe_per_address", 3, 0, 1_000_000),
-            window=number("window_minutes", 60, 1, 24 * 60) * 60.0,
-            client_timeout=float(number("client_timeout", 10, 1, 300)),
-        )
+
+def parse_web(table: Table) -> WebOptions:
+    table.only(_KNOWN)
+    hosts = table.get("hosts", [])
+    if isinstance(hosts, str):
+        hosts = [h for h in hosts.split(",") if h.strip()]
+    if "hosts" in table.values and (
+        not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h.strip() for h in hosts)
+    ):
+        table.fail("hosts", f"must be a list of host names, got {hosts!r}")
+    number = table.whole
+    return WebOptions(
+        hosts=frozenset(h.strip().lower() for h in hosts),
+        confirm_hours=number("confirm_hours", 48, 1, 24 * 30),
+        max_body=number("max_body_kb", 16, 1, 1024) * 1024,
+        per_ip=number("subscribe_per_ip", 10, 0, 1_000_000),
+        per_address=number("subscribe_per_address", 3, 0, 1_000_000),
+        window=number("window_minutes", 60, 1, 24 * 60) * 60.0,
+        client_timeout=float(number("client_timeout", 10, 1, 300)),
+    )
+
+
+WEB = Options("web", parse_web)
