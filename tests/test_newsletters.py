@@ -234,14 +234,3 @@ def test_send_and_status_go_through_each_newsletter_with_its_own_ledger(
     status = CliRunner().invoke(cli, ["status", *args, "--newsletter", "weekly"])
     assert status.exit_code == 0, status.output
     assert "Edition 2016-12-30: 2 recipient(s) — sent 2" in status.output
-
-
-def test_another_newsletter_is_not_sent_to_the_default_newsletters_readers(
-    languages_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", "newsletters-test-secret-0123456789abcdef")
-    args = ["send", "--root", str(languages_root), "--date", DEMO_DATE.isoformat(), "--newsletter", "weekly"]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 1
-    assert "newsletter weekly: the subscriber store holds the readers of daily only" in result.output
-    assert not (languages_root / "outbox" / "weekly" / "2016-12-30" / "mail").exists()

@@ -481,9 +481,7 @@ def open_readers(settings: Settings) -> ReaderBase:
     """The reader base, speaking for the newsletter of `settings`: PostgreSQL when `database_url` is set,
     else the SQLite file (created,
     or brought up to date, with an old suppression file merged in once)."""
-    # Existing confirmed readers are subscribed, once, to the default newsletter; the base then speaks for
-    # the newsletter of `settings` (sign-ups, one-click, enrolment).
-    first = default_newsletter_id(settings.whole or settings)
+    first = default_newsletter_id(settings.whole or settings)  # existing readers: subscribed to it, once
     if settings.database_url:
         db = open_reader_base_pg(settings.database_url, newsletter=first, reconnect=reconnect_seconds(settings))
     else:

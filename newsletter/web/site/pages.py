@@ -315,11 +315,10 @@ def _newsletter_links(settings: Settings) -> list[dict[str, Any]]:
     for one in archived_newsletters(settings):
         if settings.language in one.languages:
             one = one.for_language(settings.language)
-        letter = next(n for n in newsletters(settings) if n.id == one.newsletter) if one.whole else None
         found.append(
             {
                 "name": one.title,
-                "description": letter.description if letter else settings.tagline,
+                "description": one.tagline,  # its description, else the shared tagline
                 "url": f"{lang_base(one)}/",
                 "current": one.newsletter == settings.newsletter,
             }
