@@ -234,3 +234,6 @@ def test_send_and_status_go_through_each_newsletter_with_its_own_ledger(
     status = CliRunner().invoke(cli, ["status", *args, "--newsletter", "weekly"])
     assert status.exit_code == 0, status.output
     assert "Edition 2016-12-30: 2 recipient(s) — sent 2" in status.output
+    tuesday = CliRunner().invoke(cli, ["send", "--root", str(languages_root), "--date", "2016-12-27", "--no-progress"])
+    assert "weekly: not due on 2016-12-27 (a weekly, sent on its day); skipped" in tuesday.output
+    assert not (languages_root / "outbox" / "weekly" / "2016-12-27").exists()

@@ -130,7 +130,20 @@ def send(
             )
         print_sent(result, as_json)
 
-    each_newsletter(load_newsletters(root, newsletter_id, scheduled_only=True), one)
+    chosen = load_newsletters(root, newsletter_id, scheduled_only=True)
+    if newsletter_id is None:  # a weekly goes out on its day only, unless asked for by name
+        chosen = [one for one in chosen if _due(one, as_date(day))]
+    each_newsletter(chosen, one)
+
+
+def _due(settings: Any, day: Any) -> bool:
+    from datetime import datetime
+
+    when = day or datetime.now(settings.timezone).date()
+    if settings.weekday is None or when.weekday() == settings.weekday:
+        return True
+    echo_err(f"{settings.newsletter}: not due on {when} (a weekly, sent on its day); skipped", level="warning")
+    return False
 
 
 @cli.command()
