@@ -235,7 +235,7 @@ def test_approve_on_the_command_line_and_status_shows_it(demo_root: Path) -> Non
     void = runner.invoke(cli, ["status", *args])
     assert "approval by Ada Lovelace at " in void.output and "void" in void.output, void.output
     wrong = runner.invoke(cli, ["approve", *args, "--newsletter", "nope"])
-    assert wrong.exit_code == 1 and "--newsletter: no newsletter 'nope' here" in wrong.output
+    assert wrong.exit_code == 1 and "no newsletter 'nope' (known: " in wrong.output
     assert "Traceback" not in wrong.output
 
 

@@ -122,4 +122,4 @@ def test_report_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     data = json.loads(one.output)
     assert [e["delivered"] for e in data["editions"]] == [97] and data["alerts"] == []
     wrong = runner.invoke(cli, ["report", "--root", root, "--newsletter", "other"])
-    assert wrong.exit_code == 1 and "no newsletter 'other' here" in wrong.output
+    assert wrong.exit_code == 1 and "no newsletter 'other' (known: " in wrong.output

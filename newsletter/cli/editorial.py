@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import as_date, cli, date_option, handle_errors, load, root_option
+from . import as_date, cli, date_option, handle_errors, load, load_newsletters, root_option
 
 
 def newsletter_option(func: Any) -> Any:
@@ -40,13 +40,12 @@ def by_option(func: Any) -> Any:
 
 
 def chosen(root: Path, newsletter_id: str | None) -> Any:
-    """The settings of the newsletter named (a plain id, default the folder's single list)."""
-    settings = load(root)
-    if newsletter_id is not None and newsletter_id != settings.list.id:
-        raise click.ClickException(
-            f"--newsletter: no newsletter {newsletter_id!r} here (this folder's is {settings.list.id!r})"
-        )
-    return settings
+    """The settings of the newsletter named (a plain id), else of the folder's default newsletter."""
+    from ..letters import default_settings
+
+    if newsletter_id is not None:
+        return load_newsletters(root, newsletter_id)[0]
+    return default_settings(load(root))
 
 
 def _who(by: str | None) -> str:

@@ -146,22 +146,3 @@ __all__ = [
     "state_of",
     "status_code",
 ]
-
-
-SHOWN = 20  # problems printed in full; the rest are counted
-
-
-def print_list(title: str, lines: list[str], total: int | None = None) -> None:
-    """A list of problems on stderr: the first SHOWN in full, the rest counted."""
-    if not lines:
-        return
-    _echo_err(f"{title}:")
-    for line in lines[:SHOWN]:
-        _echo_err(f"  {line}")
-    more = (total if total is not None else len(lines)) - min(len(lines), SHOWN)
-    if more > 0:
-        _echo_err(f"  … and {more} more")
-
-
-def _echo_err(message: str) -> None:
-    click.secho(message, err=True, fg="yellow")

@@ -51,7 +51,7 @@ from .dkim import (
 from .doctor import Checklist, doctor
 from .health import Rates, day_rates, edition_rates, paused_mailings
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
-from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
+from .ledger import Ledger, ledger_dir, ledger_name, ledger_path, parse_ledger_key, parse_ledger_name
 from .options import MAILING, MailingOptions
 from .personalize import clean_name
 from .report import SendReport
@@ -125,6 +125,7 @@ __all__ = [
     "language_status",
     "ledger_dir",
     "ledger_exists",
+    "ledger_name",
     "ledger_path",
     "ledger_report",
     "load_key",
@@ -135,6 +136,7 @@ __all__ = [
     "newsletter_mark",
     "open_ledger",
     "open_suppression",
+    "parse_ledger_key",
     "parse_ledger_name",
     "pause_mailing",
     "paused_by_operator",
