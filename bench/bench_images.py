@@ -4,7 +4,8 @@ python bench/run.py images
 
 Side by side, in one run: the same edition without photos (the reference), with 20 photos of
 6,000 × 4,000 px (JPEG, EXIF orientation 6) built cold (nothing processed yet), then warm (every
-photo already published: no image work). Targets: warm within 1.3x of the reference.
+photo already published: no image work). Targets: warm within 1.3x of the reference. Where Pillow
+writes AVIF, the same photos again with `[images] avif = true`, cold and warm (what AVIF costs).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, features
 
 RUNS = 3
 STORIES = 20
@@ -55,16 +56,26 @@ def _build(root: Path) -> float:
 
 
 def figures() -> Iterator[tuple[str, float, str]]:
-    plain, cold, warm = [], [], []
+    plain, cold, warm, avif_cold, avif_warm = [], [], [], [], []
+    avif = features.check("avif")
     for _ in range(RUNS):
         with tempfile.TemporaryDirectory() as tmp:
-            without, wit = Path(tmp) / "plain", Path(tmp) / "photos"
+            without, wit, modern = Path(tmp) / "plain", Path(tmp) / "photos", Path(tmp) / "avif"
             _paper(without, photos=False)
             _paper(wit, photos=True)
             plain.append(_build(without))
             cold.append(_build(wit))
             warm.append(_build(wit))
             shutil.rmtree(wit / "outbox")
+            if avif:
+                _paper(modern, photos=True)
+                (modern / "newsletter.toml").write_text("[images]\navif = true\n", encoding="utf-8")
+                avif_cold.append(_build(modern))
+                avif_warm.append(_build(modern))
+    if avif_cold:
+        yield "images.build_cold_20_photos_avif_s", statistics.median(avif_cold), "s ([images] avif = true)"
+        yield "images.build_warm_20_photos_avif_s", statistics.median(avif_warm), "s"
+        yield "images.avif_cold_vs_cold", statistics.median(avif_cold) / statistics.median(cold), "x"
     ref = statistics.median(plain)
     yield "images.build_no_photos_s", ref, "s (reference: the same 20 stories without photos)"
     yield "images.build_cold_20_photos_s", statistics.median(cold), "s"

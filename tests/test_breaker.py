@@ -211,21 +211,23 @@ def test_rates_are_judged_against_the_published_limits() -> None:
     assert "= 0.150% above the goal" in Rates(2000, 2000, 0, 3).line()
 
 
-def test_complaints_are_counted_on_the_day_they_arrive(demo_root: Path) -> None:
+def test_reports_naming_no_edition_are_counted_on_the_day_they_arrive(demo_root: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from newsletter.bounces import open_bounce_state, reported
     from newsletter.config import load_settings
-    from newsletter.delivery import open_suppression
-    from newsletter.delivery.health import _reported
 
     settings = load_settings(demo_root, environ={})
-    with open_suppression(settings) as suppression:
-        suppression.add("ann@example.com", "complained", "feedback loop")
-        suppression.add("bob@example.com", "bounced", "imap")
-        suppression.add("eve@example.com", "unsubscribed", "web")
-    today = datetime.now(UTC).astimezone(settings.timezone).date()
-    assert _reported(settings, today) == {"complained": 1, "bounced": 1, "unsubscribed": 1}
-    assert _reported(settings, today - timedelta(days=1)) == {}
+    now = datetime.now(UTC)
+    with open_bounce_state(settings) as state:
+        state.add_event("<r1@isp>", "ann@example.com", "complaint", None, now)
+        state.add_event("<r2@isp>", "bob@example.com", "hard", None, now)
+        state.add_event("<r2@isp>", "bob@example.com", "hard", None, now)  # the same report read again
+    today = now.astimezone(settings.timezone).date()
+    found = reported(settings, today, (settings.language, ""))
+    assert found.named == {} and found.by_arrival == {"complaint": 1, "hard": 1}
+    assert found.count("hard") == 1 and "naming none, counted by the day they arrived" in found.line()
+    assert reported(settings, today - timedelta(days=1), (settings.language, "")).by_arrival == {}
 
 
 # --- the pause in either ledger ---------------------------------------------------------------------------
@@ -317,9 +319,20 @@ def test_with_several_languages_the_reports_of_the_day_count_once(languages_root
     settings = load_settings(languages_root, environ={})
     day = date(2016, 12, 30)
     send_languages(settings, day, subscribers="list.csv", sink=MemorySink(), progress=False)
-    # One complaint that day (reports are counted by the day they arrive, and this edition is from 2016).
-    monkeypatch.setattr("newsletter.delivery.health._reported", lambda s, d: {"complained": 1} if d == day else {})
-    rates = day_rates(settings, day)
-    assert rates is not None and (rates.handed, rates.delivered, rates.complained) == (4, 4, 1)
-    english = edition_rates(settings.for_language("en"), day, reported=False)
-    assert english is not None and (english.delivered, english.complained) == (2, 0)
+    # A complaint naming the French edition, and a hard bounce naming the day only (a Message-ID).
+    from datetime import UTC, datetime
+
+    from newsletter.bounces import EditionRef, open_bounce_state, reported
+
+    with open_bounce_state(settings) as state:
+        state.add_event(
+            "<c@isp>", "chloe@example.fr", "complaint", EditionRef(day, "fr", "return path"), datetime.now(UTC)
+        )
+        state.add_event("<h@isp>", "bob@example.com", "hard", EditionRef(day, "", "Message-ID"), datetime.now(UTC))
+    later = reported(settings, day, None)
+    rates = day_rates(settings, day, {"hard": later.count("hard"), "complaint": later.count("complaint")})
+    assert rates is not None and (rates.handed, rates.delivered, rates.complained, rates.bounced) == (4, 4, 1, 1)
+    french = reported(settings.for_language("fr"), day, ("fr",), by_arrival=False)
+    assert french.named == {"complaint": 1}
+    english = edition_rates(settings.for_language("en"), day, reported(settings, day, ("en",)).named)
+    assert english is not None and (english.delivered, english.complained, english.bounced) == (2, 0, 0)

@@ -197,9 +197,9 @@ def test_db_check_finds_the_damaged_store(demo_root: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["db", "check", "--root", str(root)], env={"NEWSLETTER_DATABASE_URL": ""})
     assert result.exit_code == 0, result.output
-    assert f"{suppression_path(settings)}: the suppression list: ok" in result.output
+    assert f"{suppression_path(settings)}: the reader base: ok" in result.output  # readers and the list, one file
     assert f"{ledger_path(settings, DAY)}: the ledger of {DAY}: ok" in result.output
-    assert "the subscriber store: not created yet" in result.output
+    assert "the editors' desk: not created yet" in result.output
 
     path = ledger_path(settings, DAY)
     path.write_bytes(_flip_bits(path.read_bytes()))
@@ -207,7 +207,7 @@ def test_db_check_finds_the_damaged_store(demo_root: Path) -> None:
     assert result.exit_code == 1
     assert f"{path}: the ledger of {DAY} is damaged (" in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "Error: 1 of 5 store(s) damaged"  # 4 files, 1 ledger
-    assert f"{suppression_path(settings)}: the suppression list: ok" in result.stdout
+    assert f"{suppression_path(settings)}: the reader base: ok" in result.stdout
 
 
 def test_db_check_on_postgresql(pg_url: str, tmp_path: Path) -> None:

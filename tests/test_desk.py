@@ -109,10 +109,22 @@ def test_add_user_reads_the_password_from_stdin_and_refuses_empty_or_short(tmp_p
 
 def test_no_page_or_action_without_a_session(desk: PublicServer) -> None:
     client = visitor(desk)
-    for path in ("/desk/", "/desk/audit", "/desk/users"):
+    for path in (
+        "/desk/",
+        "/desk/audit",
+        "/desk/users",
+        "/desk/editions/2016-12-30/en",
+        "/desk/editions/2016-12-30/en/email",
+    ):
         answer = client.get(path)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/desk/login?next="), path
-    for path in ("/desk/users", "/desk/language", "/desk/logout"):
+    for path in (
+        "/desk/users",
+        "/desk/users/ann",
+        "/desk/language",
+        "/desk/editions/2016-12-30/en/plan",
+        "/desk/logout",
+    ):
         answer = client.post(path, data={"csrf": "x", "name": "mallory", "role": "admin", "password": "p" * 20})
         assert answer.status_code == 403, path
     assert "mallory" not in desk_cli(desk.root, "users").stdout
@@ -258,3 +270,32 @@ def test_every_action_is_in_the_audit_log_and_exports(desk: PublicServer) -> Non
     as_csv = desk_cli(desk.root, "audit", "--export")
     assert as_csv.stdout.splitlines()[0] == "id,at,actor,action,target,detail,newsletter"
     assert len(as_csv.stdout.splitlines()) == len(entries) + 1
+
+
+def test_sign_in_goes_back_only_to_a_desk_page(desk: PublicServer) -> None:
+    client = visitor(desk)
+    page = client.get("/desk/audit")
+    assert page.headers["location"] == "/desk/login?next=/desk/audit"
+    token = csrf_of(client.get(page.headers["location"]).text)
+    for target, lands in (
+        ("/desk/audit", "/desk/audit"),
+        ("https://evil.example/", "/desk/"),
+        ("//evil.example", "/desk/"),
+    ):
+        fresh = visitor(desk)
+        answer = fresh.post("/desk/login", data={"csrf": token, "name": "ann", "password": PASSWORD, "next": target})
+        assert answer.status_code == 303 and answer.headers["location"] == lands, target
+
+
+def test_each_person_chooses_the_desks_language(desk: PublicServer) -> None:
+    client = sign_in(desk, "eve")
+    assert '<html lang="en" dir="ltr">' in client.get("/desk/").text
+    token = csrf_of(client.get("/desk/").text)
+    assert (
+        client.post("/desk/language", data={"csrf": token, "language": "ar", "back": "/desk/audit"}).status_code == 303
+    )
+    page = client.get("/desk/audit")
+    assert '<html lang="ar" dir="rtl">' in page.text and "سجل التدقيق" in page.text
+    assert client.post("/desk/language", data={"csrf": token, "language": "xx"}).status_code == 400
+    client.post("/desk/language", data={"csrf": token, "language": ""})
+    assert '<html lang="fr" dir="ltr">' in client.get("/desk/", headers={"Accept-Language": "fr-CA"}).text

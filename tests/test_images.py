@@ -371,7 +371,7 @@ def test_check_warns_about_a_photo_over_the_size_budget(demo_root: Path) -> None
 
 def test_the_preview_shows_the_published_photos(tmp_path: Path) -> None:
     """`newsletter preview` serves site/images/ itself: the web page's photos show before the site is
-    deployed (the email's HTML stays byte for byte what subscribers get)."""
+    deployed; so do the email's (tests/test_images_archive.py)."""
     from tests.test_preview import DAY, PreviewServer, make_root
 
     srv = PreviewServer(make_root(tmp_path))

@@ -83,6 +83,9 @@ def test_subscribers_show_json(paper: Path) -> None:
     assert CliRunner().invoke(cli, ["unsubscribe", "--add", "ann@example.org", *root]).exit_code == 0
     code, shown = run("subscribers", "show", "ANN@example.org", *root, "--json")
     assert code == 0 and shown["email"] == "ann@example.org" and shown["name"] == "Ann"
-    assert shown["status"] == "confirmed" and shown["suppressed"].startswith("manual")
+    # The record says what the suppression list says (one reader base), and the history says why.
+    assert shown["status"] == "unsubscribed" and shown["suppressed"].startswith("manual")
+    assert shown["suppression"]["reason"] == "manual" and shown["history"][-1]["via"] == "operator"
+    assert [s["status"] for s in shown["subscriptions"]] == ["unsubscribed"]
     missing = CliRunner().invoke(cli, ["subscribers", "show", "nobody@example.org", *root, "--json"])
     assert missing.exit_code == 1 and "not in the subscriber store" in missing.output

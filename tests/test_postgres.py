@@ -65,7 +65,7 @@ def test_a_database_error_mid_command_is_one_line(pg_cluster: Any, tmp_path: Pat
         db.execute("DROP TABLE subscribers")
     code, out = run_cli("subscribers", "count", "--root", tmp_path, env={"NEWSLETTER_DATABASE_URL": url})
     assert code == 1, out
-    assert out.startswith(f"Error: {redact(url)}: the subscriber store: ") and "does not exist" in out, out
+    assert out.startswith(f"Error: {redact(url)}: the reader base: ") and "does not exist" in out, out
     assert "Traceback" not in out and len(out.strip().splitlines()) == 1
 
 
@@ -127,7 +127,8 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     assert run_cli("db", "upgrade", "--root", root, env=env)[0] == 0
     code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)
     assert code == 0, out
-    assert "ledger_recipients: 30 row(s)" in out and "suppression: 1 row(s)" in out and "schedule_runs: 1" in out
+    # Two suppressed: m3 (one-click from the list file) and gone@, whose record says unsubscribed.
+    assert "ledger_recipients: 30 row(s)" in out and "suppression: 2 row(s)" in out and "schedule_runs: 1" in out
     assert "subscribers: 1202 row(s) copied" in out
     assert "bounce_processed: 1 row(s)" in out and "bounce_soft: 1 row(s)" in out
     assert "schedule_zone_runs: 1 row(s)" in out and "schedule_zone_meta: 1 row(s)" in out
@@ -161,7 +162,7 @@ def test_migrate_from_sqlite_moves_every_row(demo_root: Path, pg_cluster: Any, m
     code, out = run_cli("db", "migrate-from-sqlite", "--root", root, env=env)  # twice: nothing doubles
     assert code == 0 and "left alone" in out and "ledger_recipients" not in out
     assert "1202 subscriber(s) already in the database" in out and "subscribers: 0 row(s) copied" in out
-    assert pg_people.counts() == {"pending": 0, "confirmed": 1201, "unsubscribed": 1, "bounced": 0}
+    assert pg_people.counts() == {"pending": 0, "confirmed": 1201, "unsubscribed": 1, "bounced": 0, "complained": 0}
     pg_people.close()
     code, out = run_cli("unsubscribe", "--root", root, "--check", "M3@example.com", env=env)
     assert "suppressed (unsubscribed" in out

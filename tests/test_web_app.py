@@ -536,7 +536,7 @@ def test_a_french_sign_up_gets_its_email_and_pages_in_french(multilingual: Publi
         form = c.get("/subscribe", headers={"Accept-Language": "fr-FR"})
         in_language(form, "fr")
         data = {"email": address, "csrf": csrf_of(form.text), "form": "subscribe", "lang": "fr", "name": "Léa"}
-        r = c.post("/subscribe", data=data)
+        r = c.post("/subscribe", data={**data, "timezone": "Europe/Paris"})
         assert r.status_code == 303 and r.headers["location"] == "/subscribe/sent?lang=fr"
         assert "Consultez votre boîte de réception" in in_language(c.get(r.headers["location"]), "fr")
         mail = confirmation_mail(multilingual.root, address, lang="fr")
@@ -555,7 +555,21 @@ def test_a_french_sign_up_gets_its_email_and_pages_in_french(multilingual: Publi
         assert "Confirmer mon abonnement" in in_language(page, "fr")
         done = c.post(link, data={"csrf": csrf_of(page.text)})
         assert done.status_code == 200 and "Vous êtes abonné" in in_language(done, "fr")
-    assert store.get(address).status == "confirmed"  # type: ignore[union-attr]
+    record = store.get(address)
+    assert record is not None and (record.status, record.locale, record.timezone) == ("confirmed", "fr", "Europe/Paris")
+    # The next send gives her the French edition (a real send of the store to the outbox).
+    send = subprocess.run(
+        [sys.executable, "-m", "newsletter", "send", "--root", str(multilingual.root), "--date", "2016-12-30"],
+        env=clean_env(NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET),
+        capture_output=True,
+        text=True,
+    )
+    assert send.returncode == 0, send.stderr
+    (sent,) = (multilingual.root / "outbox").rglob(f"mail/{address}.eml")
+    edition = message_from_bytes(sent.read_bytes(), policy=policy.default)
+    assert edition["Content-Language"] == "fr" and edition["To"].addresses[0].display_name == "Léa"
+    body = edition.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert english_left(body, "fr") == [], body
 
 
 def test_an_arabic_confirmation_email_is_right_to_left(multilingual: PublicServer) -> None:

@@ -289,3 +289,28 @@ def test_mailgun_bad_signatures_are_refused(server: Server, key: str, age: float
     answer = server.post("/mailgun", mailgun(event, key=key, age=age))
     assert answer.status_code == 403 and reason in answer.json()["status"]
     assert entry(server.root, "ben@example.org") is None
+
+
+def test_provider_events_count_against_the_edition_their_message_names(server: Server) -> None:
+    """SES reports the original's Message-ID (commonHeaders), Mailgun its `message-id` header: a bounce
+    or complaint about one of our messages counts against that message's edition."""
+    from newsletter.bounces import open_bounce_state
+    from newsletter.config import load_settings
+
+    ours = "2016-12-29." + "b" * 24 + "@newsletter.example.org"
+    bounce = ses_bounce("mueller@example.de", feedback="0100015f-edition-1")
+    bounce["mail"]["commonHeaders"] = {"messageId": f"<{ours}>"}
+    assert server.post("/ses", server.sns(bounce)).status_code == 200
+    complained = {
+        "id": "mg-edition-1",
+        "event": "complained",
+        "recipient": "carla@example.com",
+        "message": {"headers": {"message-id": ours}},
+    }
+    assert server.post("/mailgun", mailgun(complained)).status_code == 200
+    foreign = ses_bounce("slow@example.net", feedback="0100015f-edition-2")
+    foreign["mail"]["commonHeaders"] = {"messageId": "<2016-12-29.x@elsewhere.example>"}
+    assert server.post("/ses", server.sns(foreign)).status_code == 200
+    with open_bounce_state(load_settings(server.root, environ={})) as state:
+        assert state.edition_counts(dt.date(2016, 12, 29)) == {"hard": 1, "complaint": 1}
+        assert state.db.scalar("SELECT count(*) FROM {events} WHERE edition = ''") >= 1

@@ -30,6 +30,7 @@ can leave an incomplete report in the mailbox instead of remembering it as handl
 from __future__ import annotations
 
 import email
+import email.parser
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ class Classified:
     problems: list[str] = field(default_factory=list)  # what makes the report incomplete, one line each
     outer_envelope: str = ""  # the same headers of the message itself only (not of what it carries)
     forwarded: list[Failure] = field(default_factory=list)  # a person's message that carries a bounce
+    # The identifying headers of the message the report carries (ARF and DSNs attach ours): what says
+    # which edition caused it when no return path token does. Message-ID, List-Id, Feedback-ID.
+    original: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -160,6 +164,25 @@ def _envelope_text(msg: Message, parts: Parts) -> str:
         if kind == "text/rfc822-headers":
             lines.append(_payload_text(part))
     return "\n".join(lines)
+
+
+_ORIGINAL_HEADERS = ("message-id", "list-id", "feedback-id")
+
+
+def _original(parts: Parts) -> dict[str, str]:
+    """Message-ID, List-Id and Feedback-ID of the first message the report carries (whole, or its headers)."""
+    for part, kind in parts[1:]:
+        if kind == "message/rfc822":
+            inner = part.get_payload()
+            carried = inner[0] if isinstance(inner, list) and inner else None
+        elif kind == "text/rfc822-headers":
+            carried = email.parser.HeaderParser().parsestr(_payload_text(part))
+        else:
+            continue
+        if isinstance(carried, Message):
+            found = {name: _header(carried, name) for name in _ORIGINAL_HEADERS}
+            return {name: value for name, value in found.items() if value}
+    return {}
 
 
 def _is_hard(status: str, action: str) -> bool:
@@ -352,6 +375,8 @@ def classify(raw: bytes) -> Classified:
         parts = _parts(msg)
         result.envelope = _envelope_text(msg, parts)
         report = _report_type(msg)
+        if report in ("feedback-report", "delivery-status"):
+            result.original = _original(parts)
         if report == "feedback-report":
             feedback_type, addresses = _arf(parts)
             if feedback_type in COMPLAINT_TYPES:

@@ -4,8 +4,9 @@
                   soft bounce → suppress after `soft_limit` within `soft_days` (default 3 in 15 days);
                   complaint   → suppress at once (reason `complained`)
                   unsubscribe → suppress at once (reason `unsubscribed`): a verified mailto request
-    BounceState   the Message-IDs already handled, and the soft bounces of each address with the
-                  report they came from: `data/bounces.sqlite`, or PostgreSQL with `database_url`
+    BounceState   the Message-IDs already handled, the soft bounces of each address with the
+                  report they came from, and every bounce and complaint with the edition that caused
+                  it (for the rates `status` shows): `data/bounces.sqlite`, or PostgreSQL with `database_url`
     Decider       applies the policy to one attributed event; dry-run computes without writing
 
 Every suppression carries the Message-ID of the report (or the id of the webhook event), so
@@ -14,8 +15,9 @@ Every suppression carries the Message-ID of the report (or the id of the webhook
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -42,7 +44,27 @@ CREATE TABLE IF NOT EXISTS soft (
     diagnostic TEXT NOT NULL,
     PRIMARY KEY (key, message_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    message_id TEXT NOT NULL,   -- the report (or webhook event): one report counts once per reader
+    reader     TEXT NOT NULL,   -- a hash of the address: the rates need no address
+    kind       TEXT NOT NULL,   -- hard, soft, complaint
+    edition    TEXT NOT NULL,   -- the day of the edition that caused it, '' when the report names none
+    language   TEXT NOT NULL,   -- its language edition, '' when unknown
+    at         TEXT NOT NULL,   -- when the report was read (UTC)
+    PRIMARY KEY (message_id, reader)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_edition ON events (edition);
 """
+
+
+@dataclass(frozen=True)
+class EditionRef:
+    """The edition a bounce or complaint came from: its day, its language ('' when the report does not
+    say), and what said so ("return path", "Feedback-ID", "Message-ID")."""
+
+    day: date
+    language: str = ""
+    how: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,9 +139,39 @@ class BounceState(RecordStore):
         }
         self.db.upsert(self.db.names["soft"], row, ("key", "message_id"))
 
+    def add_event(self, message_id: str, address: str, kind: Event, edition: EditionRef | None, now: datetime) -> None:
+        """A bounce or complaint, with its edition (once per report and reader, however often read)."""
+        row = {
+            "message_id": message_id,
+            "reader": hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()[:24],
+            "kind": kind,
+            "edition": edition.day.isoformat() if edition else "",
+            "language": edition.language if edition else "",
+            "at": now.astimezone(UTC).isoformat(timespec="seconds"),
+        }
+        self.db.upsert(self.db.names["events"], row, ("message_id", "reader"))
 
-_SQLITE_NAMES = {"processed": "processed", "soft": "soft"}
-_PG_NAMES = {"processed": "bounce_processed", "soft": "bounce_soft"}
+    def edition_counts(self, day: date, languages: tuple[str, ...] | None = None) -> dict[str, int]:
+        """Events attributed to edition `day` by kind: of those language editions ('' for a report that
+        named the day only), or of every language with None."""
+        sql = "SELECT kind, count(*) FROM {events} WHERE edition = ?"
+        params: tuple[str, ...] = (day.isoformat(),)
+        if languages is not None:
+            sql += f" AND language IN ({', '.join('?' * len(languages))})"
+            params += languages
+        return {str(k): int(n) for k, n in self.db.query(sql + " GROUP BY kind", params)}
+
+    def unattributed_counts(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Events whose report named no edition, read in [start, end), by kind."""
+        rows = self.db.query(
+            "SELECT kind, count(*) FROM {events} WHERE edition = '' AND at >= ? AND at < ? GROUP BY kind",
+            (start.astimezone(UTC).isoformat(timespec="seconds"), end.astimezone(UTC).isoformat(timespec="seconds")),
+        )
+        return {str(k): int(n) for k, n in rows}
+
+
+_SQLITE_NAMES = {"processed": "processed", "soft": "soft", "events": "events"}
+_PG_NAMES = {"processed": "bounce_processed", "soft": "bounce_soft", "events": "bounce_events"}
 
 
 def open_bounce_state(settings: Settings) -> BounceState:
@@ -138,9 +190,13 @@ class Decision:
     diagnostic: str
     message_id: str
     detail: str = ""  # e.g. "2 of 3 soft bounces in 15 days"
+    edition: EditionRef | None = None
 
     def __str__(self) -> str:
         extra = f" ({self.detail})" if self.detail else ""
+        if self.edition is not None:
+            lang = f" ({self.edition.language})" if self.edition.language else ""
+            extra += f" [edition {self.edition.day}{lang}, by its {self.edition.how}]"
         return f"{self.address}: {self.event} — {self.outcome}{extra}: {self.diagnostic or '(no diagnostic)'}"
 
 
@@ -164,9 +220,23 @@ class Decider:
         self._pending_soft: dict[str, set[str]] = {}  # dry run: soft reports seen in this run, per address
 
     def decide(
-        self, address: str, event: Event, diagnostic: str, message_id: str, now: datetime | None = None
+        self,
+        address: str,
+        event: Event,
+        diagnostic: str,
+        message_id: str,
+        now: datetime | None = None,
+        edition: EditionRef | None = None,
     ) -> Decision:
+        """What `event` does to `address`; a bounce or complaint is also kept with `edition` (None: the
+        report named none, it counts by the day it arrived) for the rates, suppressed already or not."""
         now = now or datetime.now(UTC)
+        if event != "unsubscribe" and not self.dry_run:
+            self.state.add_event(message_id, address, event, edition, now)
+        decision = self._decide(address, event, diagnostic, message_id, now)
+        return replace(decision, edition=edition) if edition is not None else decision
+
+    def _decide(self, address: str, event: Event, diagnostic: str, message_id: str, now: datetime) -> Decision:
         if address in self.suppression:
             return Decision(address, event, "already suppressed", diagnostic, message_id)
         detail = ""

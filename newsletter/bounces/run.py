@@ -42,7 +42,8 @@ from ..delivery import (
 from ..errors import ConfigError, NewsletterError, TokenError
 from ..logs import mask_addresses
 from .classify import Classified, Failure, classify
-from .policy import BounceState, Decider, Decision, Event, Policy, open_bounce_state
+from .editions import EditionFinder
+from .policy import BounceState, Decider, Decision, EditionRef, Event, Policy, open_bounce_state
 from .sources import ImapConfig, ImapSource, MaildirSource, MboxSource, Source, SourceError
 
 PASSWORD_ENV = "NEWSLETTER_BOUNCES_PASSWORD"
@@ -189,17 +190,26 @@ class _Run:
         self.decider = decider
         self.members = members
         self.verp, self.secret = _verp(settings.options(MAILING))
+        self.editions = EditionFinder(settings)
+        self.edition: EditionRef | None = None  # the edition of the report being handled
         if self.verp is not None and not self.secret:
             report.problem(f"{SECRET_ENV} is not set: return path tokens cannot be checked; matching the list only")
 
     def _attribute(self, found: Classified, envelope: str | None = None) -> list[str]:
+        """The one subscriber a genuine return path token names (else []); the edition it carries, else
+        the one the original message's headers name, goes to `self.edition` (editions.py)."""
+        self.edition = self.editions.from_original(found.original)
         if self.verp is None or not self.secret:
             return []
         text = found.envelope if envelope is None else envelope
-        addresses, forged = self.verp.find(text, self.secret, self.settings.list.id)
+        verified, forged = self.verp.read(text, self.secret, self.settings.list.id)
         if forged:
             self.report.problem(f"{found.message_id}: {forged} return path token(s) do not verify; not used")
-        return addresses if len(addresses) == 1 else []  # one message, one recipient: two would be a guess
+        addresses = list(dict.fromkeys(v.address for v in verified))
+        if len(addresses) != 1:  # one message, one recipient: two would be a guess
+            return []
+        self.edition = self.editions.from_tokens(verified) or self.edition
+        return addresses
 
     def _member(self, *candidates: str) -> str:
         for candidate in candidates:
@@ -219,6 +229,7 @@ class _Run:
     def handle(self, found: Classified) -> bool:
         """Count and act on one message; True when it was handled completely (remember it, move it)."""
         report, mid = self.report, found.message_id
+        self.edition = None
         for line in found.problems:
             report.problem(f"{mid}: {line}; left in the mailbox")
         if found.kind == "bounce":
@@ -287,7 +298,9 @@ class _Run:
         return matched
 
     def _decide(self, address: str, event: Event, diagnostic: str, message_id: str) -> None:
-        self.report.decisions.append(self.decider.decide(address, event, diagnostic.strip(), message_id))
+        edition = self.edition if event != "unsubscribe" else None
+        decision = self.decider.decide(address, event, diagnostic.strip(), message_id, edition=edition)
+        self.report.decisions.append(decision)
 
 
 def _already(state: BounceState, found: Classified) -> bool:

@@ -87,11 +87,9 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
     from ..delivery import ledger_dir, parse_ledger_name, suppression_path
     from ..editorial import desk_path
     from ..schedule import store_path
-    from ..storage import store_location
 
     files = [
-        ("the subscriber store", store_location(settings.root, settings.section("subscribers").get("path"))),
-        ("the suppression list", suppression_path(settings)),
+        ("the reader base", suppression_path(settings)),  # readers, history and the suppression list
         ("the scheduler's runs", store_path(settings)),
         ("the bounce records", state_path(settings)),
         ("the editors' desk", desk_path(settings)),
@@ -110,7 +108,7 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
 @handle_errors
 def migrate_from_sqlite(root: Path) -> None:
     """Copy the SQLite records under data/ (subscribers, suppression list, ledgers, scheduler runs, bounce
-    records) into the database.
+    records, the editors' desk) into the database.
 
     Every file is copied in one transaction and counted on both sides; the files themselves are only
     read. An edition the database already has is left alone, so running it twice does no harm.
@@ -120,10 +118,11 @@ def migrate_from_sqlite(root: Path) -> None:
       newsletter db upgrade && newsletter db migrate-from-sqlite
     """
     from ..bounces import state_path
-    from ..delivery import ledger_dir, parse_ledger_name, suppression_path
+    from ..delivery import ledger_dir, parse_ledger_name
+    from ..editorial import desk_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
-    from ..storage import store_location
+    from ..storage import upgrade_reader_base_file
 
     settings = load(root)
     pg = _postgres(settings)
@@ -132,15 +131,17 @@ def migrate_from_sqlite(root: Path) -> None:
     for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
         if parse_ledger_name(path.stem) is not None:  # not a backup someone made, a dry run's copy
             ledgers.append((path.stem, path))
-    subscribers = store_location(settings.root, settings.section("subscribers").get("path"))
+    # The reader base first brought up to date: an older store and suppression file become one file.
+    subscribers = upgrade_reader_base_file(settings)
     moved = move(
         pg,
-        suppression=suppression_path(settings),
+        suppression=subscribers,
         ledgers=ledgers,
         schedule=store_path(settings),
         subscribers=subscribers,
         bounces=state_path(settings),
         zones=_zone_files(settings),
+        desk=desk_path(settings),
     )
     for line in moved.skipped:
         click.echo(f"left alone: {line}")

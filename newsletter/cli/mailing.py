@@ -36,6 +36,7 @@ from .output import (
     send_report,
     status_code,
 )
+from .rates import day_health, edition_health
 
 SHOWN = 20  # problems printed in full; the rest are counted
 
@@ -246,7 +247,7 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool, as_json
     )
     for line in report.warnings:
         click.echo(line)
-    _health(settings, the_day, report.paused)
+    edition_health(settings, the_day, report.paused)
     for s in report.senders:  # several senders share a mailing (PostgreSQL)
         click.echo(
             f"  sender {s['sender']}: {s['status']}, sent {s['sent']}, failed {s['failed']}, skipped {s['skipped']}"
@@ -267,17 +268,6 @@ def _status_json(day: Any, report: Any, show_failed: bool, runs: list[str]) -> N
         emit_and_exit({**data, "status": "not started"}, EXIT_NOT_STARTED)
     data.update(ledger_status(report, failures=show_failed), edition=day)
     emit_and_exit(data, status_code(report))
-
-
-def _health(settings: Any, day: Any, paused: str, *, reported: bool = True) -> None:
-    """The breaker's pause, if any, and the bounce and complaint rates beside the providers' limits."""
-    from ..delivery import edition_rates
-
-    if paused:
-        click.echo(f"{paused[:1].upper()}{paused[1:]} — newsletter send --resume once that is dealt with")
-    rates = edition_rates(settings, day, reported=reported)
-    if rates is not None:
-        click.echo(rates.line() + ("" if reported else " (at send time; reports below)"))
 
 
 def _language_status(
@@ -313,7 +303,7 @@ def _language_status(
         for key in totals:
             totals[key] += getattr(report, key)
         complete = complete and report.complete
-        _health(settings.for_language(lang), day, report.paused, reported=False)
+        edition_health(settings.for_language(lang), day, report.paused, one_of_several=True)
         if show_failed:
             for line in report.failures:
                 click.echo(f"  failed: {line}")
@@ -325,10 +315,7 @@ def _language_status(
         f"Edition {day} (all languages): {totals['total']} recipient(s) — sent {totals['sent']}, "
         f"failed {totals['failed']}, skipped {totals['skipped']}, pending {totals['pending']}"
     )
-    from ..delivery import day_rates
-
-    if (rates := day_rates(settings, day)) is not None:  # bounces and complaints reported later: all languages
-        click.echo(rates.line())
+    day_health(settings, day)
     failed = bool(totals["failed"])
     state = "complete" if complete and not failed else ("complete, with failures" if complete else "incomplete")
     click.echo(f"Status: {state}")
@@ -378,7 +365,7 @@ def unsubscribe(root: Path, token: str | None, address: str | None, reason: str,
                     normal = validate(address)
                 except ValueError as exc:
                     raise click.ClickException(f"--add: {exc}") from None
-                added = suppression.add(normal, reason, "command line")
+                added = suppression.add(normal, reason, "command line", via="operator")
                 click.echo(f"{normal}: {'added to' if added else 'already on'} the suppression list")
             if check_address:
                 entry = suppression.entry(check_address)

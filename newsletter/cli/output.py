@@ -114,12 +114,20 @@ def bounce_report(report: Any) -> dict[str, Any]:
         data[key] = getattr(report, key)
     data["decisions"] = [
         {"address": d.address, "event": d.event, "outcome": d.outcome, "detail": d.detail, "message_id": d.message_id}
+        | {"edition": _edition(d.edition)}
         for d in report.decisions
     ]
     data["problems"] = list(report.problems)
     data["unrecognised_ids"] = list(report.unrecognised_ids)
     data["error"] = report.error or None
     return data
+
+
+def _edition(found: Any) -> dict[str, str] | None:
+    """The edition a bounce or complaint counts against (None: the report named none)."""
+    if found is None:
+        return None
+    return {"date": found.day.isoformat(), "language": found.language, "by": found.how}
 
 
 __all__ = [

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ..storage import Entry
 from . import cli, echo_err, handle_errors, load, root_option
 from .output import emit, json_option
 
@@ -260,7 +261,10 @@ def show(root: Path, address: str, as_json: bool) -> None:
     if data["record"] is None and data["suppression"] is None:
         raise click.ClickException(f"{address}: not in the subscriber store")
     if as_json:
-        emit({**data, "why": why})
+        # The record's fields at the top (as before), then subscriptions, history and the suppression entry.
+        entry = data["suppression"]
+        suppressed = None if entry is None else Entry(**entry).describe()
+        emit({**(data["record"] or {"email": data["address"]}), **data, "why": why, "suppressed": suppressed})
         return
     _print_reader(data, why)
 
@@ -280,8 +284,6 @@ def _print_reader(data: dict[str, Any], why: str) -> None:
         click.echo(f"subscription {sub['newsletter']}: {sub['status']} (since {sub['updated_at'][:19]})")
     entry = data["suppression"]
     if entry is not None:
-        from ..storage import Entry
-
         click.echo(f"suppressed: {Entry(**entry).describe()}")
     else:
         click.echo("suppressed: -")

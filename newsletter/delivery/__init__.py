@@ -73,7 +73,7 @@ from .unsubscribe import (
     secret_from_env,
     verify_token,
 )
-from .verp import ReturnPath
+from .verp import EditionMark, ReturnPath, Verified, feedback_newsletter, newsletter_mark
 
 __all__ = [
     "DKIM",
@@ -83,6 +83,7 @@ __all__ = [
     "SMTP",
     "Checklist",
     "DkimOptions",
+    "EditionMark",
     "Envelope",
     "ForgedTokenError",
     "LanguageSend",
@@ -101,12 +102,14 @@ __all__ = [
     "SubscriberSource",
     "Suppression",
     "SuppressionList",
+    "Verified",
     "check_address",
     "clean_name",
     "config_from_settings",
     "day_rates",
     "doctor",
     "edition_rates",
+    "feedback_newsletter",
     "generate_key",
     "handle_request",
     "has_subscriber_list",
@@ -119,6 +122,7 @@ __all__ = [
     "load_key",
     "make_sink",
     "make_token",
+    "newsletter_mark",
     "open_ledger",
     "open_suppression",
     "parse_ledger_name",

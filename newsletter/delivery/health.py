@@ -2,28 +2,27 @@
 beside the limits they publish, and whether the circuit breaker paused it.
 
     hard bounces   refused at send time (5.1.x, or a bare 550/551/553; the ledger) plus bounces reported later
-                   (the suppression list) — over the messages handed to the relay. Gmail and Yahoo
+                   (the bounce records) — over the messages handed to the relay. Gmail and Yahoo
                    publish no bounce limit; Amazon SES reviews a sender at 5 % and pauses it at 10 %.
-    complaints     readers' "this is spam" reports that came back through a feedback loop (suppression
-                   reason `complained`) — over the messages delivered. Gmail and Yahoo: stay under
+    complaints     readers' "this is spam" reports that came back through a feedback loop (the bounce
+                   records) — over the messages delivered. Gmail and Yahoo: stay under
                    0.1 %, never reach 0.3 % (their February 2024 rules for bulk senders).
 
-Reports that come back later carry no edition, so they are counted by the day they arrived (in the
-newsletter's time zone): for a daily newsletter, that day's edition — the way Gmail's Postmaster Tools
-reports a spam rate per day. With several language editions they are counted once, for the day's
-editions together (`day_rates`); each language's own line has the send-time bounces only.
+Reports that come back later are the bounce records' (`newsletter bounces`: the edition its return
+path token or the original message's headers name, else the day it arrived); the caller passes their
+counts (`later`), as the delivery layer does not read the bounce records itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from ..config import Settings
 from .breaker import enhanced_class
 from .ledger import ledger_dir, parse_ledger_name
 from .stores import ledger_exists, open_ledger
-from .suppression import open_suppression, suppression_path
 
 COMPLAINT_GOAL, COMPLAINT_LIMIT = 0.001, 0.003  # Gmail and Yahoo bulk-sender rules
 BOUNCE_REVIEW, BOUNCE_LIMIT = 0.05, 0.10  # Amazon SES's published review and pause levels
@@ -61,37 +60,35 @@ def _judge(rate: float, goal: float, limit: float) -> str:
     return "OVER THE LIMIT" if rate >= limit else "above the goal" if rate >= goal else "ok"
 
 
-def edition_rates(settings: Settings, day: date, *, reported: bool = True) -> Rates | None:
-    """The rates of edition `day` (this language's ledger); None when it was never sent.
-
-    `reported=False` leaves out the bounces and complaints that came back later: they carry no
-    language, so with several language editions they are counted once, by `day_rates`."""
+def edition_rates(settings: Settings, day: date, later: Mapping[str, int] | None = None) -> Rates | None:
+    """The rates of edition `day` (this language's ledger), with `later` (hard bounces and complaints
+    reported after the send, by kind: "hard", "complaint"); None when it was never sent."""
     if not ledger_exists(settings, day):
         return None
     with open_ledger(settings, day, readonly=True) as ledger:
         counts = ledger.counts()
         refused = ledger.rows("failed", limit=max(counts.failed, 1))
     at_send = sum(_hard(r["code"], str(r["reply"] or "")) for r in refused)
-    later = _reported(settings, day) if reported else {}
+    later = later or {}
     return Rates(
         handed=counts.sent + counts.failed,
         delivered=counts.sent,
-        bounced=at_send + later.get("bounced", 0),
-        complained=later.get("complained", 0),
+        bounced=at_send + later.get("hard", 0),
+        complained=later.get("complaint", 0),
     )
 
 
-def day_rates(settings: Settings, day: date) -> Rates | None:
-    """Every language edition of `day` together, with the reports of that day counted once."""
-    found = [r for lang in settings.languages if (r := edition_rates(settings.for_language(lang), day, reported=False))]
+def day_rates(settings: Settings, day: date, later: Mapping[str, int] | None = None) -> Rates | None:
+    """Every language edition of `day` together, with what was reported later for any of them (`later`)."""
+    found = [r for lang in settings.languages if (r := edition_rates(settings.for_language(lang), day))]
     if not found:
         return None
-    later = _reported(settings, day)
+    later = later or {}
     return Rates(
         handed=sum(r.handed for r in found),
         delivered=sum(r.delivered for r in found),
-        bounced=sum(r.bounced for r in found) + later.get("bounced", 0),
-        complained=later.get("complained", 0),
+        bounced=sum(r.bounced for r in found) + later.get("hard", 0),
+        complained=later.get("complaint", 0),
     )
 
 
@@ -101,24 +98,6 @@ def _hard(code: int | None, reply: str) -> bool:
     if found is not None:
         return found == (5, 1)
     return code in (550, 551, 553)
-
-
-def _reported(settings: Settings, day: date) -> dict[str, int]:
-    """Suppression entries added on `day` (local time), by reason; nothing when there is no list yet."""
-    if not settings.database_url and not suppression_path(settings).exists():
-        return {}
-    start = datetime.combine(day, time(0), tzinfo=settings.timezone).astimezone(UTC)
-    end = start + timedelta(days=1)
-    found: dict[str, int] = {}
-    with open_suppression(settings) as suppression:
-        for _address, reason, _source, created in suppression:
-            try:
-                when = datetime.fromisoformat(str(created))
-            except ValueError:
-                continue
-            if start <= (when if when.tzinfo else when.replace(tzinfo=UTC)) < end:
-                found[reason] = found.get(reason, 0) + 1
-    return found
 
 
 def paused_reason(settings: Settings, day: date) -> str:

@@ -68,7 +68,7 @@ from .stores import LedgerStore, ledger_exists, open_ledger
 from .subscribers import SubscriberSource, check_address, store_source
 from .suppression import Suppression, open_suppression
 from .unsubscribe import secret_from_env
-from .verp import ReturnPath
+from .verp import ReturnPath, edition_mark
 
 # --- the public functions --------------------------------------------------------------------------
 
@@ -122,7 +122,14 @@ def send_edition(
     source = None if join else _source(settings, subscribers or options.subscribers)
     built = build(settings, day, skip_invalid=True)  # send what can be shown; say what was left out
     personalizer = Personalizer(settings, built.edition, secret=secret, date=(now or datetime.now(UTC)))
-    job = _Run(settings, built.edition.date, options, personalizer, envelope_sender(settings, secret), signer)
+    job = _Run(
+        settings,
+        built.edition.date,
+        options,
+        personalizer,
+        envelope_sender(settings, secret, built.edition.date),
+        signer,
+    )
     job.limiter, job.per_second, job.stop = RateLimiter(per_second), per_second, stop or threading.Event()
     job.dry_run, job.limit, job.smtp, job.connections, job.progress = dry_run, limit, smtp, connections, progress
     job.report = _first_report(built, personalizer, dry_run)
@@ -414,13 +421,15 @@ def _since(started: float) -> float:
     return time.monotonic() - started
 
 
-def envelope_sender(settings: Settings, secret: bytes) -> Callable[[str], str]:
-    """recipient → MAIL FROM: `[mailing] return_path` (per recipient when it holds `{token}`), else the sender."""
+def envelope_sender(settings: Settings, secret: bytes, day: date | None = None) -> Callable[[str], str]:
+    """recipient → MAIL FROM: `[mailing] return_path` (per recipient when it holds `{token}`, carrying
+    edition `day` when given, so what comes back counts against it), else the sender."""
     fixed = MailingOptions.from_settings(settings).return_path or settings.sender.address
     verp = ReturnPath.parse(fixed)
     if verp is None:
         return lambda _recipient: fixed
-    return lambda recipient: verp.address(secret, settings.list.id, recipient)
+    mark = edition_mark(settings.list.id, settings.language, day) if day is not None else None
+    return lambda recipient: verp.address(secret, settings.list.id, recipient, mark)
 
 
 def _send_one(settings: Settings, built: Any, secret: bytes, sink: Sink, address: str, now: datetime | None) -> str:

@@ -32,7 +32,7 @@ from .index import walk as walk_stories
 from .languages import Editions, build_editions, languages_present
 from .lint import CheckReport, check_newsletter, check_templates, lint_html, lint_stories, lint_text
 from .message import AUTO_SUBMITTED, build_message, feedback_id, list_copy, list_id_header, make_message_id, serialize
-from .photos import attach_images, email_image
+from .photos import attach_images, email_image, email_logo
 from .plain import personal_line
 from .render import (
     Personal,
@@ -47,12 +47,14 @@ from .render import (
 )
 from .select import Edition, edition_date_for, edition_dates, newest_edition_date, select_edition, window
 from .stories import LoadResult, Story, load_stories, parse_story, read_story
+from .story_image import BodyPhoto
 from .templates import default_templates_dir, make_environment, render_template
 from .text import render_text, right_to_left
 from .trackers import drop_tracking_images, tracker_host
 
 __all__ = [
     "AUTO_SUBMITTED",
+    "BodyPhoto",
     "Build",
     "CheckReport",
     "Edition",
@@ -78,6 +80,7 @@ __all__ = [
     "edition_dates",
     "edition_url",
     "email_image",
+    "email_logo",
     "feedback_id",
     "language_name",
     "languages_present",

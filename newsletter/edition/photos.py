@@ -39,7 +39,7 @@ from ..images import (
 )
 from .body import Block
 from .stories import Story
-from .story_image import LOCAL_IMAGES, Image
+from .story_image import LOCAL_IMAGES, BodyPhoto, Image
 
 _IMG = re.compile(r"<img\b[^>]*>")
 _ATTR = re.compile(r'\b(src|alt|title)="([^"]*)"')
@@ -99,28 +99,38 @@ def _story(story: Story, publisher: Publisher, stories_dir: Path, mirror: bool) 
         except ImageRefused as exc:
             notes.append(StoryError(story.path, "image.src", f"{image.src}: {exc}; shown without the photo"))
             image = None
-    blocks = tuple(_block(b, story, publisher, stories_dir, mirror, notes) for b in story.blocks)
-    return replace(story, image=image, blocks=blocks), notes
+    shown: dict[str, BodyPhoto] = {}
+    blocks = tuple(_block(b, story, publisher, stories_dir, mirror, notes, shown) for b in story.blocks)
+    return replace(story, image=image, blocks=blocks, body_photos=tuple(shown.values())), notes
 
 
 def _block(
-    block: Block, story: Story, publisher: Publisher, stories_dir: Path, mirror: bool, notes: list[StoryError]
+    block: Block,
+    story: Story,
+    publisher: Publisher,
+    stories_dir: Path,
+    mirror: bool,
+    notes: list[StoryError],
+    shown: dict[str, BodyPhoto],
 ) -> Block:
+    """The block with each photo it shows published and sized for the email; `shown` learns which
+    renditions each `<img>` stands for (the archive offers them all)."""
     if "<img" not in block.html:
         return block
 
     def one(match: re.Match[str]) -> str:
         attrs = {k: htmllib.unescape(v) for k, v in _ATTR.findall(match.group(0))}
         src = attrs.get("src", "")
-        shown = src.removeprefix(LOCAL_IMAGES)
+        shown_src = src.removeprefix(LOCAL_IMAGES)
         try:
             published = _publish(publisher, src, story, stories_dir, mirror)
         except ImageRefused as exc:
-            notes.append(StoryError(story.path, None, f"image {shown} in the body: {exc}; left out"))
+            notes.append(StoryError(story.path, None, f"image {shown_src} in the body: {exc}; left out"))
             return ""
         if published is None:
             return match.group(0)
         best, width, height = published.for_width(BODY_WIDTH)
+        shown[best.url] = BodyPhoto(shown_src, best.url, published)
         title = f' title="{escape(attrs["title"])}"' if "title" in attrs else ""
         return (
             f'<img src="{escape(best.url)}" alt="{escape(attrs.get("alt", ""))}"{title} '
@@ -131,7 +141,8 @@ def _block(
 
 
 def oversized_images(stories: Sequence[Story], settings: Settings) -> list[str]:
-    """A warning for each photo whose file in the email is over `[images] max_kb` after processing."""
+    """A warning for each photo (the story's, or one in its body) whose file in the email is over
+    `[images] max_kb` after processing."""
     limit = image_options(settings).max_kb
     found = []
     for story in stories:
@@ -141,6 +152,13 @@ def oversized_images(stories: Sequence[Story], settings: Settings) -> list[str]:
                 found.append(
                     f"{story.path}: field 'image.src': {story.image.src} is {best.bytes / 1000:.0f} KB in the email "
                     f"after processing, over [images] max_kb = {limit}: a busy photo; a simpler crop loads faster"
+                )
+        for photo in story.body_photos:
+            size = photo.in_email.bytes
+            if size > limit * 1000:
+                found.append(
+                    f"{story.path}: image {photo.src} in the body is {size / 1000:.0f} KB in the email after "
+                    f"processing, over [images] max_kb = {limit}: a busy photo; a simpler crop loads faster"
                 )
     return found
 

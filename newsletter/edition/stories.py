@@ -42,7 +42,7 @@ from .fields import (
     REQUIRED_FIELDS,
     check_published,
 )
-from .story_image import LOCAL_IMAGES, Image, ImageFieldError
+from .story_image import LOCAL_IMAGES, BodyPhoto, Image, ImageFieldError
 
 
 class _DuplicateField(yaml.YAMLError):
@@ -119,6 +119,7 @@ class Story:
     blocks: tuple[Block, ...] = ()
     content_hash: str = ""
     private: bool = False  # in the email and on its own page, but not in the web archive's index, feed, sitemap
+    body_photos: tuple[BodyPhoto, ...] = ()  # the body's published photos (photos.attach_images sets them)
 
     @property
     def words(self) -> int:

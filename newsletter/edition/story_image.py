@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..images import Published
+from ..images import Published, Rendition
 from ..textutil import clean_url
 from .cleaning import field_text as _text
 
@@ -29,6 +29,20 @@ class Image:
     alt: str
     credit: str = ""
     published: Published | None = None  # set by the build once the photo is in site/images/ (photos.py)
+
+
+@dataclass(frozen=True)
+class BodyPhoto:
+    """A photo in a story's body once published: its source as written, the URL its `<img>` shows in
+    the email, and every rendition (the archive offers them all in a `<picture>`)."""
+
+    src: str
+    url: str
+    published: Published
+
+    @property
+    def in_email(self) -> Rendition:
+        return next(r for r in self.published.renditions if r.url == self.url)
 
 
 class ImageFieldError(Exception):

@@ -18,11 +18,13 @@ Public face: the names in `__all__`.
 from __future__ import annotations
 
 from .audit import AuditEntry, AuditLog, export_entries, open_audit
-from .plans import Plan, PlanStore, apply_plan, open_plans, plan_for
+from .plans import MAX_PREHEADER, MAX_SUBJECT, Plan, PlanStore, apply_plan, open_plans, plan_for
 from .store import DESK_FILE, desk_path, open_desk
 
 __all__ = [
     "DESK_FILE",
+    "MAX_PREHEADER",
+    "MAX_SUBJECT",
     "AuditEntry",
     "AuditLog",
     "Plan",

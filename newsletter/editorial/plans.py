@@ -108,7 +108,7 @@ class Plan:
 
 def apply_plan(stories: Sequence[S], plan: Plan | None) -> list[S]:
     """`stories` (ranked, lead first) in the plan's order: left-out stories removed, the pinned lead
-    first, planned stories in the planned order, a story the plan does not know at its ranked place.
+    first, planned stories in the planned order, a story the plan does not know after its ranked neighbour.
 
     Never empties an edition: when every story is left out, the ranking stands.
     """
@@ -119,12 +119,13 @@ def apply_plan(stories: Sequence[S], plan: Plan | None) -> list[S]:
     position = {sid: n for n, sid in enumerate(plan.order)}
     planned = sorted((s for s in kept if s.id in position), key=lambda s: position[s.id])
     result = list(planned)
-    # A story the plan does not order goes before the first planned story ranked below it.
+    # A story the plan does not order goes right after the story ranked just above it (first when the
+    # ranking puts it first): where the ranking would have put it, next to its neighbour.
     for rank, story in enumerate(kept):
         if story.id in position:
             continue
-        after = [s.id for s in kept[rank + 1 :] if s.id in position]
-        at = next((i for i, s in enumerate(result) if s.id in after), len(result))
+        above = kept[rank - 1].id if rank else ""
+        at = next((i + 1 for i, s in enumerate(result) if s.id == above), 0)
         result.insert(at, story)
     if plan.lead:
         lead = next((s for s in result if s.id == plan.lead), None)

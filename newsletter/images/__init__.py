@@ -3,7 +3,7 @@
 In:  an original — a file inside the newsletter folder, or (with `[images] mirror = true`) an https URL —
      and the `[images]` options.
 Out: `Published`: its renditions under `site/images/` (content-hashed names, JPEG/PNG for the email,
-     WebP too for the archive), each with its URL under base_url, width, height and size; or
+     WebP — and AVIF when asked — too for the archive), each with its URL under base_url, width, height and size; or
      `ImageRefused` saying why the original cannot be published (one warning line).
 
     options.py   `[images]` → `ImageOptions` (and the masthead `Logo`), read once
@@ -18,7 +18,7 @@ templates see `Published` values only.
 
 from __future__ import annotations
 
-from .model import ImageRefused, Masthead, Published, Rendition, Shown, srcset
+from .model import MODERN, ImageRefused, Masthead, Published, Rendition, Shown, srcset
 from .options import BODY_WIDTH, CARD_WIDTH, EMAIL_WIDTH, ImageOptions, Logo, image_options
 from .store import Publisher, Work
 
@@ -26,6 +26,7 @@ __all__ = [
     "BODY_WIDTH",
     "CARD_WIDTH",
     "EMAIL_WIDTH",
+    "MODERN",
     "ImageOptions",
     "ImageRefused",
     "Logo",

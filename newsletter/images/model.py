@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MODERN = ("avif", "webp")  # formats only the archive offers (in a `<picture>`), best first
+
 
 class ImageRefused(ValueError):
     """The original is not a photo that can be published; the message says why, for one warning line."""
@@ -14,7 +16,7 @@ class Rendition:
     url: str  # absolute, under base_url
     width: int
     height: int
-    format: str  # "jpeg", "png", "webp"
+    format: str  # "jpeg", "png", "webp", "avif"
     bytes: int
 
     @property
@@ -38,11 +40,11 @@ class Published:
 
     def fallback(self) -> tuple[Rendition, ...]:
         """The JPEG/PNG renditions (what every mail client and browser shows), narrowest first."""
-        return tuple(sorted((r for r in self.renditions if r.format != "webp"), key=lambda r: r.width))
+        return tuple(sorted((r for r in self.renditions if r.format not in MODERN), key=lambda r: r.width))
 
-    def modern(self) -> tuple[Rendition, ...]:
-        """The WebP renditions, narrowest first."""
-        return tuple(sorted((r for r in self.renditions if r.format == "webp"), key=lambda r: r.width))
+    def modern(self, fmt: str = "webp") -> tuple[Rendition, ...]:
+        """The renditions in `fmt` ("webp" or "avif": for browsers that take it), narrowest first."""
+        return tuple(sorted((r for r in self.renditions if r.format == fmt), key=lambda r: r.width))
 
     def for_width(self, shown: int) -> tuple[Rendition, int, int]:
         """For a photo shown `shown` CSS pixels wide (never wider than it is): the JPEG/PNG sharp on a 2×

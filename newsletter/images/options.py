@@ -5,6 +5,7 @@ mirror = false            # fetch https photos once and publish them with the ar
 max_kb = 200              # a photo larger than this after processing is a `check` warning
 quality = 80              # JPEG and WebP quality
 archive_widths = [480, 800, 1200]   # the web archive's srcset
+avif = false              # AVIF beside WebP in the archive (needs a Pillow that writes AVIF)
 fetch_timeout = 10        # seconds, per mirrored photo
 max_source_mb = 40        # a larger original (file or download) is refused
 
@@ -54,6 +55,7 @@ class ImageOptions:
     max_source_mb: int = 40
     max_pixels: int = 120_000_000  # a 12,000 × 10,000 original; more is a decompression bomb
     logo: Logo | None = None
+    avif: bool = False
 
     @property
     def email_widths(self) -> tuple[int, ...]:
@@ -64,13 +66,14 @@ class ImageOptions:
     @property
     def recipe(self) -> str:
         """What the outputs depend on besides the source: part of every published name."""
-        return f"v1 q{self.quality} e{','.join(map(str, self.email_widths))} a{','.join(map(str, self.archive_widths))}"
+        widths = f"e{','.join(map(str, self.email_widths))} a{','.join(map(str, self.archive_widths))}"
+        return f"v1 q{self.quality} {widths}" + (" avif" if self.avif else "")
 
 
 def image_options(settings: Settings) -> ImageOptions:
     """The `[images]` table of `settings` as options; a bad value is a `ConfigError` naming the key."""
     table = settings.section("images")
-    known = {"mirror", "max_kb", "quality", "archive_widths", "fetch_timeout", "max_source_mb", "logo"}
+    known = {"mirror", "max_kb", "quality", "archive_widths", "fetch_timeout", "max_source_mb", "logo", "avif"}
     for key in table:
         if key not in known:
             raise ConfigError(f"[images] {key}: unknown key (known: {', '.join(sorted(known))})")
@@ -79,9 +82,15 @@ def image_options(settings: Settings) -> ImageOptions:
     widths = table.get("archive_widths", [480, 800, 1200])
     if not isinstance(widths, list) or not widths or not all(_whole(w, 64, 4000) for w in widths):
         raise ConfigError(f"[images] archive_widths must be a list of widths from 64 to 4000 px, got {widths!r}")
-    mirror = table.get("mirror", False)
-    if not isinstance(mirror, bool):
-        raise ConfigError(f"[images] mirror must be true or false, got {mirror!r}")
+    mirror, avif = table.get("mirror", False), table.get("avif", False)
+    for key, flag in (("mirror", mirror), ("avif", avif)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"[images] {key} must be true or false, got {flag!r}")
+    if avif and not _writes_avif():
+        raise ConfigError(
+            "[images] avif = true, but this Pillow cannot write AVIF (PIL.features.check('avif') is false): "
+            "install Pillow 11.3 or later from its wheels, or set avif = false"
+        )
     return ImageOptions(
         site_dir=site_dir,
         cache_dir=settings.root / "data" / "images",
@@ -94,7 +103,14 @@ def image_options(settings: Settings) -> ImageOptions:
         fetch_timeout=float(_number(table, "fetch_timeout", 10, 1, 120)),
         max_source_mb=_number(table, "max_source_mb", 40, 1, 500),
         logo=_logo(table.get("logo")),
+        avif=avif,
     )
+
+
+def _writes_avif() -> bool:
+    from PIL import features  # only when AVIF is asked for: a warm build never imports Pillow
+
+    return bool(features.check("avif"))
 
 
 def _whole(value: Any, low: int, high: int) -> bool:

@@ -162,7 +162,7 @@ class Publisher:
         img = decode(data, largest=max(widths), max_pixels=options.max_pixels)
         key = self._key(sha)
         made: list[dict[str, Any]] = []
-        for out in encode(img, options.email_widths, options.archive_widths, options.quality):
+        for out in encode(img, options.email_widths, options.archive_widths, options.quality, avif=options.avif):
             name = f"images/{key}-{out.width}.{out.extension}"
             try:
                 write_atomic(options.site_dir / name, out.data, fsync=False)

@@ -39,7 +39,14 @@ from .integrity import LEDGER_WALK, check_file
 from .migrate import Moved, migrate_from_sqlite
 from .reader_fields import Fields
 from .readerbase import DEFAULT_NEWSLETTER, READER_STATUSES, default_newsletter_id, hashed_key
-from .readers import ReaderBase, SqlSubscriberStore, open_readers, open_store, reader_base_path
+from .readers import (
+    ReaderBase,
+    SqlSubscriberStore,
+    open_readers,
+    open_store,
+    reader_base_path,
+    upgrade_reader_base_file,
+)
 from .records import ProcessLock, owner_alive, this_owner
 from .subscribers import (
     STATUSES,
@@ -102,5 +109,6 @@ __all__ = [
     "sqlite_files",
     "store_location",
     "this_owner",
+    "upgrade_reader_base_file",
     "verify",
 ]

@@ -39,6 +39,7 @@ PG_TABLES = (
     "schedule_meta",
     "bounce_processed",
     "bounce_soft",
+    "bounce_events",
     "subscriptions",
     "reader_events",
     "reader_meta",

@@ -5,7 +5,7 @@ every edition's ledger (recipients, runs, meta; run ids are renumbered and the r
 follows them), the scheduler's runs and meta (each time zone's too), the bounce records. Each source file is copied in
 one transaction and then counted on both sides; a mismatch rolls that file back and is an error. An
 edition the database already holds is left alone and reported, so running the move twice is harmless.
-The SQLite files are only read.
+The SQLite files are only read. The editors' desk moves too: its accounts, plans and audit log.
 """
 
 from __future__ import annotations
@@ -67,11 +67,12 @@ def migrate_from_sqlite(
     subscribers: Path | None = None,
     bounces: Path | None = None,
     zones: list[tuple[str, Path]] | None = None,
+    desk: Path | None = None,
 ) -> Moved:
     """Copy the given SQLite files (those that exist) into `pg`, which must be at the current schema.
 
     `ledgers` are (ledger name, file): `2016-12-30` or `2016-12-30.fr`, the file's name without `.sqlite`;
-    `zones` are (IANA zone, file), the runs of `per_timezone` batches."""
+    `zones` are (IANA zone, file), the runs of `per_timezone` batches; `desk` the editors' desk's file."""
     zones = zones or []
     pg.require_current()
     moved = Moved()
@@ -108,7 +109,34 @@ def migrate_from_sqlite(
         if bounces is not None and bounces.exists():
             with _read(bounces) as src, db.transaction():
                 _bounces(db, src, moved)
+        if desk is not None and desk.exists():
+            with _read(desk) as src, db.transaction():
+                _desk(db, src, desk, moved)
     return moved
+
+
+def _desk(db: Any, src: sqlite3.Connection, path: Path, moved: Moved) -> None:
+    """The desk's accounts, plans and audit log (its sessions stay behind: people sign in again). A user or
+    plan already there is kept as it is; the audit log is copied only into a database that has none."""
+    tables = {str(r[0]) for r in _rows(src, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table, cols, key in (
+        ("desk_users", "name, role, password, language, active, created_at, updated_at", "name"),
+        ("desk_plans", "newsletter, edition, language, plan, updated_by, updated_at", "newsletter, edition, language"),
+    ):
+        rows = _rows(src, f"SELECT {cols} FROM {table}") if table in tables else []
+        marks = ", ".join(["%s"] * len(cols.split(", ")))
+        db.cursor().executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING", rows)
+        moved.add(table, len(rows))
+    if "desk_audit" not in tables:
+        return
+    if db.execute("SELECT 1 FROM desk_audit LIMIT 1").fetchone():
+        moved.skipped.append(f"{path}: the database already has an audit log")
+        return
+    cols = "at, actor, action, target, detail, newsletter"
+    rows = _rows(src, f"SELECT {cols} FROM desk_audit ORDER BY id")
+    db.cursor().executemany(f"INSERT INTO desk_audit ({cols}) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    _check(db, str(path), "SELECT count(*) FROM desk_audit WHERE id > %s", (0,), len(rows))
+    moved.add("desk_audit", len(rows))
 
 
 def _schedule(db: Any, src: sqlite3.Connection, zone: str, moved: Moved) -> None:
@@ -135,11 +163,16 @@ def _schedule(db: Any, src: sqlite3.Connection, zone: str, moved: Moved) -> None
 
 
 def _bounces(db: Any, src: sqlite3.Connection, moved: Moved) -> None:
-    """The handled report ids and the soft-bounce history; rows already there are kept as they are."""
+    """The handled report ids, the soft-bounce history and the events by edition; rows already there are
+    kept as they are."""
+    has_events = bool(_rows(src, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'"))
     for table, cols, key in (
         ("processed", "message_id, processed_at, kind", "message_id"),
         ("soft", "key, message_id, at, diagnostic", "key, message_id"),
+        ("events", "message_id, reader, kind, edition, language, at", "message_id, reader"),
     ):
+        if table == "events" and not has_events:
+            continue  # a file from before events were kept
         rows = _rows(src, f"SELECT {cols} FROM {table}")
         marks = ", ".join(["%s"] * len(cols.split(", ")))
         db.cursor().executemany(
@@ -179,16 +212,38 @@ def _subscribers(db: Any, src: sqlite3.Connection, path: Path, moved: Moved) -> 
     """Every row of the subscriber store, oldest first (ids follow); an address already there is kept as is."""
     have = {r[1] for r in _rows(src, "SELECT * FROM pragma_table_info('subscribers')")}
     zone = "timezone" if "timezone" in have else "''"  # files from before readers had a zone
+    paused = "paused_until" if "paused_until" in have else "NULL"  # and before the reader base
     cols = "key, email, name, locale, status, created_at, confirmed_at, updated_at, consent"
-    rows = _rows(src, f"SELECT {cols}, {zone} FROM subscribers ORDER BY rowid")
+    rows = _rows(src, f"SELECT {cols}, {zone}, {paused} FROM subscribers ORDER BY rowid")
     before = int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
     db.cursor().executemany(
-        f"INSERT INTO subscribers ({cols}, timezone) VALUES ({', '.join(['%s'] * 10)}) ON CONFLICT (key) DO NOTHING",
+        f"INSERT INTO subscribers ({cols}, timezone, paused_until) VALUES ({', '.join(['%s'] * 11)}) "
+        "ON CONFLICT (key) DO NOTHING",
         rows,
     )
+    _reader_history(db, src, moved)
     keys = [r[0] for r in rows]
     _check(db, str(path), "SELECT count(*) FROM subscribers WHERE key = ANY(%s)", (keys,), len(rows))
     copied = int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0]) - before
     if copied < len(rows):
         moved.skipped.append(f"{path}: {len(rows) - copied} subscriber(s) already in the database, kept as they are")
     moved.add("subscribers", copied)
+
+
+def _reader_history(db: Any, src: sqlite3.Connection, moved: Moved) -> None:
+    """The reader base's subscriptions and history, when the file has them (a store from before has not)."""
+    tables = {r[0] for r in _rows(src, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "subscriptions" in tables:
+        cols = "reader_key, newsletter, status, created_at, updated_at, confirmed_at, consent"
+        rows = _rows(src, f"SELECT {cols} FROM subscriptions")
+        db.cursor().executemany(
+            f"INSERT INTO subscriptions ({cols}) VALUES ({', '.join(['%s'] * 7)}) "
+            "ON CONFLICT (reader_key, newsletter) DO NOTHING",
+            rows,
+        )
+        moved.add("subscriptions", len(rows))
+    if "reader_events" in tables:
+        cols = "reader_key, at, kind, newsletter, via, detail"
+        rows = _rows(src, f"SELECT {cols} FROM reader_events ORDER BY id")
+        db.cursor().executemany(f"INSERT INTO reader_events ({cols}) VALUES ({', '.join(['%s'] * 6)})", rows)
+        moved.add("reader_events", len(rows))

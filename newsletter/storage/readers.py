@@ -82,20 +82,25 @@ class ReaderBase(RecordStore):
     # --- sign-up and confirmation ---------------------------------------------------------------------
 
     def sign_up(self, address: str, *, name: str = "", locale: str = "", timezone: str = "") -> SubscriberRecord:
-        """A form's request. A new address becomes pending; a pending one takes the form's name, locale
-        and time zone; a confirmed or departed reader is left as is until they confirm."""
+        """A form's request. A new address becomes pending (or, when the suppression list holds it, what
+        the list says); one not confirmed takes the form's name, locale and time zone, kept for when it
+        confirms; a confirmed reader is left as is (anyone may type an address into a form)."""
         key, zone = _key(address), clean_zone(timezone)
 
         def work(db: Database) -> SubscriberRecord:
             now = now_iso()
+            # An address on the suppression list (a bounce from a list file, a forgotten reader) is recorded
+            # as what the list says until the reader confirms: the store and the list never disagree.
+            entry = self.suppression.entry(address)
+            status = "pending" if entry is None else _STATUS_OF_REASON[entry.reason]
             db.execute(
                 "INSERT INTO subscribers (key, email, name, locale, timezone, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                 "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE subscribers.name END, "
                 "locale = CASE WHEN excluded.locale <> '' THEN excluded.locale ELSE subscribers.locale END, "
                 "timezone = CASE WHEN excluded.timezone <> '' THEN excluded.timezone ELSE subscribers.timezone END, "
-                "updated_at = excluded.updated_at WHERE subscribers.status = 'pending'",
-                (key, address.strip(), name, locale, zone, now, now),
+                "updated_at = excluded.updated_at WHERE subscribers.status <> 'confirmed'",
+                (key, address.strip(), name, locale, zone, status, now, now),
             )
             if self.newsletter not in self.subscriptions.confirmed(key):
                 self.subscriptions.set(key, self.newsletter, "pending")
@@ -485,3 +490,12 @@ def open_readers(settings: Settings) -> ReaderBase:
             reader_base_path(settings), legacy=legacy_suppression_path(settings), newsletter=newsletter
         )
     return ReaderBase(db, newsletter)
+
+
+def upgrade_reader_base_file(settings: Settings) -> Path:
+    """The SQLite reader base brought up to date (an old store rebuilt, an old suppression file merged),
+    whatever `database_url` says: what `db migrate-from-sqlite` copies from. Its path."""
+    path, legacy = reader_base_path(settings), legacy_suppression_path(settings)
+    if path.exists() or legacy.exists():
+        open_reader_base_file(path, legacy=legacy, newsletter=default_newsletter_id(settings)).close()
+    return path

@@ -85,8 +85,11 @@ class SuppressionList(RecordStore):
         *,
         diagnostic: str = "",
         message_id: str = "",
+        via: str = "",
     ) -> bool:
-        """Record `address`; True when it was not on the list yet (the first reason is kept)."""
+        """Record `address`; True when it was not on the list yet (the first reason is kept). The list alone
+        keeps no history, so `via` is for `ReaderBase.add`, which also changes the reader."""
+        del via
         return self.db.upsert("suppression", entry_row(address, reason, source, diagnostic, message_id), ("key",)) == 1
 
     def add_many(self, addresses: list[str], reason: str = "unsubscribed", source: str = "") -> int:

@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, Router
 
-from ..bounces import Decider, Decision, Event, Policy, open_bounce_state
+from ..bounces import Decider, Decision, Event, Policy, edition_of, open_bounce_state
 from ..config import Settings
 from ..delivery import open_suppression
 from ..errors import ConfigError
@@ -167,13 +167,19 @@ class SnsVerifier:
 # --- events → decisions ----------------------------------------------------------------------------
 
 
-def _apply(settings: Settings, event_id: str, events: list[tuple[str, Event, str]], source: str) -> list[Decision]:
-    """Run the policy over one provider event, once per `event_id` (blocking: call in a thread)."""
+def _apply(
+    settings: Settings, event_id: str, events: list[tuple[str, Event, str]], source: str, about: Original
+) -> list[Decision]:
+    """Run the policy over one provider event, once per `event_id`, each bounce or complaint counted
+    against the edition the message it is `about` names (blocking: call in a thread)."""
+    edition = edition_of(settings, *about)
     with open_bounce_state(settings) as state, open_suppression(settings) as suppression:
         if state.seen(event_id):
             return []
         decider = Decider(Policy.from_settings(settings), state, suppression, source=source)
-        decisions = [decider.decide(address, kind, diagnostic, event_id) for address, kind, diagnostic in events]
+        decisions = [
+            decider.decide(address, kind, diagnostic, event_id, edition=edition) for address, kind, diagnostic in events
+        ]
         state.remember(event_id, "webhook", datetime.now(UTC))
     for decision in decisions:  # the address only at debug level: info lines go to shared log pipelines
         log.info("%s: %s, %s", source, decision.event, decision.outcome)
@@ -213,6 +219,38 @@ def ses_events(notification: dict[str, Any]) -> tuple[str, list[tuple[str, Event
                 events.append((address, "complaint", f"SES complaint {complaint.get('complaintFeedbackType') or ''}"))
         return str(complaint.get("feedbackId", "")), events
     return "", []
+
+
+Original = tuple[dict[str, str], str]  # the headers that may name an edition; the envelope sender
+_NAMING = ("message-id", "list-id", "feedback-id")
+
+
+def ses_original(notification: dict[str, Any]) -> Original:
+    """What an SES notification tells of the message it is about: its Message-ID (and List-Id and
+    Feedback-ID when SES keeps the original headers), and its envelope sender — our return path."""
+    mail = notification.get("mail")
+    if not isinstance(mail, dict):
+        return {}, ""
+    found: dict[str, str] = {}
+    for header in mail.get("headers") or []:
+        name = str(header.get("name", "")).lower() if isinstance(header, dict) else ""
+        if name in _NAMING:
+            found.setdefault(name, str(header.get("value", ""))[:500])
+    common = mail.get("commonHeaders")
+    if isinstance(common, dict) and common.get("messageId"):
+        found.setdefault("message-id", str(common["messageId"])[:500])
+    return found, str(mail.get("source") or "")[:1000]
+
+
+def mailgun_original(data: dict[str, Any]) -> Original:
+    """The same of a Mailgun event: `message.headers.message-id` (without its brackets), the envelope sender."""
+    message, envelope = data.get("message"), data.get("envelope")
+    headers = message.get("headers") if isinstance(message, dict) else None
+    found: dict[str, str] = {}
+    if isinstance(headers, dict) and headers.get("message-id"):
+        found["message-id"] = f"<{str(headers['message-id']).strip('<> ')[:500]}>"
+    sender = envelope.get("sender") if isinstance(envelope, dict) else ""
+    return found, str(sender or "")[:1000]
 
 
 def mailgun_events(data: dict[str, Any]) -> tuple[str, list[tuple[str, Event, str]]]:
@@ -308,7 +346,8 @@ def webhook_routes(settings: Settings, *, cert_source: CertSource | None = None)
             return _answer(400, "SNS Message is not a JSON object")
         event_id, events = ses_events(notification)
         event_id = f"ses:{event_id or body.get('MessageId', '')}"
-        decisions = await run_in_threadpool(_apply, settings, event_id, events, "Amazon SES") if events else []
+        about = ses_original(notification)
+        decisions = await run_in_threadpool(_apply, settings, event_id, events, "Amazon SES", about) if events else []
         return _answer(200, "ok", decisions)
 
     async def mailgun(request: Request) -> JSONResponse:
@@ -332,7 +371,8 @@ def webhook_routes(settings: Settings, *, cert_source: CertSource | None = None)
             return _answer(exc.status, str(exc))
         event_id, events = mailgun_events(data)
         event_id = f"mailgun:{event_id or token}"
-        decisions = await run_in_threadpool(_apply, settings, event_id, events, "Mailgun") if events else []
+        about = mailgun_original(data)
+        decisions = await run_in_threadpool(_apply, settings, event_id, events, "Mailgun", about) if events else []
         return _answer(200, "ok", decisions)
 
     return Router(routes=[Route("/ses", ses, methods=["POST"]), Route("/mailgun", mailgun, methods=["POST"])])

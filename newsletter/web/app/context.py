@@ -22,7 +22,7 @@ from ...delivery import Suppression, open_suppression, secret_from_env
 from ...edition import translations
 from ...storage import SubscriberStore
 from ..security import SignedCsrf, host_name
-from ..site import page_environment, site_context
+from ..site import masthead, page_environment, site_context
 from .confirmations import ConfirmationQueue
 from .language import pick_language
 from .limits import SlidingWindow
@@ -68,7 +68,10 @@ class AppContext:
             queue=ConfirmationQueue.for_settings(settings),
             envs={lang: page_environment(loader, s.locale) for lang, s in editions.items()},
             texts={lang: translations(s.locale).gettext for lang, s in editions.items()},
-            site_infos={lang: site_context(s, assets="/assets/") for lang, s in editions.items()},
+            # The archive's masthead, logo included: these pages are the archive's to a reader.
+            site_infos={
+                lang: {**site_context(s, assets="/assets/"), "logo": masthead(s)} for lang, s in editions.items()
+            },
         )
 
     @property

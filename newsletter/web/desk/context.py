@@ -60,6 +60,7 @@ class DeskContext:
     login_csrf: SignedCsrf
     limits: LoginLimit
     envs: dict[str, jinja2.Environment] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)  # what pages keep between requests (rendered editions)
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: bytes) -> DeskContext:

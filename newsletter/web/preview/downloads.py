@@ -12,7 +12,7 @@ from .context import preview_of
 from .parts import dark_variant, scheme_variant
 from .security import EMAIL_CSP
 from .state import EditionView
-from .webpage import web_response
+from .webpage import local_images, web_response
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -28,9 +28,11 @@ def web_html(request: Request) -> Response:
 
 
 def email_html(request: Request) -> Response:
-    """`?scheme=dark|light`: the email as a client in that colour scheme shows it."""
+    """`?scheme=dark|light`: the email as a client in that colour scheme shows it. Its photos and logo
+    come from this machine's `site/images/` (they show before the site is deployed); the `.eml` and
+    every message sent keep their links under base_url."""
     _, build = _built(request)
-    html = build.rendered.html
+    html = local_images(build.rendered.html, build.settings)
     scheme = request.query_params.get("scheme")
     if scheme == "dark":
         html = dark_variant(html)

@@ -34,6 +34,7 @@ from ...edition import (
     edition_dates,
     load_stories,
 )
+from ...editorial import plan_for
 from ...errors import NewsletterError
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,16 @@ class Previewer:
             tuple(str(e) for e in loaded.errors),
             tuple(str(w) for w in loaded.warnings),
             self._templates_stamp(),
+            self._plans(day),
         )
+
+    def _plans(self, day: date) -> tuple[Any, ...]:
+        """The editors' plans of `day` (the desk): a plan changed there shows here at the next look."""
+        settings = self._settings
+        try:
+            return tuple(plan_for(settings.for_language(lang), day) for lang in settings.languages)
+        except NewsletterError as exc:  # an unreadable desk store: `build` says so, with the file's name
+            return (str(exc),)
 
     def overview(self) -> Overview:
         with self._lock:

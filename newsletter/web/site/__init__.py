@@ -8,7 +8,7 @@ writer.py   writing `site/` incrementally after a build, or all of it from the o
 from __future__ import annotations
 
 from .model import WebEdition, file_for, site_dir, web_edition
-from .pages import edition_page, page_environment, render, site_context, stylesheet
+from .pages import edition_page, masthead, page_environment, render, site_context, stylesheet
 from .writer import SiteReport, publish_edition, rebuild_site
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "WebEdition",
     "edition_page",
     "file_for",
+    "masthead",
     "page_environment",
     "publish_edition",
     "rebuild_site",

@@ -8,6 +8,7 @@ HTML the email uses.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -17,11 +18,11 @@ from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
 from babel.dates import format_date, format_time
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ...config import Settings
-from ...edition import Story, make_environment, text_direction, translations
-from ...images import srcset
+from ...edition import BodyPhoto, Story, email_logo, make_environment, text_direction, translations
+from ...images import MODERN, Masthead, Published, image_options, srcset
 from .model import PageStory, WebEdition, base_path, lang_base
 
 # CSS custom property → role in templates/palette.j2 (the email's colours, light and dark).
@@ -110,7 +111,38 @@ def site_context(settings: Settings, assets: str | None = None) -> dict[str, Any
 
 def render(template: str, settings: Settings, assets: str | None = None, **context: Any) -> str:
     env = environment(settings.locale)
-    return env.get_template(template).render(site=site_context(settings, assets), **context)
+    site = {**site_context(settings, assets), "logo": masthead(settings)}
+    return env.get_template(template).render(site=site, **context)
+
+
+def masthead(settings: Settings) -> Masthead | None:
+    """The `[images.logo]` masthead as the archive's pages show it: the email's (published the same
+    way, light and dark), worked out once per logo file and kept while the files do not change."""
+    logo = image_options(settings).logo
+    if logo is None:
+        return None
+    key = (
+        logo,
+        settings.base_url,
+        str(settings.root),
+        _stamp(settings.root, logo.src),
+        _stamp(settings.root, logo.dark),
+    )
+    if key not in _MASTHEADS:
+        _MASTHEADS[key] = email_logo(settings)[0]  # a logo left out was the build's warning already
+    return _MASTHEADS[key]
+
+
+def _stamp(root: Path, src: str) -> int:
+    if not src or "://" in src:
+        return 0
+    try:
+        return (root / src).stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+_MASTHEADS: dict[tuple[Any, ...], Masthead | None] = {}
 
 
 def _story_view(settings: Settings, item: PageStory) -> dict[str, Any]:
@@ -126,9 +158,12 @@ def _story_view(settings: Settings, item: PageStory) -> dict[str, Any]:
         "external": item.page_url is None and bool(story.url),
         "meta": " · ".join(meta),
         "published_iso": story.published.isoformat(),
-        "body": Markup("".join(b.html for b in blocks)),
+        "body": body_pictures("".join(b.html for b in blocks), story.body_photos),
+        "plain_body": Markup("".join(b.html for b in blocks)),  # the feed's: readers drop <source>
         # The edition page is for skimming: the standfirst, else the first paragraphs.
-        "excerpt": Markup("".join(b.html for b in blocks[:2])) if not story.summary else Markup(""),
+        "excerpt": body_pictures("".join(b.html for b in blocks[:2]), story.body_photos)
+        if not story.summary
+        else Markup(""),
         "lang": story.lang,
         "dir": story.dir,
         "picture": picture(story),
@@ -142,21 +177,55 @@ def picture(story: Story) -> dict[str, Any] | None:
     image = story.image
     if image is None:
         return None
-    view: dict[str, Any] = {"src": image.src, "alt": image.alt, "credit": image.credit, "srcset": "", "webp": ""}
+    view: dict[str, Any] = {"src": image.src, "alt": image.alt, "credit": image.credit, "srcset": "", "sources": []}
     view.update(width=None, height=None, sizes=_SIZES)
     if image.published is not None:
-        fallback = image.published.fallback()
-        view.update(
-            src=next((r for r in fallback if r.width >= 800), fallback[-1]).url,
-            srcset=srcset(fallback),
-            webp=srcset(image.published.modern()),
-            width=image.published.width,
-            height=image.published.height,
-        )
+        view.update(_renditions(image.published))
     return view
 
 
+def _renditions(published: Published) -> dict[str, Any]:
+    """A published photo's `<picture>` parts: a `<source>` per modern format (AVIF first: a browser
+    takes the first it can show), the JPEG/PNG `srcset`, the fallback `src`, the intrinsic size."""
+    fallback = published.fallback()
+    return {
+        "src": next((r for r in fallback if r.width >= 800), fallback[-1]).url,
+        "srcset": srcset(fallback),
+        "sources": [
+            {"type": f"image/{fmt}", "srcset": srcset(found)} for fmt in MODERN if (found := published.modern(fmt))
+        ],
+        "width": published.width,
+        "height": published.height,
+    }
+
+
 _SIZES = "(max-width: 40rem) 100vw, 37rem"  # main's 40rem less its padding (static/site.css)
+_BODY_IMG = re.compile(r'<img src="([^"]+)"[^>]*>')
+_ATTR = re.compile(r'\b(alt|title)="([^"]*)"')
+
+
+def body_pictures(html: str, photos: Sequence[BodyPhoto]) -> Markup:
+    """A story body (the email's sanitised HTML) with each published photo's `<img>` — the one JPEG
+    the email shows — made a `<picture>` offering every rendition, like the story's own photo."""
+    by_url = {str(escape(photo.url)): photo for photo in photos}
+
+    def one(match: re.Match[str]) -> str:
+        photo = by_url.get(match.group(1))
+        if photo is None:
+            return match.group(0)
+        parts = _renditions(photo.published)
+        # alt and title as the email's tag carries them: already escaped there.
+        kept = "".join(f' {name}="{value}"' for name, value in _ATTR.findall(match.group(0)))
+        sources = "".join(
+            f'<source type="{escape(s["type"])}" srcset="{escape(s["srcset"])}" sizes="{_SIZES}">'
+            for s in parts["sources"]
+        )
+        return (
+            f'<picture>{sources}<img src="{escape(parts["src"])}" srcset="{escape(parts["srcset"])}" '
+            f'sizes="{_SIZES}"{kept} width="{parts["width"]}" height="{parts["height"]}" loading="lazy"></picture>'
+        )
+
+    return Markup(_BODY_IMG.sub(one, html) if by_url else html)
 
 
 def _image(edition: WebEdition) -> str:
