@@ -19,6 +19,7 @@ from newsletter.bounces.run import process
 from newsletter.bounces.sources import MaildirSource
 from newsletter.cli import cli
 from newsletter.delivery import SECRET_ENV
+from newsletter.storage import open_readers
 from tests.test_bounces import FIXTURES, LIST_ID, MEMBERS, SECRET, entry, make_root, settings_of, verp_of
 
 
@@ -140,6 +141,10 @@ def test_the_subscriber_store_is_the_list_by_default(tmp_path: Path) -> None:
     output = run(root, maildir(tmp_path / "Maildir", [HARD]))
     assert "ghost@example.net: hard — suppressed" in output
     assert entry(root, "ghost@example.net").reason == "bounced"  # type: ignore[union-attr]
+    with open_readers(settings_of(root)) as base:  # one record: the reader says bounced too, and why
+        shown = base.show("ghost@example.net")
+    assert shown["record"]["status"] == "bounced" and shown["subscriptions"][0]["status"] == "unsubscribed"
+    assert (shown["history"][-1]["kind"], shown["history"][-1]["via"]) == ("bounced", "bounce")
 
 
 def test_an_unmatched_report_stays_for_the_next_run(tmp_path: Path) -> None:

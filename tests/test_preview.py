@@ -30,7 +30,7 @@ from watchfiles import Change
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
-from newsletter.delivery.suppression import SuppressionList
+from newsletter.delivery.suppression import SuppressionList, suppression_path
 from newsletter.delivery.unsubscribe import make_token
 from newsletter.edition.build import build
 from newsletter.web.preview.app import create_app, dark_variant, has_dark_styles, scheme_variant
@@ -393,7 +393,7 @@ def test_send_test_is_disabled_without_smtp(server: PreviewServer) -> None:
 def test_unsubscribe_one_click_get_and_forged(server: PreviewServer) -> None:
     settings = load_settings(server.root, environ={})
     assert settings.list.id == LIST_ID
-    path = server.root / "data" / "suppression.sqlite"
+    path = suppression_path(settings)  # the reader base, where the list lives with the readers
     address = "reader@example.org"
     token = make_token(SECRET.encode(), LIST_ID, address)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.delivery.suppression import SuppressionList
+from newsletter.config import load_settings
+from newsletter.delivery.suppression import SuppressionList, suppression_path
 from newsletter.delivery.unsubscribe import make_token
 from tests.helpers import SmtpServer, StoreHandler, placeholder_png
 from tests.test_preview import (
@@ -312,7 +313,7 @@ def test_a_template_error_names_file_and_line(page, server: PreviewServer) -> No
 
 def test_unsubscribe_flow_in_the_browser(page, server: PreviewServer) -> None:  # type: ignore[no-untyped-def]
     address = "browser.reader@example.org"
-    suppression = SuppressionList(server.root / "data" / "suppression.sqlite")
+    suppression = SuppressionList(suppression_path(load_settings(server.root, environ={})))
     open_edition(page, server)
     page.fill("#try-unsubscribe input[name=address]", address)
     page.click("#try-unsubscribe button")

@@ -25,6 +25,7 @@ from newsletter.delivery.unsubscribe import (
     verify_token,
 )
 from newsletter.errors import ConfigError, NewsletterError, TokenError
+from newsletter.storage.reader_open import legacy_suppression_path
 
 SECRET = b"test-secret-0123456789abcdef"
 LIST = "morning-brief.newsletter.example.org"
@@ -250,9 +251,11 @@ def test_suppression_list_basics(tmp_path: Path) -> None:
 def test_suppression_path_default_and_config(tmp_path: Path) -> None:
     root = tmp_path / "paper"
     root.mkdir()
-    assert suppression_path(load_settings(root, environ={})) == root / "data" / "suppression.sqlite"
+    # The list lives in the reader base; `[mailing] suppression` names an older file to merge into it once.
+    assert suppression_path(load_settings(root, environ={})) == root / "data" / "subscribers.sqlite"
     (root / "newsletter.toml").write_text('[mailing]\nsuppression = "state/unsub.db"\n')
-    assert suppression_path(load_settings(root, environ={})) == root / "state" / "unsub.db"
+    assert suppression_path(load_settings(root, environ={})) == root / "data" / "subscribers.sqlite"
+    assert legacy_suppression_path(load_settings(root, environ={})) == root / "state" / "unsub.db"
     (root / "newsletter.toml").write_text("[mailing]\nsuppression = 3\n")
     with pytest.raises(ConfigError, match="suppression"):
         suppression_path(load_settings(root, environ={}))

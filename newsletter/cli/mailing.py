@@ -336,7 +336,8 @@ def _language_status(
 @click.option("--check", "check_address", metavar="ADDR", help="Tell whether ADDR is on the suppression list.")
 @handle_errors
 def unsubscribe(root: Path, token: str | None, address: str | None, reason: str, check_address: str | None) -> None:
-    """Unsubscribe tokens and the suppression list (data/suppression.sqlite, or the database).
+    """Unsubscribe tokens and the suppression list (in the reader base, data/subscribers.sqlite, or the
+    database). `--add` is the operator's unsubscribe: the reader's record and history say so too.
 
     \b
     Examples:

@@ -10,7 +10,7 @@ Return-Path, where the suppression list and the ledgers live, and how long a cla
     stop_after_same_failures = 20        # this many in a row failing the same way stop the run (0: never)
     suppress_bounces = true
     return_path = "bounces+{token}@…"    # MAIL FROM (default: the sender)
-    suppression = "data/suppression.sqlite"
+    suppression = "data/suppression.sqlite"   # an older separate list, merged once into the reader base
     ledger_dir = "data/ledger"
     lease_seconds = 60                   # PostgreSQL: a claimed batch's lease without renewal (1-3600)
     sender_id = "…"                      # the last field of Feedback-ID (default: the From domain)

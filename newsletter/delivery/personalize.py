@@ -56,7 +56,7 @@ from ..edition import (
 )
 from ..textutil import one_line
 from .qp import dot_safe, end_soft
-from .unsubscribe import ONE_CLICK, keyed, make_token
+from .unsubscribe import ONE_CLICK, keyed, make_token, manage_base
 from .verp import unsubscribe_mailbox
 
 MAX_NAME = 100  # characters; a greeting, not a biography, and it keeps every header line short
@@ -310,6 +310,7 @@ class Personalizer:
         self.day = edition.date.isoformat()
         self.env = env or make_environment(settings)
         self.url_base = settings.list.unsubscribe_url
+        self.manage_base = manage_base(settings)  # the manage page takes the unsubscribe link's token
         self.mailto = unsubscribe_mailbox(settings)
         self.sender = settings.sender.address
         named_ctx, named_html, named_text = self._render(_NAME_MARK)
@@ -356,9 +357,8 @@ class Personalizer:
         return self.fast
 
     def _render(self, name: str) -> tuple[dict[str, object], str, str]:
-        ctx = build_context(
-            self.edition, self.settings, Personal(name=name, unsubscribe_url=self.url_base + _TOKEN_MARK)
-        )
+        links = {"unsubscribe_url": self.url_base + _TOKEN_MARK, "manage_url": self.manage_base + _TOKEN_MARK}
+        ctx = build_context(self.edition, self.settings, Personal(name=name, **links))
         return ctx, render_html(self.env, ctx, self.settings.root), render_text(self.env, ctx, self.settings.root)
 
     # The per-subscriber work: keep it lean, it runs hundreds of thousands of times.
@@ -408,7 +408,8 @@ class Personalizer:
         name = clean_name(name)
         token = make_token(self.secret, self.settings.list.id, address)
         url = self.url_base + token
-        ctx = build_context(self.edition, self.settings, Personal(name=name, unsubscribe_url=url))
+        personal = Personal(name=name, unsubscribe_url=url, manage_url=self.manage_base + token)
+        ctx = build_context(self.edition, self.settings, personal)
         html = render_html(self.env, ctx, self.settings.root)
         text = render_text(self.env, ctx, self.settings.root)
         msg = build_message(

@@ -28,7 +28,7 @@ import os
 import re
 from email.parser import BytesParser
 from email.policy import HTTP
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from ..config import Settings
 from ..errors import ConfigError, NewsletterError, TokenError
@@ -98,6 +98,13 @@ def make_token(secret: bytes, list_id: str, address: str) -> str:
         raise MissingSecretError(f"{SECRET_ENV} is empty")
     raw = address.encode("utf-8")
     return f"{_b64(raw)}.{_b64(_mac(secret, list_id, raw))}"
+
+
+def manage_base(settings: Settings) -> str:
+    """Where a reader's "manage my subscription" page is: `/manage/` on the public app that answers the
+    unsubscribe links (`[list] unsubscribe_url`'s origin); the reader's unsubscribe token follows."""
+    parts = urlsplit(settings.list.unsubscribe_url)
+    return f"{parts.scheme}://{parts.netloc}/manage/"
 
 
 def verify_token(secret: bytes, list_id: str, token: str) -> str:

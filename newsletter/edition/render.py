@@ -60,6 +60,7 @@ class Personal:
     name: str = ""
     view_url: str = ""
     unsubscribe_url: str = ""
+    manage_url: str = ""  # the reader's signed "manage my subscription" page; none in the list copy
 
 
 @dataclass
@@ -144,6 +145,7 @@ def build_context(edition: Edition, settings: Settings, personal: Personal | Non
         "logo": edition.logo,
         # The list copy's generic link: the archive's unsubscribe page in this edition's language.
         "unsubscribe_url": personal.unsubscribe_url or f"{settings.base_url}{_lang_prefix(settings)}/unsubscribe",
+        "manage_url": personal.manage_url,
     }
 
 

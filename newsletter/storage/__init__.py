@@ -17,7 +17,8 @@ Out: `Database`, the one adapter every record store is written on (a SQLite file
     subscribers.py the reader record: one small interface (`SubscriberStore`), one class, `open_store`
     history.py     a reader's subscriptions and history events
     suppression.py the suppression list (addresses never to be mailed again, and why)
-    readers.py     every change of a reader's state, in one transaction (`ReaderBase`, `open_readers`)
+    readers.py     every change of a reader's state, in one transaction (`ReaderBase`)
+    reader_open.py the reader base the settings name (`open_readers`)
     reader_fields.py  an operator's add / an import row: only the given fields, nothing resurrected
 
 Each record store (delivery's ledger and suppression list, the schedule's runs, the bounce records, the
@@ -38,15 +39,9 @@ from .history import ReaderEvent, ReaderEvents, Subscription, SubscriptionStore
 from .integrity import LEDGER_WALK, check_file
 from .migrate import Moved, migrate_from_sqlite
 from .reader_fields import Fields
+from .reader_open import open_readers, reader_base_path, upgrade_reader_base_file
 from .readerbase import DEFAULT_NEWSLETTER, READER_STATUSES, default_newsletter_id, hashed_key
-from .readers import (
-    ReaderBase,
-    SqlSubscriberStore,
-    open_readers,
-    open_store,
-    reader_base_path,
-    upgrade_reader_base_file,
-)
+from .readers import ReaderBase, SqlSubscriberStore, open_store
 from .records import ProcessLock, owner_alive, this_owner
 from .subscribers import (
     STATUSES,

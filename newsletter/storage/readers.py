@@ -9,8 +9,7 @@ and the list can never disagree.
     put            an operator's `subscribers add` or an import row: only the given fields change, and
                    an unsubscribed, bounced or complained reader is never turned back into a confirmed one
     resubscribe    the operator's explicit way back, with a consent note
-    update, pause  the manage page's changes
-    forget         personal data erased; a hashed suppression entry kept
+    update, pause  the manage page's changes;  forget: personal data erased, a hashed suppression entry kept
 
 `ReaderBase` also answers what the send loop asks of a suppression list (`add`, `which`, `in`, `entry`, …), so
 every sender, bounce reader and web handler holds one object and goes through these changes.
@@ -25,15 +24,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from .adapter import Database, RecordStore, reconnect_seconds
+from .adapter import Database, RecordStore
 from .history import ReaderEvents, SubscriptionStore
 from .reader_fields import Fields, apply_fields
 from .readerbase import (
     DEFAULT_NEWSLETTER,
-    default_newsletter_id,
     hashed_key,
-    open_reader_base_file,
     open_reader_base_pg,
 )
 from .subscribers import (
@@ -388,7 +384,7 @@ class ReaderBase(RecordStore):
 
     def _must_get(self, key: str) -> SubscriberRecord:
         record = self.subscribers.get(key)
-        assert record is not None  # written inside this transaction
+        assert record is not None, key  # written inside this transaction
         return record
 
     # --- what the send loop and the bounce reader ask of a suppression list ---------------------------------
@@ -466,36 +462,3 @@ def _record_dict(record: SubscriberRecord) -> dict[str, Any]:
     found = asdict(record)
     found.pop("id", None)
     return found
-
-
-def reader_base_path(settings: Settings) -> Path:
-    """The SQLite file of the reader base: `[subscribers] path`, default `data/subscribers.sqlite`."""
-    return store_location(settings.root, settings.section("subscribers").get("path"))
-
-
-def legacy_suppression_path(settings: Settings) -> Path:
-    """The separate suppression file of older versions (`[mailing] suppression`), merged once."""
-    value = settings.section("mailing").get("suppression") or "data/suppression.sqlite"
-    return (settings.root / str(value)).resolve()
-
-
-def open_readers(settings: Settings) -> ReaderBase:
-    """The newsletter's reader base: PostgreSQL when `database_url` is set, else the SQLite file (created,
-    or brought up to date, with an old suppression file merged in once)."""
-    newsletter = default_newsletter_id(settings)
-    if settings.database_url:
-        db = open_reader_base_pg(settings.database_url, newsletter=newsletter, reconnect=reconnect_seconds(settings))
-    else:
-        db = open_reader_base_file(
-            reader_base_path(settings), legacy=legacy_suppression_path(settings), newsletter=newsletter
-        )
-    return ReaderBase(db, newsletter)
-
-
-def upgrade_reader_base_file(settings: Settings) -> Path:
-    """The SQLite reader base brought up to date (an old store rebuilt, an old suppression file merged),
-    whatever `database_url` says: what `db migrate-from-sqlite` copies from. Its path."""
-    path, legacy = reader_base_path(settings), legacy_suppression_path(settings)
-    if path.exists() or legacy.exists():
-        open_reader_base_file(path, legacy=legacy, newsletter=default_newsletter_id(settings)).close()
-    return path

@@ -8,6 +8,8 @@ GET  /subscribe             the sign-up form                                    
 POST /subscribe             → 303 /subscribe/sent, the same for every address     signup.py
 GET  /confirm/<token>       a page with a button; changes nothing                 signup.py
 POST /confirm/<token>       confirms, with a consent record                       signup.py
+GET  /manage/<token>        the reader's data and choices; changes nothing        manage.py
+POST /manage/<token>        language, time zone, pause, unsubscribe (form token)  manage.py
 GET  /assets/site.css       the pages' styles                                     files.py
 POST /webhooks/ses|mailgun  bounce and complaint events                           mounts.py → web/webhooks.py
 /desk/…                     with `desk`: the editors' desk, behind a sign-in       mounts.py → web/desk/
@@ -37,7 +39,7 @@ from starlette.routing import BaseRoute
 from ...config import Settings
 from ..metrics import METRICS_PATH, RequestMetrics
 from ..security import HostGuard, SecurityHeaders
-from . import files, signup, unsubscribe
+from . import files, manage, signup, unsubscribe
 from .context import AppContext
 from .guards import BodyLimit, RequestShape
 from .mounts import BODY_LIMITS, desk_mount, extra_routes
@@ -73,6 +75,7 @@ def create_app(
     routes: list[BaseRoute] = [
         *files.routes(settings),
         *unsubscribe.routes,
+        *manage.routes,
         *signup.routes,
         *(extra if extra is not None else extra_routes(settings)),
         *([desk_mount(settings, ctx.secret)] if desk else []),
