@@ -9,8 +9,12 @@ edition over the same number of connections, side by side in one run; the figure
 the ratios newsletter / smtp-source.
 
 - 1 and 8 connections, one sender process (`--processes 1`);
-- 8 connections with `--processes 2` (this machine's cores), against one process in the same run;
-- the CPU time one sender process spends per message with 8 connections (all its threads).
+- 8 connections with `--processes 2` (this machine's cores), against one process, round by round;
+- load-independent: the CPU time per message with 8 connections of one sender process (all its
+  threads), of two (both processes together), and of smtp-sink itself; and what those costs allow
+  (`_ceiling`, a model): two processes against one on these two cores beside smtp-sink, and with the
+  relay on other machines. smtp-sink is one single-threaded process that reads every line of DATA: on a
+  two-core machine it needs about a core of its own, which caps what a second sender process can add.
 
 BENCH_RELAY_BEFORE=/path/to/an/earlier/checkout adds that version's one-process figures to the same run
 (its package imported from there), for a before/after side by side.
@@ -98,15 +102,31 @@ def _cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def _cpu_per_message(root: Path, port: int, tree: str = "") -> float:
-    """CPU seconds per message of one sender process with 8 connections (all its threads): the CPU of a
-    send of N less that of N/5, over 4N/5 — the set-up (build, enrolment) cancels out."""
-    used = []
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux: /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_per_message(root: Path, port: int, tree: str = "", processes: int = 1, sink: int = 0) -> tuple[float, float]:
+    """CPU seconds per message of the sender with 8 connections (all its processes and threads), and of
+    the relay (`sink`: smtp-sink's pid): the CPU of a send of N less that of N/5, over 4N/5 — the
+    set-up (build, enrolment, forking) cancels out."""
+    used, relay = [], []
     for n in (N // 5, N):
-        before = _cpu()
-        _newsletter(root, port, 8, 1, tree, n)
+        before, relay_before = _cpu(), _process_cpu(sink) if sink else 0.0
+        _newsletter(root, port, 8, processes, tree, n)
         used.append(_cpu() - before)
-    return (used[1] - used[0]) / (N - N // 5)
+        relay.append(_process_cpu(sink) - relay_before if sink else 0.0)
+    return (used[1] - used[0]) / (N - N // 5), (relay[1] - relay[0]) / (N - N // 5)
+
+
+def _ceiling(sender: float, relay: float, processes: int, cores: int) -> float:
+    """Messages a second `processes` sender processes can reach on `cores` cores beside a relay that needs
+    `relay` CPU seconds a message on one core of its own (smtp-sink is one single-threaded process), each
+    sender process at most one core (its interpreter lock): min(processes/sender, 1/relay,
+    cores/(sender + relay)). A model from the measured CPU costs, not a measurement."""
+    return min(processes / sender, 1 / relay, cores / (sender + relay))
 
 
 def _newsletter(root: Path, port: int, connections: int, processes: int, tree: str = "", n: int = N) -> float:
@@ -126,6 +146,30 @@ def _newsletter(root: Path, port: int, connections: int, processes: int, tree: s
     return n / float(out.stdout.split()[-1])
 
 
+def _cpu_figures(root: Path, port: int, sink: int, before: str) -> Iterator[tuple[str, float, str]]:
+    """Load-independent figures: CPU per message of one and of two sender processes (all of them
+    together) and of smtp-sink, and what they allow on this machine's two cores and beside a relay on
+    a core of its own."""
+    one, two, relay = [], [], []
+    for _ in range(RUNS):
+        sender, used = _cpu_per_message(root, port, sink=sink)
+        one.append(sender)
+        relay.append(used)
+        two.append(_cpu_per_message(root, port, processes=2, sink=sink)[0])
+    c1, c2, s = statistics.median(one), statistics.median(two), statistics.median(relay)
+    yield "relay.8_conn_1_proc.cpu_per_message.median", c1 * 1e6, "us"
+    yield "relay.8_conn_2_proc.cpu_per_message.median", c2 * 1e6, "us"
+    yield "relay.8_conn.2_proc_over_1_proc.cpu_per_message", c2 / c1, "x"
+    yield "relay.8_conn.smtp_sink.cpu_per_message.median", s * 1e6, "us"
+    yield "relay.8_conn.2_proc_over_1_proc.model_2_cores", _ceiling(c2, s, 2, 2) / _ceiling(c1, s, 1, 2), "x"
+    # A relay on other machines (a Postfix of several processes): each sender process is one core's worth.
+    yield "relay.8_conn.2_proc_over_1_proc.model_relay_elsewhere", 2 * c1 / c2, "x"
+    if before:
+        old_cpu = [_cpu_per_message(root, port, before)[0] for _ in range(RUNS)]
+        yield "relay.8_conn_1_proc.before.cpu_per_message.median", statistics.median(old_cpu) * 1e6, "us"
+        yield "relay.8_conn_1_proc.cpu_per_message.of_before", c1 / statistics.median(old_cpu), "x"
+
+
 def figures() -> Iterator[tuple[str, float, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         root = _twenty_story_root(Path(tmp))
@@ -143,31 +187,28 @@ def figures() -> Iterator[tuple[str, float, str]]:
         sink, port = _sink()
         try:
             before = os.environ.get("BENCH_RELAY_BEFORE", "")
-            for conns, procs in ((1, 1), (8, 1), (8, 2)):
-                ref, ours, old = [], [], []
-                for _ in range(RUNS):
-                    ref.append(_source(port, conns, message))
-                    ours.append(_newsletter(root, port, conns, procs))
+            configs = ((1, 1), (8, 1), (8, 2))
+            ref: dict[tuple[int, int], list[float]] = {c: [] for c in configs}
+            ours: dict[tuple[int, int], list[float]] = {c: [] for c in configs}
+            old: dict[tuple[int, int], list[float]] = {c: [] for c in configs}
+            for _ in range(RUNS):  # round by round, so that a change in the machine's load hits every one
+                for conns, procs in configs:
+                    ref[conns, procs].append(_source(port, conns, message))
+                    ours[conns, procs].append(_newsletter(root, port, conns, procs))
                     if before and procs == 1:
-                        old.append(_newsletter(root, port, conns, procs, before))
+                        old[conns, procs].append(_newsletter(root, port, conns, procs, before))
+            for conns, procs in configs:
                 name = f"relay.{conns}_conn_{procs}_proc"
-                yield f"{name}.smtp_source.median", statistics.median(ref), "msg/s"
-                yield f"{name}.newsletter.median", statistics.median(ours), "msg/s"
-                yield f"{name}.of_smtp_source", statistics.median(ours) / statistics.median(ref), "x"
-                if old:
-                    yield f"{name}.before.median", statistics.median(old), "msg/s"
-                    yield f"{name}.before.of_smtp_source", statistics.median(old) / statistics.median(ref), "x"
-                if (conns, procs) == (8, 1):
-                    one = statistics.median(ours)
-                if (conns, procs) == (8, 2):
-                    yield "relay.8_conn.2_proc_over_1_proc", statistics.median(ours) / one, "x"
-            cpu = [_cpu_per_message(root, port) for _ in range(RUNS)]
-            yield "relay.8_conn_1_proc.cpu_per_message.median", statistics.median(cpu) * 1e6, "us"
-            if before:
-                old_cpu = [_cpu_per_message(root, port, before) for _ in range(RUNS)]
-                yield "relay.8_conn_1_proc.before.cpu_per_message.median", statistics.median(old_cpu) * 1e6, "us"
-                share = statistics.median(cpu) / statistics.median(old_cpu)
-                yield "relay.8_conn_1_proc.cpu_per_message.of_before", share, "x"
+                median, reference = statistics.median(ours[conns, procs]), statistics.median(ref[conns, procs])
+                yield f"{name}.smtp_source.median", reference, "msg/s"
+                yield f"{name}.newsletter.median", median, "msg/s"
+                yield f"{name}.of_smtp_source", median / reference, "x"
+                if old[conns, procs]:
+                    yield f"{name}.before.median", statistics.median(old[conns, procs]), "msg/s"
+                    yield f"{name}.before.of_smtp_source", statistics.median(old[conns, procs]) / reference, "x"
+            two = statistics.median(ours[8, 2]) / statistics.median(ours[8, 1])
+            yield "relay.8_conn.2_proc_over_1_proc", two, "x"
+            yield from _cpu_figures(root, port, sink.pid, before)
         finally:
             sink.terminate()
             sink.wait()

@@ -80,7 +80,10 @@ OPEN_SECTIONS = (
     "logging",  # read by the CLI when it sets up log lines
     "database",
     "desk",  # the editors' desk (newsletter/web/desk/options.py)
+    "newsletters",  # several newsletters on one reader base: read by letters.py
 )
+# The id of the one newsletter a single `[list]` configuration sends (unless `[list] id` names another).
+DEFAULT_NEWSLETTER = "daily"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,17 @@ class ListSettings:
     id: str
     unsubscribe_url: str
     unsubscribe_mailto: str
+
+
+@dataclass(frozen=True)
+class StorySelection:
+    """Which stories a newsletter takes (`[newsletters.<id>]`); empty: every story of its window."""
+
+    folders: tuple[str, ...] = ()  # paths under the stories folder, e.g. "2016" or "samples/fr"
+    sections: tuple[str, ...] = ()  # a story's `section`, compared without case
+    tags: tuple[str, ...] = ()  # any one of them, without case
+    min_priority: int | None = None
+    only: tuple[str, ...] = ()  # these story ids and no other (an alert's one story)
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,22 @@ class Settings:
     # Each subsystem's options, read from its table on first use (`options`); shared by `for_language`
     # copies, whose tables are the same.
     parsed: dict[Options[Any], Any] = field(default_factory=dict, repr=False, compare=False)
+    # The newsletter these settings build (`letters.for_newsletter`); a single `[list]` configuration is one
+    # newsletter, `default_newsletter_id`. Another newsletter's ledgers and runs carry `file_prefix`
+    # ("<id>."), so an install that grows a second newsletter keeps the files of its first.
+    newsletter: str = DEFAULT_NEWSLETTER
+    file_prefix: str = ""
+    selection: StorySelection = field(default_factory=StorySelection)
+    window_days: int = 1  # 7 for a weekly: the edition covers the week up to its cut-off
+    weekday: int | None = None  # a weekly's edition day (0 = Monday): editions fall on it
+    public: bool = True  # offered on the sign-up form, in the web archive; a private newsletter is neither
+    # Templates of this newsletter: folders searched first, and single files standing in for a named
+    # template ("palette.j2" → the newsletter's palette, "newsletter.mjml.j2" → an alert's layout).
+    template_dirs: tuple[Path, ...] = ()
+    template_files: tuple[tuple[str, Path], ...] = ()
+    # The settings of the whole configuration these were derived from (None: these are they), so that
+    # another newsletter's settings can be had from any newsletter's (`letters.for_newsletter`).
+    whole: Settings | None = field(default=None, repr=False, compare=False)
 
     def section(self, name: str) -> dict[str, Any]:
         """A copy of an open table such as `[smtp]`; empty when absent."""
@@ -149,6 +179,14 @@ class Settings:
         """More than one language edition: outbox folders and ledgers then carry the language."""
         return len(self.languages) > 1
 
+    @property
+    def archive_prefix(self) -> str:
+        """Where this edition's part of the web archive lives under base_url: '' for the default
+        newsletter's first language, `/<lang>` for another language, under `/<newsletter>` for another
+        newsletter."""
+        letter = f"/{self.newsletter}" if self.file_prefix else ""
+        return letter + (f"/{self.language}" if self.language != self.languages[0] else "")
+
     def edition_dir(self, day: date) -> Path:
         """`outbox/<date>/`, or `outbox/<date>/<lang>/` when the list has several language editions."""
         base = self.outbox_dir / day.isoformat()
@@ -169,6 +207,12 @@ class Settings:
             locale=self.locale if same else language,
             subject=self.subjects.get(language, self.subject),
         )
+
+
+def default_newsletter_id(settings: Settings) -> str:
+    """The id of the one newsletter a single `[list]` configuration sends: "daily", unless `[list] id`
+    names another (an install that set its own List-Id keeps it as the newsletter's id)."""
+    return DEFAULT_NEWSLETTER if settings.list.id == DEFAULTS["list"]["id"] else settings.list.id
 
 
 def primary_language(tag: str) -> str:
@@ -284,7 +328,7 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
     base_url = _text(data["base_url"], "base_url", origin).rstrip("/")
     if not re.match(r"^https?://[^/\s]+", base_url):
         raise ConfigError(f"{origin}: 'base_url' must be an absolute http(s) URL, got {base_url!r}")
-    subject = _subject(_text(data["subject"], "subject", origin), "subject", origin)
+    subject = subject_pattern(_text(data["subject"], "subject", origin), "subject", origin)
     languages = _languages(data["list"]["languages"], locale, origin)
     if primary_language(locale) != primary_language(languages[0]):
         locale = languages[0]  # the first language's edition speaks it (dates, catalogue)
@@ -300,7 +344,7 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
     if any(c in v for v in (sender.name, subject, *subjects.values(), title) for c in "\r\n"):
         raise ConfigError(f"{origin}: header values (title, subject, sender.name) must be one line")
     paths = {k: (root / _text(v, f"paths.{k}", origin)).resolve() for k, v in data["paths"].items()}
-    return Settings(
+    settings = Settings(
         root=root,
         title=title,
         tagline=_text(data["tagline"], "tagline", origin),
@@ -324,6 +368,7 @@ def _build(root: Path, data: dict[str, Any], config_file: Path | None) -> Settin
         subjects=subjects,
         database_url=_database_url(data["database_url"], origin),
     )
+    return replace(settings, newsletter=default_newsletter_id(settings))
 
 
 def _text(value: Any, key: str, origin: str) -> str:
@@ -362,7 +407,7 @@ def _subjects(value: Any, languages: tuple[str, ...], origin: str) -> dict[str, 
         if lang not in languages:
             raise ConfigError(f"{origin}: 'list.subject.{lang}': '{lang}' is not one of list.languages")
         key = f"list.subject.{lang}"
-        subjects[lang] = _subject(_text(pattern, key, origin), key, origin)
+        subjects[lang] = subject_pattern(_text(pattern, key, origin), key, origin)
     return subjects
 
 
@@ -380,7 +425,7 @@ def _list_settings(lst: dict[str, Any], origin: str) -> ListSettings:
     return list_settings
 
 
-def _subject(pattern: str, key: str, origin: str) -> str:
+def subject_pattern(pattern: str, key: str, origin: str) -> str:
     try:
         fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(pattern) if name is not None]
     except ValueError as exc:

@@ -42,6 +42,10 @@ class EditionError(NewsletterError):
     pass
 
 
+class NoStories(EditionError):
+    """An edition's window holds no story (of its newsletter, of its language): nothing to build."""
+
+
 class TemplateError(NewsletterError):
     def __init__(self, template: str, line: int | None, message: str) -> None:
         self.template = template

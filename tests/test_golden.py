@@ -1,7 +1,8 @@
 """Golden files: the demo editions as readers get them, with the clock and ids frozen.
 
 The English edition is `golden/2016-12-30/`; the French and Arabic ones (the repo's newsletter.toml
-publishes three languages) are `golden/2016-12-30/fr/` and `golden/2016-12-30/ar/`. A change to
+publishes three languages) are `golden/2016-12-30/fr/` and `golden/2016-12-30/ar/`; the demo's second
+newsletter, the weekly, is `golden/weekly/2016-12-30/` (its own List-Id, sender, subject and stories). A change to
 templates, catalogues, stories or rendering shows up here as a diff to review like code. To accept an
 intended change, regenerate on purpose:  UPDATE_GOLDEN=1 ./scripts/test tests/test_golden.py
 """
@@ -19,12 +20,14 @@ import pytest
 
 from newsletter.config import load_settings
 from newsletter.edition import build_editions
+from newsletter.letters import find_newsletter, for_newsletter
 from tests.helpers import DEMO_DATE as DAY
 from tests.helpers import make_demo_root
 
 GOLDEN = Path(__file__).parent / "golden" / "2016-12-30"
 FROZEN_NOW = datetime(2016, 12, 30, 5, 0, tzinfo=UTC)
-FOLDERS = {"en": GOLDEN, "fr": GOLDEN / "fr", "ar": GOLDEN / "ar"}
+WEEKLY = Path(__file__).parent / "golden" / "weekly" / "2016-12-30"
+FOLDERS = {"en": GOLDEN, "fr": GOLDEN / "fr", "ar": GOLDEN / "ar", "weekly": WEEKLY}
 NAMES = ["newsletter.html", "newsletter.txt", "newsletter.eml", "manifest.json"]
 
 
@@ -35,14 +38,18 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, byt
     settings = load_settings(root, environ={})
     editions = build_editions(settings, DAY, now=FROZEN_NOW, unique="golden")
     assert [b.language for b in editions.builds] == ["en", "fr", "ar"]
+    weekly = build_editions(
+        for_newsletter(settings, find_newsletter(settings, "weekly")), DAY, now=FROZEN_NOW, unique="golden"
+    )
+    assert [b.language for b in weekly.builds] == ["en"]
     return {
-        result.language: {
+        ("weekly" if result.settings.newsletter == "weekly" else result.language): {
             "newsletter.html": result.rendered.html.encode(),
             "newsletter.txt": result.rendered.text.encode(),
             "newsletter.eml": result.eml,
             "manifest.json": (json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n").encode(),
         }
-        for result in editions.builds
+        for result in editions.builds + weekly.builds
     }
 
 

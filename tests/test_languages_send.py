@@ -48,7 +48,19 @@ def test_every_reader_gets_exactly_one_message_in_their_language(languages_root,
     # a second row for an address with another locale must not bring a second message
     subs = write_list(languages_root, "MARIE@example.org,Marie again,ar\nbad-address,,fr\n")
     root = str(languages_root)
-    result = run("send", "--root", root, "--date", "2016-12-30", "--subscribers", str(subs), "--smtp", smtp_server.url)
+    result = run(
+        "send",
+        "--newsletter",
+        "daily",
+        "--root",
+        root,
+        "--date",
+        "2016-12-30",
+        "--subscribers",
+        str(subs),
+        "--smtp",
+        smtp_server.url,
+    )
     assert result.exit_code == 0, result.output
     got = Counter(rcpt for record in smtp_server.received for rcpt in record.rcpt_tos)
     assert got == Counter(list(READERS)), got
@@ -78,12 +90,24 @@ def test_every_reader_gets_exactly_one_message_in_their_language(languages_root,
     # a rerun sends nobody anything, even to a reader whose locale changed in between
     subs.write_text(subs.read_text(encoding="utf-8").replace("ann@example.org,Reader 0,en-GB", "ann@example.org,A,fr"))
     before = len(smtp_server.received)
-    again = run("send", "--root", root, "--date", "2016-12-30", "--subscribers", str(subs), "--smtp", smtp_server.url)
+    again = run(
+        "send",
+        "--newsletter",
+        "daily",
+        "--root",
+        root,
+        "--date",
+        "2016-12-30",
+        "--subscribers",
+        str(subs),
+        "--smtp",
+        smtp_server.url,
+    )
     assert again.exit_code == 0, again.output
     assert len(smtp_server.received) == before
     assert "ann@example.org already has the en edition of 2016-12-30 (sent)" in again.output
 
-    status = run("status", "--root", root, "--date", "2016-12-30")
+    status = run("status", "--newsletter", "daily", "--root", root, "--date", "2016-12-30")
     assert status.exit_code == 0, status.output
     assert "Edition 2016-12-30 (en): 4 recipient(s) — sent 4" in status.output
     assert "Edition 2016-12-30 (fr): 2 recipient(s) — sent 2" in status.output
@@ -93,7 +117,8 @@ def test_every_reader_gets_exactly_one_message_in_their_language(languages_root,
 
 
 def test_a_test_copy_in_one_language(languages_root, smtp_server):
-    result = run("send", "--root", str(languages_root), "--date", "2016-12-30", "--to", "me@example.org",
+    result = run("send", "--newsletter", "daily", "--root", str(languages_root), "--date", "2016-12-30",
+                 "--to", "me@example.org",
                  "--lang", "ar", "--smtp", smtp_server.url)  # fmt: skip
     assert result.exit_code == 0, result.output
     (record,) = smtp_server.received
@@ -115,7 +140,17 @@ def test_readers_of_a_language_without_an_edition_that_day_are_told_about(langua
     toml = languages_root / "newsletter.toml"
     toml.write_text(toml.read_text(encoding="utf-8").replace('"ar"]', '"ar", "es"]'), encoding="utf-8")
     subs = write_list(languages_root, "ana@example.org,Ana,es-MX\n")
-    result = run("send", "--root", str(languages_root), "--date", "2016-12-30", "--subscribers", str(subs))
+    result = run(
+        "send",
+        "--newsletter",
+        "daily",
+        "--root",
+        str(languages_root),
+        "--date",
+        "2016-12-30",
+        "--subscribers",
+        str(subs),
+    )
     assert result.exit_code == 0, result.output
     assert "es: edition not built (no es stories published between" in result.output
     assert not list((languages_root / "outbox").rglob("ana@example.org.eml"))
@@ -144,19 +179,31 @@ def test_status_of_language_editions_exits_by_state(languages_root):
     has no ledger, complete (0) once every language edition is out."""
     root = str(languages_root)
     subs = write_list(languages_root)
-    before = run("status", "--root", root, "--date", "2016-12-30")
+    before = run("status", "--newsletter", "daily", "--root", root, "--date", "2016-12-30")
     assert before.exit_code == 5, before.output
     assert "Status: not started" in before.output
 
-    one = run("send", "--root", root, "--date", "2016-12-30", "--subscribers", str(subs), "--lang", "en")
+    one = run(
+        "send",
+        "--newsletter",
+        "daily",
+        "--root",
+        root,
+        "--date",
+        "2016-12-30",
+        "--subscribers",
+        str(subs),
+        "--lang",
+        "en",
+    )
     assert one.exit_code == 0, one.output
-    partial = run("status", "--root", root, "--date", "2016-12-30")
+    partial = run("status", "--newsletter", "daily", "--root", root, "--date", "2016-12-30")
     assert partial.exit_code == 4, partial.output
     assert "Edition 2016-12-30 (fr): not sent yet" in partial.output
     assert "Status: incomplete" in partial.output
 
-    rest = run("send", "--root", root, "--date", "2016-12-30", "--subscribers", str(subs))
+    rest = run("send", "--newsletter", "daily", "--root", root, "--date", "2016-12-30", "--subscribers", str(subs))
     assert rest.exit_code == 0, rest.output
-    done = run("status", "--root", root, "--date", "2016-12-30")
+    done = run("status", "--newsletter", "daily", "--root", root, "--date", "2016-12-30")
     assert done.exit_code == 0, done.output
     assert "Status: complete" in done.output

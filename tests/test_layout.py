@@ -22,7 +22,7 @@ MAX_FUNCTION_LINES = 80
 # entry leaves this set when its function is split; the test below fails once a listed function fits, so
 # the set only shrinks. Add nothing here.
 # What each subsystem may import. Shared modules at the package root (config, errors, fsutil, options,
-# textutil, metrics, logs) and `storage` are open to all; nothing but the CLI itself imports the CLI.
+# textutil, metrics, logs, letters) and `storage` are open to all; nothing but the CLI itself imports the CLI.
 SUBSYSTEMS = (
     "cli", "web", "schedule", "bounces", "delivery", "intake", "edition", "editorial", "images", "storage"
 )  # fmt: skip
@@ -35,6 +35,7 @@ SHARED = {
     "newsletter.textutil",
     "newsletter.metrics",
     "newsletter.logs",
+    "newsletter.letters",
 }
 ALLOWED: dict[str, set[str]] = {
     "cli": {"web", "schedule", "bounces", "delivery", "intake", "edition", "editorial", "images", "storage"},

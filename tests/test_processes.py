@@ -100,6 +100,30 @@ def test_two_processes_send_each_reader_once(demo_root: Path, relay: SmtpTestSer
     assert (again.sent_now, len(relay.received)) == (0, n)  # a rerun sends nothing twice
 
 
+@pytest.mark.parametrize("bar", [True, None], ids=["rich bar", "plain lines"])
+def test_the_parent_shows_one_progress_count_that_reaches_the_total(
+    demo_root: Path,
+    relay: SmtpTestServer,
+    bar: bool | None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each sender process counts into shared memory; the parent shows the sum on its one bar (or, off a
+    terminal, in its plain lines), and the last one shown is every message."""
+    monkeypatch.setenv("COLUMNS", "200")  # the bar's whole line, not cut at 80 characters
+    n = 150
+    _list(demo_root, n)
+    settings = load_settings(demo_root, environ={})
+    report = send_edition(
+        settings, DAY, subscribers="list.csv", smtp=relay.url, connections=CONNECTIONS, processes=2, progress=bar
+    )
+    assert report.processes == 2 and report.sent_now == n
+    shown = capsys.readouterr().err
+    assert f"{n}/{n}" in shown and f"sent {n}, deferred 0, failed 0" in shown, shown
+    if bar is None:
+        assert shown.strip().splitlines()[-1].startswith(f"sending {DAY}: {n}/{n} (100%)"), shown
+
+
 def test_a_killed_sender_process_costs_only_its_messages_in_flight(demo_root: Path) -> None:
     n = 400
     _list(demo_root, n)

@@ -109,7 +109,7 @@ def walk_dead_links(root: Path) -> tuple[int, list[str]]:
             url, fragment = urldefrag(href)
             if not url.startswith(BASE):
                 continue
-            if url.startswith(f"{BASE}/u/") or url in (f"{BASE}/subscribe",):
+            if url.startswith((f"{BASE}/u/", f"{BASE}/manage/")) or url in (f"{BASE}/subscribe",):
                 continue  # answered by the web app, not a file
             checked += 1
             target = file_for(settings, url)

@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.delivery import subscriber_store
+from newsletter.delivery import SuppressionList, make_token, subscriber_store, suppression_path
 from tests.helpers import free_port
-from tests.test_web_app import SECRET, PublicServer, clean_env, confirmation_mail, csrf_of, make_root
+from tests.test_web_app import LIST_ID, SECRET, PublicServer, clean_env, confirmation_mail, csrf_of, make_root
 
 
 def raw_request(port: int, data: bytes, timeout: float = 10) -> bytes:
@@ -243,3 +243,58 @@ def test_a_load_balancers_http10_probe_without_host_still_gets_healthz(site_serv
     assert status_of(raw_request(site_server.port, b"GET /healthz HTTP/1.0\r\n\r\n")) == 200
     # Without a Host, nothing but the probe: every other path is behind the Host allow-list.
     assert status_of(raw_request(site_server.port, b"GET /subscribe HTTP/1.0\r\n\r\n")) == 403
+
+
+# --- the wire: one write per answer, and the one-click body read without a form parser ------------------
+
+
+def _one_click_request(token: str, body: bytes, content_type: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"POST /u/" + token.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: " + content_type + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n" + extra + b"\r\n"
+    ) + body
+
+
+def test_a_head_request_and_an_expect_100_continue_post_are_answered(site_server: PublicServer) -> None:
+    """The head of an answer is held back to leave with its body: a HEAD answer (no body) and a
+    `100 Continue` (sent before the head) must still go out at once."""
+    head = raw_request(site_server.port, b"HEAD /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=5)
+    assert status_of(head) == 200 and head.endswith(b"\r\n\r\n")
+    token = make_token(SECRET.encode(), LIST_ID, "continue@example.org")
+    body = b"List-Unsubscribe=One-Click"
+    request = _one_click_request(token, b"", b"application/x-www-form-urlencoded", b"Expect: 100-continue\r\n")
+    request = request.replace(b"Content-Length: 0", b"Content-Length: %d" % len(body))
+    with socket.create_connection(("127.0.0.1", site_server.port), timeout=5) as sock:
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert status_of(answer) == 200 and b"continue@example.org" in answer
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"List-Unsubscribe=One-Click", b"application/x-www-form-urlencoded", 200),
+        (b"List-Unsubscribe=One-Click", b"Application/X-WWW-Form-Urlencoded; charset=utf-8", 200),
+        (b"List-Unsubscribe=One%2DClick", b"application/x-www-form-urlencoded", 200),  # the form parser's way
+        (
+            b'--B\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--B--\r\n',
+            b"multipart/form-data; boundary=B",
+            200,
+        ),
+        (b"List-Unsubscribe=One-Click", b"text/plain", 400),
+        (b"List-Unsubscribe=One-Click ", b"application/x-www-form-urlencoded", 400),
+        (b"List-Unsubscribe=One-Click&csrf=1.forged", b"application/x-www-form-urlencoded", 403),
+    ],
+)
+def test_one_click_bodies(site_server: PublicServer, body: bytes, content_type: bytes, status: int) -> None:
+    """RFC 8058's exact body is read by one comparison; anything else goes through the form parser,
+    with the same answers as before."""
+    address = f"body-{abs(hash((body, content_type)))}@example.org"
+    token = make_token(SECRET.encode(), LIST_ID, address)
+    assert status_of(raw_request(site_server.port, _one_click_request(token, body, content_type))) == status
+    with SuppressionList(suppression_path(load_settings(site_server.root))) as suppressed:
+        assert (address in suppressed) is (status == 200)

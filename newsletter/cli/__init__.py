@@ -59,6 +59,17 @@ def date_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def newsletter_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--newsletter ID: one of the configuration's newsletters (default: every one, or the only one)."""
+    return click.option(
+        "--newsletter",
+        "newsletter_id",
+        metavar="ID",
+        default=None,
+        help="One newsletter of [newsletters.<id>] (default: every newsletter, or the only one).",
+    )(func)
+
+
 def metrics_port_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """--metrics-port PORT: answer Prometheus scrapes on 127.0.0.1:PORT/metrics while the command runs."""
     return click.option(
@@ -137,8 +148,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def load(root: Path, **overrides: Any) -> Any:
     """The settings of the newsletter folder `root`, and this process's metrics and logs set up by them."""
     from ..config import load_settings
+    from ..letters import chosen_settings
 
     settings = load_settings(root, overrides)
+    chosen_settings(settings, None)  # every [newsletters.<id>] table read now: a bad one stops any command
     _observe(settings)
     return settings
 
@@ -159,6 +172,38 @@ def _observe(settings: Any) -> None:
     logs.choose(chosen)
     if chosen == "json":  # here, not when the options are parsed: `--help` sets nothing up
         logs.configure_json()
+
+
+def load_newsletters(root: Path, wanted: str | None, *, scheduled_only: bool = False) -> list[Any]:
+    """The settings of newsletter `wanted`, or of every newsletter (`letters.chosen_settings`)."""
+    from ..letters import chosen_settings
+
+    return chosen_settings(load(root), wanted, scheduled_only=scheduled_only)
+
+
+def each_newsletter(chosen: list[Any], run: Callable[[Any], None]) -> None:
+    """`run` (which may exit with a status) for each newsletter's settings; with several, each one's
+    lines after a line naming it (on stderr, so --json stays one object a line), every newsletter run
+    whatever another did, and the worst status at the end. A newsletter with nothing to do says so."""
+    from ..errors import NoStories
+
+    if len(chosen) == 1:
+        run(chosen[0])
+        return
+    codes = []
+    for settings in chosen:
+        click.echo(f"Newsletter {settings.newsletter}:", err=True)
+        try:
+            run(settings)
+            codes.append(0)
+        except SystemExit as done:
+            codes.append(done.code if isinstance(done.code, int) else 1)
+        except NoStories as exc:
+            echo_err(f"{settings.newsletter}: nothing to send: {exc}", level="warning")
+        except NewsletterError as exc:
+            echo_err(f"{settings.newsletter}: {exc}")
+            codes.append(1)
+    sys.exit(max(codes, default=0))
 
 
 def as_date(value: Any) -> date | None:
@@ -202,6 +247,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "readers",
     "deliverability",
     "desk",
+    "alerts",
 )
 
 for _module in _COMMAND_MODULES:

@@ -84,7 +84,7 @@ def check(root: Path) -> None:
 def _store_files(settings: Any) -> list[tuple[str, Path]]:
     """Every SQLite records file of the newsletter, whether it exists yet or not (the ledgers that do)."""
     from ..bounces import state_path
-    from ..delivery import ledger_dir, parse_ledger_name, suppression_path
+    from ..delivery import ledger_dir, parse_ledger_key, suppression_path
     from ..editorial import desk_path
     from ..schedule import store_path
 
@@ -98,7 +98,7 @@ def _store_files(settings: Any) -> list[tuple[str, Path]]:
     files += [("the scheduler's runs", p) for p in sorted(zones.glob("*.sqlite")) if zones.is_dir()]
     folder = ledger_dir(settings)
     for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
-        if parse_ledger_name(path.stem) is not None:
+        if parse_ledger_key(path.stem) is not None:
             files.append((f"the ledger of {path.stem}", path))
     return files
 
@@ -118,7 +118,7 @@ def migrate_from_sqlite(root: Path) -> None:
       newsletter db upgrade && newsletter db migrate-from-sqlite
     """
     from ..bounces import state_path
-    from ..delivery import ledger_dir, parse_ledger_name
+    from ..delivery import ledger_dir, parse_ledger_key
     from ..editorial import desk_path
     from ..schedule import store_path
     from ..storage import migrate_from_sqlite as move
@@ -129,7 +129,7 @@ def migrate_from_sqlite(root: Path) -> None:
     ledgers = []
     folder = ledger_dir(settings)
     for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
-        if parse_ledger_name(path.stem) is not None:  # not a backup someone made, a dry run's copy
+        if parse_ledger_key(path.stem) is not None:  # not a backup someone made, a dry run's copy
             ledgers.append((path.stem, path))
     # The reader base first brought up to date: an older store and suppression file become one file.
     subscribers = upgrade_reader_base_file(settings)

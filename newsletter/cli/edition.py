@@ -11,34 +11,79 @@ from typing import Any
 import click
 
 from ..errors import NewsletterError
-from . import as_date, cli, date_option, echo_err, handle_errors, load, root_option
+from . import (
+    as_date,
+    cli,
+    date_option,
+    echo_err,
+    handle_errors,
+    load,
+    load_newsletters,
+    newsletter_option,
+    root_option,
+)
 
 
 @cli.command()
 @root_option
 @date_option
+@newsletter_option
 @click.option("--skip-invalid", is_flag=True, help="Leave out broken stories (with a warning) instead of failing.")
 @click.option("--mjml", is_flag=True, help="Also write newsletter.mjml, the edition's MJML, for MJML's own tools.")
 @handle_errors
-def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
+def build(root: Path, day: Any, newsletter_id: str | None, skip_invalid: bool, mjml: bool) -> None:
     """Build an edition into outbox/<date>/: newsletter.html, .txt, .eml and manifest.json.
 
     With several [list] languages, one edition per language into outbox/<date>/<lang>/ (a language
     without stories of its own that day is left out, with a warning).
 
+    With several [newsletters.<id>], every newsletter's edition (an on-demand one only when named with
+    --newsletter: `newsletter alert` sends those); a newsletter other than the default one builds into
+    outbox/<id>/<date>/.
+
     Their web side goes into site/ too: each edition's page, its stories' pages, the index, feed and
-    sitemap.
+    sitemap (another newsletter's under site/<id>/; a newsletter with public = false stays out).
 
     \b
     Example:
       newsletter build --date 2016-12-30
+      newsletter build --newsletter weekly
       newsletter build --mjml     # also newsletter.mjml, to open in the MJML app or an editor plugin
     """
+    from ..edition import StoriesInvalid
+    from ..errors import NoStories
+
+    chosen = load_newsletters(root, newsletter_id, scheduled_only=True)
+    if len(chosen) == 1:
+        _build_newsletter(chosen[0], as_date(day), skip_invalid, mjml)
+        return
+    failed, empty = [], []
+    for settings in chosen:  # one newsletter's trouble does not keep the others from being built
+        try:
+            _build_newsletter(settings, as_date(day), skip_invalid, mjml)
+        except NoStories as exc:  # a weekly on a quiet week, a topic letter without its topic today
+            echo_err(f"{settings.newsletter}: not built: {exc}", level="warning")
+            empty.append(settings.newsletter)
+        except StoriesInvalid as exc:
+            for err in exc.errors:
+                echo_err(str(err))
+            echo_err(f"{settings.newsletter}: {exc}")
+            failed.append(settings.newsletter)
+        except NewsletterError as exc:
+            echo_err(f"{settings.newsletter}: {exc}")
+            failed.append(settings.newsletter)
+    if failed or len(empty) == len(chosen):
+        raise click.ClickException(
+            f"{len(failed) + len(empty)} of {len(chosen)} newsletter(s) not built: {', '.join(failed + empty)}"
+        )
+
+
+def _build_newsletter(settings: Any, day: Any, skip_invalid: bool, mjml: bool) -> None:
+    """One newsletter's language editions and their web side."""
     from ..edition import build_editions, write_edition
     from ..web import publish_edition, site_dir
 
-    settings = load(root)
-    editions = build_editions(settings, as_date(day), skip_invalid=skip_invalid)
+    editions = build_editions(settings, day, skip_invalid=skip_invalid)
     for err in editions.builds[0].skipped:
         echo_err(f"{err} (skipped)", level="warning")
     for lang, why in editions.left_out:
@@ -49,6 +94,8 @@ def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
         out = write_edition(result, mjml=mjml)
         ed, rendered = result.edition, result.rendered
         which = f" ({result.language})" if settings.multilingual else ""
+        if settings.file_prefix:  # the default newsletter's lines read as they always have
+            which = f" of {settings.newsletter}{which}"
         if ed.more:
             titles = "; ".join(f"{s.path}" for s in ed.more)
             echo_err(
@@ -56,14 +103,12 @@ def build(root: Path, day: Any, skip_invalid: bool, mjml: bool) -> None:
                 f"{settings.html_budget / 1000:.0f} KB: {titles}",
                 level="warning",
             )
-        try:
-            shown = out.relative_to(Path.cwd())
-        except ValueError:
-            shown = out
         click.echo(
             f"Built edition {ed.date.isoformat()}{which}: {len(ed.stories)} stories in {len(ed.sections)} section(s), "
-            f"HTML {rendered.html_bytes / 1000:.1f} KB of {settings.html_budget / 1000:.0f} KB → {shown}/"
+            f"HTML {rendered.html_bytes / 1000:.1f} KB of {settings.html_budget / 1000:.0f} KB → {_shown(out)}/"
         )
+        if not settings.public:
+            continue  # a private newsletter has no web archive
         try:
             site = publish_edition(result.settings, result.manifest, ed.stories)
         except NewsletterError as exc:  # the email is built; its web page can be written later

@@ -16,10 +16,13 @@ from . import (
     as_date,
     cli,
     date_option,
+    each_newsletter,
     echo_err,
     handle_errors,
     load,
+    load_newsletters,
     metrics_port_option,
+    newsletter_option,
     processes_option,
     root_option,
     serve_metrics,
@@ -33,23 +36,10 @@ from .output import (
     emit_and_exit,
     json_option,
     ledger_status,
-    send_report,
     status_code,
 )
 from .rates import day_health, edition_health
-
-SHOWN = 20  # problems printed in full; the rest are counted
-
-
-def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
-    if not lines:
-        return
-    echo_err(f"{title}:", level="warning")
-    for line in lines[:SHOWN]:
-        echo_err(f"  {line}", level="warning")
-    more = (total if total is not None else len(lines)) - min(len(lines), SHOWN)
-    if more > 0:
-        echo_err(f"  … and {more} more", level="warning")
+from .sent import print_sent
 
 
 @cli.command()
@@ -67,6 +57,7 @@ def _print_list(title: str, lines: list[str], total: int | None = None) -> None:
 @click.option("--retry-failed", is_flag=True, help="Put the recipients recorded as failed back in the queue first.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--resume", is_flag=True, help="Go on with a mailing the circuit breaker paused.")
+@newsletter_option
 @json_option
 @handle_errors
 def send(
@@ -84,12 +75,14 @@ def send(
     retry_failed: bool,
     progress: bool | None,
     resume: bool,
+    newsletter_id: str | None,
     as_json: bool,
 ) -> None:
     """Send an edition: one personalized message per subscriber, each recorded in the edition's ledger.
 
     With several [list] languages, each reader gets the edition of their locale (fr-CA → fr; unknown →
-    the first language), each edition with its own ledger.
+    the first language), each edition with its own ledger. With several [newsletters.<id>], every
+    scheduled newsletter's edition, or --newsletter ID's, each with its own ledgers.
 
     Without --smtp (or [smtp] url) the messages go to outbox/<date>/mail/. A rerun resumes: who got the
     edition never gets it again (whichever way it went: outbox or SMTP); transient failures are retried,
@@ -112,66 +105,45 @@ def send(
       newsletter send --date 2016-12-30 --to me@example.org
       newsletter send --date 2016-12-30 --smtp smtp://127.0.0.1:8025 --retry-failed
       newsletter send --date 2016-12-30 --resume
+      newsletter send --date 2016-12-30 --newsletter weekly --subscribers weekly.csv
     """
     from ..delivery import send_languages
 
-    settings = load(root)
-    with stopping_on_signals() as stop:
-        result = send_languages(
-            settings,
-            as_date(day),
-            subscribers=subscribers,
-            language=language,
-            dry_run=dry_run,
-            limit=limit,
-            to=to,
-            stop=stop,
-            progress=progress,
-            smtp=smtp,
-            connections=connections,
-            processes=processes,
-            rate=rate,
-            retry_failed=retry_failed,
-            resume=resume,
-        )
-    _print_sent(result, as_json)
+    def one(settings: Any) -> None:
+        with stopping_on_signals() as stop:
+            result = send_languages(
+                settings,
+                as_date(day),
+                subscribers=subscribers,
+                language=language,
+                dry_run=dry_run,
+                limit=limit,
+                to=to,
+                stop=stop,
+                progress=progress,
+                smtp=smtp,
+                connections=connections,
+                processes=processes,
+                rate=rate,
+                retry_failed=retry_failed,
+                resume=resume,
+            )
+        print_sent(result, as_json)
+
+    chosen = load_newsletters(root, newsletter_id, scheduled_only=True)
+    if newsletter_id is None:  # a weekly goes out on its day only, unless asked for by name
+        chosen = [one for one in chosen if _due(one, as_date(day))]
+    each_newsletter(chosen, one)
 
 
-def _print_sent(result: Any, as_json: bool) -> None:
-    """What `send` did: problems on stderr, then the counts (per language when there are several), and
-    its exit status."""
-    report = result.combined()
-    for line in report.stories_skipped:
-        echo_err(f"story left out: {line}")
-    for warning in report.warnings:
-        echo_err(f"warning: {warning}", level="warning")
-    _print_list("skipped entries of the subscriber list", report.problems, report.invalid + report.duplicates)
-    _print_list("permanent failures", report.failures, report.failed_now)
-    if as_json:
-        data = send_report(report)
-        data["languages"] = {lang: send_report(one) for lang, one in result.reports.items()}
-        data["left_out"] = [{"language": lang, "reason": why} for lang, why in result.left_out]
-        emit_and_exit(data, _send_exit(report))
-    if len(result.reports) > 1 or result.left_out:
-        for lang, one in result.reports.items():
-            click.echo(f"[{lang}] {one.summary()}")
-    click.echo(report.summary())
-    for lang, one in result.reports.items():
-        if one.idle:
-            click.echo(f"[{lang}] {one.idle}" if len(result.reports) > 1 else one.idle)
-    sys.exit(_send_exit(report))
+def _due(settings: Any, day: Any) -> bool:
+    from datetime import datetime
 
-
-def _send_exit(report: Any) -> int:
-    if report.test or report.dry_run:
-        return EXIT_OK
-    if report.stopped:
-        return EXIT_INCOMPLETE
-    if report.pending and not (report.limited and report.deferred == 0):
-        return EXIT_INCOMPLETE
-    if report.failed:
-        return EXIT_FAILED
-    return EXIT_OK
+    when = day or datetime.now(settings.timezone).date()
+    if settings.weekday is None or when.weekday() == settings.weekday:
+        return True
+    echo_err(f"{settings.newsletter}: not due on {when} (a weekly, sent on its day); skipped", level="warning")
+    return False
 
 
 @cli.command()
@@ -181,9 +153,12 @@ def _send_exit(report: Any) -> int:
 @click.option(
     "--check", "check_morning", is_flag=True, help="For monitoring: exit 0 if this morning's edition went out on time."
 )
+@newsletter_option
 @json_option
 @handle_errors
-def status(root: Path, day: Any, show_failed: bool, check_morning: bool, as_json: bool) -> None:
+def status(
+    root: Path, day: Any, show_failed: bool, check_morning: bool, newsletter_id: str | None, as_json: bool
+) -> None:
     """Show where sending an edition stands: the ledger's counts (sent, failed, skipped, pending).
 
     Without --date: the last scheduled mornings (date, outcome, counts, stories left out), then the
@@ -195,7 +170,8 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool, as_json
     edition's line is followed by its hard-bounce and complaint rates beside the limits mailbox
     providers publish.
 
-    With several [list] languages, one line per language edition and the total.
+    With several [list] languages, one line per language edition and the total. With several
+    [newsletters.<id>], each scheduled newsletter's in turn, or --newsletter ID's.
     With PostgreSQL, one line per sender too: its run's status, what it recorded, the rows it holds.
     --json prints the same as one object (with `exit_code`), for scripts and dashboards.
 
@@ -204,11 +180,17 @@ def status(root: Path, day: Any, show_failed: bool, check_morning: bool, as_json
       newsletter status --date 2016-12-30
       newsletter status --check
       newsletter status --date 2016-12-30 --json
+      newsletter status --newsletter weekly
     """
+    chosen = load_newsletters(root, newsletter_id, scheduled_only=True)
+    each_newsletter(chosen, lambda settings: _status_of(settings, day, show_failed, check_morning, as_json))
+
+
+def _status_of(settings: Any, day: Any, show_failed: bool, check_morning: bool, as_json: bool) -> None:
+    """`status` for one newsletter: exits with its status."""
     from ..delivery import language_status, ledger_path, ledger_report
     from ..edition import read_window
 
-    settings = load(root)
     if check_morning:
         from .morning_check import check_line
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from . import cli, handle_errors, root_option
+from . import cli, handle_errors, load_newsletters, newsletter_option, root_option
 
 DEFAULT_PORT = 8000
 
@@ -40,8 +40,9 @@ def _preview_table(settings: Any) -> tuple[str | None, int | None]:
     default=None,
     help="Loopback address to listen on: 127.0.0.1 (default), ::1 or localhost. Nothing else is accepted.",
 )
+@newsletter_option
 @handle_errors
-def preview(root: Path, port: int | None, host: str | None) -> None:
+def preview(root: Path, port: int | None, host: str | None, newsletter_id: str | None) -> None:
     """Serve a live preview of the editions at http://127.0.0.1:8000/.
 
     Every edition, built or not, rendered in memory exactly as subscribers get it: the HTML email at
@@ -52,10 +53,13 @@ def preview(root: Path, port: int | None, host: str | None) -> None:
     \b
     Example:
       newsletter preview --root . --port 8000
+      newsletter preview --newsletter weekly   # another newsletter of [newsletters.<id>]
     """
     from ..web import Previewer, loopback_host, serve
 
-    previewer = Previewer(root)
+    if newsletter_id:
+        load_newsletters(root, newsletter_id)  # an unknown newsletter is the CLI's one-line error
+    previewer = Previewer(root, newsletter=newsletter_id)
     config_host, config_port = _preview_table(previewer.settings)
     asked = host if host is not None else (config_host or "127.0.0.1")
     try:

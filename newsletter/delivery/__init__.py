@@ -47,7 +47,7 @@ from .dkim import (
 from .doctor import Checklist, doctor
 from .health import Rates, day_rates, edition_rates, paused_mailings
 from .languages import LanguageSend, ReaderFilter, language_status, reader_language, send_languages
-from .ledger import Ledger, ledger_dir, ledger_path, parse_ledger_name
+from .ledger import Ledger, ledger_dir, ledger_name, ledger_path, parse_ledger_key, parse_ledger_name
 from .options import MAILING, MailingOptions
 from .personalize import clean_name
 from .report import SendReport
@@ -117,6 +117,7 @@ __all__ = [
     "language_status",
     "ledger_dir",
     "ledger_exists",
+    "ledger_name",
     "ledger_path",
     "ledger_report",
     "load_key",
@@ -125,6 +126,7 @@ __all__ = [
     "newsletter_mark",
     "open_ledger",
     "open_suppression",
+    "parse_ledger_key",
     "parse_ledger_name",
     "paused_mailings",
     "pending_editions",

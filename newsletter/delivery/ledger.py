@@ -81,16 +81,28 @@ def ledger_dir(settings: Settings) -> Path:
 
 
 def ledger_name(settings: Settings, day: date) -> str:
-    """`<date>`, or `<date>.<lang>` when the list has several language editions (one ledger each): the file's
-    name without `.sqlite`, and the edition key of the PostgreSQL ledger."""
-    return day.isoformat() + (f".{settings.language}" if settings.multilingual else "")
+    """`<date>`, or `<date>.<lang>` when the list has several language editions (one ledger each), after
+    `<newsletter>.` for a newsletter other than the default one: the file's name without `.sqlite`, and
+    the edition key of the PostgreSQL ledger."""
+    return settings.file_prefix + day.isoformat() + (f".{settings.language}" if settings.multilingual else "")
 
 
 def parse_ledger_name(name: str) -> tuple[date, str] | None:
-    """(date, language or "") from a ledger name; None for anything else (a backup, a dry run's copy)."""
-    day, _, lang = name.partition(".")
+    """(date, language or "") from a ledger name of the default newsletter; None for anything else (another
+    newsletter's, a backup, a dry run's copy)."""
+    found = parse_ledger_key(name)
+    return (found[1], found[2]) if found is not None and not found[0] else None
+
+
+def parse_ledger_key(name: str) -> tuple[str, date, str] | None:
+    """(newsletter or "" for the default one, date, language or "") from any ledger name; None for
+    anything else. A newsletter id never holds a dot, so `weekly.2016-12-30.en` reads one way."""
+    parts = name.split(".")
+    letter = parts.pop(0) if parts and not parts[0][:1].isdigit() else ""
+    if not parts or len(parts) > 2:
+        return None
     try:
-        return date.fromisoformat(day), lang
+        return letter, date.fromisoformat(parts[0]), parts[1] if len(parts) > 1 else ""
     except ValueError:
         return None
 

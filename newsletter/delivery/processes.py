@@ -44,7 +44,7 @@ from .health import PAUSED
 from .ledger import Row
 from .loop import Delivery
 from .options import MailingOptions
-from .progress import Progress
+from .progress import Progress, SharedCounts
 from .ratelimit import RateLimiter
 from .sending import FleetSending
 from .sinks.base import Envelope, Sink
@@ -92,6 +92,7 @@ class Plan:
     labels: tuple[str, str, str]  # the metrics' newsletter, edition, language
     owner: str = ""  # PostgreSQL: the parent's sender name; child k is `<owner>+<k>` (status adds them up)
     breaker: Callable[[], Breaker | None] = lambda: None  # each child's circuit breaker
+    counts: SharedCounts | None = None  # where each child counts its messages for the parent's progress bar
 
 
 @dataclass
@@ -164,7 +165,7 @@ def _deliver_part(plan: Plan, k: int, n: int, stop: threading.Event, result: Par
             options=plan.options,
             suppression=suppression,
             stop=stop,
-            progress=Progress(False, 0, ""),
+            progress=Progress(False, 0, "", report=plan.counts.reporter(k) if plan.counts else None),
             day=plan.day,
             breaker=plan.breaker(),
         )
@@ -185,8 +186,9 @@ def _deliver_part(plan: Plan, k: int, n: int, stop: threading.Event, result: Par
                 ledger.set_meta(PAUSED, str(delivery.fatal))
 
 
-def deliver_in_processes(plan: Plan, n: int) -> list[PartResult]:
-    """Fork n children, one part each; return when all have ended (a stop reaches every one as SIGTERM)."""
+def deliver_in_processes(plan: Plan, n: int, progress: Progress | None = None) -> list[PartResult]:
+    """Fork n children, one part each; return when all have ended (a stop reaches every one as SIGTERM).
+    `progress` shows what the children counted into `plan.counts`, every 0.2 s and once all have ended."""
     ctx = multiprocessing.get_context("fork")  # the children need the parent's rendered edition, not a pickle
     children: list[tuple[Any, Connection]] = []
     stopped = False
@@ -202,6 +204,8 @@ def deliver_in_processes(plan: Plan, n: int) -> list[PartResult]:
         while waiting:
             if plan.stop.is_set() and not stopped:
                 stopped = _stop(children)
+            if progress is not None and plan.counts is not None:
+                progress.show(plan.counts.total())
             for ready in wait(list(waiting), timeout=0.2):
                 k = waiting.pop(ready)
                 try:
@@ -209,6 +213,8 @@ def deliver_in_processes(plan: Plan, n: int) -> list[PartResult]:
                 except EOFError:  # killed before it could answer
                     children[k][0].join()
                     results[k] = PartResult(crash=f"sender process {k + 1} of {n} died ({_exit(children[k][0])})")
+        if progress is not None and plan.counts is not None:
+            progress.show(plan.counts.total())  # every child has ended: its last counts are in
         return [results[k] for k in range(n)]
     finally:
         if not stopped:

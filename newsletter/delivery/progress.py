@@ -1,11 +1,20 @@
-"""Progress of a send: a rich bar on a terminal, plain log lines otherwise."""
+"""Progress of a send: a rich bar on a terminal, plain log lines otherwise.
+
+With several sender processes (processes.py) each child counts into its own slot of a `SharedCounts`
+(shared memory made before the fork: no message per message, no lock between processes) and the parent
+shows their sum on its one bar (`Progress.show`), a few times a second and once more at the end.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+_FIELDS = 5  # done, sent, failed, pending, retrying
 
 
 class Progress:
@@ -16,11 +25,15 @@ class Progress:
     `enabled`: True forces the bar, False shows nothing, None picks by whether stderr is a terminal.
     """
 
-    def __init__(self, enabled: bool | None, total: int, label: str) -> None:
+    def __init__(
+        self, enabled: bool | None, total: int, label: str, *, report: Callable[[Progress], None] | None = None
+    ) -> None:
+        """`report`: called with this object after each change (a sender process's `SharedCounts` slot)."""
         self.total = total
         self.label = label
         self.done = 0
         self.sent = self.failed = self.pending = self.retrying = 0
+        self._report = report
         self.start = time.monotonic()
         self._lock = threading.Lock()
         self._bar: Any = None
@@ -59,6 +72,8 @@ class Progress:
         """A message went into (+1) or out of (-1) the retry queue."""
         with self._lock:
             self.retrying += delta
+            if self._report is not None:
+                self._report(self)
 
     def advance(self, kind: str = "sent") -> None:
         """One message is done for this run: "sent", "failed" or "deferred" (left pending)."""
@@ -70,10 +85,23 @@ class Progress:
                 self.failed += 1
             else:
                 self.pending += 1
-            if self._bar is not None:
-                self._bar.update(self._task, advance=1, rate=f"{self.rate():.1f}", counts=self.counts())
-            elif self._plain:
-                self._line()
+            if self._report is not None:
+                self._report(self)
+            self._refresh()
+
+    def show(self, counts: tuple[int, ...]) -> None:
+        """Counts made elsewhere (the sender processes, summed): (done, sent, failed, pending, retrying)."""
+        with self._lock:
+            before = self.done
+            self.done, self.sent, self.failed, self.pending, self.retrying = counts
+            if self.done != before or self._bar is not None:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, rate=f"{self.rate():.1f}", counts=self.counts())
+        elif self._plain:
+            self._line()
 
     def _line(self) -> None:
         now = time.monotonic()
@@ -91,3 +119,26 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+class SharedCounts:
+    """One slot of counts per sender process, in memory shared across a fork (made before it)."""
+
+    def __init__(self, parts: int) -> None:
+        self.parts = parts
+        self._values = multiprocessing.get_context("fork").RawArray("q", parts * _FIELDS)
+
+    def reporter(self, k: int) -> Callable[[Progress], None]:
+        """What child k's `Progress(report=…)` calls: its counts into its slot (only it writes there)."""
+        base = k * _FIELDS
+
+        def report(progress: Progress) -> None:
+            counts = (progress.done, progress.sent, progress.failed, progress.pending, progress.retrying)
+            self._values[base : base + _FIELDS] = counts
+
+        return report
+
+    def total(self) -> tuple[int, ...]:
+        """The sum over every process: (done, sent, failed, pending, retrying)."""
+        values = self._values[:]
+        return tuple(sum(values[f::_FIELDS]) for f in range(_FIELDS))

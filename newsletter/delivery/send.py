@@ -57,7 +57,7 @@ from .loop import Delivery
 from .options import MailingOptions
 from .personalize import Personalizer
 from .processes import PartResult, Plan, combined_failure, deliver_in_processes, process_count
-from .progress import Progress
+from .progress import Progress, SharedCounts
 from .ratelimit import RateLimiter
 from .report import SendReport
 from .rows import MAX_PROBLEMS, check_edition, check_paused, enrol, pending_jobs, why_idle
@@ -276,7 +276,7 @@ def _deliver(
         report.processes = n
         if n > 1:
             workers.forked = True
-            error, fatal_status = _in_processes(job, ledger, the_sink, n)
+            error, fatal_status = _in_processes(job, ledger, the_sink, n, workers.to_send)
         else:
             error, fatal_status = _in_this_process(stack, job, ledger, the_sink, suppression, workers)
         report.stopped = job.stop.is_set() and ledger.count_pending(job.run) > 0
@@ -307,8 +307,11 @@ def _enrol_run(job: _Run, ledger: LedgerStore, source: SubscriberSource | None, 
             job.report.requeued = ledger.requeue_failed()
 
 
-def _in_processes(job: _Run, ledger: LedgerStore, the_sink: Sink, n: int) -> tuple[DeliveryError | None, str]:
-    """Deliver in `n` sender processes; what ended them, if anything, and the run's status then."""
+def _in_processes(
+    job: _Run, ledger: LedgerStore, the_sink: Sink, n: int, to_send: int
+) -> tuple[DeliveryError | None, str]:
+    """Deliver in `n` sender processes, their counts summed on one progress bar here; what ended them,
+    if anything, and the run's status then."""
     sending = time.monotonic()
     the_sink.close()  # every process opens its own connections
     plan = Plan(
@@ -316,9 +319,12 @@ def _in_processes(job: _Run, ledger: LedgerStore, the_sink: Sink, n: int) -> tup
     )
     plan.owner = str(getattr(ledger, "owner", ""))
     plan.breaker = lambda: breaker_for(job.options)
+    plan.counts = SharedCounts(n)
+    bar = Progress(job.progress, to_send, f"sending {job.day}")
     try:
-        parts = deliver_in_processes(plan, n)
+        parts = deliver_in_processes(plan, n, bar)
     finally:
+        bar.close()
         job.report.send_seconds = _since(sending)
     _add_parts(job.report, parts)
     return combined_failure(parts)

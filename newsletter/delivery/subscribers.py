@@ -305,14 +305,15 @@ def has_subscriber_list(settings: Settings) -> bool:
 
 
 def store_source(settings: Settings) -> SubscriberSource:
-    """The confirmed subscribers of the store, as a list `send` streams like any other."""
+    """The readers of the base who may be sent the newsletter of `settings` today (confirmed, not paused,
+    a confirmed subscription to it, not suppressed), as a list `send` streams like any other."""
     if not store_exists(settings):
         raise SubscriberError(
             "no subscriber list: pass --subscribers FILE, set [mailing] subscribers, or add subscribers to the "
             "store (newsletter subscribers add|import)"
         )
     store = open_readers(settings)
-    return SubscriberSource.from_store(store, str(store.path))
+    return SubscriberSource.from_store(store, str(store.path), settings.newsletter)
 
 
 def reader_keys(settings: Settings) -> set[str]:

@@ -19,13 +19,13 @@ from typing import Any
 from .. import __version__, metrics
 from ..config import Settings, edition_language
 from ..editorial import Plan, plan_for
-from ..errors import EditionError, NewsletterError, StoryError
+from ..errors import EditionError, NewsletterError, NoStories, StoryError
 from ..fsutil import write_all_atomic
 from .index import INDEX_FILE, StoryIndex
 from .message import list_copy, serialize
 from .photos import attach_images, email_logo
 from .render import Rendered, render_edition, render_mjml
-from .select import Edition, edition_date_for, newest_edition_date, select_edition, window
+from .select import Edition, edition_date_for, newest_edition_date, select_edition, selected, window
 from .stories import LoadResult, Skipped, Story, load_stories
 from .templates import make_environment
 
@@ -102,19 +102,23 @@ def own_skipped(loaded: LoadResult, day: date, settings: Settings) -> list[Skipp
 def choose_date(stories: list[Story], settings: Settings, day: date | None) -> date:
     if day is not None:
         return day
-    newest = newest_edition_date(stories, settings)
+    newest = newest_edition_date(selected(stories, settings.selection), settings)
     if newest is None:
-        raise EditionError(f"no stories under {settings.stories_dir}: nothing to build")
+        raise NoStories(f"no stories under {settings.stories_dir}: nothing to build")
     return newest
 
 
 def stories_for(stories: list[Story], settings: Settings) -> list[Story]:
-    """The stories of `settings`' language edition: with one language, all of them (as ever); with
+    """The stories of `settings`' newsletter (its selection: folders, sections, tags, minimum priority) and
+    language edition: with one language, all of them (as ever); with
     several, those whose `lang` picks this edition (no `lang`, or one the list does not publish, is the
     first language's)."""
-    if not settings.multilingual:
+    stories = selected(stories, settings.selection)
+    # A newsletter in some of the list's languages takes the stories of its language, as an edition would.
+    languages = (settings.whole or settings).languages
+    if len(languages) == 1:
         return stories
-    return [s for s in stories if edition_language(s.lang, settings.languages) == settings.language]
+    return [s for s in stories if edition_language(s.lang, languages) == settings.language]
 
 
 def build(
@@ -164,7 +168,10 @@ def build(
     t3 = time.perf_counter()
     now = now or datetime.now(UTC)
     # The default language keeps the key it has always had; the others say their language.
-    key = f"edition-{day.isoformat()}" + (f"-{settings.language}" if settings.language != settings.languages[0] else "")
+    # Another newsletter's messages say which one they are (`weekly.edition-…`).
+    key = f"{settings.file_prefix}edition-{day.isoformat()}" + (
+        f"-{settings.language}" if settings.language != settings.languages[0] else ""
+    )
     msg = list_copy(
         settings,
         rendered.subject,

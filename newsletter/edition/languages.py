@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from ..config import Settings
-from ..errors import EditionError
+from ..errors import NoStories
 from .build import Build, build, read_window, stories_for
 from .select import window
 from .stories import Story
@@ -53,7 +53,7 @@ def build_editions(
     ]
     if not builds:
         start, end = window(day, settings)
-        raise EditionError(
+        raise NoStories(
             f"edition {day.isoformat()}: no stories published between {start.isoformat(timespec='minutes')} "
             f"and {end.isoformat(timespec='minutes')} in any language"
         )

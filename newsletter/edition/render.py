@@ -92,8 +92,9 @@ def edition_url(settings: Settings, edition: Edition) -> str:
 
 
 def _lang_prefix(settings: Settings) -> str:
-    """`/<lang>` for a language edition other than the list's first one, else '' (the archive's layout)."""
-    return f"/{settings.language}" if settings.language != settings.languages[0] else ""
+    """`/<lang>` for a language edition other than the list's first one, else '' (the archive's layout;
+    under `/<newsletter>` for a newsletter other than the default one)."""
+    return settings.archive_prefix
 
 
 def story_page_url(settings: Settings, edition: Edition, story: Story) -> str:

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from ..config import Settings
+from ..config import Settings, StorySelection
 from ..editorial import Plan, apply_plan
-from ..errors import EditionError
+from ..errors import NoStories
 from ..images import Masthead
 from .stories import Story
 
@@ -54,20 +54,24 @@ class Edition:
 
 
 def window(day: date, settings: Settings) -> tuple[datetime, datetime]:
-    """[start, end) of the edition dated `day`, as aware datetimes in the newsletter's time zone.
+    """[start, end) of the edition dated `day`, as aware datetimes in the newsletter's time zone: a day,
+    or a week for a weekly newsletter (`window_days`).
 
     Built from wall-clock times with `datetime.combine`, so a DST change between the two cut-offs gives
     a 23- or 25-hour window rather than a shifted cut-off.
     """
     end = datetime.combine(day, settings.cutoff, tzinfo=settings.timezone)
-    start = datetime.combine(day - timedelta(days=1), settings.cutoff, tzinfo=settings.timezone)
+    start = datetime.combine(day - timedelta(days=settings.window_days), settings.cutoff, tzinfo=settings.timezone)
     return start, end
 
 
 def edition_date_for(moment: datetime, settings: Settings) -> date:
     """The date of the edition whose window holds `moment`."""
     local = moment.astimezone(settings.timezone)
-    return local.date() + timedelta(days=1) if local.time() >= settings.cutoff else local.date()
+    day = local.date() + timedelta(days=1) if local.time() >= settings.cutoff else local.date()
+    if settings.weekday is not None:  # a weekly: the next edition day on or after it
+        day += timedelta(days=(settings.weekday - day.weekday()) % 7)
+    return day
 
 
 def newest_edition_date(stories: Iterable[Story], settings: Settings) -> date | None:
@@ -80,6 +84,28 @@ def edition_dates(stories: Iterable[Story], settings: Settings) -> list[date]:
     return sorted({edition_date_for(s.published, settings) for s in stories}, reverse=True)
 
 
+def selected(stories: Iterable[Story], selection: StorySelection) -> list[Story]:
+    """The stories a newsletter takes: in one of its folders, sections or tags (each given list must
+    match), at its minimum priority or above. An empty selection takes every story."""
+    folders = [f"{f}/" for f in selection.folders]
+    sections = {s.casefold() for s in selection.sections}
+    tags = {t.casefold() for t in selection.tags}
+    chosen = []
+    for story in stories:
+        if selection.only and story.id not in selection.only:
+            continue
+        if folders and not any(story.id.startswith(f) for f in folders):  # the id is its path under stories/
+            continue
+        if sections and story.section.casefold() not in sections:
+            continue
+        if tags and not tags & {t.casefold() for t in story.tags}:
+            continue
+        if selection.min_priority is not None and story.priority < selection.min_priority:
+            continue
+        chosen.append(story)
+    return chosen
+
+
 def rank(stories: Iterable[Story]) -> list[Story]:
     return sorted(stories, key=lambda s: (-s.priority, -s.published.timestamp(), s.id))
 
@@ -90,7 +116,7 @@ def select_edition(stories: Sequence[Story], day: date, settings: Settings, plan
     lo, hi = start.timestamp(), end.timestamp()
     chosen = rank(s for s in stories if lo <= s.published.timestamp() < hi)
     if not chosen:
-        raise EditionError(
+        raise NoStories(
             f"edition {day.isoformat()}: no stories published between {start.isoformat(timespec='minutes')} "
             f"and {end.isoformat(timespec='minutes')}"
         )
@@ -149,5 +175,6 @@ __all__ = [
     "newest_edition_date",
     "rank",
     "select_edition",
+    "selected",
     "window",
 ]

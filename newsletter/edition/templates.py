@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import traceback
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,9 @@ def default_templates_dir() -> Path:
 def make_environment(settings: Settings) -> jinja2.Environment:
     """The Jinja environment for `settings`' edition language: its gettext catalogue is installed, so
     `{% trans %}` and `_()` in the templates speak the reader's language (English when untranslated)."""
-    dirs = [d for d in (settings.templates_dir, default_templates_dir()) if d.is_dir()]
+    dirs = [d for d in (*settings.template_dirs, settings.templates_dir, default_templates_dir()) if d.is_dir()]
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in dict.fromkeys(dirs)]),
+        loader=TemplateLoader([str(d) for d in dict.fromkeys(dirs)], dict(settings.template_files)),
         # MJML templates are escaped; the plain-text template and the CSS are not (they are not HTML).
         autoescape=lambda name: bool(name) and not str(name).endswith((".txt.j2", ".css")),
         undefined=jinja2.StrictUndefined,
@@ -50,6 +51,26 @@ def make_environment(settings: Settings) -> jinja2.Environment:
     install_filters(env)
     env.filters["bidi"] = _isolate
     return env
+
+
+class TemplateLoader(jinja2.FileSystemLoader):
+    """The template folders, with single files standing in for named templates (a newsletter's palette,
+    an alert's layout: `Settings.template_files`)."""
+
+    def __init__(self, searchpath: list[str], files: dict[str, Path]) -> None:
+        super().__init__(searchpath)
+        self.files = files
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        stand_in = self.files.get(template)
+        if stand_in is None:
+            return super().get_source(environment, template)
+        try:
+            source = stand_in.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise jinja2.TemplateNotFound(str(stand_in)) from None
+        mtime = stand_in.stat().st_mtime
+        return source, str(stand_in), lambda: stand_in.is_file() and stand_in.stat().st_mtime == mtime
 
 
 @jinja2.pass_context
@@ -65,6 +86,12 @@ def template_path(env: jinja2.Environment, name: str, root: Path) -> str:
     """Where template `name` comes from, as a user would type it."""
     loader = env.loader
     assert isinstance(loader, jinja2.FileSystemLoader)
+    stand_in = loader.files.get(name) if isinstance(loader, TemplateLoader) else None
+    if stand_in is not None:
+        try:
+            return stand_in.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return str(stand_in)
     for base in loader.searchpath:
         candidate = Path(base) / name
         if candidate.is_file():

@@ -25,6 +25,7 @@ from __future__ import annotations
 from .config import (
     MorningTrigger,
     ScheduleConfig,
+    config_for,
     fire_times,
     format_duration,
     latest_fire,
@@ -51,6 +52,7 @@ __all__ = [
     "ZoneMorning",
     "batch_time",
     "bounces_job",
+    "config_for",
     "fire_times",
     "format_duration",
     "latest_fire",

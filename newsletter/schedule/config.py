@@ -7,7 +7,7 @@ MorningTrigger   APScheduler's CronTrigger, at most one fire per local day (DST 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..letters import Newsletter
 from ..options import check_number
 
 JOB_ID = "morning"
@@ -113,6 +114,21 @@ def read_config(settings: Settings) -> ScheduleConfig:
     if not isinstance(per_timezone, bool):
         raise ConfigError(f"{origin} 'per_timezone' must be true or false, got {per_timezone!r}")
     return ScheduleConfig(at, tz, days, grace, retries, retry_delay, per_timezone)
+
+
+def config_for(settings: Settings, config: ScheduleConfig | None = None) -> ScheduleConfig:
+    """`[schedule]` (or `config`) as the newsletter of `settings` runs it: with its rhythm when its table
+    gives one (a single `[list]` runs as `[schedule]` says)."""
+    from ..letters import find_newsletter
+
+    return newsletter_config(config or read_config(settings), find_newsletter(settings, settings.newsletter))
+
+
+def newsletter_config(config: ScheduleConfig, letter: Newsletter) -> ScheduleConfig:
+    """`[schedule]` for one newsletter: its rhythm's time (`at`) and, for a weekly, its day; the grace,
+    retries and time zone are the schedule's."""
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[letter.day] if letter.day is not None else config.days
+    return replace(config, at=letter.at or config.at, days=days)
 
 
 _DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?")

@@ -16,8 +16,17 @@ from zoneinfo import ZoneInfo
 from .. import logs, metrics
 from ..config import Settings
 from ..errors import LockedError
+from ..letters import default_settings
 from ..storage import ProcessLock, lock_key
-from .config import JOB_ID, MorningTrigger, ScheduleConfig, format_duration, in_zone, read_config
+from .config import (
+    JOB_ID,
+    MorningTrigger,
+    ScheduleConfig,
+    config_for,
+    format_duration,
+    in_zone,
+    newsletter_config,
+)
 from .morning import Morning, Outcome, RunResult, SendFn, preflight, send_with_mailing, utc_now
 from .runs import data_dir, store_path
 
@@ -69,6 +78,36 @@ def morning_job(root: str, key: str = JOB_ID) -> str:
     return daemon.on_fire(key)
 
 
+def executor_of(key: str) -> str:
+    return f"newsletter-{key}"
+
+
+def _job_name(key: str) -> str:
+    if key == JOB_ID:
+        return "morning edition"
+    if key.startswith(f"{JOB_ID}:"):
+        return f"edition of {key.split(':', 1)[1]}"
+    return f"morning edition, {key.split('@', 1)[1]}"
+
+
+def newsletter_mornings(settings: Settings, config: ScheduleConfig, **kwargs: Any) -> tuple[dict[str, Morning], bool]:
+    """The mornings of every scheduled newsletter other than the default one, keyed `morning:<id>`, and
+    whether the default newsletter is scheduled at all (a single `[list]` always is)."""
+    from ..letters import for_newsletter, newsletters
+
+    found: dict[str, Morning] = {}
+    default = False
+    for letter in newsletters(settings):
+        if letter.on_demand:
+            continue
+        one = for_newsletter(settings, letter)
+        if not one.file_prefix:
+            default = True
+            continue
+        found[f"{JOB_ID}:{letter.id}"] = Morning(one, newsletter_config(config, letter), **kwargs)
+    return found, default
+
+
 def bounces_job(root: str) -> None:
     daemon = _ACTIVE.get(root)
     if daemon is not None:
@@ -89,13 +128,17 @@ class Daemon:
         clock: Callable[[], datetime] = utc_now,
         install_signals: bool = True,
     ) -> None:
-        self.settings = settings
-        self.config = config or read_config(settings)
+        self.settings = settings = default_settings(settings)
+        self.config = config or config_for(settings)
         self.stop_event = threading.Event()
         self.morning = Morning(settings, self.config, send=send, clock=clock, stop=self.stop_event)
         # One Morning per job: the list's, or with `per_timezone` one per zone of the list (JOB_ID is
         # the schedule's own zone, so a job stored before the switch is taken over, never left to fire).
         self.mornings: dict[str, Morning] = {JOB_ID: self.morning}
+        # Every other scheduled newsletter's morning (`morning:<id>`), each with its rhythm and runs.
+        self.letters, self.default_scheduled = newsletter_mornings(
+            settings, self.config, send=send, clock=clock, stop=self.stop_event
+        )
         self._send = send
         self.clock = clock
         self.install_signals = install_signals
@@ -151,8 +194,12 @@ class Daemon:
                 "default": SQLAlchemyJobStore(**job_store(self.settings)),
                 "memory": MemoryJobStore(),  # retries: a restart re-derives them from the runs table
             },
-            # One worker: the cron job, a catch-up and a retry never run at the same time.
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            # One worker per newsletter: its cron job, a catch-up and a retry never run at the same time,
+            # and one newsletter's long or failing morning never holds up another's.
+            executors={
+                "default": ThreadPoolExecutor(max_workers=1),
+                **{executor_of(key): ThreadPoolExecutor(max_workers=1) for key in self.letters},
+            },
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
@@ -172,6 +219,9 @@ class Daemon:
         if self.config.per_timezone:
             self.mornings = self._zone_mornings()
             self.morning = self.mornings[JOB_ID]
+        if not self.default_scheduled:  # [newsletters.<id>] without the default one: its morning is not theirs
+            self.mornings = {}
+        self.mornings.update(self.letters)
         for key, morning in self.mornings.items():
             due = morning.due_at_start()
             now = self.clock()
@@ -184,9 +234,10 @@ class Daemon:
                 trigger=trigger,
                 args=[root, key],
                 id=key,
-                name="morning edition" if key == JOB_ID else f"morning edition, {key.split('@', 1)[1]}",
+                name=_job_name(key),
                 replace_existing=True,
                 next_run_time=first,
+                executor=executor_of(key) if key in self.letters else "default",
             )
             if key == JOB_ID:
                 self._log_start(due, trigger, now)
@@ -356,7 +407,8 @@ class Daemon:
 
 def run_now(settings: Settings, *, send: SendFn | None = None, stop: threading.Event | None = None) -> RunResult:
     """`newsletter schedule --run-now`: the job once, in the foreground, for today's edition."""
-    morning = Morning(settings, send=send, stop=stop)
+    settings = default_settings(settings)
+    morning = Morning(settings, config_for(settings), send=send, stop=stop)
     result = morning.run(morning.clock(), manual=True)
     metrics.scheduler_run(settings.list.id, result.outcome.value)
     return result

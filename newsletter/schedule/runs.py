@@ -75,6 +75,9 @@ def data_dir(settings: Settings) -> Path:
 
 
 def store_path(settings: Settings) -> Path:
+    """`data/schedule.sqlite`; another newsletter's runs in `data/schedule-newsletters/<id>.sqlite`."""
+    if settings.file_prefix:
+        return data_dir(settings) / "schedule-newsletters" / f"{settings.newsletter}.sqlite"
     return data_dir(settings) / "schedule.sqlite"
 
 
@@ -318,7 +321,9 @@ def _make(found: tuple[Any, ...]) -> RunRow:
 def open_run_store(settings: Settings, zone: str = "") -> RunStore:
     """The runs table the settings name: PostgreSQL when `database_url` is set, else data/schedule.sqlite;
     with `zone`, that time zone's batches (`per_timezone`): its own file, or its rows of the zones' tables."""
-    if settings.database_url:
+    # The PostgreSQL runs table has one row per date and no newsletter: another newsletter's runs stay in
+    # its SQLite file, on the scheduler's machine.
+    if settings.database_url and not settings.file_prefix:
         names = _PG_ZONE_NAMES if zone else _PG_NAMES
         db = open_pg("the scheduler's runs", settings.database_url, names=names, reconnect=reconnect_seconds(settings))
         return RunStore(db, zone=zone)

@@ -31,6 +31,7 @@ Public face: the names in `__all__`.
 
 from __future__ import annotations
 
+from ..config import DEFAULT_NEWSLETTER, default_newsletter_id
 from .adapter import DEFAULT_RECONNECT, Database, RecordStore, open_pg, open_sqlite, reconnect_seconds
 from .backup import BackupError, BackupReport, backup, restore, sqlite_files, verify
 from .checkup import Finding, check_stores
@@ -40,7 +41,7 @@ from .integrity import LEDGER_WALK, check_file
 from .migrate import Moved, migrate_from_sqlite
 from .reader_fields import Fields
 from .reader_open import open_readers, reader_base_path, upgrade_reader_base_file
-from .readerbase import DEFAULT_NEWSLETTER, READER_STATUSES, default_newsletter_id, hashed_key
+from .readerbase import READER_STATUSES, hashed_key
 from .readers import ReaderBase, SqlSubscriberStore, open_store
 from .records import ProcessLock, owner_alive, this_owner
 from .subscribers import (

@@ -356,8 +356,9 @@ def open_sqlite(
     only when it is at most `walk_up_to` bytes (see `integrity`)."""
     path = Path(path)
     try:
-        if path.exists() and not _open_here(path):
-            check_file(path, store, walk_up_to=walk_up_to)
+        if path.exists():
+            if not _open_here(path):  # a file this process holds open was checked when it was opened
+                check_file(path, store, walk_up_to=walk_up_to)
         elif readonly:
             raise StorageError(f"{path}: {store}: no such file")
         else:

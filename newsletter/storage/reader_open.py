@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Settings
+from ..config import Settings, default_newsletter_id
 from .adapter import reconnect_seconds
-from .readerbase import default_newsletter_id, open_reader_base_file, open_reader_base_pg
+from .readerbase import open_reader_base_file, open_reader_base_pg
 from .readers import ReaderBase
 from .subscribers import store_location
 
@@ -26,16 +26,18 @@ def legacy_suppression_path(settings: Settings) -> Path:
 
 
 def open_readers(settings: Settings) -> ReaderBase:
-    """The newsletter's reader base: PostgreSQL when `database_url` is set, else the SQLite file (created,
-    or brought up to date, with an old suppression file merged in once)."""
-    newsletter = default_newsletter_id(settings)
+    """The reader base, speaking for the newsletter of `settings`: PostgreSQL when `database_url` is set,
+    else the SQLite file (created, or brought up to date, with an old suppression file merged in once)."""
+    # Existing confirmed readers are subscribed, once, to the default newsletter; the base then speaks for
+    # the newsletter of `settings` (sign-ups, one-click, enrolment).
+    first = default_newsletter_id(settings.whole or settings)
     if settings.database_url:
-        db = open_reader_base_pg(settings.database_url, newsletter=newsletter, reconnect=reconnect_seconds(settings))
+        db = open_reader_base_pg(settings.database_url, newsletter=first, reconnect=reconnect_seconds(settings))
     else:
         db = open_reader_base_file(
-            reader_base_path(settings), legacy=legacy_suppression_path(settings), newsletter=newsletter
+            reader_base_path(settings), legacy=legacy_suppression_path(settings), newsletter=first
         )
-    return ReaderBase(db, newsletter)
+    return ReaderBase(db, settings.newsletter)
 
 
 def upgrade_reader_base_file(settings: Settings) -> Path:

@@ -21,13 +21,12 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from ..config import DEFAULTS, Settings
+from ..config import DEFAULT_NEWSLETTER
 from ..errors import StorageError
 from .adapter import Database, open_pg, open_sqlite
 
 _log = logging.getLogger("newsletter.readers")
 
-DEFAULT_NEWSLETTER = "daily"
 READER_STATUSES = ("pending", "confirmed", "unsubscribed", "bounced", "complained")
 SUBSCRIPTION_STATUSES = ("pending", "confirmed", "unsubscribed")
 EVENT_KINDS = (
@@ -99,12 +98,6 @@ CREATE TABLE IF NOT EXISTS reader_meta (
 ) WITHOUT ROWID;
 """
 )
-
-
-def default_newsletter_id(settings: Settings) -> str:
-    """The id of the one newsletter a single `[list]` configuration sends: `[list] id` when the settings
-    give one, else "daily"."""
-    return DEFAULT_NEWSLETTER if settings.list.id == DEFAULTS["list"]["id"] else settings.list.id
 
 
 def hashed_key(address: str) -> str:

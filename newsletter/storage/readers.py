@@ -24,11 +24,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..config import DEFAULT_NEWSLETTER
 from .adapter import Database, RecordStore
 from .history import ReaderEvents, SubscriptionStore
 from .reader_fields import Fields, apply_fields
 from .readerbase import (
-    DEFAULT_NEWSLETTER,
     hashed_key,
     open_reader_base_pg,
 )

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..config import DEFAULT_NEWSLETTER
 from ..errors import ConfigError
 from .adapter import Database, RecordStore
-from .readerbase import DEFAULT_NEWSLETTER, READER_STATUSES, open_reader_base_file
+from .readerbase import READER_STATUSES, open_reader_base_file
 
 STATUSES = READER_STATUSES
 DEFAULT_PATH = "data/subscribers.sqlite"

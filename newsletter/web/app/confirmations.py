@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS signups (
     attempts    INTEGER NOT NULL DEFAULT 0,
     claimed_by  TEXT,
     last_error  TEXT,
-    timezone    TEXT NOT NULL DEFAULT ''   -- the form's optional time zone (an IANA name, checked later)
+    timezone    TEXT NOT NULL DEFAULT '',  -- the form's optional time zone (an IANA name, checked later)
+    newsletters TEXT NOT NULL DEFAULT ''   -- the newsletters ticked on the form, comma-separated ('': the default)
 );
 """
 
@@ -58,6 +59,7 @@ class SignUp:
     lang: str
     source: str  # the form it came from (recorded with the consent)
     timezone: str = ""  # as typed into the form; the reader base keeps it only when it is an IANA name
+    newsletters: tuple[str, ...] = ()  # the public newsletters ticked on the form; empty: the default one
 
 
 class ConfirmationQueue:
@@ -67,8 +69,10 @@ class ConfirmationQueue:
         self.path = path
         # A damaged queue file is refused like any store (never read as an empty queue).
         self._db = open_sqlite("the confirmation queue", path, schema=_SCHEMA)
-        if "timezone" not in {str(r[1]) for r in self._db.query("SELECT * FROM pragma_table_info('signups')")}:
-            self._db.execute("ALTER TABLE signups ADD COLUMN timezone TEXT NOT NULL DEFAULT ''")  # an older queue
+        columns = {str(r[1]) for r in self._db.query("SELECT * FROM pragma_table_info('signups')")}
+        for column in ("timezone", "newsletters"):  # a queue of an older version
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE signups ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._owner = f"{os.getpid()}:{id(self)}"
@@ -79,8 +83,17 @@ class ConfirmationQueue:
 
     def put(self, signup: SignUp) -> None:
         self._db.execute(
-            "INSERT INTO signups (address, name, lang, source, due, timezone) VALUES (?, ?, ?, ?, ?, ?)",
-            (signup.address, signup.name, signup.lang, signup.source, time.time() + POLL, signup.timezone),
+            "INSERT INTO signups (address, name, lang, source, due, timezone, newsletters) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                signup.address,
+                signup.name,
+                signup.lang,
+                signup.source,
+                time.time() + POLL,
+                signup.timezone,
+                ",".join(signup.newsletters),
+            ),
         )
 
     def waiting(self) -> int:
@@ -112,7 +125,8 @@ class ConfirmationQueue:
         now = time.time()
         with self._db.transaction() as db:
             rows = db.query(
-                "SELECT id, address, name, lang, source, attempts, timezone FROM signups WHERE due <= ? ORDER BY due "
+                "SELECT id, address, name, lang, source, attempts, timezone, newsletters FROM signups WHERE due <= ? "
+                "ORDER BY due "
                 "LIMIT 20",
                 (now,),
             )
@@ -121,7 +135,8 @@ class ConfirmationQueue:
                 [(now + CLAIM, self._owner, r[0]) for r in rows],
             )
         for row in rows:
-            yield int(row[0]), SignUp(row[1], row[2], row[3], row[4], str(row[6] or "")), int(row[5])
+            letters = tuple(n for n in str(row[7] or "").split(",") if n)
+            yield int(row[0]), SignUp(row[1], row[2], row[3], row[4], str(row[6] or ""), letters), int(row[5])
 
     def _handle(self, handle: Callable[[SignUp], None], row_id: int, signup: SignUp, attempts: int) -> None:
         try:

@@ -11,8 +11,10 @@ POST /confirm/<token>    confirms, with a consent record (time, form, keyed hash
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -20,7 +22,8 @@ from starlette.routing import Route
 from ... import metrics
 from ...config import Settings
 from ...delivery import check_address, clean_name
-from ...storage import Consent, now_iso
+from ...letters import chosen_settings
+from ...storage import Consent, ReaderBase, SubscriberRecord, now_iso
 from . import mail, tokens
 from .confirmations import SignUp
 from .context import AppContext, client_ip, context_of
@@ -38,7 +41,35 @@ def subscribe_form(request: Request) -> Response:
     ctx = context_of(request)
     lang = ctx.language_of(request)
     canonical = ctx.base + ctx.with_lang("/subscribe", lang)
-    return ctx.page("subscribe.html", lang, csrf=ctx.csrf.issue(), error="", email="", name="", canonical=canonical)
+    return ctx.page(
+        "subscribe.html",
+        lang,
+        csrf=ctx.csrf.issue(),
+        error="",
+        email="",
+        name="",
+        canonical=canonical,
+        newsletters=offered(ctx.settings),
+    )
+
+
+def offered(settings: Settings) -> list[dict[str, Any]]:
+    """The newsletters the form offers as checkboxes: the public ones, when there are several (none: the
+    form is for the one newsletter, as ever). The default newsletter's box is ticked."""
+    public = [one for one in chosen_settings(settings, None) if one.public]
+    if len(public) < 2:
+        return []
+    return [
+        {"id": one.newsletter, "name": one.title, "description": one.tagline, "checked": not one.file_prefix}
+        for one in public
+    ]
+
+
+def _ticked(settings: Settings, form: FormData) -> tuple[str, ...]:
+    """The public newsletters ticked on the form, in the configuration's order; none (an older form, the
+    archive's): the default newsletter."""
+    wanted = {str(v) for v in form.getlist("newsletter")}
+    return tuple(n["id"] for n in offered(settings) if n["id"] in wanted)
 
 
 async def subscribe(request: Request) -> Response:
@@ -58,7 +89,16 @@ async def subscribe(request: Request) -> Response:
         address = check_address(raw[:320])
     except ValueError:
         error = _("Please enter a valid email address.")
-        return ctx.page("subscribe.html", lang, 400, csrf=ctx.csrf.issue(), error=error, email=raw[:320], name=name)
+        return ctx.page(
+            "subscribe.html",
+            lang,
+            400,
+            csrf=ctx.csrf.issue(),
+            error=error,
+            email=raw[:320],
+            name=name,
+            newsletters=offered(ctx.settings),
+        )
     for window, key in ((ctx.per_ip, client_ip(request)), (ctx.per_address, address.lower())):
         wait = window.hit(key)
         if wait is not None:
@@ -70,7 +110,8 @@ async def subscribe(request: Request) -> Response:
         source = "subscribe"
     # One row on disk for every address alike; whether an email goes out is the worker's business.
     zone = str(form.get("timezone", ""))[:64].strip()
-    await run_in_threadpool(ctx.queue.put, SignUp(address, name, lang, source, zone))
+    signup = SignUp(address, name, lang, source, zone, _ticked(ctx.settings, form))
+    await run_in_threadpool(ctx.queue.put, signup)
     return done
 
 
@@ -124,7 +165,7 @@ async def confirm(request: Request) -> Response:
     def record() -> bool:
         # One change: confirmed, off the suppression list, subscribed, in the history — unless the address
         # unsubscribed (or bounced, complained, was forgotten) after this link was issued: then it is void.
-        done = ctx.suppression.confirm(found.address, consent, issued=issued) is not None
+        done = confirm_all(ctx.suppression, found.address, consent, issued) is not None
         metrics.public_event("confirm", ctx.settings.list.id)
         return done
 
@@ -145,6 +186,30 @@ async def confirm(request: Request) -> Response:
     )
 
 
+def sign_up_for(base: ReaderBase, signup: SignUp, lang: str) -> tuple[SubscriberRecord, bool]:
+    """The sign-up's request in the reader base: a pending subscription to each newsletter ticked (the
+    default one when none was); and whether one of them still waits for confirmation."""
+    letters = signup.newsletters or (base.newsletter,)
+    for letter in letters:
+        one = base if letter == base.newsletter else ReaderBase(base.db, letter)
+        record = one.sign_up(signup.address, name=signup.name, locale=lang, timezone=signup.timezone)
+    key = signup.address.strip().lower()
+    return record, any(s.status == "pending" and s.newsletter in letters for s in base.subscriptions.of(key))
+
+
+def confirm_all(base: ReaderBase, address: str, consent: Consent, issued: float) -> SubscriberRecord | None:
+    """One double opt-in for every newsletter chosen on the form: the reader confirmed, then each of their
+    pending subscriptions confirmed with the same consent."""
+    key = address.strip().lower()
+    letters = [s.newsletter for s in base.subscriptions.of(key) if s.status == "pending"] or [base.newsletter]
+    record = None
+    for letter in letters:
+        record = ReaderBase(base.db, letter).confirm(address, consent, issued=issued)
+        if record is None:
+            return None  # the address left after the link was sent: void for every newsletter
+    return record
+
+
 class ConfirmationSender:
     """What the queue's worker does with one sign-up: record the request, then mail the link unless the
     address is confirmed (and not suppressed) already. Compiled templates live as long as the server."""
@@ -160,9 +225,9 @@ class ConfirmationSender:
         ctx = self.ctx
         lang = signup.lang if signup.lang in self.editions else ctx.settings.languages[0]
         # The form's language is the reader's locale: their edition from the next send on.
-        record = ctx.suppression.sign_up(signup.address, name=signup.name, locale=lang, timezone=signup.timezone)
+        record, pending = sign_up_for(ctx.suppression, signup, lang)
         metrics.public_event("signup", ctx.settings.list.id)
-        if record.status == "confirmed" and signup.address not in ctx.suppression:
+        if record.status == "confirmed" and not pending and signup.address not in ctx.suppression:
             return  # already getting it: nothing to confirm, and the answer was the same
         token = tokens.make_confirm_token(
             ctx.secret, ctx.settings.list.id, signup.address, signup.source, ctx.options.confirm_hours

@@ -10,6 +10,14 @@ from .context import LANGUAGES, Desk
 from .registry import desk_page
 
 PAGE = 50
+# The families of actions the audit page filters by (an action's name up to its first dot).
+FAMILIES = (
+    ("", N_("All actions")),
+    ("login", N_("Sign-ins")),
+    ("login.", N_("Refused or limited sign-ins")),
+    ("plan.", N_("Changes to editions")),
+    ("user.", N_("Changes to users")),
+)
 
 
 @desk_page("/audit", nav=N_("Audit log"), order=80)
@@ -20,7 +28,10 @@ async def audit_page(desk: Desk) -> Response:
     action = desk.request.query_params.get("action", "")[:50]
     entries = await run_in_threadpool(lambda: desk.ctx.audit.entries(limit=PAGE + 1, before=before, action=action))
     older = entries[PAGE].id + 1 if len(entries) > PAGE else None
-    return desk.page("audit.html", entries=entries[:PAGE], older=older, action=action)
+    families = [(value, desk._(label)) for value, label in FAMILIES]
+    if action and action not in dict(FAMILIES):
+        families.append((action, action))
+    return desk.page("audit.html", entries=entries[:PAGE], older=older, action=action, families=families)
 
 
 @desk_page("/language", methods=("POST",))

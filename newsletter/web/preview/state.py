@@ -36,6 +36,7 @@ from ...edition import (
 )
 from ...editorial import plan_for
 from ...errors import NewsletterError
+from ...letters import chosen_settings
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,12 @@ class _Outcome:
 class Previewer:
     """Thread-safe: request handlers run in a thread pool while the watcher calls `changed()`."""
 
-    def __init__(self, root: Path, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, root: Path, overrides: Mapping[str, Any] | None = None, newsletter: str | None = None) -> None:
         self.root = Path(root)
         self._overrides = dict(overrides or {})
+        self._newsletter = newsletter  # one of [newsletters.<id>]; None: the default newsletter
         # The first load is not guarded: a config that is broken from the start is the CLI's one-line error.
-        self._settings = load_settings(self.root, self._overrides)
+        self._settings = self._load()
         self._config_problem: str | None = None
         self._lock = threading.RLock()
         self._generation = 0
@@ -110,6 +112,10 @@ class Previewer:
         self._outcomes: dict[tuple[date, str], _Outcome] = {}
         self._good: dict[tuple[date, str], _Outcome] = {}
         self._viewed: dict[tuple[date, str], float] = {}
+
+    def _load(self) -> Settings:
+        settings = load_settings(self.root, self._overrides)
+        return chosen_settings(settings, self._newsletter)[0] if self._newsletter else settings
 
     @property
     def generation(self) -> int:
@@ -125,7 +131,7 @@ class Previewer:
         with self._lock:
             self._generation += 1
             try:
-                self._settings = load_settings(self.root, self._overrides)
+                self._settings = self._load()
                 self._config_problem = None
             except NewsletterError as exc:
                 self._config_problem = str(exc)

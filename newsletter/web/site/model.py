@@ -80,8 +80,9 @@ def private_dates(settings: Settings) -> frozenset[str]:
 
 
 def lang_prefix(settings: Settings) -> str:
-    """`/<lang>` for a language edition other than the list's first (default) one, else ''."""
-    return f"/{settings.language}" if settings.language != settings.languages[0] else ""
+    """`/<lang>` for a language edition other than the list's first (default) one, else ''; under
+    `/<newsletter>` for a newsletter other than the default one (its own section of the archive)."""
+    return settings.archive_prefix
 
 
 def lang_base(settings: Settings) -> str:

@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 from ...config import Settings
 from ...edition import BodyPhoto, Story, email_logo, make_environment, text_direction, translations
 from ...images import MODERN, Masthead, Published, image_options, srcset
+from ...letters import for_newsletter, newsletters
 from .model import PageStory, WebEdition, base_path, lang_base
 
 # CSS custom property → role in templates/palette.j2 (the email's colours, light and dark).
@@ -301,7 +302,28 @@ def index_page(settings: Settings, entries: Sequence[dict[str, Any]], page: int,
         description=settings.tagline,
         image="",
         noindex=False,
+        newsletters=_newsletter_links(settings),
     )
+
+
+def _newsletter_links(settings: Settings) -> list[dict[str, Any]]:
+    """The public newsletters' sections of the archive, for the indexes in the first language (none when
+    there is only one): newsletters' names and descriptions are configured in that language."""
+    if settings.language != (settings.whole or settings).languages[0]:
+        return []
+    found = []
+    for one in archived_newsletters(settings):
+        if settings.language in one.languages:
+            one = one.for_language(settings.language)
+        found.append(
+            {
+                "name": one.title,
+                "description": one.tagline,  # its description, else the shared tagline
+                "url": f"{lang_base(one)}/",
+                "current": one.newsletter == settings.newsletter,
+            }
+        )
+    return found if len(found) > 1 else []
 
 
 def feed_xml(settings: Settings, entries: Sequence[tuple[dict[str, Any], str]]) -> bytes:
@@ -343,11 +365,20 @@ def sitemap_xml(urls: Sequence[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def archived_newsletters(settings: Settings) -> list[Settings]:
+    """The settings of every newsletter with a part in the web archive: public, and not on demand."""
+    return [
+        for_newsletter(settings, letter) for letter in newsletters(settings) if letter.public and not letter.on_demand
+    ]
+
+
 def robots_txt(settings: Settings) -> str:
-    """robots.txt, naming the sitemap of every language edition."""
+    """robots.txt, naming the sitemap of every language edition of every newsletter in the archive."""
     path = base_path(settings)
     sitemaps = "".join(
-        f"Sitemap: {lang_base(settings.for_language(lang))}/sitemap.xml\n" for lang in settings.languages
+        f"Sitemap: {lang_base(one.for_language(lang))}/sitemap.xml\n"
+        for one in archived_newsletters(settings)
+        for lang in one.languages
     )
     return f"User-agent: *\nDisallow: {path}/u/\nDisallow: {path}/confirm/\nAllow: {path}/\n" + sitemaps
 

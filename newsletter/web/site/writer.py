@@ -40,7 +40,6 @@ from .model import (
     WebEdition,
     file_for,
     lang_base,
-    lang_prefix,
     site_dir,
     story_pages,
     web_edition,
@@ -68,7 +67,9 @@ class SiteReport:
 def catalog_dir(settings: Settings) -> Path:
     """`data/site/` (the default language edition), `data/site/<lang>/` (another)."""
     base = settings.root / "data" / "site"
-    return base / settings.language if lang_prefix(settings) else base
+    if settings.file_prefix:  # another newsletter's catalogue: data/site/<newsletter>/[<lang>/]
+        base = base / settings.newsletter
+    return base / settings.language if settings.language != settings.languages[0] else base
 
 
 class _Writer:
@@ -150,9 +151,9 @@ class _Writer:
             chunk = public[(n - 1) * PER_PAGE : n * PER_PAGE]
             self.page(f"{base}/" if n == 1 else f"{base}/page/{n}/", pages.index_page(settings, chunk, n, count))
         if public:
-            self.put(
-                self.root / "latest" / "index.html", pages.render("latest.html", settings, target=public[0]["url"])
-            )
+            # The default newsletter's latest/ at the root, another's under its own section.
+            latest = self.root / settings.newsletter if settings.file_prefix else self.root
+            self.put(latest / "latest" / "index.html", pages.render("latest.html", settings, target=public[0]["url"]))
         feed = []
         for entry in public[:FEED_ENTRIES]:
             content = catalog_dir(settings) / f"{entry['date']}.html"
