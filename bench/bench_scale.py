@@ -197,6 +197,10 @@ def _one_sender(root: Path, cluster: pg_cluster.PgCluster) -> Iterator[tuple[str
             ours.append(_null_send(root, N, _database(cluster, backend, "")))
             if before:
                 old.append(_null_send(old_root, N, _database(cluster, backend, before), before))
+        print(
+            f"  {backend} runs, this version: {[round(r) for r in ours]}; before: {[round(r) for r in old]}",
+            file=sys.stderr,
+        )
         medians[backend] = statistics.median(ours)
         yield f"scale.one_sender_{N}_null_sink.{backend}", medians[backend], "msg/s"
         if old:

@@ -54,7 +54,9 @@ def test_mailing_options_from_the_file_and_the_environment(tmp_path: Path) -> No
     options = settings.options(MAILING)
     assert (options.max_attempts, options.suppress_bounces, options.lease_seconds) == (3, False, 30.0)
     assert ledger_dir(settings) == options.ledger_dir == (root / "records" / "ledgers").resolve()
-    assert suppression_path(settings) == (root / "records" / "s.sqlite").resolve()
+    # `[mailing] suppression` names an older separate list only; the list lives in the reader base now.
+    assert options.suppression == (root / "records" / "s.sqlite").resolve()
+    assert suppression_path(settings) == root / "data" / "subscribers.sqlite"
     plain = settings_with(tmp_path / "plain", "").options(MAILING)
     assert plain.ledger_dir == (tmp_path / "plain" / "data" / "ledger").resolve() and plain.max_attempts == 5
 

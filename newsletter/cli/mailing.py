@@ -134,7 +134,27 @@ def send(
     chosen = load_newsletters(root, newsletter_id, scheduled_only=True)
     if newsletter_id is None:  # a weekly goes out on its day only, unless asked for by name
         chosen = [one for one in chosen if _due(one, as_date(day))]
+        if subscribers is not None:
+            chosen = _for_the_list(chosen, subscribers)
     each_newsletter(chosen, one)
+
+
+def _for_the_list(chosen: list[Any], subscribers: Any) -> list[Any]:
+    """A list file is one newsletter's readers: without --newsletter it goes to the default newsletter
+    only, never to every newsletter of the day (a weekly must not reach the daily's list by accident)."""
+    from ..config import default_newsletter_id
+
+    if len(chosen) < 2:
+        return chosen
+    default = [one for one in chosen if one.newsletter == default_newsletter_id(one)]
+    for other in chosen:
+        if other not in default:
+            echo_err(
+                f"{other.newsletter}: skipped: {subscribers} is one newsletter's list; "
+                f"send it to this one with --newsletter {other.newsletter}",
+                level="warning",
+            )
+    return default
 
 
 def _due(settings: Any, day: Any) -> bool:
