@@ -343,3 +343,48 @@ def test_a_scheduler_rides_out_a_database_restart(tmp_path: Path) -> None:
         assert datetime.now(UTC) > fired  # (the clock the morning was caught up by)
     finally:
         cluster.stop()
+
+
+def test_a_waiting_scheduler_gives_up_on_a_lost_database_with_one_line(tmp_path: Path) -> None:
+    """A daemon waiting for its next morning whose PostgreSQL stays away past `[database]
+    reconnect_seconds` stops with one line naming the database and exit status 1, no traceback, instead
+    of retrying for ever unseen."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from tests import pg_cluster
+    from tests.test_schedule_e2e import wait_for
+
+    later = datetime.now(ZoneInfo("Europe/Paris")) + timedelta(hours=6)  # nothing to catch up: it waits
+    root = tmp_path / "news"
+    (root / "stories").mkdir(parents=True)
+    (root / "subscribers.csv").write_text("email\nreader@example.com\n")
+    (root / "newsletter.toml").write_text(
+        f'timezone = "Europe/Paris"\n[schedule]\nat = "{later:%H:%M:%S}"\n'
+        '[mailing]\nsubscribers = "subscribers.csv"\n[database]\nreconnect_seconds = 3\n'
+    )
+    cluster = pg_cluster.PgCluster().start()
+    try:
+        url = cluster.new_database()
+        env = {**os.environ, SECRET_ENV: "fleet-secret", "NEWSLETTER_DATABASE_URL": url}
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "schedule", "--root", str(root)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            time.sleep(4)  # started, looked at the database once at least
+            assert daemon.poll() is None, daemon.communicate()
+            cluster.halt()
+            wait_for(lambda: daemon.poll() is not None, 60, "the scheduler to give up")
+        finally:
+            if daemon.poll() is None:
+                daemon.send_signal(signal.SIGTERM)
+            _out, err = daemon.communicate(timeout=60)
+            cluster.resume()
+        assert daemon.returncode == 1, err
+        assert "Traceback" not in err, err
+        lines = [line for line in err.splitlines() if "the scheduler stops" in line]
+        assert len(lines) == 1 and "the scheduler's database" in lines[0], err
+        assert "password" not in lines[0]
+    finally:
+        cluster.stop()

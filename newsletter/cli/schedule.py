@@ -93,7 +93,8 @@ def schedule(
         serve_metrics(metrics_port)
     with logging_to_stderr():
         if not run_now:
-            Daemon(settings, config).run()
+            if Daemon(settings, config).run():
+                raise SystemExit(1)  # the daemon said why in its last line
             return
         stop = threading.Event()
         handlers: dict[signal.Signals, Any] = {}

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from .. import logs, metrics
 from ..config import Settings
-from ..errors import LockedError
+from ..errors import LockedError, StorageError
 from ..letters import default_settings
 from ..storage import ProcessLock, lock_key
 from .config import (
@@ -146,6 +146,7 @@ class Daemon:
         self.results: list[RunResult] = []
         self._signal: str | None = None
         self.scheduler: Any = None
+        self.lost_database = False  # gave up on PostgreSQL after `[database] reconnect_seconds`
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Thread- and signal-safe: the in-flight message finishes, then the scheduler shuts down."""
@@ -167,7 +168,7 @@ class Daemon:
             self._add_bounces_job(root)
             self._serve(root)
         log.info("scheduler stopped (%s)", self._signal or "shut down")
-        return 0
+        return 1 if self.lost_database else 0
 
     @contextlib.contextmanager
     def _signals_handled(self) -> Iterator[None]:
@@ -259,6 +260,8 @@ class Daemon:
                 log.info("%s received before start: not starting", self._signal)
             else:
                 watcher.start()
+                if self.settings.database_url:
+                    threading.Thread(target=self._watch_database, name="schedule-database", daemon=True).start()
                 self.scheduler.start()
         finally:
             _ACTIVE.pop(root, None)
@@ -266,6 +269,26 @@ class Daemon:
             self.stop_event.set()
             if watcher.is_alive():
                 watcher.join()
+
+    def _watch_database(self) -> None:
+        """While the daemon waits for its next morning, look at PostgreSQL now and then: the adapter retries
+        a lost connection for `[database] reconnect_seconds`; past that the daemon stops with one line
+        rather than retrying for ever unseen (started again, it resumes where it was)."""
+        from ..storage import open_pg, reconnect_seconds
+
+        patience = reconnect_seconds(self.settings)
+        db = open_pg("the scheduler's database", self.settings.database_url, reconnect=patience)
+        try:
+            while not self.stop_event.wait(min(30.0, max(1.0, patience / 3))):
+                try:
+                    db.scalar("SELECT 1")
+                except StorageError as exc:
+                    log.error("%s; the scheduler stops: start it again once the database is back", exc)
+                    self.lost_database = True
+                    self.request_stop("database lost")
+                    return
+        finally:
+            db.close()
 
     def _watch_stop(self) -> None:
         self.stop_event.wait()
