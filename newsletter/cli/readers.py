@@ -146,7 +146,7 @@ def forget(root: Path, address: str) -> None:
     """
     with _readers(root) as base:
         known = base.forget(address)
-    said = "erased" if known else "nothing was kept about it;"
+    said = "erased;" if known else "nothing was kept about it;"
     click.echo(f"{address}: {said} a hashed suppression entry keeps it from being mailed or imported again")
 
 
