@@ -31,11 +31,19 @@ def available() -> bool:
 
 
 def _free_port() -> int:
+    """A loopback port free for both UDP and TCP (knotd listens on both)."""
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
 
 
 class KnotServer:
@@ -101,12 +109,17 @@ zone:
         return [*prefix, str(KNOTD), "-c", str(self.dir / "knot.conf")]
 
     def start(self) -> KnotServer:
-        self._proc = subprocess.Popen(
-            self.write(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._wait()
+        # A free port can be taken by another process (an outgoing connection's ephemeral port) between
+        # the look and knotd's bind: then another port, a few times.
+        for attempt in range(5):
+            self._proc = subprocess.Popen(self.write(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                self._wait()
+                return self
+            except RuntimeError as exc:
+                if "address already in use" not in str(exc) or attempt == 4:
+                    raise
+                self.port = _free_port()
         return self
 
     def _wait(self) -> None:

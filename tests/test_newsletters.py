@@ -222,14 +222,20 @@ def test_send_and_status_go_through_each_newsletter_with_its_own_ledger(
     args = ["--root", str(languages_root), "--date", DEMO_DATE.isoformat()]
     sent = CliRunner().invoke(cli, ["send", *args, "--subscribers", "readers.csv", "--no-progress"])
     assert sent.exit_code == 0, sent.output
-    assert "Newsletter daily:" in sent.output and "Newsletter weekly:" in sent.output
+    # A list file is one newsletter's readers: without --newsletter the default newsletter's only.
+    assert "weekly: skipped: readers.csv is one newsletter's list; send it to this one with --newsletter weekly" in (
+        sent.output
+    )
     assert "Newsletter breaking:" not in sent.output  # on demand: `newsletter alert`
+    assert not (languages_root / "outbox" / "weekly").exists()
+    weekly = CliRunner().invoke(cli, ["send", *args, "--newsletter", "weekly", "--subscribers", "readers.csv"])
+    assert weekly.exit_code == 0 and "sent 2" in weekly.output, weekly.output
     ledgers = sorted(p.name for p in (languages_root / "data" / "ledger").glob("*.sqlite"))
     assert ledgers == [f"2016-12-30.{lang}.sqlite" for lang in ("ar", "en", "fr")] + ["weekly.2016-12-30.sqlite"]
     weekly_mail = sorted(p.name for p in (languages_root / "outbox" / "weekly" / "2016-12-30" / "mail").glob("*.eml"))
     assert weekly_mail == ["ada@example.org.eml", "bo@example.org.eml"]
     again = CliRunner().invoke(cli, ["send", *args, "--newsletter", "weekly", "--subscribers", "readers.csv"])
-    assert again.exit_code == 0 and "sent 2" in again.output and "Newsletter" not in again.output
+    assert again.exit_code == 0 and "sent 2 (0 this run)" in again.output, again.output
     assert len(list((languages_root / "outbox" / "weekly" / "2016-12-30" / "mail").glob("*.eml"))) == 2
     status = CliRunner().invoke(cli, ["status", *args, "--newsletter", "weekly"])
     assert status.exit_code == 0, status.output

@@ -43,12 +43,13 @@ def _paper(tmp_path: Path, fired: datetime) -> Settings:
 def test_a_stuck_newsletter_does_not_delay_another(tmp_path: Path) -> None:
     fired = (datetime.now(PARIS) - timedelta(minutes=5)).replace(second=0, microsecond=0)
     settings = _paper(tmp_path, fired)
-    release, weekly_sent = threading.Event(), threading.Event()
+    release, weekly_sent, daily_started = threading.Event(), threading.Event(), threading.Event()
     calls: list[tuple[str, date]] = []
 
     def send(one: Settings, day: date, *, stop: threading.Event | None = None) -> Sent:
         calls.append((one.newsletter, day))
         if one.newsletter == "daily":  # a morning that hangs on its relay, then fails
+            daily_started.set()
             release.wait(20)
             raise DeliveryError("cannot connect to smtp://127.0.0.1:9: Connection refused")
         weekly_sent.set()
@@ -61,7 +62,8 @@ def test_a_stuck_newsletter_does_not_delay_another(tmp_path: Path) -> None:
     thread.start()
     try:
         assert weekly_sent.wait(20), f"the weekly waited for the daily: {calls}"
-        assert ("daily", fired.date()) in calls  # the daily is running (stuck) meanwhile
+        # The daily runs (stuck until released) meanwhile; the two mornings may start in either order.
+        assert daily_started.wait(20) and ("daily", fired.date()) in calls
     finally:
         release.set()
         daemon.request_stop("test")
